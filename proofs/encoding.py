@@ -1,0 +1,346 @@
+"""Canonical encoding of training state, and the roots and proofs built on it.
+
+A *state* is a mapping from tensor names to numpy arrays (parameters, optimizer buffers, step
+counter, RNG state). Its commitment is a two-level Merkle tree (RFC 6962 trees, see
+:mod:`proofs.merkle`) whose leaves are fixed-size chunks of tensor data, so that a verifier can check
+one chunk, or one tensor, against a signed root without the rest of the state.
+
+Terms
+-----
+canonical array
+    The array as little-endian, C-order bytes. Only numeric dtypes (numpy kinds ``b i u f c``:
+    bool, signed and unsigned integers, floats, complex) are accepted; anything else, and any name
+    that is not a ``str``, raises :class:`EncodingError` naming the tensor.
+dtype string
+    numpy's ``dtype.str`` of the little-endian dtype, e.g. ``<f4``, ``<i8``; one-byte types have no
+    byte order and read ``|u1``, ``|b1``.
+header
+    ``u32(len(name)) || name (UTF-8) || u8(len(dtype string)) || dtype string || u8(ndim) ||
+    u64(shape[0]) || ... || u64(shape[ndim-1])``, all integers big-endian.
+    *Header leaf* = ``hash_leaf(header, DOMAIN_TENSOR)``.
+chunking rule
+    A chunk is ``rows_per_chunk(shape, dtype)`` consecutive rows along axis 0, where
+    ``rows_per_chunk = max(1, CHUNK_TARGET_BYTES // row_bytes)``, ``row_bytes = itemsize *
+    prod(shape[1:])`` (taken as 1 when 0) and ``CHUNK_TARGET_BYTES = 65536``: a chunk holds about
+    64 KiB and never splits a row. The zarr chunk shape ``chunk_shape(shape, dtype) = (rows, *shape[1:])``
+    gives the same chunks, so one zarr chunk is one leaf. The last chunk holds the rows that remain
+    (not padded, unlike zarr's stored edge chunk). A 0-d tensor is one chunk of one "row"; a tensor with
+    ``shape[0] == 0`` has none.
+chunk leaf
+    ``H(0x00 || dom(DOMAIN_CHUNK) || header leaf || u64(chunk index) || chunk bytes)``: the
+    header leaf and index inside every chunk leaf bind a lone chunk to its tensor's name, dtype,
+    shape and position, so :func:`verify_chunk` needs nothing but the chunk and its path.
+tensor root
+    Merkle root (domain ``DOMAIN_TENSOR``) over ``[header leaf, chunk leaf 0, chunk leaf 1, ...]``.
+state root
+    Merkle root (domain ``DOMAIN_STATE``) over ``hash_leaf(tensor root, DOMAIN_STATE)`` of every
+    tensor, sorted by name (Python string order, which is the order of the UTF-8 bytes).
+trace root
+    Merkle root (domain ``DOMAIN_TRACE``) over ``hash_leaf(state root, DOMAIN_TRACE)`` of the
+    checkpoints at steps ``0, k, 2k, ..., T`` (leaf ``i`` is step ``i * k``), the value a solver
+    signs in its commitment (DESIGN.md, section 1.4).
+
+Hashing reads array memory in place (a ``memoryview`` of the contiguous little-endian array; a copy
+is made only for big-endian or non-contiguous input), so committing to a state costs about one pass
+of the hash function over its bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from proofs.hashing import (
+    DOMAIN_CHUNK,
+    DOMAIN_STATE,
+    DOMAIN_TENSOR,
+    DOMAIN_TRACE,
+    HASH_NAMES,
+    Hasher,
+    get_hasher,
+)
+from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root, verify_merkle_proof
+from proofs.merkle.core import leaf_prefix
+from proofs.types import Root
+
+CHUNK_TARGET_BYTES = 64 * 1024
+NUMERIC_KINDS = "biufc"
+
+
+class EncodingError(ValueError):
+    """A tensor that has no canonical encoding (bad name or non-numeric dtype)."""
+
+
+def canonical_dtype(name: str, dtype: np.dtype) -> np.dtype:
+    """The little-endian form of a numeric dtype; :class:`EncodingError` otherwise."""
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise EncodingError(f"tensor {name!r} has non-numeric dtype {dtype!r}")
+    return dtype.newbyteorder("<")
+
+
+def canonical_array(name: str, array: np.ndarray) -> np.ndarray:
+    """``array`` as a C-contiguous little-endian array (no copy when it already is one)."""
+    if not isinstance(array, np.ndarray | np.generic):
+        raise EncodingError(f"tensor {name!r} is a {type(array).__name__}, not a numpy array")
+    array = np.asarray(array)
+    dtype = canonical_dtype(name, array.dtype)
+    return array.astype(dtype, order="C", copy=False)
+
+
+def array_bytes(array: np.ndarray) -> memoryview:
+    """The flat byte view of a canonical array."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def row_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes in one row along axis 0 (the whole tensor for a 0-d one)."""
+    return dtype.itemsize * math.prod(shape[1:])
+
+
+def rows_per_chunk(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Rows along axis 0 in one chunk: about :data:`CHUNK_TARGET_BYTES`, at least one row.
+
+    A 0-d tensor counts as one row.
+    """
+    if len(shape) == 0:
+        return 1
+    return max(1, CHUNK_TARGET_BYTES // max(row_bytes(shape, dtype), 1))
+
+
+def chunk_shape(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    """The zarr chunk shape ``(rows_per_chunk, *shape[1:])`` (``()`` for a 0-d tensor)."""
+    if len(shape) == 0:
+        return ()
+    return (rows_per_chunk(shape, dtype), *shape[1:])
+
+
+def chunk_count(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Number of chunks of a tensor: 1 when 0-d, else ``ceil(shape[0] / rows_per_chunk)``."""
+    if len(shape) == 0:
+        return 1
+    return -(-shape[0] // rows_per_chunk(shape, dtype))
+
+
+def chunk_rows(shape: tuple[int, ...], dtype: np.dtype, chunk_index: int) -> tuple[int, int]:
+    """The half-open row range ``[start, stop)`` of one chunk (``(0, 1)`` for a 0-d tensor)."""
+    if len(shape) == 0:
+        return 0, 1
+    rows = rows_per_chunk(shape, dtype)
+    return chunk_index * rows, min((chunk_index + 1) * rows, shape[0])
+
+
+def encode_name(name: str) -> bytes:
+    """The UTF-8 bytes of a tensor name; :class:`EncodingError` if it is not a valid ``str``."""
+    if not isinstance(name, str):
+        raise EncodingError(f"tensor name {name!r} is not a str")
+    try:
+        return name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncodingError(f"tensor name {name!r} is not valid UTF-8") from None
+
+
+def encode_header(name: str, shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """The header bytes of a tensor (name, little-endian dtype string, shape)."""
+    name_bytes = encode_name(name)
+    dtype_bytes = canonical_dtype(name, dtype).str.encode("ascii")
+    return b"".join(
+        [
+            len(name_bytes).to_bytes(4, "big"),
+            name_bytes,
+            len(dtype_bytes).to_bytes(1, "big"),
+            dtype_bytes,
+            len(shape).to_bytes(1, "big"),
+            *(dim.to_bytes(8, "big") for dim in shape),
+        ]
+    )
+
+
+def chunk_hasher(header_leaf: bytes, hash_name: str) -> Hasher:
+    """A hash object primed with the chunk leaf prefix ``0x00 || dom || header leaf``."""
+    return get_hasher(hash_name)(leaf_prefix(DOMAIN_CHUNK) + header_leaf)
+
+
+def hash_chunk(base: Hasher, chunk_index: int, data: bytes | memoryview) -> bytes:
+    """Chunk leaf of one chunk, from a :func:`chunk_hasher`."""
+    hasher = base.copy()
+    hasher.update(chunk_index.to_bytes(8, "big"))
+    hasher.update(data)
+    return hasher.digest()
+
+
+def tensor_leaves(name: str, array: np.ndarray, hash_name: str = "sha256") -> list[bytes]:
+    """``[header leaf, chunk leaf 0, ...]`` of one tensor."""
+    array = canonical_array(name, array)
+    header_leaf = hash_leaf(encode_header(name, array.shape, array.dtype), DOMAIN_TENSOR, hash_name)
+    base, data = chunk_hasher(header_leaf, hash_name), array_bytes(array)
+    width = row_bytes(array.shape, array.dtype)
+    leaves = [header_leaf]
+    for index in range(chunk_count(array.shape, array.dtype)):
+        start, stop = chunk_rows(array.shape, array.dtype, index)
+        leaves.append(hash_chunk(base, index, data[start * width : stop * width]))
+    return leaves
+
+
+def tensor_root(name: str, array: np.ndarray, hash_name: str = "sha256") -> Root:
+    """Tensor root of one named array."""
+    return merkle_root(tensor_leaves(name, array, hash_name), DOMAIN_TENSOR, hash_name)
+
+
+def state_leaves(
+    arrays: Mapping[str, np.ndarray], hash_name: str = "sha256"
+) -> list[tuple[str, Root]]:
+    """``(name, tensor root)`` of every tensor of a state, sorted by name."""
+    for name in arrays:
+        encode_name(name)
+    return [(name, tensor_root(name, arrays[name], hash_name)) for name in sorted(arrays)]
+
+
+def state_leaf_hashes(leaves: Sequence[tuple[str, Root]], hash_name: str) -> list[bytes]:
+    """The Merkle leaf hashes of a state tree from its sorted ``(name, tensor root)`` pairs."""
+    return [hash_leaf(root, DOMAIN_STATE, hash_name) for _, root in leaves]
+
+
+def state_root(arrays: Mapping[str, np.ndarray], hash_name: str = "sha256") -> Root:
+    """State root of a mapping name -> array."""
+    leaves = state_leaf_hashes(state_leaves(arrays, hash_name), hash_name)
+    return merkle_root(leaves, DOMAIN_STATE, hash_name)
+
+
+def tensor_proof(
+    arrays: Mapping[str, np.ndarray], name: str, hash_name: str = "sha256"
+) -> MerkleProof:
+    """Inclusion proof of tensor ``name``'s root in the state root of ``arrays``."""
+    if name not in arrays:
+        raise KeyError(f"tensor {name!r} is not in the state")
+    leaves = state_leaves(arrays, hash_name)
+    index = [leaf_name for leaf_name, _ in leaves].index(name)
+    return merkle_proof(state_leaf_hashes(leaves, hash_name), index, DOMAIN_STATE, hash_name)
+
+
+def verify_tensor(
+    state_root: bytes, name: str, array: np.ndarray, proof: MerkleProof, hash_name: str = "sha256"
+) -> bool:
+    """Whether ``array`` is the tensor ``name`` of the state committed to by ``state_root``.
+
+    The tensor root binds the name (through the header), so the proof's index is not checked.
+    Never raises.
+    """
+    try:
+        root = tensor_root(name, array, hash_name)
+    except (ValueError, TypeError):
+        return False
+    leaf = hash_leaf(root, DOMAIN_STATE, hash_name)
+    return verify_merkle_proof(state_root, leaf, proof, DOMAIN_STATE, hash_name)
+
+
+def chunk_proof(
+    name: str, array: np.ndarray, chunk_index: int, hash_name: str = "sha256"
+) -> MerkleProof:
+    """Inclusion proof of chunk ``chunk_index`` of a tensor in its tensor root."""
+    leaves = tensor_leaves(name, array, hash_name)
+    if not 0 <= chunk_index < len(leaves) - 1:
+        raise IndexError(f"tensor {name!r} has no chunk {chunk_index} (it has {len(leaves) - 1})")
+    return merkle_proof(leaves, chunk_index + 1, DOMAIN_TENSOR, hash_name)
+
+
+def chunk_data(
+    name: str, shape: tuple[int, ...], dtype: np.dtype, chunk_index: int, chunk: object
+) -> memoryview:
+    """The canonical bytes of chunk ``chunk_index``, given as bytes or as an array.
+
+    Raises :class:`EncodingError` when they cannot be that chunk: an array of another dtype or
+    shape, or bytes of another length.
+    """
+    start, stop = chunk_rows(shape, dtype, chunk_index)
+    rows_shape = shape if len(shape) == 0 else (stop - start, *shape[1:])
+    if isinstance(chunk, bytes | memoryview):
+        data = memoryview(chunk).cast("B")
+    else:
+        array = canonical_array(name, chunk)
+        # Rule: an array chunk has the tensor's dtype and the chunk's shape.
+        if array.dtype != canonical_dtype(name, dtype) or array.shape != rows_shape:
+            raise EncodingError(
+                f"chunk {chunk_index} of tensor {name!r} is {array.dtype}{array.shape}, "
+                f"expected {dtype}{rows_shape}"
+            )
+        data = array_bytes(array)
+    # Rule: the chunk has exactly the bytes of its rows.
+    if len(data) != (stop - start) * row_bytes(shape, dtype):
+        raise EncodingError(
+            f"chunk {chunk_index} of tensor {name!r} has {len(data)} bytes, "
+            f"expected {(stop - start) * row_bytes(shape, dtype)}"
+        )
+    return data
+
+
+def verify_chunk(
+    tensor_root: bytes,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype | str,
+    chunk_index: int,
+    chunk: bytes | memoryview | np.ndarray,
+    proof: MerkleProof,
+    hash_name: str = "sha256",
+) -> bool:
+    """Whether ``chunk`` is chunk ``chunk_index`` of tensor ``name`` (``shape``, ``dtype``).
+
+    ``chunk`` is the chunk's canonical bytes or its array (rows ``chunk_rows(...)`` of the tensor).
+    Never raises.
+    """
+    if hash_name not in HASH_NAMES or not isinstance(proof, MerkleProof):
+        return False
+    try:
+        shape, dtype = tuple(int(dim) for dim in shape), np.dtype(dtype)
+        header = encode_header(name, shape, dtype)
+        count = chunk_count(shape, dtype)
+        # Rule: the chunk is in range and the proof is for its position in a tree of this shape.
+        if type(chunk_index) is not int or not 0 <= chunk_index < count:
+            return False
+        if (proof.index, proof.size) != (chunk_index + 1, count + 1):
+            return False
+        data = chunk_data(name, shape, dtype, chunk_index, chunk)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    header_leaf = hash_leaf(header, DOMAIN_TENSOR, hash_name)
+    leaf = hash_chunk(chunk_hasher(header_leaf, hash_name), chunk_index, data)
+    return verify_merkle_proof(tensor_root, leaf, proof, DOMAIN_TENSOR, hash_name)
+
+
+def trace_leaf_hashes(state_roots: Sequence[bytes], hash_name: str) -> list[bytes]:
+    """Merkle leaf hashes of a trace tree."""
+    return [hash_leaf(root, DOMAIN_TRACE, hash_name) for root in state_roots]
+
+
+def trace_root(state_roots: Sequence[Root], hash_name: str = "sha256") -> Root:
+    """Trace root over the state roots at steps ``0, k, 2k, ..., T``."""
+    return merkle_root(trace_leaf_hashes(state_roots, hash_name), DOMAIN_TRACE, hash_name)
+
+
+def trace_proof(state_roots: Sequence[Root], index: int, hash_name: str = "sha256") -> MerkleProof:
+    """Inclusion proof of checkpoint ``index`` (step ``index * k``) in the trace root."""
+    return merkle_proof(trace_leaf_hashes(state_roots, hash_name), index, DOMAIN_TRACE, hash_name)
+
+
+def verify_trace_proof(
+    trace_root: bytes,
+    index: int,
+    size: int,
+    state_root: bytes,
+    proof: MerkleProof,
+    hash_name: str = "sha256",
+) -> bool:
+    """Whether ``state_root`` is checkpoint ``index`` of a ``size``-checkpoint trace.
+
+    ``index`` and ``size`` come from the verifier (e.g. ``size = T // k + 1`` from the signed
+    commitment), never from the proof alone. Never raises.
+    """
+    # Rule: the proof is for the position the verifier asks about.
+    if not isinstance(proof, MerkleProof) or (proof.index, proof.size) != (index, size):
+        return False
+    if not isinstance(state_root, bytes) or hash_name not in HASH_NAMES:
+        return False
+    leaf = hash_leaf(state_root, DOMAIN_TRACE, hash_name)
+    return verify_merkle_proof(trace_root, leaf, proof, DOMAIN_TRACE, hash_name)

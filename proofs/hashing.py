@@ -1,0 +1,112 @@
+"""Hash functions and domain separation.
+
+Every digest in Pinpoint is computed under a *domain tag*: a short byte string that says what the
+bytes being hashed are (a tensor, a state, a trace, a message, ...). Two values of different kinds
+therefore never share a digest even if their encodings happen to be equal.
+
+Terms
+-----
+hash name
+    One of :data:`HASH_NAMES`: ``"sha256"`` (FIPS 180-4, via :mod:`hashlib`) or ``"blake3"``
+    (the BLAKE3 specification, via the ``blake3`` package). Both give 32-byte digests.
+domain tag
+    A byte string ``b"pinpoint/<kind>/v<version>"``: 1 to 255 bytes of printable ASCII. The
+    ``DOMAIN_*`` constants below are all the tags the toolkit uses. Being printable, a tag never
+    starts with the Merkle leaf or node prefix bytes ``0x00`` / ``0x01`` (see
+    :mod:`proofs.merkle`).
+parts hash
+    ``hash_parts(domain, p_1, ..., p_n)`` = ``H(u8(len(domain)) || domain || u64(len(p_1)) || p_1
+    || ... || u64(len(p_n)) || p_n)`` with big-endian lengths. Every part is length-prefixed, so
+    the split of the input into parts is unambiguous: ``("ab", "c")`` and ``("a", "bc")`` hash
+    differently (the injective-encoding rule of NIST SP 800-185, section 2.3).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Protocol
+
+import blake3
+
+from proofs.types import Root
+
+HASH_NAMES = ("sha256", "blake3")
+DIGEST_SIZE = 32
+
+DOMAIN_TENSOR = b"pinpoint/tensor/v1"
+DOMAIN_CHUNK = b"pinpoint/chunk/v1"
+DOMAIN_STATE = b"pinpoint/state/v1"
+DOMAIN_TRACE = b"pinpoint/trace/v1"
+DOMAIN_DATASET = b"pinpoint/dataset/v1"
+DOMAIN_SHARD = b"pinpoint/shard/v1"
+DOMAIN_BATCH = b"pinpoint/batch/v1"
+DOMAIN_MESSAGE = b"pinpoint/message/v1"
+DOMAIN_OPS = b"pinpoint/ops/v1"
+DOMAIN_STEPS = b"pinpoint/steps/v1"
+
+MAX_DOMAIN_SIZE = 255
+
+
+class UnknownHashError(ValueError):
+    """A hash name that is not one of :data:`HASH_NAMES`."""
+
+
+class DomainError(ValueError):
+    """A domain tag that is empty, too long or not printable ASCII."""
+
+
+class Hasher(Protocol):
+    """The incremental interface shared by ``hashlib`` and ``blake3`` hash objects."""
+
+    def update(self, data: bytes | memoryview, /) -> object: ...
+
+    def copy(self) -> Hasher: ...
+
+    def digest(self) -> bytes: ...
+
+
+_HASHERS: dict[str, Callable[[bytes], Hasher]] = {
+    "sha256": hashlib.sha256,
+    "blake3": blake3.blake3,
+}
+
+
+def get_hasher(hash_name: str) -> Callable[[bytes], Hasher]:
+    """The constructor of incremental hash objects for ``hash_name`` (called with initial data)."""
+    try:
+        return _HASHERS[hash_name]
+    except KeyError:
+        raise UnknownHashError(
+            f"unknown hash {hash_name!r}; expected one of {HASH_NAMES}"
+        ) from None
+
+
+def get_hash(hash_name: str) -> Callable[[bytes], bytes]:
+    """The one-shot raw digest function for ``hash_name``: bytes -> 32-byte digest."""
+    new = get_hasher(hash_name)
+
+    def digest(data: bytes) -> bytes:
+        return new(data).digest()
+
+    return digest
+
+
+@functools.cache
+def encode_domain(domain: bytes) -> bytes:
+    """``u8(len(domain)) || domain``: the self-delimiting form of a domain tag."""
+    if not 0 < len(domain) <= MAX_DOMAIN_SIZE or not all(0x20 <= b < 0x7F for b in domain):
+        raise DomainError(
+            f"domain tag {domain!r} must be 1..{MAX_DOMAIN_SIZE} bytes of printable ASCII"
+        )
+    return bytes([len(domain)]) + domain
+
+
+def hash_parts(domain: bytes, *parts: bytes, hash_name: str = "sha256") -> Root:
+    """Domain-separated digest of a sequence of byte strings, each length-prefixed."""
+    hasher = get_hasher(hash_name)(encode_domain(domain))
+    for part in parts:
+        hasher.update(len(part).to_bytes(8, "big"))
+        hasher.update(part)
+    return Root(hasher.digest())

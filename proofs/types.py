@@ -1,0 +1,33 @@
+"""Domain types shared by every layer.
+
+Each quantity of the protocol has its own type so that a step can never be passed where a token
+amount or a root is expected (the convention of ethereum/consensus-specs). They are `NewType`s:
+free at run time, checked by type checkers and readers.
+
+Terms
+-----
+Root
+    A 32-byte digest: of a tensor, a state, a dataset, a trace or a Merkle subtree.
+Step
+    A count of optimizer steps. State ``S_t`` is the training state after ``t`` steps; step ``t``
+    maps ``S_{t-1}`` to ``S_t`` (steps are numbered from 1; ``S_0`` is the initial state).
+JobId, SolverId, PartyId
+    Names of a job and of the parties that take part in it (a solver, a verifier, a submitter).
+"""
+
+from __future__ import annotations
+
+from typing import NewType
+
+Root = NewType("Root", bytes)
+Step = NewType("Step", int)
+JobId = NewType("JobId", str)
+SolverId = NewType("SolverId", str)
+PartyId = NewType("PartyId", str)
+
+ROOT_SIZE = 32
+
+
+def root_hex(root: bytes) -> str:
+    """Lower-case hex of a root, as written in reports and transcripts."""
+    return bytes(root).hex()

@@ -1,0 +1,226 @@
+import numpy as np
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from proofs.encoding import (
+    CHUNK_TARGET_BYTES,
+    EncodingError,
+    chunk_count,
+    chunk_proof,
+    chunk_rows,
+    chunk_shape,
+    rows_per_chunk,
+    state_leaves,
+    state_root,
+    tensor_proof,
+    tensor_root,
+    trace_proof,
+    trace_root,
+    verify_chunk,
+    verify_tensor,
+    verify_trace_proof,
+)
+from proofs.hashing import HASH_NAMES
+
+RNG = np.random.default_rng(0)
+
+
+def small_state():
+    return {
+        "layer.weight": RNG.standard_normal((300, 70)).astype(np.float32),
+        "layer.bias": np.zeros(70, dtype=np.float32),
+        "step": np.int64(12),
+        "rng": np.arange(16, dtype=np.uint8),
+        "empty": np.zeros((0, 3), dtype=np.float64),
+    }
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "rows", "count"),
+    [
+        ((), "<f4", 1, 1),
+        ((10,), "<f4", CHUNK_TARGET_BYTES // 4, 1),
+        ((100_000,), "<f8", 8192, 13),
+        ((300, 70), "<f4", 234, 2),
+        ((5, 100_000), "<f4", 1, 5),
+        ((0, 3), "<f8", CHUNK_TARGET_BYTES // 24, 0),
+        ((4, 0), "<f8", CHUNK_TARGET_BYTES, 1),
+    ],
+)
+def test_chunking_rule(shape, dtype, rows, count):
+    dtype = np.dtype(dtype)
+    assert rows_per_chunk(shape, dtype) == rows
+    assert chunk_count(shape, dtype) == count
+    assert chunk_shape(shape, dtype) == (() if shape == () else (rows, *shape[1:]))
+
+
+def test_roots_do_not_depend_on_byte_order_layout_or_insertion_order():
+    state = small_state()
+    weight = state["layer.weight"]
+    assert tensor_root("w", weight) == tensor_root("w", weight.astype(">f4"))
+    assert tensor_root("w", weight) == tensor_root("w", np.asfortranarray(weight))
+    assert tensor_root("w", weight[::2]) == tensor_root("w", weight[::2].copy())
+    assert state_root(state) == state_root(dict(reversed(list(state.items()))))
+
+
+def test_roots_bind_name_dtype_shape_and_data():
+    a = np.arange(12, dtype=np.int32)
+    root = tensor_root("a", a)
+    assert root != tensor_root("b", a)
+    assert root != tensor_root("a", a.astype(np.uint32))
+    assert root != tensor_root("a", a.reshape(3, 4))
+    changed = a.copy()
+    changed[-1] += 1
+    assert root != tensor_root("a", changed)
+    assert tensor_root("a", a, "sha256") != tensor_root("a", a, "blake3")
+    assert tensor_root("x", np.float32(0.0)) != tensor_root("x", np.float32(-0.0))
+    assert tensor_root("x", np.float32(1.0)) != tensor_root("x", np.ones(1, np.float32))
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.array(["a"]), np.array([object()]), np.zeros(2, dtype="i4,f4"), np.array([1, 2], "M8[s]")],
+)
+def test_non_numeric_dtypes_are_rejected_by_name(array):
+    with pytest.raises(EncodingError, match="'bad'"):
+        tensor_root("bad", array)
+
+
+def test_bad_names_and_values_are_rejected():
+    with pytest.raises(EncodingError, match="7"):
+        state_root({7: np.zeros(1)})
+    with pytest.raises(EncodingError, match="surrogate|UTF-8"):
+        tensor_root("\ud800", np.zeros(1))
+    with pytest.raises(EncodingError, match="'x'"):
+        tensor_root("x", [1, 2, 3])
+
+
+@pytest.mark.parametrize("hash_name", HASH_NAMES)
+def test_state_leaves_are_sorted_and_proofs_open_tensors(hash_name):
+    state = small_state()
+    leaves = state_leaves(state, hash_name)
+    assert [name for name, _ in leaves] == sorted(state)
+    root = state_root(state, hash_name)
+    for name, array in state.items():
+        proof = tensor_proof(state, name, hash_name)
+        assert verify_tensor(root, name, array, proof, hash_name)
+        assert np.size(array) == 0 or not verify_tensor(root, name, array + 1, proof, hash_name)
+        assert not verify_tensor(root, name + "_", array, proof, hash_name)
+
+
+def test_verify_tensor_never_raises():
+    state = small_state()
+    root, proof = state_root(state), tensor_proof(state, "rng")
+    assert not verify_tensor(root, "rng", np.array(["x"]), proof)
+    assert not verify_tensor(root, 3, state["rng"], proof)
+    assert not verify_tensor(root, "rng", state["rng"], None)
+    assert not verify_tensor(root, "rng", state["rng"], proof, "md5")
+    with pytest.raises(KeyError, match="missing"):
+        tensor_proof(state, "missing")
+
+
+@pytest.mark.parametrize("hash_name", HASH_NAMES)
+def test_every_chunk_verifies_alone(hash_name):
+    array = RNG.standard_normal((40_000,)).astype(np.float32)
+    root = tensor_root("v", array, hash_name)
+    count = chunk_count(array.shape, array.dtype)
+    assert count == 3
+    for index in range(count):
+        start, stop = chunk_rows(array.shape, array.dtype, index)
+        proof = chunk_proof("v", array, index, hash_name)
+        chunk = array[start:stop]
+        assert verify_chunk(root, "v", array.shape, array.dtype, index, chunk, proof, hash_name)
+        assert verify_chunk(root, "v", array.shape, "<f4", index, chunk.tobytes(), proof, hash_name)
+        assert not verify_chunk(root, "w", array.shape, "<f4", index, chunk, proof, hash_name)
+        assert not verify_chunk(root, "v", (40_001,), "<f4", index, chunk, proof, hash_name)
+        assert not verify_chunk(
+            root, "v", array.shape, "<i4", index, chunk.view("<i4"), proof, hash_name
+        )
+        assert not verify_chunk(root, "v", array.shape, "<f4", index, chunk[::-1], proof, hash_name)
+    other = chunk_proof("v", array, 0, hash_name)
+    first = array[slice(*chunk_rows(array.shape, array.dtype, 0))]
+    assert not verify_chunk(root, "v", array.shape, "<f4", 1, first, other, hash_name)
+
+
+def test_verify_chunk_never_raises():
+    array = np.arange(10, dtype=np.int16)
+    root, proof = tensor_root("a", array), chunk_proof("a", array, 0)
+    good = ("a", (10,), "<i2", 0, array, proof)
+    assert verify_chunk(root, *good)
+    for bad in [
+        ("a", (10,), "nonsense", 0, array, proof),
+        ("a", (-1,), "<i2", 0, array, proof),
+        ("a", (10,), "<i2", 1, array, proof),
+        ("a", (10,), "<i2", 0, array[:5], proof),
+        ("a", (10,), "<i2", 0, array.tobytes()[:-1], proof),
+        ("a", (10,), "<i2", 0, "text", proof),
+        ("a", (10,), "<i2", 0, array, None),
+        (None, (10,), "<i2", 0, array, proof),
+        ("a", None, "<i2", 0, array, proof),
+        ("a", (10,), "<i2", 0.0, array, proof),
+    ]:
+        assert verify_chunk(root, *bad) is False
+    assert verify_chunk(b"short", *good) is False
+    assert verify_chunk(root, *good, hash_name="md5") is False
+    with pytest.raises(IndexError, match="chunk 1"):
+        chunk_proof("a", array, 1)
+
+
+def test_a_zarr_chunk_is_one_leaf():
+    array = RNG.standard_normal((1000, 48)).astype(np.float32)
+    shape = chunk_shape(array.shape, array.dtype)
+    stored = zarr.create_array(
+        store=zarr.storage.MemoryStore(), shape=array.shape, chunks=shape, dtype=array.dtype
+    )
+    stored[:] = array
+    root = tensor_root("x", array)
+    assert stored.nchunks == chunk_count(array.shape, array.dtype) == 3
+    for index in range(stored.nchunks):
+        start, stop = chunk_rows(array.shape, array.dtype, index)
+        chunk = stored[start:stop]
+        proof = chunk_proof("x", array, index)
+        assert verify_chunk(root, "x", stored.shape, stored.dtype, index, chunk, proof)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hnp.arrays(
+        dtype=st.one_of(
+            hnp.boolean_dtypes(),
+            hnp.integer_dtypes(),
+            hnp.floating_dtypes(),
+            hnp.complex_number_dtypes(),
+        ),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40),
+    )
+)
+def test_any_numeric_array_opens_chunk_by_chunk(array):
+    root = tensor_root("t", array)
+    assert root == tensor_root("t", array.astype(array.dtype.newbyteorder(">")))
+    for index in range(chunk_count(array.shape, array.dtype)):
+        start, stop = chunk_rows(array.shape, array.dtype, index)
+        chunk = array if array.ndim == 0 else array[start:stop]
+        proof = chunk_proof("t", array, index)
+        assert verify_chunk(root, "t", array.shape, array.dtype, index, chunk, proof)
+
+
+@pytest.mark.parametrize("hash_name", HASH_NAMES)
+def test_trace_proofs(hash_name):
+    states = [
+        state_root({"w": np.full(3, step, np.float32)}, hash_name) for step in range(0, 50, 10)
+    ]
+    root = trace_root(states, hash_name)
+    size = len(states)
+    for index, state in enumerate(states):
+        proof = trace_proof(states, index, hash_name)
+        assert verify_trace_proof(root, index, size, state, proof, hash_name)
+        assert not verify_trace_proof(root, index, size + 1, state, proof, hash_name)
+        assert not verify_trace_proof(root, (index + 1) % size, size, state, proof, hash_name)
+        assert not verify_trace_proof(
+            root, index, size, states[(index + 1) % size], proof, hash_name
+        )
+    assert not verify_trace_proof(root, 0, size, None, trace_proof(states, 0, hash_name), hash_name)
+    assert root != trace_root(states[:-1], hash_name)
