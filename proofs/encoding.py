@@ -326,18 +326,21 @@ def trace_proof(state_roots: Sequence[Root], index: int, hash_name: str = "sha25
 
 def verify_trace_proof(
     trace_root: bytes,
-    index: int,
-    size: int,
     state_root: bytes,
     proof: MerkleProof,
     hash_name: str = "sha256",
+    *,
+    index: int,
+    size: int,
 ) -> bool:
-    """Whether ``state_root`` is checkpoint ``index`` of a ``size``-checkpoint trace.
+    """Whether ``state_root`` is checkpoint ``index`` of a trace of ``size`` checkpoints.
 
-    ``index`` and ``size`` come from the verifier (e.g. ``size = T // k + 1`` from the signed
-    commitment), never from the proof alone. Never raises.
+    ``index`` and ``size`` are required and come from the verifier (``size = T // k + 1`` from
+    the signed commitment), never from the proof: a Merkle root does not commit to its size, so a
+    solver who built a malformed tree could otherwise open one index with two different state
+    roots under two claimed sizes. Never raises.
     """
-    # Rule: the proof is for the position the verifier asks about.
+    # Rule: the proof is for the position, in a trace of the size, that the verifier asks about.
     if not isinstance(proof, MerkleProof) or (proof.index, proof.size) != (index, size):
         return False
     if not isinstance(state_root, bytes) or hash_name not in HASH_NAMES:

@@ -23,7 +23,8 @@ from proofs.encoding import (
     verify_tensor,
     verify_trace_proof,
 )
-from proofs.hashing import HASH_NAMES
+from proofs.hashing import DOMAIN_TRACE, HASH_NAMES
+from proofs.merkle import MerkleProof, hash_leaf, verify_merkle_proof
 
 RNG = np.random.default_rng(0)
 
@@ -212,15 +213,26 @@ def test_trace_proofs(hash_name):
     states = [
         state_root({"w": np.full(3, step, np.float32)}, hash_name) for step in range(0, 50, 10)
     ]
-    root = trace_root(states, hash_name)
-    size = len(states)
+    root, size = trace_root(states, hash_name), len(states)
     for index, state in enumerate(states):
         proof = trace_proof(states, index, hash_name)
-        assert verify_trace_proof(root, index, size, state, proof, hash_name)
-        assert not verify_trace_proof(root, index, size + 1, state, proof, hash_name)
-        assert not verify_trace_proof(root, (index + 1) % size, size, state, proof, hash_name)
-        assert not verify_trace_proof(
-            root, index, size, states[(index + 1) % size], proof, hash_name
-        )
-    assert not verify_trace_proof(root, 0, size, None, trace_proof(states, 0, hash_name), hash_name)
+        assert verify_trace_proof(root, state, proof, hash_name, index=index, size=size)
+        assert not verify_trace_proof(root, state, proof, hash_name, index=index, size=size + 1)
+        assert not verify_trace_proof(root, state, proof, hash_name, index=index - 1, size=size)
+        other = states[(index + 1) % size]
+        assert not verify_trace_proof(root, other, proof, hash_name, index=index, size=size)
+    proof = trace_proof(states, 0, hash_name)
+    assert not verify_trace_proof(root, None, proof, hash_name, index=0, size=size)
+    assert not verify_trace_proof(root, states[0], proof, "md5", index=0, size=size)
     assert root != trace_root(states[:-1], hash_name)
+
+
+def test_trace_openings_need_the_verifiers_size():
+    """A malformed 5-leaf tree opens index 2 as leaf 4 when read as a 3-leaf tree."""
+    states = [bytes([i]) * 32 for i in range(5)]
+    root = trace_root(states)
+    honest = trace_proof(states, 2)
+    forged = MerkleProof(2, 3, (trace_proof(states, 4).path[0],))
+    assert verify_merkle_proof(root, hash_leaf(states[4], DOMAIN_TRACE), forged, DOMAIN_TRACE)
+    assert verify_trace_proof(root, states[2], honest, index=2, size=5)
+    assert not verify_trace_proof(root, states[4], forged, index=2, size=5)
