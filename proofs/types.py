@@ -13,6 +13,9 @@ Step
     maps ``S_{t-1}`` to ``S_t`` (steps are numbered from 1; ``S_0`` is the initial state).
 JobId, SolverId, PartyId
     Names of a job and of the parties that take part in it (a solver, a verifier, a submitter).
+SecretKey, PublicKey, Signature
+    A BLS secret key (an integer ``0 < sk < r``), a 48-byte compressed G1 public key and a 96-byte
+    compressed G2 signature (see :mod:`proofs.bls`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ Step = NewType("Step", int)
 JobId = NewType("JobId", str)
 SolverId = NewType("SolverId", str)
 PartyId = NewType("PartyId", str)
+SecretKey = NewType("SecretKey", int)
+PublicKey = NewType("PublicKey", bytes)
+Signature = NewType("Signature", bytes)
 
 ROOT_SIZE = 32
 

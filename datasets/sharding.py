@@ -1,0 +1,157 @@
+"""Sharding a source into zarr arrays, and the dataset commitment.
+
+Terms
+-----
+shard
+    A contiguous slice of the source's samples, stored as a zarr group with arrays ``x`` and ``y``.
+    Zarr chunks follow the canonical chunking of ``proofs.encoding`` so that one stored chunk is
+    one Merkle leaf: a verifier can check a single chunk against the shard root.
+shard root
+    Merkle root (``DOMAIN_SHARD``) over the leaves of ``tensor_root("x", x)`` and
+    ``tensor_root("y", y)`` (each tensor root is itself a Merkle root over its zarr chunks).
+dataset root
+    Merkle root (``DOMAIN_DATASET``) of the shard roots in shard order. It is what a job commits
+    to; the batch schedule (``datasets.schedule``) is keyed on it.
+
+Writes are atomic: each shard is written to a temporary directory and renamed into place, so a
+crash never leaves a half-written shard under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from datasets.sources import Source
+from proofs.encoding import chunk_shape, tensor_root
+from proofs.hashing import DOMAIN_DATASET, DOMAIN_SHARD
+from proofs.merkle import hash_leaf, merkle_root
+from proofs.types import Root
+
+SHARD_ARRAYS = ("x", "y")
+
+
+class ShardingError(ValueError):
+    """A source cannot be split as asked."""
+
+
+class DatasetIntegrityError(ValueError):
+    """Stored shards do not match the committed roots (corrupted, missing or tampered)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    index: int
+    path: str
+    num_samples: int
+    root: Root
+
+
+@dataclass(frozen=True)
+class DatasetCommitment:
+    """What every party of a job agrees on about the data."""
+
+    name: str
+    root: Root
+    shards: tuple[ShardInfo, ...]
+    num_samples: int
+    hash_name: str
+    meta: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "root": self.root.hex(),
+            "num_samples": self.num_samples,
+            "hash_name": self.hash_name,
+            "meta": self.meta,
+            "shards": [
+                {"index": s.index, "path": s.path, "num_samples": s.num_samples, "root": s.root.hex()}
+                for s in self.shards
+            ],
+        }
+
+
+def compute_shard_bounds(num_samples: int, num_shards: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, end)`` ranges, sizes differing by at most one."""
+    if not 1 <= num_shards <= num_samples:
+        raise ShardingError(f"cannot split {num_samples} samples into {num_shards} shards")
+    base, extra = divmod(num_samples, num_shards)
+    bounds, start = [], 0
+    for i in range(num_shards):
+        end = start + base + (1 if i < extra else 0)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def compute_shard_root(x: np.ndarray, y: np.ndarray, hash_name: str) -> Root:
+    leaves = [hash_leaf(tensor_root(name, a, hash_name), DOMAIN_SHARD, hash_name) for name, a in (("x", x), ("y", y))]
+    return merkle_root(leaves, DOMAIN_SHARD, hash_name)
+
+
+def compute_dataset_root(shard_roots: list[Root], hash_name: str) -> Root:
+    leaves = [hash_leaf(root, DOMAIN_DATASET, hash_name) for root in shard_roots]
+    return merkle_root(leaves, DOMAIN_DATASET, hash_name)
+
+
+def _write_shard(path: Path, x: np.ndarray, y: np.ndarray, root: Root) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    group = zarr.open_group(str(tmp), mode="w")
+    for name, array in (("x", x), ("y", y)):
+        chunks = chunk_shape(array.shape, array.dtype)
+        group.create_array(name, data=np.ascontiguousarray(array), chunks=chunks)
+    group.attrs["root"] = root.hex()
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def write_shards(source: Source, out_dir: Path, num_shards: int, hash_name: str) -> DatasetCommitment:
+    """Split ``source`` into ``num_shards`` zarr shards under ``out_dir`` and commit to them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for index, (start, end) in enumerate(compute_shard_bounds(source.num_samples, num_shards)):
+        x, y = source.x[start:end], source.y[start:end]
+        root = compute_shard_root(x, y, hash_name)
+        path = out_dir / f"shard_{index:03d}.zarr"
+        _write_shard(path, x, y, root)
+        shards.append(ShardInfo(index, str(path), end - start, root))
+    root = compute_dataset_root([s.root for s in shards], hash_name)
+    commitment = DatasetCommitment(
+        source.name, root, tuple(shards), source.num_samples, hash_name, dict(source.meta)
+    )
+    (out_dir / "dataset.json").write_text(json.dumps(commitment.to_dict(), indent=2))
+    return commitment
+
+
+def read_shard(info: ShardInfo, hash_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read one shard and check it against its committed root."""
+    try:
+        group = zarr.open_group(info.path, mode="r")
+        x, y = group["x"][:], group["y"][:]
+    except Exception as exc:  # zarr raises several types for missing/corrupt stores and chunks
+        raise DatasetIntegrityError(f"shard {info.index} at {info.path!r} is unreadable: {exc}") from exc
+    if x.shape[0] != info.num_samples or y.shape[0] != info.num_samples:
+        raise DatasetIntegrityError(
+            f"shard {info.index} at {info.path!r} holds {x.shape[0]} samples, committed {info.num_samples}"
+        )
+    actual = compute_shard_root(x, y, hash_name)
+    if actual != info.root:
+        raise DatasetIntegrityError(
+            f"shard {info.index} at {info.path!r} has root {actual.hex()}, committed {info.root.hex()}"
+        )
+    return x, y
+
+
+def load_dataset(commitment: DatasetCommitment) -> tuple[np.ndarray, np.ndarray]:
+    """All samples of a committed dataset, every shard verified against its root."""
+    parts = [read_shard(info, commitment.hash_name) for info in commitment.shards]
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    return x, y

@@ -1,0 +1,112 @@
+"""Data sources: where the samples of a job come from, before sharding.
+
+A *source* is a pair of arrays ``x`` (N, ...) and ``y`` (N, ...) plus the metadata a model needs
+(input shape, number of classes or vocabulary size). Every source here is available offline:
+
+``digits``
+    scikit-learn's 8x8 handwritten digits (1,797 samples, shipped inside the scikit-learn wheel).
+    Pixels are scaled to [0, 1] as float32; labels are int64 in 0..9.
+``synthetic``
+    Gaussian class blobs generated from a seed (any size, for scaling studies).
+``text``
+    A character-level corpus built from text files on disk (default: the Python standard library's
+    own sources, present on any machine with Python). ``x`` holds windows of ``block`` byte tokens
+    and ``y`` the same windows shifted by one (next-token targets).
+
+Sources are pure functions of their parameters; the dataset *commitment* (``datasets.sharding``)
+is what parties agree on, so a source that differs between machines (``text`` depends on the
+Python version) still yields a well-defined job once it has been sharded and committed.
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class UnknownSourceError(ValueError):
+    """A job spec names a data source that does not exist."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Samples of one data source, in memory."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.x.shape[0])
+
+
+def load_digits_source() -> Source:
+    """scikit-learn's digits: (1797, 64) float32 in [0, 1], labels int64."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    return Source("digits", x, y, {"input_dim": 64, "num_classes": 10, "image_shape": [1, 8, 8]})
+
+
+def load_synthetic_source(
+    num_samples: int = 2048, input_dim: int = 32, num_classes: int = 4, seed: int = 0
+) -> Source:
+    """Gaussian blobs: one unit-variance cluster per class around a random centre."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 2.0, size=(num_classes, input_dim))
+    y = rng.integers(0, num_classes, size=num_samples).astype(np.int64)
+    x = (centres[y] + rng.normal(size=(num_samples, input_dim))).astype(np.float32)
+    meta = {"input_dim": input_dim, "num_classes": num_classes}
+    return Source("synthetic", x, y, meta)
+
+
+def default_text_root() -> Path:
+    """The directory of the running Python's standard library sources."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def load_text_source(
+    root: str | None = None, block: int = 32, max_bytes: int = 262_144, pattern: str = "*.py"
+) -> Source:
+    """Byte-level next-token windows from the files under ``root`` (sorted, so deterministic)."""
+    base = Path(root) if root else default_text_root()
+    if not base.is_dir():
+        raise UnknownSourceError(f"text source root {str(base)!r} is not a directory")
+    data = bytearray()
+    for path in sorted(base.glob(pattern)):
+        if len(data) >= max_bytes:
+            break
+        if path.is_file():
+            data += path.read_bytes()[: max_bytes - len(data)]
+    if len(data) < block + 1:
+        raise UnknownSourceError(f"text source {str(base)!r} holds {len(data)} bytes, need > {block}")
+    tokens = np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int64)
+    count = (len(tokens) - 1) // block
+    x = tokens[: count * block].reshape(count, block)
+    y = tokens[1 : count * block + 1].reshape(count, block)
+    meta = {"vocab_size": 256, "block": block, "root": os.fspath(base)}
+    return Source("text", x, y, meta)
+
+
+SOURCES: dict[str, Callable[..., Source]] = {
+    "digits": load_digits_source,
+    "synthetic": load_synthetic_source,
+    "text": load_text_source,
+}
+
+
+def load_source(name: str, **params: Any) -> Source:
+    """Load the named source with its parameters."""
+    if name not in SOURCES:
+        raise UnknownSourceError(f"unknown data source {name!r}; known: {sorted(SOURCES)}")
+    return SOURCES[name](**params)

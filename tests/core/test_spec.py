@@ -1,0 +1,53 @@
+import pytest
+
+from verification.spec import SpecError, compute_job_id, get_preset, load_spec, spec_from_dict
+
+
+def test_presets_are_valid_and_content_addressed():
+    from verification.spec import validate_spec
+
+    for name in ("default", "minimal"):
+        validate_spec(get_preset(name))
+    assert compute_job_id(get_preset("default")) == compute_job_id(get_preset("default"))
+    assert compute_job_id(get_preset("default")) != compute_job_id(get_preset("minimal"))
+    assert compute_job_id(get_preset("default")).startswith("job-")
+
+
+def test_spec_from_yaml(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "preset: minimal\nsteps: 24\ncheckpoint_interval: 6\neconomics: {solver_stake: 10}\n"
+        "solvers:\n  - honest\n  - {solver_id: cheat, strategy: bitflip, params: {step: 7}}\n"
+    )
+    spec = load_spec(path)
+    assert spec.steps == 24 and spec.economics.solver_stake == 10
+    assert [s.solver_id for s in spec.solvers] == ["honest", "cheat"]
+    assert spec.solvers[1].params == {"step": 7}
+    assert spec.model_params == get_preset("minimal").model_params
+
+
+@pytest.mark.parametrize("data,needle", [
+    ({"checkpoint_interval": 100, "steps": 40}, "checkpoint_interval"),
+    ({"steps": 41}, "multiple"),
+    ({"economics": {"solver_stake": -5}}, "solver_stake"),
+    ({"economics": {"solver_stake": 1.5}}, "integer"),
+    ({"economics": {"stake": 1}}, "unknown field"),
+    ({"dissection_arity": 41}, "dissection_arity"),
+    ({"spot_check_probability": 1.5}, "spot_check_probability"),
+    ({"mode": "fast"}, "mode"),
+    ({"hash_name": "md5"}, "hash_name"),
+    ({"solvers": ["a", "a"]}, "unique"),
+    ({"solvers": ["verifier"]}, "verifier"),
+    ({"stepz": 3}, "unknown field"),
+    ({"preset": "huge"}, "unknown preset"),
+])
+def test_bad_specs_are_rejected_with_the_field_named(data, needle):
+    with pytest.raises(SpecError, match=needle):
+        spec_from_dict(data)
+
+
+def test_unreadable_spec_file_is_named(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("steps: [unclosed")
+    with pytest.raises(SpecError, match="broken.yaml"):
+        load_spec(path)

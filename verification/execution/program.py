@@ -1,0 +1,131 @@
+"""The training program: ``init(spec) -> State`` and ``step(State, batch) -> State``.
+
+This is the one code path (DESIGN.md §1.3): solvers run it, verifiers re-run it, and the referee
+calls it. The optimizer is SGD with momentum written out functionally (PyTorch's convention,
+``buf <- mu * buf + (g + wd * p)``, ``p <- p - lr * buf``; with a zero initial buffer this equals
+``torch.optim.SGD`` including its first step), so its buffers are part of the committed State.
+
+Execution modes (DESIGN.md §3):
+
+``exact``
+    torch's kernels with a pinned thread count and ``torch.use_deterministic_algorithms``. Two
+    honest parties agree only on an identical software/hardware environment.
+``reproducible``
+    the same program on Pinpoint's fixed-order operators (``verification.execution.repro``).
+``tolerance``
+    torch's kernels; parties are compared up to a distance threshold (Proof-of-Learning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from datasets.schedule import batch_indices
+from datasets.sharding import DatasetCommitment, load_dataset
+from proofs.hashing import DOMAIN_STATE, hash_parts
+from proofs.types import Root, Step
+from verification.execution.models import Model, build_model
+from verification.execution.ops import get_ops
+from verification.execution.state import State
+from verification.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class Batch:
+    step: Step
+    indices: np.ndarray
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    state: State
+    loss: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when present, CPU otherwise."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("job spec asks for device 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def configure_mode(mode: str, threads: int) -> None:
+    """Pin the process-wide knobs an execution mode relies on."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(mode in ("exact", "reproducible"), warn_only=False)
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """A 63-bit seed for one purpose, derived from the job seed (independent streams)."""
+    digest = hash_parts(DOMAIN_STATE, b"seed", purpose.encode(), seed.to_bytes(8, "big"))
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+class Program:
+    """A job's training program bound to its committed dataset and a device."""
+
+    def __init__(self, spec: JobSpec, x: np.ndarray, y: np.ndarray, dataset_root: Root,
+                 data_meta: dict, device: torch.device | None = None):
+        self.spec = spec
+        self.device = device or resolve_device(spec.device)
+        self.model: Model = build_model(spec.model, spec.model_params, data_meta)
+        self.ops = get_ops(spec.mode)
+        self.dataset_root = dataset_root
+        self.num_samples = int(x.shape[0])
+        self._x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        self._y = torch.from_numpy(np.ascontiguousarray(y)).to(self.device)
+        configure_mode(spec.mode, spec.threads)
+
+    def init_state(self) -> State:
+        """``S_0``: parameters from the seeded generator, zero momentum buffers."""
+        generator = torch.Generator().manual_seed(derive_seed(self.spec.seed, "init"))
+        params = self.model.init_params(generator)
+        tensors = {}
+        for name, p in params.items():
+            tensors[f"param/{name}"] = p.to(self.device)
+            tensors[f"momentum/{name}"] = torch.zeros_like(p, device=self.device)
+        return State(Step(0), tensors, derive_seed(self.spec.seed, "rng"))
+
+    def batch(self, step: Step) -> Batch:
+        """The batch of ``step``: a pure function of (dataset root, seed, step)."""
+        idx = batch_indices(self.dataset_root, self.spec.seed, step, self.num_samples, self.spec.batch_size)
+        index = torch.from_numpy(idx.copy()).to(self.device)
+        return Batch(step, idx, self._x.index_select(0, index), self._y.index_select(0, index))
+
+    def step(self, state: State, batch: Batch, lr: float | None = None) -> StepOutput:
+        """One optimizer step ``S_{t-1} -> S_t`` on ``batch`` (``lr`` overrides the spec's)."""
+        lr = self.spec.lr if lr is None else lr
+        mu, wd = self.spec.momentum, self.spec.weight_decay
+        names = sorted(state.params())
+        params = {n: state.tensors[f"param/{n}"].detach().requires_grad_(True) for n in names}
+        loss = self.model.loss(params, batch.x, batch.y, self.ops)
+        grads = torch.autograd.grad(loss, [params[n] for n in names])
+        tensors = {}
+        with torch.no_grad():
+            for n, g in zip(names, grads, strict=True):
+                p = params[n].detach()
+                if wd:
+                    g = g + wd * p
+                buf = mu * state.tensors[f"momentum/{n}"] + g
+                tensors[f"param/{n}"] = p - lr * buf
+                tensors[f"momentum/{n}"] = buf
+        return StepOutput(State(Step(state.step + 1), tensors, state.rng), float(loss.detach()))
+
+    def run(self, state: State, end: Step) -> State:
+        """Honest execution from ``state`` up to step ``end``."""
+        while state.step < end:
+            state = self.step(state, self.batch(Step(state.step + 1))).state
+        return state
+
+
+def load_program(spec: JobSpec, dataset: DatasetCommitment, device: torch.device | None = None) -> Program:
+    """The job's program on the committed data (every shard verified against its root)."""
+    x, y = load_dataset(dataset)
+    return Program(spec, x, y, dataset.root, dataset.meta, device)

@@ -1,0 +1,93 @@
+"""The narrow interface through which a party takes part in the dispute game.
+
+Following OffchainLabs' BoLD, the game never touches a party's training backend directly; it asks
+a *provider* (DESIGN.md §1.6):
+
+``checkpoint_root(index)``
+    the party's state root at step ``index·k``, with an inclusion proof against its trace root;
+``commit_steps(start, end)``
+    recompute ``S_start … S_end`` from the party's own checkpoint and commit to the Merkle root
+    (``DOMAIN_STEPS``) of their state roots;
+``step_root(step)``
+    one of those roots, with its inclusion proof against the step commitment;
+``open_state(step)``
+    the full state at a step (checked by the receiver against an agreed root).
+
+An honest provider and a cheating one are interchangeable: only the answers differ.
+``TraceProvider`` is backed by a training run and a strategy; the honest challenger uses the same
+class with the ``Honest`` strategy and its own replica run.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from proofs.encoding import trace_proof
+from proofs.hashing import DOMAIN_STEPS
+from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root
+from proofs.types import PartyId, Root, Step
+from verification.execution.checkpoints import read_checkpoint
+from verification.execution.program import Program
+from verification.execution.state import State
+from verification.solver import TrainingRun, replay
+from verification.strategies import Strategy
+
+
+class ProviderError(RuntimeError):
+    """A provider cannot answer (missing data, a step outside the disputed range)."""
+
+
+class Provider(Protocol):
+    party: PartyId
+
+    def checkpoint_root(self, index: int) -> tuple[Root, MerkleProof]: ...
+
+    def commit_steps(self, start: Step, end: Step) -> Root: ...
+
+    def step_root(self, step: Step) -> tuple[Root, MerkleProof]: ...
+
+    def open_state(self, step: Step) -> State: ...
+
+
+class TraceProvider:
+    """A provider backed by one training run (checkpoints on disk) and the strategy that made it."""
+
+    def __init__(self, party: PartyId, run: TrainingRun, program: Program, strategy: Strategy):
+        self.party = party
+        self.run = run
+        self.program = program
+        self.strategy = strategy
+        self._states: dict[int, State] = {}
+        self._roots: list[Root] = []
+        self._leaves: list[bytes] = []
+        self._start = 0
+
+    def checkpoint_root(self, index: int) -> tuple[Root, MerkleProof]:
+        if not 0 <= index < len(self.run.roots):
+            raise ProviderError(f"{self.party}: no checkpoint #{index}")
+        return self.run.roots[index], trace_proof(list(self.run.roots), index, self.program.spec.hash_name)
+
+    def commit_steps(self, start: Step, end: Step) -> Root:
+        k = self.run.interval
+        if start % k or not 0 <= start < end <= self.run.steps:
+            raise ProviderError(f"{self.party}: cannot commit to steps {start}..{end}")
+        first = read_checkpoint(self.run.checkpoint_path, start // k, self.program.device)
+        states = [first, *replay(self.program, self.strategy, first, end)]
+        self._states = {s.step: s for s in states}
+        self._start = start
+        hash_name = self.program.spec.hash_name
+        self._roots = [s.root(hash_name) for s in states]
+        self._leaves = [hash_leaf(r, DOMAIN_STEPS, hash_name) for r in self._roots]
+        return merkle_root(self._leaves, DOMAIN_STEPS, hash_name)
+
+    def step_root(self, step: Step) -> tuple[Root, MerkleProof]:
+        position = step - self._start
+        if not 0 <= position < len(self._roots):
+            raise ProviderError(f"{self.party}: step {step} is outside the committed steps")
+        proof = merkle_proof(self._leaves, position, DOMAIN_STEPS, self.program.spec.hash_name)
+        return self._roots[position], proof
+
+    def open_state(self, step: Step) -> State:
+        if step not in self._states:
+            raise ProviderError(f"{self.party}: state of step {step} is not held")
+        return self._states[step]

@@ -1,0 +1,235 @@
+"""The job spec: everything that defines one verifiable training job.
+
+A job spec fixes the dataset, the training program (model, optimizer, hyper-parameters, seed,
+steps ``T``, checkpoint interval ``k``, execution mode), the verification policy (spot-check
+probability ``p``, policy, dissection arity) and the economics (payment, stakes, bonds), plus the
+solvers that compete for it, each with a *strategy*: ``honest``, a catalog adversary, or a plug-in
+``"package.module:attr"`` (DESIGN.md §4).
+
+The job id is content-addressed: ``job-`` + the first 12 hex digits of the SHA-256 of the spec's
+canonical JSON. Two identical specs are the same job, so re-running one never settles it twice.
+
+Presets: ``default`` (the demo job, embedded so that the Dagster CLI needs no run config) and
+``minimal`` (seconds, for tests), in the spirit of consensus-specs' ``minimal``/``mainnet``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofs.hashing import HASH_NAMES
+from proofs.types import JobId, PartyId, SolverId
+
+MODES = ("exact", "reproducible", "tolerance")
+POLICIES = ("replicate", "interval")
+OPTIMIZERS = ("sgd_momentum",)
+
+
+class SpecError(ValueError):
+    """A job spec is malformed or inconsistent; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """One solver: its id, strategy name (catalog or ``module:attr``) and strategy parameters."""
+
+    solver_id: SolverId
+    strategy: str = "honest"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Economics:
+    """Integer token units (never floats); bps = basis points (1/10,000)."""
+
+    payment_per_solver: int = 1_000
+    solver_stake: int = 5_000
+    challenger_bond: int = 500
+    verifier_fee: int = 50
+    slash_reward_bps: int = 5_000
+    initial_balance: int = 100_000
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str = "default"
+    # data
+    dataset: str = "digits"
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    num_shards: int = 4
+    # program
+    model: str = "mlp"
+    model_params: dict[str, Any] = field(default_factory=lambda: {"hidden": 64})
+    optimizer: str = "sgd_momentum"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    seed: int = 0
+    steps: int = 300
+    checkpoint_interval: int = 25
+    mode: str = "exact"
+    threads: int = 1
+    device: str = "auto"
+    # commitments
+    hash_name: str = "sha256"
+    # verification
+    spot_check_probability: float = 1.0
+    spot_check_policy: str = "replicate"
+    intervals_per_check: int = 2
+    dissection_arity: int = 2
+    operator_level: bool = True
+    party_time_budget_s: float = 60.0
+    # parties and economics
+    submitter: PartyId = PartyId("submitter")
+    verifier: PartyId = PartyId("verifier")
+    economics: Economics = field(default_factory=Economics)
+    solvers: tuple[SolverSpec, ...] = (
+        SolverSpec(SolverId("honest"), "honest"),
+        SolverSpec(SolverId("lazy"), "lazy", {"start": 101, "length": 25}),
+        SolverSpec(SolverId("bitflip"), "bitflip", {"step": 137}),
+    )
+
+    @property
+    def num_checkpoints(self) -> int:
+        """Checkpoints at steps 0, k, 2k, …, T."""
+        return self.steps // self.checkpoint_interval + 1
+
+
+PRESETS: dict[str, JobSpec] = {
+    "default": JobSpec(),
+    "minimal": JobSpec(
+        name="minimal",
+        num_shards=2,
+        model_params={"hidden": 16},
+        steps=40,
+        checkpoint_interval=8,
+        solvers=(
+            SolverSpec(SolverId("honest"), "honest"),
+            SolverSpec(SolverId("lazy"), "lazy", {"start": 9, "length": 8}),
+            SolverSpec(SolverId("bitflip"), "bitflip", {"step": 21}),
+        ),
+    ),
+}
+
+
+def get_preset(name: str) -> JobSpec:
+    if name not in PRESETS:
+        raise SpecError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
+    """Plain JSON-ready form (the report's ``spec`` block)."""
+    return dataclasses.asdict(spec)
+
+
+def compute_job_id(spec: JobSpec) -> JobId:
+    canonical = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
+    return JobId("job-" + hashlib.sha256(canonical.encode()).hexdigest()[:12])
+
+
+def _check_keys(data: dict, cls: type, where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+
+
+def spec_from_dict(data: dict[str, Any], base: JobSpec | None = None) -> JobSpec:
+    """Build and validate a spec from a dict (e.g. parsed YAML); missing fields come from ``base``."""
+    if not isinstance(data, dict):
+        raise SpecError(f"job spec must be a mapping, got {type(data).__name__}")
+    base = base or get_preset(str(data.get("preset", "default")))
+    data = {k: v for k, v in data.items() if k != "preset"}
+    _check_keys(data, JobSpec, "job spec")
+    fields: dict[str, Any] = dict(data)
+    if "economics" in data:
+        if not isinstance(data["economics"], dict):
+            raise SpecError("job spec: economics must be a mapping")
+        _check_keys(data["economics"], Economics, "job spec economics")
+        fields["economics"] = dataclasses.replace(base.economics, **data["economics"])
+    if "solvers" in data:
+        fields["solvers"] = tuple(_solver_from(item) for item in data["solvers"])
+    try:
+        spec = dataclasses.replace(base, **fields)
+    except TypeError as exc:
+        raise SpecError(f"job spec: {exc}") from exc
+    validate_spec(spec)
+    return spec
+
+
+def _solver_from(item: Any) -> SolverSpec:
+    if isinstance(item, str):
+        return SolverSpec(SolverId(item), item)
+    if not isinstance(item, dict) or "solver_id" not in item:
+        raise SpecError(f"solver entry {item!r} must be a name or a mapping with 'solver_id'")
+    _check_keys(item, SolverSpec, f"solver {item['solver_id']!r}")
+    return SolverSpec(SolverId(str(item["solver_id"])), str(item.get("strategy", "honest")),
+                      dict(item.get("params", {})))
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """Read a job spec from a YAML or JSON file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"job spec {str(path)!r} cannot be read: {exc}") from exc
+    try:
+        return spec_from_dict(data)
+    except SpecError as exc:
+        raise SpecError(f"job spec {str(path)!r}: {exc}") from exc
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise SpecError(message)
+
+
+def validate_spec(spec: JobSpec) -> None:
+    """Reject inconsistent specs before anything is trained, written or staked."""
+    # Program rules
+    _require(spec.steps >= 1, f"steps must be >= 1, got {spec.steps}")
+    _require(1 <= spec.checkpoint_interval <= spec.steps,
+             f"checkpoint_interval k={spec.checkpoint_interval} must be in 1..T={spec.steps}")
+    _require(spec.steps % spec.checkpoint_interval == 0,
+             f"steps T={spec.steps} must be a multiple of checkpoint_interval k={spec.checkpoint_interval}")
+    _require(spec.batch_size >= 1, f"batch_size must be >= 1, got {spec.batch_size}")
+    _require(spec.num_shards >= 1, f"num_shards must be >= 1, got {spec.num_shards}")
+    _require(spec.lr > 0, f"lr must be > 0, got {spec.lr}")
+    _require(0 <= spec.momentum < 1, f"momentum must be in [0, 1), got {spec.momentum}")
+    _require(spec.threads >= 1, f"threads must be >= 1, got {spec.threads}")
+    _require(spec.mode in MODES, f"mode {spec.mode!r} is not one of {MODES}")
+    _require(spec.optimizer in OPTIMIZERS, f"optimizer {spec.optimizer!r} is not one of {OPTIMIZERS}")
+    _require(spec.device in ("auto", "cpu", "cuda"), f"device {spec.device!r} is not auto/cpu/cuda")
+    _require(spec.hash_name in HASH_NAMES, f"hash_name {spec.hash_name!r} is not one of {HASH_NAMES}")
+    # Verification rules
+    _require(0.0 <= spec.spot_check_probability <= 1.0,
+             f"spot_check_probability must be in [0, 1], got {spec.spot_check_probability}")
+    _require(spec.spot_check_policy in POLICIES,
+             f"spot_check_policy {spec.spot_check_policy!r} is not one of {POLICIES}")
+    _require(2 <= spec.dissection_arity <= 40,
+             f"dissection_arity must be in 2..40 (Arbitrum uses 40), got {spec.dissection_arity}")
+    _require(spec.intervals_per_check >= 1, f"intervals_per_check must be >= 1, got {spec.intervals_per_check}")
+    _require(spec.party_time_budget_s > 0, f"party_time_budget_s must be > 0, got {spec.party_time_budget_s}")
+    # Economic rules: integer token units, never negative
+    for name, value in dataclasses.asdict(spec.economics).items():
+        _require(isinstance(value, int) and not isinstance(value, bool),
+                 f"economics.{name} must be an integer token amount, got {value!r}")
+        _require(value >= 0, f"economics.{name} must be >= 0, got {value}")
+    _require(spec.economics.slash_reward_bps <= 10_000,
+             f"economics.slash_reward_bps must be <= 10000, got {spec.economics.slash_reward_bps}")
+    # Parties
+    _require(len(spec.solvers) >= 1, "a job needs at least one solver")
+    ids = [s.solver_id for s in spec.solvers]
+    _require(len(set(ids)) == len(ids), f"solver ids must be unique, got {ids}")
+    clash = {spec.submitter, spec.verifier} & set(ids)
+    _require(not clash, f"party ids {sorted(clash)} are used both as solver and submitter/verifier")

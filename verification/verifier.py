@@ -1,0 +1,104 @@
+"""The verifier role: decide whether to check a job, check it, and open a challenge on mismatch.
+
+Selection (DESIGN.md §1.5): a verifier checks a solver's job with probability ``p``. The coin is
+``H(job id, solver id, seed) < p · 2^64`` — seeded and public, so anyone can audit which jobs were
+checked (a real network would use a VRF or a beacon; Truebit and Verde leave the sampling to the
+verifier's own randomness).
+
+Policies
+--------
+``replicate``
+    re-execute the whole job honestly once and compare the trace root with each solver's: any
+    divergence is caught (refereed delegation, Verde).
+``interval``
+    re-execute ``intervals_per_check`` random intervals ``[ik, (i+1)k]`` starting from the
+    solver's *own* checkpoint ``i`` (checked against its trace root); cheaper, but a single bad
+    interval is caught only if sampled: detection ``1 - C(n-1, m)/C(n, m) = m/n`` for ``m``
+    sampled of ``n`` intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from proofs.encoding import trace_root, verify_trace_proof
+from proofs.hashing import DOMAIN_STATE, hash_parts
+from proofs.types import JobId, Root, SolverId, Step
+from verification.execution.checkpoints import read_checkpoint
+from verification.execution.program import Program
+from verification.providers import Provider
+from verification.solver import TrainingRun
+
+
+@dataclass(frozen=True)
+class SpotCheck:
+    solver_id: SolverId
+    checked: bool
+    policy: str
+    intervals: tuple[int, ...]
+    mismatch: bool
+    disputed_interval: int | None  # interval policy: the first mismatching interval
+    steps_executed: int
+    seconds: float
+
+    def to_report(self) -> dict:
+        return {"checked": self.checked, "intervals": list(self.intervals), "mismatch": self.mismatch}
+
+
+def _coin(job_id: JobId, solver_id: SolverId, seed: int, label: bytes, hash_name: str) -> int:
+    digest = hash_parts(DOMAIN_STATE, label, job_id.encode(), solver_id.encode(),
+                        seed.to_bytes(8, "big"), hash_name=hash_name)
+    return int.from_bytes(digest[:8], "big")
+
+
+def is_selected_for_check(job_id: JobId, solver_id: SolverId, seed: int, p: float, hash_name: str) -> bool:
+    """The public, seeded coin that decides whether this solver's work is checked."""
+    return _coin(job_id, solver_id, seed, b"spot-check", hash_name) < int(p * 2**64)
+
+
+def compute_check_intervals(job_id: JobId, solver_id: SolverId, seed: int, num_intervals: int,
+                            count: int, hash_name: str) -> tuple[int, ...]:
+    """``count`` distinct intervals out of ``num_intervals``, drawn from the seeded coin."""
+    scored = sorted(range(num_intervals),
+                    key=lambda i: _coin(job_id, solver_id, seed + i + 1, b"interval", hash_name))
+    return tuple(sorted(scored[: min(count, num_intervals)]))
+
+
+def check_replicate(solver_id: SolverId, claimed_trace_root: Root, replica: TrainingRun, hash_name: str) -> SpotCheck:
+    """Compare the solver's trace root with the verifier's own honest replica."""
+    start = time.perf_counter()
+    mismatch = trace_root(list(replica.roots), hash_name) != claimed_trace_root
+    intervals = tuple(range(len(replica.roots) - 1))
+    return SpotCheck(solver_id, True, "replicate", intervals, mismatch, None, replica.steps,
+                     time.perf_counter() - start + replica.seconds)
+
+
+def check_interval(program: Program, solver_id: SolverId, solver: Provider, claimed_trace_root: Root,
+                   checkpoint_path: str, intervals: tuple[int, ...]) -> SpotCheck:
+    """Re-execute sampled intervals from the solver's own checkpoints."""
+    start = time.perf_counter()
+    k, hash_name = program.spec.checkpoint_interval, program.spec.hash_name
+    disputed, executed = None, 0
+    for i in intervals:
+        root_lo, proof_lo = solver.checkpoint_root(i)
+        root_hi, proof_hi = solver.checkpoint_root(i + 1)
+        # Rule: checkpoint roots used by a check must be the ones the solver signed.
+        size = program.spec.num_checkpoints
+        valid = verify_trace_proof(claimed_trace_root, root_lo, proof_lo, hash_name, index=i, size=size) \
+            and verify_trace_proof(claimed_trace_root, root_hi, proof_hi, hash_name, index=i + 1, size=size)
+        state = read_checkpoint(checkpoint_path, i, program.device)
+        if not valid or state.root(hash_name) != root_lo:
+            disputed = i
+            break
+        state = program.run(state, Step((i + 1) * k))
+        executed += k
+        if state.root(hash_name) != root_hi:
+            disputed = i
+            break
+    return SpotCheck(solver_id, True, "interval", intervals, disputed is not None, disputed,
+                     executed, time.perf_counter() - start)
+
+
+def not_checked(solver_id: SolverId, policy: str) -> SpotCheck:
+    return SpotCheck(solver_id, False, policy, (), False, None, 0, 0.0)
