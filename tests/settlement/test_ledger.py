@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.settlement.support import dump
 from verification.settlement.accounts import (
     BURN,
     JACKPOT,
@@ -46,15 +47,6 @@ def mint(key: str, account: AccountId, amount: int) -> Transaction:
 
 def pay(key: str, source: AccountId, dest: AccountId, amount: int, job: str | None = None):
     return Transaction(key, "pay", (Transfer(source, dest, TokenAmount(amount), "pay"),), job)
-
-
-def dump(ledger: Ledger) -> list[list[tuple]]:
-    """Every row of every table: equal dumps mean an untouched database."""
-    conn = ledger._conn
-    return [
-        conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-        for table in ("transactions", "postings", "accounts")
-    ]
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
-"""Settlement: who is paid, who is slashed, recorded in a double-entry SQLite ledger (GitHub issue 5).
+"""Settlement: who is paid, who is slashed, recorded in a double-entry SQLite ledger.
 
-The ledger is `verification.settlement.ledger`; account names are `verification.settlement.accounts`.
+`settle_job` is the entry point: it funds new parties, escrows payment, stakes and bonds, and applies
+the verification verdicts of a job, once (GitHub issue 5). The rules are pure functions in
+`verification.settlement.rules`; the ledger is `verification.settlement.ledger`; the incentive
+simulator (when does cheating or verifying pay) is `verification.settlement.incentives`.
 """
 
 from verification.settlement.accounts import (
@@ -26,20 +29,42 @@ from verification.settlement.ledger import (
     Posting,
     Transaction,
 )
+from verification.settlement.rules import (
+    ChallengeWindowOpen,
+    EconomicTerms,
+    InvalidJobError,
+    InvalidTermsError,
+    InvalidVerdictError,
+    SolverVerdict,
+    is_forced_error,
+)
+from verification.settlement.settle import (
+    SettlementResult,
+    is_job_settled,
+    lock_job,
+    settle_job,
+)
 
 __all__ = [
     "BURN",
     "JACKPOT",
     "MINT",
     "AccountId",
+    "ChallengeWindowOpen",
+    "EconomicTerms",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidIdentifierError",
+    "InvalidJobError",
+    "InvalidTermsError",
     "InvalidTransferError",
+    "InvalidVerdictError",
     "Ledger",
     "LedgerError",
     "LedgerSchemaError",
     "Posting",
+    "SettlementResult",
+    "SolverVerdict",
     "TokenAmount",
     "Transaction",
     "Transfer",
@@ -47,4 +72,8 @@ __all__ = [
     "get_party_account",
     "get_payment_escrow",
     "get_stake_escrow",
+    "is_forced_error",
+    "is_job_settled",
+    "lock_job",
+    "settle_job",
 ]
