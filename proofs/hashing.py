@@ -43,6 +43,8 @@ DOMAIN_DATASET = b"pinpoint/dataset/v1"
 DOMAIN_SHARD = b"pinpoint/shard/v1"
 DOMAIN_BATCH = b"pinpoint/batch/v1"
 DOMAIN_MESSAGE = b"pinpoint/message/v1"
+DOMAIN_SIGNING = b"pinpoint/signing/v1"
+DOMAIN_KEYS = b"pinpoint/keys/v1"
 DOMAIN_OPS = b"pinpoint/ops/v1"
 DOMAIN_STEPS = b"pinpoint/steps/v1"
 
