@@ -8,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 from proofs.encoding import (
     CHUNK_TARGET_BYTES,
     EncodingError,
+    canonical_array,
     chunk_count,
     chunk_proof,
     chunk_rows,
@@ -65,6 +66,12 @@ def test_roots_do_not_depend_on_byte_order_layout_or_insertion_order():
     assert tensor_root("w", weight) == tensor_root("w", np.asfortranarray(weight))
     assert tensor_root("w", weight[::2]) == tensor_root("w", weight[::2].copy())
     assert state_root(state) == state_root(dict(reversed(list(state.items()))))
+
+
+def test_hashing_reads_contiguous_little_endian_arrays_in_place():
+    array = np.arange(1000, dtype="<f8")
+    assert np.shares_memory(canonical_array("a", array), array)
+    assert canonical_array("a", array.astype(">f8")).dtype.str == "<f8"
 
 
 def test_roots_bind_name_dtype_shape_and_data():
