@@ -125,8 +125,8 @@ def get_preset(name: str) -> JobSpec:
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
-    """Plain JSON-ready form (the report's ``spec`` block)."""
-    return dataclasses.asdict(spec)
+    """Plain JSON form (the report's ``spec`` block): only dicts, lists, str, int, float, bool."""
+    return json.loads(json.dumps(dataclasses.asdict(spec)))
 
 
 def compute_job_id(spec: JobSpec) -> JobId:

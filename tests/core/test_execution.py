@@ -64,7 +64,7 @@ def test_adversaries_diverge_exactly_where_they_say(minimal_program, tmp_path):
     for strategy in (Lazy(start=9, length=8), BitFlip(step=21)):
         run = train(minimal_program, strategy, tmp_path / f"{strategy.name}.zarr", "job", strategy.name)
         k = minimal_program.spec.checkpoint_interval
-        first_bad = next(i for i, (a, b) in enumerate(zip(honest.roots, run.roots)) if a != b)
+        first_bad = next(i for i, (a, b) in enumerate(zip(honest.roots, run.roots, strict=True)) if a != b)
         assert (first_bad - 1) * k < run.injected_divergence_step <= first_bad * k
 
 

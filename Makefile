@@ -1,0 +1,57 @@
+# Pinpoint — the commands of DESIGN.md §4. Every target creates .venv when it is missing.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DAGSTER := $(VENV)/bin/dagster
+export PYTHONPATH := $(CURDIR)
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export PINPOINT_ARTIFACTS ?= $(CURDIR)/artifacts
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test ui bench lint clean venv
+
+venv: $(VENV)/.installed
+
+# torch first and pinned: an unpinned resolve would pull gigabytes of CUDA wheels.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	  print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+# The whole lifecycle of the embedded default job through the Dagster CLI, then its summary.
+demo: venv $(DAGSTER_HOME)/dagster.yaml
+	mkdir -p $(PINPOINT_ARTIFACTS)
+	@echo "materializing every asset of the default job (log: $(PINPOINT_ARTIFACTS)/demo-dagster.log) ..."
+	@start=$$(date +%s); \
+	if ! $(DAGSTER) asset materialize -m pipelines.definitions --select '*' > $(PINPOINT_ARTIFACTS)/demo-dagster.log 2>&1; then \
+	  tail -n 60 $(PINPOINT_ARTIFACTS)/demo-dagster.log; exit 1; fi; \
+	echo "done in $$(( $$(date +%s) - start ))s"
+	$(PY) -m verification show --preset default
+
+test: venv $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m pytest -q -p no:randomly --benchmark-disable
+
+# Dagster UI on 127.0.0.1 (the launcher restores default signal handling: Ctrl-C stops it all).
+ui: venv $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m pipelines.launch $(DAGSTER) dev -h 127.0.0.1 -p $${PORT:-3000} -w workspace.yaml
+
+bench: venv
+	mkdir -p $(PINPOINT_ARTIFACTS)/bench
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=$(PINPOINT_ARTIFACTS)/bench/benchmarks.json -q
+	$(PY) -m benchmarks.report $(PINPOINT_ARTIFACTS)/bench/benchmarks.json $(PINPOINT_ARTIFACTS)/bench
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(PINPOINT_ARTIFACTS) $(DAGSTER_HOME)

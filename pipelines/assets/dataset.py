@@ -1,0 +1,28 @@
+"""Stage 1 — dataset sharding."""
+
+
+import dagster as dg
+
+from pipelines.resources import PinpointConfig
+from verification.lifecycle import Timed, stage_shard, timed
+
+
+@dg.asset(group_name="dataset", compute_kind="zarr",
+          description="The job's data source split into zarr shards, each with a Merkle root over its "
+                      "chunks; the dataset root (Merkle root of shard roots) keys the batch schedule.")
+def dataset_shards(pinpoint: PinpointConfig) -> dg.Output[Timed]:
+    spec = pinpoint.spec()
+    out = timed(stage_shard, spec, pinpoint.paths())
+    ds = out.value
+    return dg.Output(out, metadata={
+        "dataset": ds.name,
+        "dataset_root": ds.root.hex(),
+        "samples": ds.num_samples,
+        "shards": dg.MetadataValue.table(
+            [dg.TableRecord({"shard": s.index, "samples": s.num_samples, "root": s.root.hex(), "path": s.path})
+             for s in ds.shards],
+            schema=dg.TableSchema([dg.TableColumn("shard", "int"), dg.TableColumn("samples", "int"),
+                                   dg.TableColumn("root", "string"), dg.TableColumn("path", "string")]),
+        ),
+        "seconds": out.seconds,
+    })

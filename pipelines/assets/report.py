@@ -1,0 +1,27 @@
+"""Stage 7 — the job report (report.json + summary)."""
+
+
+import dagster as dg
+
+from pipelines.resources import PinpointConfig
+from verification.lifecycle import Timed, check_signatures
+from verification.report import build_report, render_markdown, write_report
+from verification.spec import compute_job_id
+
+
+@dg.asset(group_name="report", compute_kind="json",
+          description="artifacts/runs/<job_id>/report.json (schema pinpoint.report/1) and a summary.")
+def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
+               training_runs: Timed, commitments: Timed, spot_checks: Timed, disputes: Timed,
+               settlement: Timed) -> dg.Output[dict]:
+    spec = pinpoint.spec()
+    timings = {"shard": dataset_shards.seconds, "train": training_runs.seconds,
+               "commit": commitments.seconds, "verify": spot_checks.seconds,
+               "dispute": disputes.seconds, "settle": settlement.seconds}
+    report = build_report(spec, dataset_shards.value, training_runs.value, commitments.value,
+                          check_signatures(spec, commitments.value), spot_checks.value.checks,
+                          disputes.value, settlement.value, timings)
+    path = write_report(pinpoint.paths().report(compute_job_id(spec)), report)
+    return dg.Output(report, metadata={"path": dg.MetadataValue.path(str(path)),
+                                       "job_id": report["job_id"],
+                                       "summary": dg.MetadataValue.md(render_markdown(report))})

@@ -1,0 +1,27 @@
+"""Stage 2 — training, one run per solver (CUDA when present, CPU otherwise)."""
+
+
+import dagster as dg
+
+from pipelines.resources import PinpointConfig
+from verification.lifecycle import Timed, stage_train, timed
+from verification.plots import loss_curves_png, png_markdown
+
+
+@dg.asset(group_name="training", compute_kind="torch",
+          description="Each solver runs the job's program under its strategy (honest or adversarial), "
+                      "checkpointing the full State to zarr every k steps and keeping its state roots.")
+def training_runs(pinpoint: PinpointConfig,
+                  dataset_shards: Timed) -> dg.Output[Timed]:
+    spec = pinpoint.spec()
+    out = timed(stage_train, spec, dataset_shards.value, pinpoint.paths())
+    runs = out.value
+    png = loss_curves_png({sid: run.losses for sid, run in runs.items()})
+    return dg.Output(out, metadata={
+        "loss_curve": dg.MetadataValue.md(png_markdown(png, "loss per solver")),
+        "final_state_roots": dg.MetadataValue.json({sid: r.final_root.hex() for sid, r in runs.items()}),
+        "device": next(iter(runs.values())).device,
+        "steps": spec.steps,
+        "checkpoint_interval": spec.checkpoint_interval,
+        "seconds": out.seconds,
+    })

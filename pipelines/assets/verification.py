@@ -1,0 +1,42 @@
+"""Stages 4 and 5 — optimistic spot checks, and the challenge-and-bisection disputes."""
+
+
+import json
+
+import dagster as dg
+
+from pipelines.resources import PinpointConfig
+from verification.dispute import render_transcript_markdown
+from verification.lifecycle import Timed, stage_dispute, stage_verify, timed
+
+
+@dg.asset(group_name="verification", compute_kind="torch",
+          description="With probability p per solver (seeded coin), the verifier re-executes the job "
+                      "(replicate) or random intervals from the solver's checkpoints (interval) and "
+                      "compares roots; a mismatch opens a challenge.")
+def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
+                training_runs: Timed, commitments: Timed) -> dg.Output[Timed]:
+    spec = pinpoint.spec()
+    out = timed(stage_verify, spec, dataset_shards.value, training_runs.value, commitments.value,
+                pinpoint.paths())
+    return dg.Output(out, metadata={
+        "policy": spec.spot_check_policy,
+        "p": spec.spot_check_probability,
+        "checks": dg.MetadataValue.json({sid: c.to_report() for sid, c in out.value.checks.items()}),
+        "seconds": out.seconds,
+    })
+
+
+@dg.asset(group_name="verification", compute_kind="torch",
+          description="For every mismatch: k-ary bisection over checkpoints, then over the steps of the "
+                      "disputed interval; the referee re-executes the single disputed step and rules.")
+def disputes(pinpoint: PinpointConfig, dataset_shards: Timed,
+             training_runs: Timed, commitments: Timed, spot_checks: Timed) -> dg.Output[Timed]:
+    out = timed(stage_dispute, pinpoint.spec(), dataset_shards.value, training_runs.value,
+                commitments.value, spot_checks.value, pinpoint.paths())
+    metadata = {"disputes": len(out.value), "seconds": out.seconds}
+    for sid, result in out.value.items():
+        metadata[f"{sid}_result"] = dg.MetadataValue.json(result.to_report())
+        with open(result.transcript) as fh:
+            metadata[f"{sid}_transcript"] = dg.MetadataValue.md(render_transcript_markdown(json.load(fh)))
+    return dg.Output(out, metadata=metadata)

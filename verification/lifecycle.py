@@ -1,0 +1,254 @@
+"""One job's lifecycle as a chain of stage functions (DESIGN.md §1).
+
+``shard -> train -> commit -> verify -> dispute -> settle -> report``. Each stage is a plain
+function of the spec and the previous stages' outputs; each Dagster asset calls exactly one of
+them, and ``run_job`` chains them all for scripts, tests and benchmarks. Stage outputs are small
+frozen dataclasses (roots, paths, verdicts), so they pickle cheaply between processes; the heavy
+data (shards, checkpoints) stays in zarr under the artifacts directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from datasets.sharding import DatasetCommitment, write_shards
+from datasets.sources import load_source
+from proofs.bls import get_backend
+from proofs.encoding import trace_root
+from proofs.keys import derive_keypair
+from proofs.messages import Commitment, Signed, sign_message, verify_signed
+from proofs.types import PartyId, SolverId
+from verification.dispute import DisputeGame, DisputeResult, save_transcript
+from verification.execution.program import load_program
+from verification.paths import ArtifactPaths
+from verification.providers import TraceProvider
+from verification.settlement import (
+    EconomicTerms,
+    Ledger,
+    SettlementResult,
+    SolverVerdict,
+    settle_job,
+)
+from verification.solver import TrainingRun, train
+from verification.spec import JobSpec, compute_job_id
+from verification.strategies import Honest, resolve_strategy
+from verification.verifier import (
+    SpotCheck,
+    check_interval,
+    check_replicate,
+    compute_check_intervals,
+    is_selected_for_check,
+    not_checked,
+)
+
+T = TypeVar("T")
+
+
+class LifecycleError(RuntimeError):
+    """A stage cannot proceed with what the previous stages produced."""
+
+
+@dataclass(frozen=True)
+class Timed(Generic[T]):
+    """A stage's output and its wall time (the report's ``timings_s``)."""
+
+    value: T
+    seconds: float
+
+
+def timed(fn: Callable[..., T], *args: Any) -> Timed[T]:
+    start = time.perf_counter()
+    value = fn(*args)
+    return Timed(value, time.perf_counter() - start)
+
+
+def validate_job(spec: JobSpec) -> None:
+    """Everything that can be rejected before any work: spec rules and every strategy."""
+    for solver in spec.solvers:
+        resolve_strategy(solver.strategy, solver.params)
+
+
+# -- 1. dataset --------------------------------------------------------------------------------
+def stage_shard(spec: JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
+    """Split the spec's data source into zarr shards and commit to their Merkle roots."""
+    source = load_source(spec.dataset, **spec.dataset_params)
+    return write_shards(source, paths.dataset(compute_job_id(spec)), spec.num_shards, spec.hash_name)
+
+
+# -- 2. training -------------------------------------------------------------------------------
+def stage_train(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths,
+                solver_ids: list[SolverId] | None = None) -> dict[SolverId, TrainingRun]:
+    """Every solver trains under its strategy; checkpoints go to zarr every ``k`` steps."""
+    program = load_program(spec, dataset)
+    job_id = compute_job_id(spec)
+    runs = {}
+    for solver in spec.solvers:
+        if solver_ids is not None and solver.solver_id not in solver_ids:
+            continue
+        strategy = resolve_strategy(solver.strategy, solver.params)
+        path = paths.checkpoints(job_id, solver.solver_id)
+        runs[solver.solver_id] = train(program, strategy, path, job_id, solver.solver_id)
+    return runs
+
+
+# -- 3. commitments ----------------------------------------------------------------------------
+def party_keypair(spec: JobSpec, party: str) -> tuple[int, bytes]:
+    """Demo keys: derived from the job seed and the party name (a real party brings its own)."""
+    return derive_keypair(spec.seed.to_bytes(8, "big"), party, get_backend())
+
+
+def build_commitment(spec: JobSpec, run: TrainingRun) -> Commitment:
+    return Commitment(
+        job_id=compute_job_id(spec), solver_id=run.solver_id,
+        trace_root=trace_root(list(run.roots), spec.hash_name), final_state_root=run.final_root,
+        steps=spec.steps, interval=spec.checkpoint_interval,
+    )
+
+
+def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun]) -> dict[SolverId, Signed]:
+    """Each solver signs (job id, solver id, trace root, final state root, T, k) with BLS."""
+    backend = get_backend()
+    signed = {}
+    for solver_id, run in runs.items():
+        sk, _ = party_keypair(spec, solver_id)
+        signed[solver_id] = sign_message(build_commitment(spec, run), sk, solver_id, backend)
+    return signed
+
+
+def check_signatures(spec: JobSpec, commitments: dict[SolverId, Signed]) -> dict[SolverId, bool]:
+    """Every commitment must carry a valid signature by the registered key of its solver."""
+    result = {}
+    for solver_id, signed in commitments.items():
+        _, pk = party_keypair(spec, solver_id)
+        result[solver_id] = signed.public_key == pk and verify_signed(signed)
+    return result
+
+
+# -- 4. spot checks ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VerifyOutput:
+    checks: dict[SolverId, SpotCheck]
+    replica: TrainingRun | None
+    seconds: float
+
+
+def _solver_provider(spec, program, run: TrainingRun) -> TraceProvider:
+    solver = next(s for s in spec.solvers if s.solver_id == run.solver_id)
+    return TraceProvider(PartyId(run.solver_id), run, program, resolve_strategy(solver.strategy, solver.params))
+
+
+def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
+                 commitments: dict[SolverId, Signed], paths: ArtifactPaths) -> VerifyOutput:
+    """The verifier checks each solver with probability ``p`` under the spec's policy."""
+    start = time.perf_counter()
+    job_id, hash_name = compute_job_id(spec), spec.hash_name
+    program = load_program(spec, dataset)
+    selected = [sid for sid in runs if is_selected_for_check(job_id, sid, spec.seed,
+                                                             spec.spot_check_probability, hash_name)]
+    replica = None
+    if selected and spec.spot_check_policy == "replicate":
+        replica = train(program, Honest(), paths.replica(job_id), job_id, SolverId(spec.verifier))
+    checks = {}
+    for sid, run in runs.items():
+        claimed = commitments[sid].message.trace_root
+        if sid not in selected:
+            checks[sid] = not_checked(sid, spec.spot_check_policy)
+        elif replica is not None:
+            checks[sid] = check_replicate(sid, claimed, replica, hash_name)
+        else:
+            intervals = compute_check_intervals(job_id, sid, spec.seed, spec.num_checkpoints - 1,
+                                                spec.intervals_per_check, hash_name)
+            checks[sid] = check_interval(program, sid, _solver_provider(spec, program, run), claimed,
+                                         run.checkpoint_path, intervals)
+    return VerifyOutput(checks, replica, time.perf_counter() - start)
+
+
+# -- 5. disputes -------------------------------------------------------------------------------
+def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
+                  commitments: dict[SolverId, Signed], verified: VerifyOutput,
+                  paths: ArtifactPaths) -> dict[SolverId, DisputeResult]:
+    """A challenge-and-bisection game for every mismatch found by a spot check."""
+    job_id = compute_job_id(spec)
+    program = load_program(spec, dataset)
+    results = {}
+    for sid, check in verified.checks.items():
+        if not check.mismatch:
+            continue
+        run = runs[sid]
+        if verified.replica is not None:
+            challenger = TraceProvider(PartyId(spec.verifier), verified.replica, program, Honest())
+        else:  # interval policy: the challenger replays honestly from the solver's own checkpoints
+            challenger = TraceProvider(PartyId(spec.verifier), run, program, Honest())
+        game = DisputeGame(program, _solver_provider(spec, program, run), challenger,
+                           commitments[sid].message.trace_root, spec.dissection_arity,
+                           spec.party_time_budget_s)
+        interval = None if verified.replica is not None else check.disputed_interval
+        result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
+        path = save_transcript(paths.transcript(job_id, sid), game.transcript(result))
+        results[sid] = DisputeResult(**{**result.__dict__, "transcript": path})
+    return results
+
+
+# -- 6. settlement -----------------------------------------------------------------------------
+def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
+                     disputes: dict[SolverId, DisputeResult]) -> list[SolverVerdict]:
+    """Map verification results to settlement verdicts."""
+    verdicts = []
+    for solver in spec.solvers:
+        sid, check = solver.solver_id, checks[solver.solver_id]
+        dispute = disputes.get(sid)
+        if not check.checked:
+            verdicts.append(SolverVerdict(sid, "unverified"))
+        elif dispute is None:
+            verdicts.append(SolverVerdict(sid, "paid"))
+        elif dispute.winner == "challenger":
+            verdicts.append(SolverVerdict(sid, "slashed", challenger=spec.verifier))
+        else:
+            verdicts.append(SolverVerdict(sid, "paid", challenger=spec.verifier, false_challenge=True))
+    return verdicts
+
+
+def economic_terms(spec: JobSpec) -> EconomicTerms:
+    e = spec.economics
+    return EconomicTerms(
+        payment_per_solver=e.payment_per_solver, solver_stake=e.solver_stake,
+        challenger_bond=e.challenger_bond, verifier_fee=e.verifier_fee,
+        slash_reward_bps=e.slash_reward_bps, initial_balance=e.initial_balance,
+    )
+
+
+def stage_settle(spec: JobSpec, checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
+                 ledger_path: Path) -> SettlementResult:
+    """Apply the verdicts to the SQLite ledger, once (idempotent per job id)."""
+    ledger = Ledger(ledger_path)
+    try:
+        return settle_job(ledger, compute_job_id(spec), spec.submitter, economic_terms(spec),
+                          compute_verdicts(spec, checks, disputes), verifiers=[spec.verifier])
+    finally:
+        ledger.close()
+
+
+# -- whole job ---------------------------------------------------------------------------------
+def run_job(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
+    """Every stage in order; returns the report (also written to ``report.json``)."""
+    from verification.report import build_report, write_report
+
+    validate_job(spec)
+    dataset = timed(stage_shard, spec, paths)
+    runs = timed(stage_train, spec, dataset.value, paths)
+    commitments = timed(stage_commit, spec, runs.value)
+    verified = timed(stage_verify, spec, dataset.value, runs.value, commitments.value, paths)
+    disputes = timed(stage_dispute, spec, dataset.value, runs.value, commitments.value, verified.value, paths)
+    settled = timed(stage_settle, spec, verified.value.checks, disputes.value, paths.ledger)
+    timings = {"shard": dataset.seconds, "train": runs.seconds, "commit": commitments.seconds,
+               "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
+    report = build_report(spec, dataset.value, runs.value, commitments.value,
+                          check_signatures(spec, commitments.value), verified.value.checks,
+                          disputes.value, settled.value, timings)
+    write_report(paths.report(compute_job_id(spec)), report)
+    return report
+

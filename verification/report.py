@@ -1,0 +1,128 @@
+"""The job report: ``artifacts/runs/<job_id>/report.json`` (schema ``pinpoint.report/1``,
+DESIGN.md §4) and its human summaries (terminal table, markdown for the Dagster UI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from datasets.sharding import DatasetCommitment
+from proofs.messages import Signed
+from proofs.types import SolverId
+from verification.dispute import DisputeResult
+from verification.settlement import SettlementResult
+from verification.solver import TrainingRun
+from verification.spec import JobSpec, compute_job_id, spec_to_dict
+from verification.verifier import SpotCheck
+
+SCHEMA = "pinpoint.report/1"
+STAGES = ("shard", "train", "commit", "verify", "dispute", "settle")
+
+
+class ReportError(ValueError):
+    """A report file is missing or does not follow the schema."""
+
+
+def compute_outcome(check: SpotCheck, dispute: DisputeResult | None) -> str:
+    if not check.checked:
+        return "unverified"
+    if dispute is not None and dispute.winner == "challenger":
+        return "slashed"
+    return "paid"
+
+
+def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
+                 commitments: dict[SolverId, Signed], signatures: dict[SolverId, bool],
+                 checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
+                 settlement: SettlementResult, timings: dict[str, float]) -> dict[str, Any]:
+    solvers = []
+    for solver in spec.solvers:
+        sid = solver.solver_id
+        run, commitment, dispute = runs[sid], commitments[sid].message, disputes.get(sid)
+        solvers.append({
+            "solver_id": sid,
+            "strategy": solver.strategy,
+            "trace_root": commitment.trace_root.hex(),
+            "final_state_root": commitment.final_state_root.hex(),
+            "signature_valid": bool(signatures[sid]),
+            "spot_check": checks[sid].to_report(),
+            "dispute": None if dispute is None else dispute.to_report(),
+            "outcome": compute_outcome(checks[sid], dispute),
+            "injected_divergence_step": run.injected_divergence_step,
+        })
+    return {
+        "schema": SCHEMA,
+        "job_id": compute_job_id(spec),
+        "spec": spec_to_dict(spec),
+        "dataset": {"name": dataset.name, "shards": len(dataset.shards), "root": dataset.root.hex()},
+        "solvers": solvers,
+        "ledger": {
+            "supply_before": settlement.supply_before, "supply_after": settlement.supply_after,
+            "burned": settlement.burned, "balances": dict(settlement.balances),
+            "already_settled": settlement.already_settled,
+        },
+        "timings_s": {stage: round(float(timings.get(stage, 0.0)), 4) for stage in STAGES},
+    }
+
+
+def write_report(path: Path, report: dict[str, Any]) -> Path:
+    """Write atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"report {str(path)!r} cannot be read: {exc}") from exc
+    if report.get("schema") != SCHEMA:
+        raise ReportError(f"report {str(path)!r} has schema {report.get('schema')!r}, expected {SCHEMA!r}")
+    return report
+
+
+def _rows(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for s in report["solvers"]:
+        d = s["dispute"] or {}
+        rows.append([
+            s["solver_id"], s["strategy"], s["trace_root"][:12], "yes" if s["signature_valid"] else "NO",
+            "mismatch" if s["spot_check"]["mismatch"] else ("ok" if s["spot_check"]["checked"] else "skipped"),
+            str(s["injected_divergence_step"] if s["injected_divergence_step"] is not None else "-"),
+            str(d.get("first_divergent_step", "-")), str(d.get("operator") or "-"),
+            str(d.get("rounds", "-")), s["outcome"],
+        ])
+    return rows
+
+
+HEADERS = ["solver", "strategy", "trace root", "sig", "spot check", "injected", "found step",
+           "operator", "rounds", "outcome"]
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """A plain-text summary table for the terminal."""
+    rows = [HEADERS, *_rows(report)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*rows[0]), fmt.format(*["-" * w for w in widths])]
+    lines += [fmt.format(*r) for r in rows[1:]]
+    ledger, t = report["ledger"], report["timings_s"]
+    lines.append("")
+    lines.append(f"job {report['job_id']}  dataset {report['dataset']['name']} "
+                 f"({report['dataset']['shards']} shards, root {report['dataset']['root'][:12]})")
+    lines.append(f"ledger: supply {ledger['supply_before']} -> {ledger['supply_after']} "
+                 f"(conserved: {ledger['supply_before'] == ledger['supply_after']}), burned {ledger['burned']}"
+                 + ("  [already settled: no-op]" if ledger.get("already_settled") else ""))
+    lines.append("timings: " + "  ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The summary as a markdown table (Dagster metadata)."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+    return "\n".join(lines)
