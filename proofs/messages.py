@@ -37,7 +37,17 @@ from typing import Any, Generic, NewType, TypeVar, get_args, get_origin, get_typ
 from proofs.bls import BlsBackend, get_backend
 from proofs.hashing import DOMAIN_MESSAGE, DOMAIN_SIGNING, hash_parts
 from proofs.keys import KeyRegistry
-from proofs.types import ROOT_SIZE, JobId, PartyId, Root, SecretKey, SolverId, Step
+from proofs.types import (
+    ROOT_SIZE,
+    JobId,
+    PartyId,
+    PublicKey,
+    Root,
+    SecretKey,
+    Signature,
+    SolverId,
+    Step,
+)
 
 UNSIGNED = {"signed": False}
 MAX_U64 = 2**64 - 1
@@ -98,8 +108,8 @@ class Signed(Generic[T]):
 
     message: T
     signer: PartyId
-    public_key: bytes
-    signature: bytes
+    public_key: PublicKey
+    signature: Signature
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,8 @@ class AggregateAttestation:
     trace_root: Root
     verdict: bool
     verifier_ids: tuple[PartyId, ...]
-    public_keys: tuple[bytes, ...]
-    signature: bytes
+    public_keys: tuple[PublicKey, ...]
+    signature: Signature
 
 
 @dataclass(frozen=True)

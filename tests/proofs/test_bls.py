@@ -221,6 +221,13 @@ def test_arkworks_verifiers_never_raise(pk, message, signature):
     assert ARKWORKS.fast_aggregate_verify([pk], message, signature) is False
 
 
+@SLOW
+@given(mutated(VALID_PK), st.binary(max_size=8), mutated(VALID_SIG))
+def test_py_ecc_verifiers_never_raise(pk, message, signature):
+    assert PY_ECC.verify(pk, message, signature) is False
+    assert PY_ECC.fast_aggregate_verify([pk], message, signature) is False
+
+
 # -- backend selection -------------------------------------------------------------------------
 def test_default_backend_and_environment_override(monkeypatch):
     monkeypatch.delenv(BACKEND_ENV_VAR, raising=False)
