@@ -280,10 +280,16 @@ class Ledger:
 
     def balances(self, prefix: str | None = None) -> dict[AccountId, TokenAmount]:
         """Balances of every account ever posted to (zero ones included), optionally by name prefix."""
-        rows = self._conn.execute(
-            "SELECT account, balance FROM accounts WHERE substr(account, 1, ?) = ? ORDER BY account",
-            (len(prefix or ""), prefix or ""),
-        )
+        if prefix:
+            # a range on the primary key: names starting with prefix sort in [prefix, next prefix)
+            upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            rows = self._conn.execute(
+                "SELECT account, balance FROM accounts WHERE account >= ? AND account < ? "
+                "ORDER BY account",
+                (prefix, upper),
+            )
+        else:
+            rows = self._conn.execute("SELECT account, balance FROM accounts ORDER BY account")
         return {AccountId(account): TokenAmount(balance) for account, balance in rows}
 
     def supply(self) -> TokenAmount:
