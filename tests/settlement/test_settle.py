@@ -208,8 +208,7 @@ def _settle_all(path: str, jobs: int) -> None:
 
 
 def test_processes_racing_on_the_same_jobs_settle_each_once(tmp_path):
-    path = str(tmp_path / "ledger.sqlite")
-    Ledger(path).close()
+    path = str(tmp_path / "ledger.sqlite")  # not created yet: the workers race to create it too
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_settle_all, args=(path, 6)) for _ in range(3)]
     for process in workers:

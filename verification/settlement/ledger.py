@@ -173,7 +173,11 @@ class Ledger:
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._create_schema()
+        try:
+            self._create_schema()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _create_schema(self) -> None:
         with self.atomic():
@@ -221,6 +225,9 @@ class Ledger:
             raise
 
     def _rollback(self, savepoint: str) -> None:
+        # SQLite may already have rolled back by itself (disk full, I/O error): nothing left to undo
+        if not self._conn.in_transaction:
+            return
         if self._depth == 0:
             self._conn.execute("ROLLBACK")
         else:

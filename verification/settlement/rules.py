@@ -15,15 +15,17 @@ Stake
 Bond
     What a challenger escrows for each dispute it opens; returned when it wins, forfeit when it loses.
     A bond makes frivolous challenges (delaying an honest solver) cost something (Arbitrum BoLD,
-    Alvarez et al. 2023: every claim in a dispute is backed by a bond; the losers' bonds are
+    Alvarez et al. 2024: every claim in a dispute is backed by a bond; the losers' bonds are
     confiscated).
 Forfeit split
     How a forfeit deposit (a cheater's stake, a false challenger's bond) is divided:
     ``slash_reward_bps`` to the winner of the dispute, ``slash_burn_bps`` burned, and the rest, with the
     rounding remainder, refunded to the submitter (compensation for the wrong result or the delay).
     Only part goes to the winner: if the whole deposit did, a solver could challenge itself through a
-    Sybil identity and lose nothing. Truebit burns part of a forfeit deposit for this reason (§4.3),
-    and BoLD sends confiscated stakes to the DAO treasury rather than to the honest party.
+    Sybil identity and lose nothing. Truebit limits what challengers collect for this reason (its
+    Sybil defenses; Koch & Reitwießner 2018 rework the reward for it), and BoLD sends confiscated
+    stakes to the DAO treasury rather than to the honest party. The shares are terms, not constants:
+    ``slash_burn_bps = 10000 - slash_reward_bps`` burns all that the winner does not get.
 Outcomes of a solver
     ``paid``: checked and found correct, or a challenge against it failed: stake back plus payment.
     ``unverified``: nobody checked it; paid optimistically, exactly like ``paid``.
@@ -176,7 +178,7 @@ def compute_share(amount: int, bps: int) -> TokenAmount:
 
 
 def compute_forfeit_split(amount: TokenAmount, terms: EconomicTerms) -> ForfeitSplit:
-    """Split a forfeit deposit; the rounding remainder goes to the refund (Truebit §4.3, BoLD)."""
+    """Split a forfeit deposit into reward, burn and refund; the rounding remainder is refunded."""
     reward = compute_share(amount, terms.slash_reward_bps)
     burn = compute_share(amount, terms.slash_burn_bps)
     return ForfeitSplit(reward, burn, TokenAmount(amount - reward - burn))
