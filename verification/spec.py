@@ -70,6 +70,7 @@ class JobSpec:
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 32
+    micro_batches: int = 1  # gradient of a step = mean over equal micro-batches, summed in order
     seed: int = 0
     steps: int = 300
     checkpoint_interval: int = 25
@@ -203,6 +204,8 @@ def validate_spec(spec: JobSpec) -> None:
     _require(spec.steps % spec.checkpoint_interval == 0,
              f"steps T={spec.steps} must be a multiple of checkpoint_interval k={spec.checkpoint_interval}")
     _require(spec.batch_size >= 1, f"batch_size must be >= 1, got {spec.batch_size}")
+    _require(spec.micro_batches >= 1 and spec.batch_size % spec.micro_batches == 0,
+             f"micro_batches={spec.micro_batches} must be >= 1 and divide batch_size={spec.batch_size}")
     _require(spec.num_shards >= 1, f"num_shards must be >= 1, got {spec.num_shards}")
     _require(spec.lr > 0, f"lr must be > 0, got {spec.lr}")
     _require(0 <= spec.momentum < 1, f"momentum must be in [0, 1), got {spec.momentum}")

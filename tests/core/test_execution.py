@@ -82,3 +82,17 @@ def test_unknown_strategy_is_named():
         resolve_strategy("lazy", {"begin": 3})
     with pytest.raises(StrategyError, match="cannot be imported"):
         resolve_strategy("no.such.module:thing", {})
+
+
+def test_micro_batched_step_is_the_mean_gradient(minimal_spec, minimal_dataset):
+    import dataclasses
+
+    from verification.execution.program import load_program
+
+    one = load_program(minimal_spec, minimal_dataset[0])
+    two = load_program(dataclasses.replace(minimal_spec, micro_batches=2), minimal_dataset[0])
+    a = one.run(one.init_state(), Step(3))
+    b = two.run(two.init_state(), Step(3))
+    for name, t in a.tensors.items():
+        torch.testing.assert_close(b.tensors[name], t, rtol=1e-4, atol=1e-6)
+    assert two.run(two.init_state(), Step(3)).root() == b.root()

@@ -99,24 +99,57 @@ class Program:
         index = torch.from_numpy(idx.copy()).to(self.device)
         return Batch(step, idx, self._x.index_select(0, index), self._y.index_select(0, index))
 
-    def step(self, state: State, batch: Batch, lr: float | None = None) -> StepOutput:
-        """One optimizer step ``S_{t-1} -> S_t`` on ``batch`` (``lr`` overrides the spec's)."""
-        lr = self.spec.lr if lr is None else lr
-        mu, wd = self.spec.momentum, self.spec.weight_decay
+    def micro_batch(self, batch: Batch, index: int) -> Batch:
+        """Micro-batch ``index`` of ``micro_batches`` equal, contiguous slices of ``batch``."""
+        size = len(batch.indices) // self.spec.micro_batches
+        part = slice(index * size, (index + 1) * size)
+        return Batch(batch.step, batch.indices[part], batch.x[part], batch.y[part])
+
+    def gradients(self, state: State, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Gradients of the mean loss over ``batch`` w.r.t. every parameter, and that loss."""
         names = sorted(state.params())
         params = {n: state.tensors[f"param/{n}"].detach().requires_grad_(True) for n in names}
         loss = self.model.loss(params, batch.x, batch.y, self.ops)
         grads = torch.autograd.grad(loss, [params[n] for n in names])
+        return dict(zip(names, grads, strict=True)), loss.detach()
+
+    def combine(self, parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Mean of micro-batch gradients, summed in micro-batch order (a fixed reduction order:
+        data-parallel workers and a single process reduce identically)."""
+        if len(parts) == 1:
+            return parts[0]
+        with torch.no_grad():
+            grads = {}
+            for name in parts[0][0]:
+                total = parts[0][0][name]
+                for g, _ in parts[1:]:
+                    total = total + g[name]
+                grads[name] = total / len(parts)
+            loss = parts[0][1]
+            for _, part_loss in parts[1:]:
+                loss = loss + part_loss
+        return grads, loss / len(parts)
+
+    def update(self, state: State, grads: dict[str, torch.Tensor], lr: float | None = None) -> State:
+        """SGD with momentum: ``buf <- mu * buf + (g + wd * p)``, ``p <- p - lr * buf``."""
+        lr = self.spec.lr if lr is None else lr
+        mu, wd = self.spec.momentum, self.spec.weight_decay
         tensors = {}
         with torch.no_grad():
-            for n, g in zip(names, grads, strict=True):
-                p = params[n].detach()
+            for n, g in grads.items():
+                p = state.tensors[f"param/{n}"]
                 if wd:
                     g = g + wd * p
                 buf = mu * state.tensors[f"momentum/{n}"] + g
                 tensors[f"param/{n}"] = p - lr * buf
                 tensors[f"momentum/{n}"] = buf
-        return StepOutput(State(Step(state.step + 1), tensors, state.rng), float(loss.detach()))
+        return State(Step(state.step + 1), tensors, state.rng)
+
+    def step(self, state: State, batch: Batch, lr: float | None = None) -> StepOutput:
+        """One optimizer step ``S_{t-1} -> S_t`` on ``batch`` (``lr`` overrides the spec's)."""
+        parts = [self.gradients(state, self.micro_batch(batch, r)) for r in range(self.spec.micro_batches)]
+        grads, loss = self.combine(parts)
+        return StepOutput(self.update(state, grads, lr), float(loss))
 
     def run(self, state: State, end: Step) -> State:
         """Honest execution from ``state`` up to step ``end``."""
