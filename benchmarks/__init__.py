@@ -1,0 +1,30 @@
+"""Overhead study: pytest-benchmark suites and the report that turns their JSON into ratios.
+
+Every suite is a ``benchmarks/test_bench_*.py`` file whose benchmarks name a *group* (what they
+measure: ``train-step``, ``commit``, ``sign``, ``merkle``, ``spot-check``, ``dispute``, ``referee``,
+``repro-ops``, ``schemes`` …) and describe their setting in ``extra_info`` (``model``, ``width``,
+``T``, ``k``, ``backend``, ``mode``, ``threads`` …). ``benchmarks.report`` reads the JSON of one
+run and states every verification cost as a ratio to the training cost measured in that run.
+
+Sizes. ``make test`` runs each benchmark once (``--benchmark-disable``) so that the suites cannot
+rot; it uses the small sizes below. ``PINPOINT_BENCH_FULL=1`` (``make bench``) adds the larger
+sizes of a real study.
+"""
+
+from __future__ import annotations
+
+import os
+
+FULL_ENV_VAR = "PINPOINT_BENCH_FULL"
+
+
+def is_full_study() -> bool:
+    """Whether ``PINPOINT_BENCH_FULL=1`` asks for the larger sizes of a real study."""
+    return os.environ.get(FULL_ENV_VAR, "") == "1"
+
+
+def get_sizes(small: tuple, full: tuple) -> tuple:
+    """``small`` by default; ``small + full`` (in order, without repeats) for a full study."""
+    if not is_full_study():
+        return small
+    return tuple(dict.fromkeys(small + full))

@@ -1,0 +1,151 @@
+"""Shared fixtures of the benchmark suites: committed datasets and training programs by model size.
+
+Terms
+-----
+bench spec
+    The ``minimal`` preset (``verification.spec``) with the model, its width and any other
+    :class:`~verification.spec.JobSpec` field replaced: ``make_bench_spec("mlp", 512, steps=1000)``.
+width
+    The one size knob of a model family (``MODEL_SETUPS``): the hidden width of the MLP. The default
+    preset's MLP has width ``DEFAULT_WIDTH``.
+
+Fixtures (session-scoped, cached by their arguments, so every suite pays for setup once):
+``bench_dataset(spec)`` shards and commits the spec's source; ``bench_program(model, width,
+**fields)`` builds the program of a bench spec; ``bench_run(program, solver)`` trains one solver's
+whole job with checkpoints. Every benchmark of a program records ``describe_program(program)`` in
+its ``extra_info`` (``model``, ``width``, ``params``, ``state_bytes``, ``mode``, ``threads`` …). ``bench_program`` pins
+the program's execution mode and thread count again each time it hands a program out, because
+``torch.set_num_threads`` is process-wide and another suite may have changed it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from datasets.sharding import DatasetCommitment, write_shards
+from datasets.sources import load_source
+from verification.execution.models import UnknownModelError, build_model
+from verification.execution.program import Program, configure_mode, load_program
+from verification.solver import TrainingRun, train
+from verification.spec import JobSpec, SolverSpec, compute_job_id, get_preset
+from verification.strategies import resolve_strategy
+
+DEFAULT_MODEL = "mlp"
+DEFAULT_WIDTH = 64  # the hidden width of the default preset's MLP
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """How a model family is sized and which data source it trains on."""
+
+    width_param: str
+    dataset: str
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+
+
+MODEL_SETUPS: dict[str, ModelSetup] = {
+    "mlp": ModelSetup(width_param="hidden", dataset="digits"),
+}
+
+
+def make_bench_spec(model: str = DEFAULT_MODEL, width: int = DEFAULT_WIDTH, **fields: Any) -> JobSpec:
+    """The ``minimal`` preset with ``model`` at ``width`` and ``fields`` replaced."""
+    if model not in MODEL_SETUPS:
+        raise UnknownModelError(f"benchmarks have no setup for model {model!r}; known: {sorted(MODEL_SETUPS)}")
+    setup = MODEL_SETUPS[model]
+    base = dataclasses.replace(get_preset("minimal"), name=f"bench-{model}-{width}", model=model,
+                               model_params={setup.width_param: width}, dataset=setup.dataset,
+                               dataset_params=dict(setup.dataset_params))
+    return dataclasses.replace(base, **fields)
+
+
+def require_model(spec: JobSpec, dataset: DatasetCommitment) -> None:
+    """Skip the calling benchmark, with the reason, when the core cannot build ``spec.model``."""
+    try:
+        build_model(spec.model, spec.model_params, dataset.meta)
+    except UnknownModelError as exc:
+        pytest.skip(f"model {spec.model!r} is not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def bench_dataset(tmp_path_factory):
+    """``get(spec) -> DatasetCommitment``: the spec's source sharded once into zarr and committed."""
+    cache: dict[str, DatasetCommitment] = {}
+
+    def get(spec: JobSpec) -> DatasetCommitment:
+        key = json.dumps([spec.dataset, spec.dataset_params, spec.num_shards, spec.hash_name], sort_keys=True)
+        if key not in cache:
+            source = load_source(spec.dataset, **spec.dataset_params)
+            out_dir = tmp_path_factory.mktemp(f"dataset-{spec.dataset}")
+            cache[key] = write_shards(source, out_dir, spec.num_shards, spec.hash_name)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def bench_program(bench_dataset):
+    """``get(model, width, **fields) -> Program`` on the committed data, mode and threads pinned.
+
+    Skips the calling benchmark when the model does not exist in ``verification.execution.models``.
+    """
+    cache: dict[str, Program] = {}  # by job id (a spec holds dicts, so it is not hashable)
+
+    def get(model: str = DEFAULT_MODEL, width: int = DEFAULT_WIDTH, **fields: Any) -> Program:
+        try:
+            spec = make_bench_spec(model, width, **fields)
+        except UnknownModelError as exc:
+            pytest.skip(str(exc))
+        dataset = bench_dataset(spec)
+        key = compute_job_id(spec)
+        if key not in cache:
+            require_model(spec, dataset)
+            cache[key] = load_program(spec, dataset)
+        configure_mode(spec.mode, spec.threads)
+        return cache[key]
+
+    return get
+
+
+def get_width(spec: JobSpec) -> int:
+    """The width of the spec's model (``MODEL_SETUPS``)."""
+    return int(spec.model_params[MODEL_SETUPS[spec.model].width_param])
+
+
+def describe_program(program: Program) -> dict[str, Any]:
+    """The ``extra_info`` every benchmark of a program carries: what was run, how big, where."""
+    spec = program.spec
+    arrays = program.init_state().to_arrays()
+    return {
+        "model": spec.model,
+        "width": get_width(spec),
+        "params": int(sum(a.size for name, a in arrays.items() if name.startswith("param/"))),
+        "state_bytes": int(sum(a.nbytes for a in arrays.values())),
+        "batch_size": spec.batch_size,
+        "mode": spec.mode,
+        "threads": spec.threads,
+        "device": str(program.device),
+        "hash_name": spec.hash_name,
+    }
+
+
+@pytest.fixture(scope="session")
+def bench_run(tmp_path_factory):
+    """``get(program, solver) -> TrainingRun``: the solver's whole job, trained once with checkpoints."""
+    cache: dict[str, TrainingRun] = {}
+
+    def get(program: Program, solver: SolverSpec) -> TrainingRun:
+        job_id = compute_job_id(program.spec)
+        key = json.dumps([job_id, solver.solver_id, solver.strategy, solver.params], sort_keys=True)
+        if key not in cache:
+            strategy = resolve_strategy(solver.strategy, solver.params)
+            path = tmp_path_factory.mktemp(f"run-{solver.solver_id}") / "checkpoints.zarr"
+            cache[key] = train(program, strategy, path, job_id, solver.solver_id)
+        return cache[key]
+
+    return get
