@@ -2,10 +2,18 @@
 
 import dagster as dg
 
-from pipelines.assets import commitments, dataset, report, settlement, training, verification
+from pipelines.assets import (
+    commitments,
+    dataset,
+    incentives,
+    report,
+    settlement,
+    training,
+    verification,
+)
 from pipelines.resources import config_from_env
 
-ASSET_MODULES = [dataset, training, commitments, verification, settlement, report]
+ASSET_MODULES = [dataset, training, commitments, verification, settlement, report, incentives]
 ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 CHECKS = dg.load_asset_checks_from_modules(ASSET_MODULES)
 

@@ -33,6 +33,14 @@ from verification.settlement import (
     SolverVerdict,
     settle_job,
 )
+from verification.settlement.incentives import (
+    IncentiveParams,
+    SimulationResult,
+    SweepGrid,
+    plot_cheating_region,
+    simulate,
+    sweep,
+)
 from verification.solver import TrainingRun, train
 from verification.spec import JobSpec, compute_job_id
 from verification.strategies import Honest, resolve_strategy
@@ -230,6 +238,31 @@ def stage_settle(spec: JobSpec, checks: dict[SolverId, SpotCheck], disputes: dic
                           compute_verdicts(spec, checks, disputes), verifiers=[spec.verifier])
     finally:
         ledger.close()
+
+
+# -- incentives --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IncentiveStudy:
+    simulation: SimulationResult
+    grid: SweepGrid
+    plot: str
+
+
+def incentive_params(spec: JobSpec) -> IncentiveParams:
+    """The job's economics as seen by a would-be cheater skipping half the work."""
+    return IncentiveParams(terms=economic_terms(spec), check_probability=spec.spot_check_probability,
+                           compute_cost=spec.economics.compute_cost,
+                           verifier_cost=spec.economics.verifier_cost)
+
+
+def stage_incentives(spec: JobSpec, out_dir: Path, n_jobs: int = 20_000) -> IncentiveStudy:
+    """Monte Carlo of the job's incentives at its own p, and the map of where cheating pays."""
+    params = incentive_params(spec)
+    p_values = [i / 100 for i in range(30)] + [i / 10 for i in range(3, 11)]  # fine where the boundary lives
+    grid = sweep(params, p_values, [i / 20 for i in range(1, 21)], n_jobs=n_jobs, seed=spec.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot = plot_cheating_region(grid, out_dir / "cheating_region.png")
+    return IncentiveStudy(simulate(params, n_jobs, spec.seed), grid, str(plot))
 
 
 # -- whole job ---------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ class ArtifactPaths:
     def loss_plot(self, job_id: JobId) -> Path:
         return self.job(job_id) / "loss.png"
 
+    def incentives(self, job_id: JobId) -> Path:
+        return self.job(job_id) / "incentives"
+
     @property
     def ledger(self) -> Path:
         return self.root / "ledger.sqlite"

@@ -61,6 +61,8 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
             "supply_before": settlement.supply_before, "supply_after": settlement.supply_after,
             "burned": settlement.burned, "balances": dict(settlement.balances),
             "already_settled": settlement.already_settled,
+            "movements": [{"from": t.source, "to": t.dest, "amount": int(t.amount), "memo": t.memo}
+                          for t in settlement.transfers],
         },
         "timings_s": {stage: round(float(timings.get(stage, 0.0)), 4) for stage in STAGES},
     }

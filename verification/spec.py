@@ -53,6 +53,8 @@ class Economics:
     verifier_fee: int = 50
     slash_reward_bps: int = 5_000
     initial_balance: int = 100_000
+    compute_cost: int = 800  # what honest training costs a solver (incentive study)
+    verifier_cost: int = 100  # what one spot check costs a verifier (incentive study)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ import dagster as dg
 
 from pipelines.resources import PinpointConfig
 from verification.lifecycle import Timed, stage_settle, timed
+from verification.settlement import Ledger
+from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="settlement", compute_kind="sqlite",
@@ -27,9 +29,26 @@ def settlement(pinpoint: PinpointConfig, spot_checks: Timed,
             schema=dg.TableSchema([dg.TableColumn("from", "string"), dg.TableColumn("to", "string"),
                                    dg.TableColumn("amount", "int"), dg.TableColumn("memo", "string")]),
         ),
-        "balances": dg.MetadataValue.json(dict(result.balances)),
+        "balances": dg.MetadataValue.table(
+            [dg.TableRecord({"account": k, "balance": int(v)}) for k, v in sorted(result.balances.items())],
+            schema=dg.TableSchema([dg.TableColumn("account", "string"), dg.TableColumn("balance", "int")]),
+        ),
+        "history": ledger_history_table(paths.ledger, compute_job_id(pinpoint.spec())),
         "seconds": out.seconds,
     })
+
+
+def ledger_history_table(path, job_id) -> dg.MetadataValue:
+    """Every ledger transaction of the job (genesis funding, locks, settlement), one row per transfer."""
+    with Ledger(path) as ledger:
+        history = ledger.history(job_id)
+    return dg.MetadataValue.table(
+        [dg.TableRecord({"transaction": tx.key, "kind": tx.kind, "from": t.source, "to": t.dest,
+                         "amount": int(t.amount)}) for tx in history for t in tx.transfers],
+        schema=dg.TableSchema([dg.TableColumn("transaction", "string"), dg.TableColumn("kind", "string"),
+                               dg.TableColumn("from", "string"), dg.TableColumn("to", "string"),
+                               dg.TableColumn("amount", "int")]),
+    )
 
 
 @dg.asset_check(asset=settlement, description="Total token supply is conserved by settlement "

@@ -11,7 +11,7 @@ from pipelines.definitions import ASSETS, CHECKS, defs
 from pipelines.resources import PinpointConfig
 
 STAGES = ["dataset_shards", "training_runs", "commitments", "spot_checks", "disputes", "settlement",
-          "job_report"]
+          "job_report", "incentive_study"]
 
 
 def test_definitions_load_with_groups_descriptions_and_checks():
@@ -59,3 +59,6 @@ def test_materializations_carry_useful_metadata(materialized):
     assert any(k.endswith("_transcript") for k in metadata["disputes"])
     assert metadata["settlement"]["movements"].value.records
     assert "| solver |" in metadata["job_report"]["summary"].value
+    assert {r.data["kind"] for r in metadata["settlement"]["history"].value.records} >= {"lock", "settle"}
+    study = metadata["incentive_study"]
+    assert 0 < study["break_even_p"].value < 1 and "data:image/png" in study["cheating_region"].value
