@@ -5,19 +5,45 @@ keeps the state roots of ``S_0, S_k, …, S_T`` (its *trace*). In a dispute it i
 through the ``Provider`` interface (``verification.providers``), backed here by ``TraceProvider``
 which recomputes the steps of a disputed interval from its own checkpoint *with its own strategy*
 — so a cheater's answers are consistent with what it committed to.
+
+Resuming
+--------
+A run killed mid-way leaves ``<path>.partial`` (``verification.execution.checkpoints``). ``train``
+resumes it from its last checkpoint when the store is the same run (job, solver, strategy, spec
+id, ``k``, ``C``, hash) and every stored checkpoint hashes to its recorded root; otherwise the
+store is discarded with a ``DiscardedCheckpointWarning`` and training restarts at step 0. Every
+step is a pure function of the previous state (the State holds the step counter and RNG key), so a
+resumed run ends at the bit-identical trace root of an uninterrupted one — provided the strategy,
+like every catalog strategy, is a function of the state it is given (Proof-of-Learning's
+replayability, Jia et al. 2021).
 """
 
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from proofs.types import JobId, Root, SolverId, Step
-from verification.execution.checkpoints import CheckpointWriter
+from verification.execution.checkpoints import (
+    CheckpointError,
+    CheckpointWriter,
+    PartialCheckpoints,
+    discard_partial,
+    open_partial,
+    partial_path,
+    read_checkpoint,
+)
 from verification.execution.program import Program
 from verification.execution.state import State
+from verification.spec import JobSpec, compute_job_id
 from verification.strategies import Strategy
+
+
+class DiscardedCheckpointWarning(UserWarning):
+    """A partial checkpoint store could not be resumed: it was deleted and training restarted."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +59,8 @@ class TrainingRun:
     losses: tuple[float, ...]  # loss of steps 1..T (nan where a strategy skipped the work)
     injected_divergence_step: Step | None
     device: str
-    seconds: float
+    seconds: float  # wall time of this call (a resumed run: since the resume)
+    resumed_from: Step | None = None  # the checkpoint step an interrupted run resumed from
 
     @property
     def final_root(self) -> Root:
@@ -44,28 +71,90 @@ class TrainingRun:
         return Step((len(self.roots) - 1) * self.interval)
 
 
-def train(program: Program, strategy: Strategy, path: Path, job_id: JobId, solver_id: SolverId) -> TrainingRun:
-    """Run the whole job under ``strategy``, checkpointing every ``k`` steps to zarr."""
-    import time
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted run continues: its last stored state and the trace so far."""
 
+    state: State
+    partial: PartialCheckpoints
+
+
+def compute_run_identity(spec: JobSpec, job_id: JobId, solver_id: SolverId, strategy: Strategy) -> dict[str, str]:
+    """What makes two runs the same run: a partial store is resumed only by its own run."""
+    return {"job_id": job_id, "solver_id": solver_id, "strategy": strategy.name, "spec": compute_job_id(spec)}
+
+
+def check_resumable(partial: PartialCheckpoints, spec: JobSpec, run: dict[str, str]) -> None:
+    """``CheckpointError`` unless ``partial`` was written by ``run`` under ``spec``'s k, C and hash."""
+    found = (partial.run, partial.interval, partial.num_checkpoints, partial.hash_name)
+    expected = (run, spec.checkpoint_interval, spec.num_checkpoints, spec.hash_name)
+    # Rule: only the same run (same job, solver, strategy, spec, k, C, hash) is resumed
+    if found != expected:
+        raise CheckpointError(f"partial checkpoint store {str(partial.path)!r} belongs to another run: "
+                              f"(run, k, C, hash) = {found}, expected {expected}")
+
+
+def read_last_checkpoint(program: Program, partial: PartialCheckpoints) -> State:
+    """The last stored state, after checking every stored checkpoint against its recorded root."""
+    k = partial.interval
+    for index in range(partial.written):
+        state = read_checkpoint(partial.path, index, program.device)
+        # Rule: checkpoint #i holds S_{i·k}
+        if state.step != index * k:
+            raise CheckpointError(f"checkpoint #{index} in {str(partial.path)!r} holds step "
+                                  f"{state.step}, expected {index * k}")
+    return state
+
+
+def load_resume_point(program: Program, path: Path, run: dict[str, str]) -> ResumePoint | None:
+    """The point an interrupted run at ``path`` resumes from; None when there is none, or when its
+    partial store cannot be trusted (then it is discarded with a ``DiscardedCheckpointWarning``)."""
+    if not partial_path(path).exists():
+        return None
+    try:
+        partial = open_partial(path)
+        check_resumable(partial, program.spec, run)
+        state = read_last_checkpoint(program, partial)
+    except CheckpointError as exc:
+        warnings.warn(f"discarded {exc}; training restarts from step 0", DiscardedCheckpointWarning,
+                      stacklevel=3)
+        discard_partial(path)
+        return None
+    return ResumePoint(state, partial)
+
+
+def train(program: Program, strategy: Strategy, path: Path, job_id: JobId, solver_id: SolverId,
+          *, resume: bool = True) -> TrainingRun:
+    """Run the whole job under ``strategy``, checkpointing every ``k`` steps to zarr.
+
+    With ``resume`` (the default) an interrupted run of the same job, solver and strategy at
+    ``path`` continues from its last intact checkpoint; the result is the same as uninterrupted.
+    """
     spec = program.spec
     k, hash_name = spec.checkpoint_interval, spec.hash_name
     start = time.perf_counter()
-    state = program.init_state()
-    writer = CheckpointWriter(path, state, k, spec.num_checkpoints)
-    writer.write(0, state)
-    roots, losses = [state.root(hash_name)], []
+    run = compute_run_identity(spec, job_id, solver_id, strategy)
+    point = load_resume_point(program, Path(path), run) if resume else None
+    if point is None:
+        state = program.init_state()
+        writer = CheckpointWriter(path, state, k, spec.num_checkpoints, hash_name, run)
+        roots, losses = [state.root(hash_name)], []
+        writer.write(0, state, roots[0], losses)
+    else:
+        state, roots, losses = point.state, list(point.partial.roots), list(point.partial.losses)
+        writer = CheckpointWriter.reopen(path, point.partial)
     while state.step < spec.steps:
         out = strategy.run_step(program, state)
         state = out.state
         losses.append(out.loss)
         if state.step % k == 0:
-            writer.write(state.step // k, state)
             roots.append(state.root(hash_name))
+            writer.write(state.step // k, state, roots[-1], losses)
     writer.finish(roots)
     return TrainingRun(
         job_id, solver_id, strategy.name, str(path), k, tuple(roots), tuple(losses),
         strategy.divergence_step(spec), str(program.device), time.perf_counter() - start,
+        None if point is None else point.state.step,
     )
 
 

@@ -4,23 +4,44 @@ Layout of ``checkpoints.zarr``: for every canonical state array ``name`` (``para
 ``momentum/…``, ``meta/step``, ``meta/rng``) an array of shape ``(C, *shape)`` where ``C`` is the
 number of checkpoints (steps ``0, k, …, T``); chunks are ``(1, rows, *rest)`` with ``rows`` from
 the canonical chunking of ``proofs.encoding``, so one stored chunk is one Merkle leaf of the
-committed state root. Group attributes hold ``interval`` and the hex state ``roots``.
+committed state root.
+
+Group attributes
+----------------
+``interval``, ``num_checkpoints``, ``hash_name``
+    ``k``, ``C`` and the hash function of the state roots.
+``written``, ``written_roots``, ``losses``
+    the *progress*: how many checkpoints are stored, their state roots, and the loss of every step
+    up to the last one (``float.hex`` strings, so NaN and every bit survive JSON). They are
+    updated together, in one atomic write of the group metadata, after a checkpoint's arrays are
+    stored — so a crash at any point leaves a progress record that describes only complete
+    checkpoints.
+``run``
+    who wrote the store (job, solver, strategy, spec id): a resumed run must be the same run.
+``roots``
+    the committed state roots, set by ``finish``; a store without them is incomplete.
 
 Writes go to ``<path>.partial`` and are renamed into place by ``finish``: a crash never leaves a
-store that claims to be complete. A partial store keeps the checkpoints written so far
-(``written`` attribute), so training can resume from the last one.
+store that claims to be complete. A partial store keeps the checkpoints written so far, so training
+can resume from the last one (``open_partial``; ``verification.solver.train``). Every read of a
+checkpoint whose root the store records is checked against that root, so a corrupted or missing
+chunk is a ``CheckpointError`` naming the store and the checkpoint, never a silently wrong state.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
 
 from proofs.encoding import chunk_shape
-from proofs.types import Root, Step
+from proofs.hashing import HASH_NAMES
+from proofs.types import ROOT_SIZE, Root, Step
 from verification.execution.state import State, state_from_arrays
 
 
@@ -32,32 +53,68 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def encode_losses(losses: Sequence[float]) -> list[str]:
+    """Losses as ``float.hex`` strings: exact, and NaN/inf survive JSON."""
+    return [float(loss).hex() for loss in losses]
+
+
+def encode_roots(roots: Sequence[Root]) -> list[str]:
+    return [bytes(r).hex() for r in roots]
+
+
 class CheckpointWriter:
     """Streams the checkpoints of one training run into a zarr store."""
 
-    def __init__(self, path: Path, template: State, interval: int, num_checkpoints: int):
+    def __init__(self, path: Path, template: State, interval: int, num_checkpoints: int,
+                 hash_name: str = "sha256", run: dict[str, str] | None = None):
         self.path = Path(path)
         self.tmp = partial_path(self.path)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self.group = zarr.open_group(str(self.tmp), mode="w")
         self.interval = interval
+        self.roots: list[Root] = []
         for name, array in template.to_arrays().items():
             chunks = (1, *chunk_shape(array.shape, array.dtype))
             self.group.create_array(name, shape=(num_checkpoints, *array.shape),
                                     chunks=chunks, dtype=array.dtype, fill_value=0)
-        self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints, "written": 0})
+        self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
+                                 "hash_name": hash_name, "run": dict(run or {}), "written": 0,
+                                 "written_roots": [], "losses": []})
 
-    def write(self, index: int, state: State) -> None:
+    @classmethod
+    def reopen(cls, path: Path, partial: PartialCheckpoints) -> CheckpointWriter:
+        """A writer that continues the partial store ``partial`` of ``path`` after its last checkpoint."""
+        writer = cls.__new__(cls)
+        writer.path, writer.tmp = Path(path), partial.path
+        writer.group = zarr.open_group(str(partial.path), mode="r+")
+        writer.interval = partial.interval
+        writer.roots = list(partial.roots)
+        return writer
+
+    def write(self, index: int, state: State, root: Root | None = None,
+              losses: Sequence[float] | None = None) -> None:
+        """Store checkpoint ``index``. With its state ``root`` and the ``losses`` of steps
+        ``1 … index·k`` the progress record names it, so a crashed run can resume from it."""
         for name, array in state.to_arrays().items():
             self.group[name][index] = array
-        self.group.attrs["written"] = index + 1
+        progress: dict[str, Any] = {"written": index + 1}
+        if root is not None:
+            self.roots = [*self.roots[:index], root]
+            progress["written_roots"] = encode_roots(self.roots)
+            progress["losses"] = encode_losses(losses or [])
+        self.group.attrs.update(progress)
 
     def finish(self, roots: list[Root]) -> Path:
-        self.group.attrs["roots"] = [r.hex() for r in roots]
+        self.group.attrs["roots"] = encode_roots(roots)
         shutil.rmtree(self.path, ignore_errors=True)
         self.tmp.rename(self.path)
         return self.path
+
+
+def discard_partial(path: Path) -> None:
+    """Remove the partial store of ``path``, if any."""
+    shutil.rmtree(partial_path(Path(path)), ignore_errors=True)
 
 
 def open_store(path: str | Path) -> zarr.Group:
@@ -67,27 +124,117 @@ def open_store(path: str | Path) -> zarr.Group:
         raise CheckpointError(f"checkpoint store {str(path)!r} cannot be opened: {exc}") from exc
 
 
+def get_stored_root(path: str | Path, group: zarr.Group, index: int) -> tuple[Root, str] | None:
+    """The root a store records for checkpoint ``index`` and its hash function, if it records one."""
+    attrs = group.attrs
+    roots, hash_name = attrs.get("roots", attrs.get("written_roots")), attrs.get("hash_name")
+    if not isinstance(roots, list) or hash_name not in HASH_NAMES or not 0 <= index < len(roots):
+        return None
+    return decode_root(roots[index], f"checkpoint store {str(path)!r}"), hash_name
+
+
 def read_checkpoint(path: str | Path, index: int, device="cpu") -> State:
-    """The state stored at checkpoint ``index`` (step ``index * interval``)."""
+    """The state stored at checkpoint ``index`` (step ``index * interval``), checked against the
+    root the store records for it."""
     group = open_store(path)
-    count = int(group.attrs.get("written", 0))
-    if not 0 <= index < count:
-        raise CheckpointError(f"checkpoint store {str(path)!r} has {count} checkpoints, asked for #{index}")
+    count, total = group.attrs.get("written", 0), group.attrs.get("num_checkpoints")
+    if type(count) is not int or not 0 <= index < count:
+        held = f"{count!r} of {total!r}" if count != total else f"{count!r}"
+        raise CheckpointError(f"checkpoint store {str(path)!r} holds {held} checkpoints, asked for #{index}")
     try:
         arrays = {name: np.asarray(arr[index]) for name, arr in group.arrays()}
         for name, sub in group.groups():
             arrays.update({f"{name}/{n}": np.asarray(a[index]) for n, a in sub.arrays()})
-    except Exception as exc:
+        state = state_from_arrays(arrays, device)
+    except Exception as exc:  # zarr/numcodecs raise several types for corrupt chunks and metadata
         raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is unreadable: {exc}") from exc
-    return state_from_arrays(arrays, device)
+    stored = get_stored_root(path, group, index)
+    # Rule: a checkpoint is used only if it hashes to the root recorded when it was written
+    if stored is not None and state.root(stored[1]) != stored[0]:
+        raise CheckpointError(f"checkpoint #{index} in {str(path)!r} has root {state.root(stored[1]).hex()}, "
+                              f"recorded {stored[0].hex()}: the store is corrupted")
+    return state
 
 
 def read_roots(path: str | Path) -> list[Root]:
+    """The committed state roots of a complete store."""
     group = open_store(path)
-    roots = group.attrs.get("roots")
+    roots, total = group.attrs.get("roots"), group.attrs.get("num_checkpoints")
     if roots is None:
         raise CheckpointError(f"checkpoint store {str(path)!r} is incomplete: no committed roots")
-    return [Root(bytes.fromhex(r)) for r in roots]
+    if not isinstance(roots, list) or len(roots) != total:
+        count = len(roots) if isinstance(roots, list) else roots
+        raise CheckpointError(f"checkpoint store {str(path)!r} is truncated: {count!r} roots of {total!r} checkpoints")
+    return [decode_root(r, f"checkpoint store {str(path)!r}") for r in roots]
+
+
+def decode_root(value: object, where: str) -> Root:
+    try:
+        root = bytes.fromhex(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{where}: root {value!r} is not hex") from None
+    if len(root) != ROOT_SIZE:
+        raise CheckpointError(f"{where}: root {value!r} is not {ROOT_SIZE} bytes")
+    return Root(root)
+
+
+def decode_loss(value: object, where: str) -> float:
+    try:
+        return float.fromhex(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise CheckpointError(f"{where}: loss {value!r} is not a float.hex string") from None
+
+
+@dataclass(frozen=True)
+class PartialCheckpoints:
+    """What an interrupted run left in ``<path>.partial``: checkpoints ``0 … written-1``, their
+    recorded roots, and the losses of steps ``1 … (written-1)·interval``."""
+
+    path: Path
+    interval: int
+    num_checkpoints: int
+    hash_name: str
+    run: dict[str, str]
+    roots: tuple[Root, ...]
+    losses: tuple[float, ...]
+
+    @property
+    def written(self) -> int:
+        return len(self.roots)
+
+
+def _require(ok: bool, where: str, problem: str) -> None:
+    if not ok:
+        raise CheckpointError(f"{where}: {problem}")
+
+
+def is_count(value: object) -> bool:
+    return type(value) is int and value >= 1
+
+
+def open_partial(path: Path) -> PartialCheckpoints:
+    """The progress record of the partial store of ``path``; ``CheckpointError`` naming the
+    store and the problem when it is missing or inconsistent. The checkpoints themselves are
+    checked against their roots when read (``read_checkpoint``)."""
+    tmp = partial_path(Path(path))
+    where = f"partial checkpoint store {str(tmp)!r}"
+    attrs = dict(open_store(tmp).attrs)
+    interval, total, written = attrs.get("interval"), attrs.get("num_checkpoints"), attrs.get("written")
+    roots, losses, hash_name, run = (attrs.get(k) for k in ("written_roots", "losses", "hash_name", "run"))
+    _require(is_count(interval) and is_count(total), where, f"bad interval/num_checkpoints {interval!r}/{total!r}")
+    _require(hash_name in HASH_NAMES, where, f"unknown hash_name {hash_name!r}")
+    _require(isinstance(run, dict), where, f"run identity {run!r} is not a mapping")
+    # Rule: progress names only complete checkpoints: at least S_0, at most C, one root each
+    _require(is_count(written) and written <= total, where, f"written={written!r} is not in 1..{total}")
+    _require(isinstance(roots, list) and len(roots) == written, where,
+             f"{written} checkpoints written but {len(roots) if isinstance(roots, list) else roots!r} roots recorded")
+    # Rule: one loss per step up to the last checkpoint
+    _require(isinstance(losses, list) and len(losses) == (written - 1) * interval, where,
+             f"{len(losses) if isinstance(losses, list) else losses!r} losses recorded for "
+             f"{(written - 1) * interval} steps")
+    return PartialCheckpoints(tmp, interval, total, hash_name, dict(run),
+                              tuple(decode_root(r, where) for r in roots),
+                              tuple(decode_loss(v, where) for v in losses))
 
 
 def checkpoint_step(index: int, interval: int) -> Step:

@@ -1,0 +1,211 @@
+"""Crash and resume of training: a run killed at any step ends at the trace root of an
+uninterrupted run; a partial store that cannot be trusted is discarded, never resumed."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proofs.encoding import trace_root
+from verification.execution import checkpoints
+from verification.execution.checkpoints import (
+    CheckpointError,
+    open_partial,
+    partial_path,
+    read_checkpoint,
+    read_roots,
+)
+from verification.solver import DiscardedCheckpointWarning, train
+from verification.strategies import Honest, Lazy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Crash(Exception):
+    """Stands for the process dying (in-process variants of the kill test)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CrashAt:
+    """Runs ``inner`` and dies when asked for step ``step``; keeps ``inner``'s name."""
+
+    inner: object
+    step: int
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def run_step(self, program, state):
+        if state.step + 1 == self.step:
+            raise Crash(f"killed before step {self.step}")
+        return self.inner.run_step(program, state)
+
+    def divergence_step(self, spec):
+        return self.inner.divergence_step(spec)
+
+
+@pytest.fixture(scope="module")
+def program(tiny_spec, minimal_dataset):
+    from verification.execution.program import load_program
+
+    return load_program(tiny_spec, minimal_dataset[0])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(program, tmp_path_factory):
+    path = tmp_path_factory.mktemp("uninterrupted") / "c.zarr"
+    return {name: train(program, strategy, path.with_name(f"{name}.zarr"), "job", "s")
+            for name, strategy in (("honest", Honest()), ("lazy", Lazy(start=3, length=6)))}
+
+
+def crash(program, strategy, path, step) -> None:
+    with pytest.raises(Crash):
+        train(program, CrashAt(strategy, step), path, "job", "s")
+
+
+def assert_same_run(run, expected) -> None:
+    assert run.roots == expected.roots
+    assert trace_root(list(run.roots)) == trace_root(list(expected.roots))
+    # losses compared as text: NaN (a skipped step) equals NaN, every bit counts
+    assert [x.hex() for x in run.losses] == [x.hex() for x in expected.losses]
+    assert read_roots(run.checkpoint_path) == list(expected.roots)
+    assert not partial_path(Path(run.checkpoint_path)).exists()
+
+
+def test_training_killed_by_sigkill_resumes_to_the_same_trace_root(program, tiny_spec, minimal_dataset,
+                                                                    uninterrupted, tmp_path_factory):
+    @settings(max_examples=2, deadline=None, database=None)
+    @given(st.integers(1, tiny_spec.steps))
+    def killed_at(step):
+        workdir = tmp_path_factory.mktemp("killed")
+        store, job = workdir / "c.zarr", workdir / "job.pickle"
+        job.write_bytes(pickle.dumps((tiny_spec, minimal_dataset[0], "job", "s")))
+        child = subprocess.Popen([sys.executable, "-m", "tests.reliability.workers", "train", str(job),
+                                  str(store), str(step)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        try:
+            for line in child.stdout:
+                if line.strip() == f"step {step}":
+                    child.send_signal(signal.SIGKILL)
+                    break
+        finally:
+            child.kill()
+            child.wait(timeout=60)
+        assert child.returncode == -signal.SIGKILL
+        assert partial_path(store).exists() and not store.exists()
+        resumed = train(program, Honest(), store, "job", "s")
+        k = tiny_spec.checkpoint_interval
+        assert resumed.resumed_from == (step - 1) // k * k, f"killed at step {step}"
+        assert_same_run(resumed, uninterrupted["honest"])
+
+    killed_at()
+
+
+@settings(max_examples=8, deadline=None)
+@given(step=st.integers(1, 16), strategy=st.sampled_from(["honest", "lazy"]))
+def test_a_run_interrupted_at_any_step_resumes_exactly(program, uninterrupted, tmp_path_factory, step, strategy):
+    inner = {"honest": Honest(), "lazy": Lazy(start=3, length=6)}[strategy]
+    path = tmp_path_factory.mktemp("crash") / "c.zarr"
+    crash(program, inner, path, step)
+    resumed = train(program, inner, path, "job", "s")
+    assert resumed.resumed_from == (step - 1) // 4 * 4
+    assert_same_run(resumed, uninterrupted[strategy])
+
+
+def test_a_crash_between_a_checkpoints_arrays_and_its_record_resumes_from_the_one_before(
+        program, uninterrupted, tmp_path, monkeypatch):
+    real_update = zarr.core.attributes.Attributes.update
+
+    def update(self, values):
+        if values.get("written") == 3:  # checkpoint #2 is stored, its record not yet
+            raise Crash("killed before recording checkpoint #2")
+        return real_update(self, values)
+
+    monkeypatch.setattr(zarr.core.attributes.Attributes, "update", update)
+    with pytest.raises(Crash):
+        train(program, Honest(), tmp_path / "c.zarr", "job", "s")
+    monkeypatch.undo()
+    assert open_partial(tmp_path / "c.zarr").written == 2
+    resumed = train(program, Honest(), tmp_path / "c.zarr", "job", "s")
+    assert resumed.resumed_from == 4
+    assert_same_run(resumed, uninterrupted["honest"])
+
+
+def test_a_crash_before_the_final_rename_only_renames(program, uninterrupted, tmp_path, monkeypatch):
+    def die(self, roots):
+        raise Crash("killed before the rename")
+
+    monkeypatch.setattr(checkpoints.CheckpointWriter, "finish", die)
+    with pytest.raises(Crash):
+        train(program, Honest(), tmp_path / "c.zarr", "job", "s")
+    monkeypatch.undo()
+    resumed = train(program, Honest(), tmp_path / "c.zarr", "job", "s")
+    assert resumed.resumed_from == 16 and resumed.losses == uninterrupted["honest"].losses
+    assert_same_run(resumed, uninterrupted["honest"])
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def set_attr(store: Path, **values) -> None:
+    zarr.open_group(str(store), mode="r+").attrs.update(values)
+
+
+UNTRUSTED = {
+    "flipped chunk": (lambda p: flip_byte(p / "param/fc0.weight/c/1/0/0"), "checkpoint #1"),
+    "missing chunk": (lambda p: (p / "param/fc1.bias/c/2/0").unlink(), "checkpoint #2"),
+    "truncated record": (lambda p: set_attr(p, losses=["0x1p-1"]), "losses recorded for 8 steps"),
+    "lost root": (lambda p: set_attr(p, written_roots=[]), "3 checkpoints written but 0 roots"),
+    "unreadable metadata": (lambda p: (p / "zarr.json").write_text("{"), "cannot be opened"),
+    "another run": (lambda p: set_attr(p, run={"job_id": "other"}), "belongs to another run"),
+    "another checkpoint count": (lambda p: set_attr(p, num_checkpoints=9), "belongs to another run"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(UNTRUSTED))
+def test_an_untrusted_partial_store_is_discarded_and_training_restarts(program, uninterrupted, tmp_path, damage):
+    alter, problem = UNTRUSTED[damage]
+    crash(program, Honest(), tmp_path / "c.zarr", 10)  # checkpoints #0..#2 stored
+    alter(partial_path(tmp_path / "c.zarr"))
+    with pytest.warns(DiscardedCheckpointWarning, match=problem) as warned:
+        restarted = train(program, Honest(), tmp_path / "c.zarr", "job", "s")
+    assert "c.zarr.partial" in str(warned[0].message) and "restarts from step 0" in str(warned[0].message)
+    assert restarted.resumed_from is None
+    assert_same_run(restarted, uninterrupted["honest"])
+
+
+def test_another_strategy_never_resumes_a_partial_store(program, uninterrupted, tmp_path):
+    crash(program, Honest(), tmp_path / "c.zarr", 10)
+    with pytest.warns(DiscardedCheckpointWarning, match="lazy"):
+        run = train(program, Lazy(start=3, length=6), tmp_path / "c.zarr", "job", "s")
+    assert_same_run(run, uninterrupted["lazy"])
+
+
+def test_resume_false_restarts_silently(program, uninterrupted, tmp_path, recwarn):
+    crash(program, Honest(), tmp_path / "c.zarr", 10)
+    run = train(program, Honest(), tmp_path / "c.zarr", "job", "s", resume=False)
+    assert run.resumed_from is None and not recwarn.list
+    assert_same_run(run, uninterrupted["honest"])
+
+
+def test_a_corrupted_checkpoint_of_a_finished_store_is_named(uninterrupted, tmp_path):
+    import shutil
+
+    store = tmp_path / "c.zarr"
+    shutil.copytree(uninterrupted["honest"].checkpoint_path, store)
+    flip_byte(store / "momentum/fc0.weight/c/3/0/0")
+    assert read_checkpoint(store, 2).root() == uninterrupted["honest"].roots[2]
+    with pytest.raises(CheckpointError, match=r"checkpoint #3 in '.*c\.zarr'"):
+        read_checkpoint(store, 3)
