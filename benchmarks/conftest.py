@@ -6,8 +6,9 @@ bench spec
     The ``minimal`` preset (``verification.spec``) with the model, its width and any other
     :class:`~verification.spec.JobSpec` field replaced: ``make_bench_spec("mlp", 512, steps=1000)``.
 width
-    The one size knob of a model family (``MODEL_SETUPS``): the hidden width of the MLP. The default
-    preset's MLP has width ``DEFAULT_WIDTH``.
+    The one size knob of a model family (``MODEL_SETUPS``): the hidden width of the MLP, the number
+    of filters of the CNN's first convolution, the embedding width of the tiny transformer. The
+    default preset's MLP has width ``DEFAULT_WIDTH``.
 
 Fixtures (session-scoped, cached by their arguments, so every suite pays for setup once):
 ``bench_dataset(spec)`` shards and commits the spec's source; ``bench_program(model, width,
@@ -50,6 +51,10 @@ class ModelSetup:
 
 MODEL_SETUPS: dict[str, ModelSetup] = {
     "mlp": ModelSetup(width_param="hidden", dataset="digits"),
+    "cnn": ModelSetup(width_param="channels", dataset="digits"),
+    # 64 KiB of byte-level text: enough windows of 32 tokens for any batch, cheap to shard.
+    "transformer": ModelSetup(width_param="n_embd", dataset="text",
+                              dataset_params={"block": 32, "max_bytes": 65_536}),
 }
 
 

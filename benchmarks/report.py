@@ -32,6 +32,7 @@ import argparse
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,7 @@ def index_by_model(entries: Iterable[Entry]) -> dict[tuple[str, int, str], Entry
 class OverheadRow:
     model: str
     width: int
+    params: int | None  # number of model parameters, when the train-step entry says
     mode: str
     backend: str
     T: int
@@ -139,7 +141,8 @@ def compute_overhead_row(step: Entry, checkpoint: Entry, job: Entry, store: Entr
     training = T * step.seconds
     store_s = None if store is None else store.seconds
     store_ratio = None if store is None else (n * (checkpoint.seconds + store.seconds) + job.seconds) / training
-    return OverheadRow(model, width, mode, str(job.info.get("backend", "?")), T, k, n, step.seconds,
+    return OverheadRow(model, width, get_int(step, "params"), mode, str(job.info.get("backend", "?")), T, k, n,
+                       step.seconds,
                        checkpoint.seconds, job.seconds, store_s,
                        (n * checkpoint.seconds + job.seconds) / training,
                        checkpoint.seconds / (k * step.seconds), store_ratio)
@@ -246,23 +249,46 @@ class PairRow:
     ratio: float
 
 
-def describe_rest(entry: Entry, key: str) -> str:
-    """The test and every info value but ``key``: what two paired entries must share."""
-    rest = ", ".join(f"{k}={entry.info[k]}" for k in sorted(entry.info) if k != key)
+def describe_rest(entry: Entry, key: str, keys: Iterable[str] | None = None,
+                  ignore: Iterable[str] = ()) -> str:
+    """The test and its info values but ``key`` and ``ignore`` (only ``keys``, if given): what two
+    paired entries must share, or, with ``keys``, a short label."""
+    shown = sorted(k for k in entry.info if k != key and k not in ignore and (keys is None or k in keys))
+    rest = ", ".join(f"{k}={entry.info[k]}" for k in shown)
     return f"{entry.test} ({rest})" if rest else entry.test
 
 
-def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: str,
-                  denominator: str) -> list[PairRow]:
-    """``numerator / denominator`` for every pair of ``group`` entries differing only in ``key``."""
-    sides: dict[str, dict[str, Entry]] = {}
-    for e in select(entries, group):
-        value = e.info.get(key)
-        if value in (numerator, denominator):
-            sides.setdefault(describe_rest(e, key), {})[value] = e
-    return [PairRow(group, label, pair[numerator].seconds, pair[denominator].seconds,
-                    pair[numerator].seconds / pair[denominator].seconds)
-            for label, pair in sorted(sides.items()) if len(pair) == 2]
+def natural_key(text: str) -> list:
+    """Sort key that orders the numbers inside ``text`` by value (``k=2`` before ``k=10``)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+def get_varying_keys(entries: Sequence[Entry]) -> dict[str, set[str]]:
+    """Per test: the info keys whose values differ between its entries (what tells them apart)."""
+    values: dict[str, dict[str, set[str]]] = {}
+    for e in entries:
+        for k, v in e.info.items():
+            values.setdefault(e.test, {}).setdefault(k, set()).add(json.dumps(v, sort_keys=True, default=str))
+    return {test: {k for k, seen in keys.items() if len(seen) > 1} for test, keys in values.items()}
+
+
+def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: Any, denominator: Any,
+                  ignore: Iterable[str] = ()) -> list[PairRow]:
+    """``numerator / denominator`` for every pair of ``group`` entries differing only in ``key``
+    (and in the ``ignore`` keys: values a benchmark measured rather than a setting)."""
+    candidates = [e for e in select(entries, group) if e.info.get(key) in (numerator, denominator)]
+    varying = {test: keys - set(ignore) for test, keys in get_varying_keys(candidates).items()}
+    sides: dict[str, dict[Any, Entry]] = {}
+    for e in candidates:
+        sides.setdefault(describe_rest(e, key, ignore=ignore), {})[e.info[key]] = e
+    pairs = [pair for _, pair in sorted(sides.items(), key=lambda item: natural_key(item[0])) if len(pair) == 2]
+    return [PairRow(group, describe_rest(pair[numerator], key, varying[pair[numerator].test]),
+                    pair[numerator].seconds, pair[denominator].seconds,
+                    pair[numerator].seconds / pair[denominator].seconds) for pair in pairs]
+
+
+# Info keys that data-parallel benchmarks fill with measurements (benchmarks/test_bench_distributed.py).
+MEASURED_INFO = ("train_s", "step_s")
 
 
 # -- schemes side by side ------------------------------------------------------------------------
@@ -378,12 +404,13 @@ def format_info(info: Mapping[str, Any], limit: int = 160) -> str:
 
 
 # -- plots ---------------------------------------------------------------------------------------
-def figure_png(draw: Callable[[Any], None], size: tuple[float, float] = (6.4, 3.8)) -> bytes:
-    """Render one matplotlib axes drawn by ``draw`` to PNG bytes."""
-    fig, ax = plt.subplots(figsize=size, dpi=110)
+def figure_png(draws: Sequence[Callable[[Any], None]], size: tuple[float, float] = (6.4, 3.8)) -> bytes:
+    """Render one panel per ``draws`` callable (each draws one matplotlib axes) to PNG bytes."""
+    fig, axes = plt.subplots(1, len(draws), figsize=size, dpi=110, squeeze=False)
     try:
-        draw(ax)
-        ax.grid(True, which="major", alpha=0.3)
+        for draw, ax in zip(draws, axes[0], strict=True):
+            draw(ax)
+            ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
@@ -392,17 +419,34 @@ def figure_png(draw: Callable[[Any], None], size: tuple[float, float] = (6.4, 3.
         plt.close(fig)
 
 
-def plot_overhead(rows: Sequence[OverheadRow]) -> bytes:
-    def draw(ax):
-        for key in sorted({(r.model, r.width, r.backend) for r in rows}):
-            line = sorted((r for r in rows if (r.model, r.width, r.backend) == key), key=lambda r: r.k)
-            ax.plot([r.k for r in line], [r.ratio for r in line], marker="o", lw=1,
-                    label=f"{key[0]} w={key[1]}, {key[2]}")
-        ax.set(xscale="log", yscale="log", xlabel="checkpoint interval k (steps)",
-               ylabel="(hash + Merkle + sign) / training",
-               title=f"Honest-case overhead, T={rows[0].T}")
-        ax.legend(fontsize=7, ncol=2)
-    return figure_png(draw)
+def plot_overhead(rows: Sequence[OverheadRow], default_k: int) -> bytes:
+    """Overhead vs k, one panel per BLS backend; then overhead vs model parameters at ``default_k``."""
+    def vs_interval(backend: str) -> Callable[[Any], None]:
+        def draw(ax):
+            for key in sorted({(r.model, r.width) for r in rows if r.backend == backend}):
+                line = sorted((r for r in rows if (r.model, r.width, r.backend) == (*key, backend)),
+                              key=lambda r: r.k)
+                ax.plot([r.k for r in line], [r.ratio for r in line], marker="o", lw=1,
+                        label=f"{key[0]} w={key[1]}")
+            ax.set(xscale="log", yscale="log", xlabel="checkpoint interval k (steps)",
+                   ylabel="(hash + Merkle + sign) / training", title=f"BLS {backend}, T={rows[0].T}")
+            ax.legend(fontsize=6, ncol=2)
+        return draw
+
+    def vs_size(ax):
+        for model, backend in sorted({(r.model, r.backend) for r in rows}):
+            points = sorted((r for r in rows if (r.model, r.backend, r.k) == (model, backend, default_k)
+                             and r.params), key=lambda r: r.params)
+            ax.plot([r.params for r in points], [r.ratio for r in points], marker="o", lw=1,
+                    ls="-" if backend != "py_ecc" else "--", label=f"{model}, {backend}")
+        ax.set(xscale="log", yscale="log", xlabel="model parameters", ylabel="overhead",
+               title=f"vs model size, k={default_k}")
+        ax.legend(fontsize=6)
+
+    panels = [vs_interval(b) for b in sorted({r.backend for r in rows})]
+    if any(r.params and r.k == default_k for r in rows):
+        panels.append(vs_size)
+    return figure_png(panels, (4.6 * len(panels), 4.0))
 
 
 def plot_disputes(rows: Sequence[DisputeRow]) -> bytes:
@@ -413,7 +457,7 @@ def plot_disputes(rows: Sequence[DisputeRow]) -> bytes:
         ax.set(xscale="log", yscale="log", xlabel="job length T (steps)", ylabel="cost / full re-execution",
                title="Dispute cost vs full re-execution")
         ax.legend(fontsize=7)
-    return figure_png(draw)
+    return figure_png([draw])
 
 
 def plot_spot_checks(rows: Sequence[SpotRow]) -> bytes:
@@ -425,17 +469,21 @@ def plot_spot_checks(rows: Sequence[SpotRow]) -> bytes:
         ax.set(yscale="log", xlabel="detection probability of one bad interval",
                ylabel="cost / replication", title="Spot-check cost vs detection")
         ax.legend(fontsize=8)
-    return figure_png(draw)
+    return figure_png([draw])
 
 
 def plot_pairs(rows: Sequence[PairRow], title: str, xlabel: str) -> bytes:
     def draw(ax):
-        labels = [r.label if len(r.label) <= 48 else r.label[:47] + "…" for r in rows]
+        labels = [f"{r.group}: {r.label}" for r in rows]
         ax.barh(range(len(rows)), [r.ratio for r in rows], color="tab:blue")
-        ax.set_yticks(range(len(rows)), labels, fontsize=6)
+        for i, r in enumerate(rows):
+            ax.text(r.ratio, i, f" {format_ratio(r.ratio)}", va="center", fontsize=7)
+        ax.set_yticks(range(len(rows)), [s if len(s) <= 56 else s[:55] + "…" for s in labels], fontsize=7)
+        ax.invert_yaxis()
         ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xlim(right=max(r.ratio for r in rows) * 10)
         ax.set(xscale="log", xlabel=xlabel, title=title)
-    return figure_png(draw, (7.2, 1.2 + 0.28 * len(rows)))
+    return figure_png([draw], (7.2, 1.2 + 0.28 * len(rows)))
 
 
 def plot_schemes(rows: Sequence[SchemeRow]) -> bytes:
@@ -451,7 +499,7 @@ def plot_schemes(rows: Sequence[SchemeRow]) -> bytes:
         ax.set(xscale="log", xlabel="cost / training the same job (this run)",
                title="Verification schemes on one job (gray: cost model)")
         ax.set_xlim(right=max(r.ratio for r in rows) * 1e2)
-    return figure_png(draw, (7.2, 1.4 + 0.32 * len(rows)))
+    return figure_png([draw], (7.2, 1.4 + 0.32 * len(rows)))
 
 
 # -- the whole report ----------------------------------------------------------------------------
@@ -464,7 +512,9 @@ class Tables:
     repro: list[PairRow]
     bls: list[PairRow]
     schemes: list[SchemeRow]
+    data_parallel: list[PairRow]
     headlines: list[str]
+    default: tuple[str, int, int]  # (model, width, k) of the default job
     meta: dict[str, str] = field(default_factory=dict)
 
 
@@ -488,8 +538,11 @@ def build_tables(data: Mapping[str, Any], default: tuple[str, int, int] | None =
     bls = compute_pairs(entries, "sign", "backend", "py_ecc", "arkworks") + \
         compute_pairs(entries, "commit", "backend", "py_ecc", "arkworks")
     repro = compute_pairs(entries, "repro-ops", "mode", "reproducible", "native")
-    headlines = compute_headlines(overhead, disputes, spots, schemes, default or get_default_setting())
-    return Tables(entries, overhead, spots, disputes, repro, bls, schemes, headlines, get_run_meta(data))
+    data_parallel = compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=MEASURED_INFO)
+    default = default or get_default_setting()
+    headlines = compute_headlines(overhead, disputes, spots, schemes, default)
+    return Tables(entries, overhead, spots, disputes, repro, bls, schemes, data_parallel, headlines, default,
+                  get_run_meta(data))
 
 
 def render_overhead(rows: Sequence[OverheadRow]) -> str:
@@ -560,6 +613,9 @@ def render_markdown(tables: Tables, images: Mapping[str, str]) -> str:
                        "needs group repro-ops with extra_info mode reproducible and native", images.get("repro")),
         render_section("BLS backends: py_ecc / arkworks", render_pairs(tables.bls) if tables.bls else None,
                        "needs groups sign or commit with extra_info backend", images.get("bls")),
+        render_section("Data-parallel training: 2 processes / 1",
+                       render_pairs(tables.data_parallel) if tables.data_parallel else None,
+                       "needs group train-step with extra_info world_size 1 and 2", None),
         render_section("Verification schemes on one job",
                        render_schemes(tables.schemes, KAIZEN_VGG11) if tables.schemes else None,
                        "needs group schemes", images.get("schemes")),
@@ -585,7 +641,7 @@ def render_plots(tables: Tables) -> dict[str, bytes]:
     """PNG bytes of every plot the tables can support, by plot name."""
     plots = {}
     if tables.overhead:
-        plots["overhead"] = plot_overhead(tables.overhead)
+        plots["overhead"] = plot_overhead(tables.overhead, tables.default[2])
     if tables.disputes:
         plots["disputes"] = plot_disputes(tables.disputes)
     if any(s.detection is not None and s.ratio is not None for s in tables.spots):

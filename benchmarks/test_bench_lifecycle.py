@@ -49,9 +49,9 @@ from verification.spec import SolverSpec, compute_job_id
 from verification.strategies import Honest
 from verification.verifier import check_interval, compute_check_intervals
 
-MLP_WIDTHS = get_sizes((32, DEFAULT_WIDTH, 128, 512), (1024, 2048))
-# Model families without a benchmark setup yet are listed so that they skip with a reason.
-MODEL_SIZES = [("mlp", w) for w in MLP_WIDTHS] + [("cnn", 16), ("transformer", 32)]
+MODEL_SIZES = [("mlp", w) for w in get_sizes((32, DEFAULT_WIDTH, 128, 512), (1024, 2048))] + \
+    [("cnn", w) for w in get_sizes((8, 16), (32, 64))] + \
+    [("transformer", w) for w in get_sizes((32, 64), (128,))]
 COMMIT_T = 1000
 COMMIT_INTERVALS = get_sizes((1, 10, 25, 100, 1000), (5, 50, 250, 500))
 PEDANTIC_BACKENDS = {"py_ecc": 3}  # backend -> rounds, for backends too slow to calibrate

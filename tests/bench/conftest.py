@@ -18,8 +18,12 @@ def bench(group: str, name: str, median: float, **info) -> dict:
 def synthetic_benchmarks() -> list[dict]:
     program = {"model": "mlp", "mode": "exact", "threads": 1}
     return [
-        bench("train-step", "test_train_step[mlp-64]", 100e-6, width=64, **program),
-        bench("train-step", "test_train_step[mlp-128]", 200e-6, width=128, **program),
+        bench("train-step", "test_train_step[mlp-64]", 100e-6, width=64, params=4810, **program),
+        bench("train-step", "test_train_step[mlp-128]", 200e-6, width=128, params=9610, **program),
+        bench("train-step", "test_train_data_parallel[64-1]", 0.05, width=64, world_size=1, unit="job",
+              train_s=0.02, step_s=0.0005, model="mlp", mode="data-parallel"),
+        bench("train-step", "test_train_data_parallel[64-2]", 2.0, width=64, world_size=2, unit="job",
+              train_s=0.04, step_s=0.001, model="mlp", mode="data-parallel"),
         bench("commit", "test_commit_checkpoint[mlp-64]", 50e-6, width=64, part="checkpoint", **program),
         bench("commit", "test_commit_checkpoint[mlp-128]", 80e-6, width=128, part="checkpoint", **program),
         bench("commit", "test_commit_store[mlp-64]", 1e-3, width=64, part="store", **program),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import subprocess
 import sys
@@ -20,7 +22,9 @@ from benchmarks.report import (
     compute_spot_checks,
     format_ratio,
     format_seconds,
+    natural_key,
     parse_entries,
+    plot_overhead,
     render_markdown,
     write_report,
 )
@@ -46,6 +50,7 @@ def test_parse_rejects_documents_that_are_not_pytest_benchmark_output(document):
 
 def test_honest_overhead_divides_the_commitment_of_a_job_by_its_training(bench_document):
     rows = compute_honest_overhead(parse_entries(bench_document))
+    assert {(r.width, r.params) for r in rows} == {(64, 4810), (128, 9610)}
     assert [(r.width, r.backend, r.k) for r in rows] == [
         (64, "arkworks", 25), (64, "arkworks", 100), (64, "py_ecc", 25),
         (128, "arkworks", 25), (128, "arkworks", 100), (128, "py_ecc", 25)]
@@ -82,6 +87,13 @@ def test_pairs_match_entries_that_differ_only_in_the_paired_key(bench_document):
     assert [(r.label, r.ratio) for r in bls] == [("test_sign", pytest.approx(100.0))]
 
 
+def test_pairs_ignore_measured_info_only_when_told(bench_document):
+    entries = parse_entries(bench_document)
+    assert compute_pairs(entries, "train-step", "world_size", 2, 1) == []
+    rows = compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=("train_s", "step_s"))
+    assert [(r.label, r.ratio) for r in rows] == [("test_train_data_parallel", pytest.approx(40.0))]
+
+
 def test_schemes_are_multiples_of_training_and_the_zk_rows_are_a_model(bench_document):
     rows = compute_schemes(parse_entries(bench_document))
     by_scheme = {r.scheme: r for r in rows}
@@ -111,13 +123,21 @@ def test_markdown_has_every_section_every_group_and_the_zk_citation(bench_docume
     tables = build_tables(bench_document, DEFAULT)
     markdown = render_markdown(tables, {"overhead": "overhead.png"})
     for title in ("Honest-case overhead", "Dispute cost", "Spot-check cost", "Reproducible / native",
-                  "BLS backends", "Verification schemes", "Every benchmark"):
+                  "BLS backends", "Data-parallel training", "Verification schemes", "Every benchmark"):
         assert f"## {title}" in markdown
     for group in ("train-step", "commit", "spot-check", "dispute", "referee", "repro-ops", "sign",
                   "schemes", "settle"):
         assert f"| {group} |" in markdown
     assert "![Honest-case overhead vs interval and model size](overhead.png)" in markdown
     assert "cost model, not a measurement" in markdown and "CCS 2024" in markdown
+
+
+def test_overhead_plot_leaves_out_the_size_panel_without_parameter_counts(bench_document):
+    rows = [dataclasses.replace(r, params=None) for r in compute_honest_overhead(parse_entries(bench_document))]
+    with_sizes = matplotlib.image.imread(io.BytesIO(plot_overhead(compute_honest_overhead(
+        parse_entries(bench_document)), 25)), format="png")
+    without = matplotlib.image.imread(io.BytesIO(plot_overhead(rows, 25)), format="png")
+    assert with_sizes.shape[1] > without.shape[1]  # one panel fewer, so a narrower figure
 
 
 def test_markdown_says_which_suite_is_missing():
@@ -174,3 +194,8 @@ def test_cli_names_a_missing_json_and_how_to_make_it(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert str(missing) in done.stderr and "make bench" in done.stderr
+
+
+def test_natural_key_orders_numbers_by_value():
+    labels = ["commit (k=100)", "commit (k=2)", "commit (k=10)"]
+    assert sorted(labels, key=natural_key) == ["commit (k=2)", "commit (k=10)", "commit (k=100)"]
