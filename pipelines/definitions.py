@@ -1,4 +1,9 @@
-"""Wiring only: the assets, checks and resources of Pinpoint's job lifecycle."""
+"""Wiring only: the default job's assets, checks, resources and executor.
+
+This code location is the default job: one unpartitioned graph that ``make demo`` materializes with
+no run config. The stream of jobs (partitioned by job and by job x solver) is the second code
+location, ``pipelines.fleet_definitions``; ``workspace.yaml`` loads both for the UI.
+"""
 
 import dagster as dg
 
@@ -11,7 +16,7 @@ from pipelines.assets import (
     training,
     verification,
 )
-from pipelines.resources import config_from_env
+from pipelines.resources import config_from_env, default_executor
 
 ASSET_MODULES = [dataset, training, commitments, verification, settlement, report, incentives]
 ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
@@ -21,6 +26,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
     resources={"pinpoint": config_from_env()},
+    executor=default_executor(),
     jobs=[dg.define_asset_job("job_lifecycle", selection=dg.AssetSelection.all(),
                               description="One job from dataset to settlement and report.")],
 )

@@ -38,3 +38,10 @@ def config_from_env() -> PinpointConfig:
         spec_path=os.environ.get("PINPOINT_SPEC", ""),
         artifacts_dir=os.environ.get("PINPOINT_ARTIFACTS", ""),
     )
+
+
+def default_executor() -> dg.ExecutorDefinition:
+    """Multiprocess, at most ``PINPOINT_MAX_CONCURRENT`` (default 2) steps of a run at once:
+    training is CPU-bound and pinned to one thread per step, so two fill this 2-core machine."""
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": int(os.environ.get("PINPOINT_MAX_CONCURRENT", "2"))})

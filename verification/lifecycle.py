@@ -267,21 +267,38 @@ def stage_incentives(spec: JobSpec, out_dir: Path, n_jobs: int = 20_000) -> Ince
 
 # -- whole job ---------------------------------------------------------------------------------
 def run_job(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
-    """Every stage in order; returns the report (also written to ``report.json``)."""
-    from verification.report import build_report, write_report
-
+    """Every stage in order, in this process; returns the report (also written to ``report.json``)."""
     validate_job(spec)
     dataset = timed(stage_shard, spec, paths)
     runs = timed(stage_train, spec, dataset.value, paths)
     commitments = timed(stage_commit, spec, runs.value)
-    verified = timed(stage_verify, spec, dataset.value, runs.value, commitments.value, paths)
-    disputes = timed(stage_dispute, spec, dataset.value, runs.value, commitments.value, verified.value, paths)
+    timings = {"shard": dataset.seconds, "train": runs.seconds, "commit": commitments.seconds}
+    return conclude(spec, paths, dataset.value, runs.value, commitments.value, timings)
+
+
+def conclude(spec: JobSpec, paths: ArtifactPaths, dataset: DatasetCommitment,
+             runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
+             timings: dict[str, float]) -> dict[str, Any]:
+    """Verify, dispute, settle and report a job whose solvers have trained and committed."""
+    from verification.report import build_report, write_report
+
+    verified = timed(stage_verify, spec, dataset, runs, commitments, paths)
+    disputes = timed(stage_dispute, spec, dataset, runs, commitments, verified.value, paths)
     settled = timed(stage_settle, spec, verified.value.checks, disputes.value, paths.ledger)
-    timings = {"shard": dataset.seconds, "train": runs.seconds, "commit": commitments.seconds,
-               "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
-    report = build_report(spec, dataset.value, runs.value, commitments.value,
-                          check_signatures(spec, commitments.value), verified.value.checks,
-                          disputes.value, settled.value, timings)
+    timings = {**timings, "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
+    report = build_report(spec, dataset, runs, commitments, check_signatures(spec, commitments),
+                          verified.value.checks, disputes.value, settled.value, timings)
     write_report(paths.report(compute_job_id(spec)), report)
     return report
 
+
+def conclude_from_store(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
+    """``conclude`` for a job whose earlier stages ran elsewhere and left their records on disk."""
+    from verification import store
+
+    job_id = compute_job_id(spec)
+    dataset = store.load_dataset_commitment(paths, job_id)
+    runs = {s.solver_id: store.load_run(paths, job_id, s.solver_id) for s in spec.solvers}
+    commitments = {s.solver_id: store.load_commitment(paths, job_id, s.solver_id) for s in spec.solvers}
+    timings = {"train": sum(r.seconds for r in runs.values())}
+    return conclude(spec, paths, dataset, runs, commitments, timings)
