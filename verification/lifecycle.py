@@ -136,6 +136,37 @@ def check_signatures(spec: JobSpec, commitments: dict[SolverId, Signed]) -> dict
     return result
 
 
+def require_valid_commitments(spec: JobSpec, commitments: dict[SolverId, Signed]) -> None:
+    """Refuse commitments that must be neither verified nor settled (``check_signatures`` only
+    reports). Raises ``MalformedKeyError`` / ``MalformedSignatureError`` for bytes that are not a
+    BLS key or signature, and ``LifecycleError`` naming the solver for a commitment to another
+    job, solver, ``T`` or ``k`` (a replayed commitment), a key other than the solver's registered
+    one, or a signature that does not verify."""
+    backend, job_id = get_backend(), compute_job_id(spec)
+    for solver_id, signed in commitments.items():
+        message = signed.message
+        if not isinstance(message, Commitment):
+            raise LifecycleError(f"solver {solver_id!r} signed a {type(message).__name__}, not a Commitment")
+        expected = {"job_id": job_id, "solver_id": solver_id, "steps": spec.steps,
+                    "interval": spec.checkpoint_interval}
+        for name, value in expected.items():
+            # Rule: a commitment binds this job, this solver, T and k
+            if getattr(message, name) != value:
+                raise LifecycleError(f"commitment of solver {solver_id!r} has {name}="
+                                     f"{getattr(message, name)!r}, the job has {value!r}")
+        backend.decode_pubkey(signed.public_key)
+        backend.decode_signature(signed.signature)
+        _, registered = party_keypair(spec, solver_id)
+        # Rule: a commitment is signed with the registered key of its solver
+        if signed.public_key != registered:
+            raise LifecycleError(f"commitment of solver {solver_id!r} is signed with key "
+                                 f"{bytes(signed.public_key).hex()}, registered {registered.hex()}")
+        # Rule: the signature verifies on the commitment's signing root
+        if not verify_signed(signed, backend):
+            raise LifecycleError(f"signature of solver {solver_id!r} on its commitment to job "
+                                 f"{job_id} does not verify")
+
+
 # -- 4. spot checks ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VerifyOutput:

@@ -1,0 +1,430 @@
+"""Every cataloged failure (``verification.failures.FAILURES``) fed through the pipeline: the stage
+fails with the cataloged error, the message names the artifact and the value, no artifact is
+written and the ledger (which already holds another settled job) is untouched."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zarr
+
+from proofs.encoding import trace_root
+from proofs.merkle import MerkleProof
+from proofs.messages import decode_message, encode_message, sign_message
+from proofs.types import PartyId, SolverId
+from tests.settlement.support import dump
+from verification.dispute import DisputeGame
+from verification.execution.program import load_program
+from verification.failures import FAILURES
+from verification.lifecycle import (
+    economic_terms,
+    party_keypair,
+    require_valid_commitments,
+    run_job,
+    stage_commit,
+    stage_settle,
+    stage_shard,
+    stage_train,
+    stage_verify,
+)
+from verification.paths import ArtifactPaths
+from verification.providers import ProviderError, TraceProvider
+from verification.report import read_report
+from verification.settlement import Ledger, SolverVerdict, settle_job
+from verification.spec import SolverSpec, compute_job_id, get_preset, load_spec
+from verification.strategies import BitFlip, Honest
+from verification.verifier import not_checked
+
+
+@dataclass(frozen=True)
+class Env:
+    """One tiny job taken through shard, train and commit, next to a ledger with another job."""
+
+    spec: Any
+    paths: ArtifactPaths
+    dataset: Any
+    runs: dict
+    commitments: dict
+
+    def store(self, solver: str) -> Path:
+        return Path(self.runs[solver].checkpoint_path)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Env:
+    spec = dataclasses.replace(
+        get_preset("minimal"), name="catalog", steps=16, checkpoint_interval=4,
+        spot_check_policy="interval", intervals_per_check=4,
+        solvers=(SolverSpec("honest", "honest"), SolverSpec("bitflip", "bitflip", {"step": 6})))
+    paths = ArtifactPaths(tmp_path_factory.mktemp("artifacts"))
+    dataset = stage_shard(spec, paths)
+    runs = stage_train(spec, dataset, paths)
+    with Ledger(paths.ledger) as ledger:
+        settle_job(ledger, "job-earlier", spec.submitter, economic_terms(spec),
+                   [SolverVerdict("honest", "paid")], [spec.verifier])
+    return Env(spec, paths, dataset, runs, stage_commit(spec, runs))
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to provoke one failure: ``damage`` (undone afterwards), then ``action``; the message
+    must contain every needle."""
+
+    action: Callable[[], Any]
+    needles: tuple[str, ...]
+    damage: Callable[[], Any] = nullcontext
+    check: Callable[[], None] = field(default=lambda: None)
+
+
+TRIGGERS: dict[str, Callable[[Env, Path], Case]] = {}
+
+
+def trigger(name: str):
+    def register(fn):
+        TRIGGERS[name] = fn
+        return fn
+    return register
+
+
+@contextmanager
+def altered(*files: Path, change: Callable[[], None]) -> Iterator[None]:
+    """Apply ``change`` (which may touch ``files``), and put every file back afterwards."""
+    saved = {f: f.read_bytes() for f in files}
+    try:
+        change()
+        yield
+    finally:
+        for f, data in saved.items():
+            f.write_bytes(data)
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+# -- the job spec --------------------------------------------------------------------------------
+def spec_file(tmp: Path, text: str) -> Path:
+    path = tmp / "job.yaml"
+    path.write_text(text)
+    return path
+
+
+@trigger("spec-unreadable")
+def _(env, tmp):
+    path = spec_file(tmp, "steps: [40, \n")
+    return Case(lambda: load_spec(path), (str(path), "cannot be read"))
+
+
+@trigger("spec-inconsistent")
+def _(env, tmp):
+    path = spec_file(tmp, "preset: minimal\ncheckpoint_interval: 80\n")
+    return Case(lambda: load_spec(path), (str(path), "checkpoint_interval k=80", "T=40"))
+
+
+@trigger("spec-negative-amount")
+def _(env, tmp):
+    path = spec_file(tmp, "preset: minimal\neconomics: {solver_stake: -5}\n")
+    return Case(lambda: load_spec(path), (str(path), "economics.solver_stake", "-5"))
+
+
+@trigger("spec-unknown-field")
+def _(env, tmp):
+    path = spec_file(tmp, "preset: minimal\neconomics: {stake: 5}\n")
+    return Case(lambda: load_spec(path), (str(path), "'stake'", "solver_stake"))
+
+
+@trigger("unknown-strategy")
+def _(env, tmp):
+    spec = dataclasses.replace(env.spec, solvers=(SolverSpec("honest", "honest"), SolverSpec("odd", "nope")))
+    return Case(lambda: run_job(spec, env.paths), ("'nope'", "honest"))
+
+
+# -- data and checkpoints ------------------------------------------------------------------------
+def shard_chunk(env: Env, shard: int, array: str) -> Path:
+    return Path(env.dataset.shards[shard].path) / array / "c" / "0" / "0"
+
+
+@trigger("dataset-chunk-corrupted")
+def _(env, tmp):
+    chunk = shard_chunk(env, 1, "x")
+    return Case(lambda: stage_train(env.spec, env.dataset, env.paths),
+                ("shard 1", env.dataset.shards[1].path),
+                lambda: altered(chunk, change=lambda: flip_byte(chunk)))
+
+
+@trigger("dataset-chunk-missing")
+def _(env, tmp):
+    chunk = Path(env.dataset.shards[0].path) / "y" / "c" / "0"
+    return Case(lambda: stage_train(env.spec, env.dataset, env.paths),
+                ("shard 0", env.dataset.shards[0].path, "committed"),
+                lambda: altered(chunk, change=chunk.unlink))
+
+
+def verify_all(env: Env):
+    return stage_verify(env.spec, env.dataset, env.runs, env.commitments, env.paths)
+
+
+@trigger("checkpoint-chunk-corrupted")
+def _(env, tmp):
+    chunk = env.store("honest") / "param" / "fc0.weight" / "c" / "1" / "0" / "0"
+    return Case(lambda: verify_all(env), ("checkpoint #1", str(env.store("honest"))),
+                lambda: altered(chunk, change=lambda: flip_byte(chunk)))
+
+
+@trigger("checkpoint-chunk-missing")
+def _(env, tmp):
+    chunk = env.store("honest") / "param" / "fc1.bias" / "c" / "2" / "0"
+    return Case(lambda: verify_all(env),
+                ("checkpoint #2", str(env.store("honest")), env.runs["honest"].roots[2].hex()),
+                lambda: altered(chunk, change=chunk.unlink))
+
+
+@trigger("trace-truncated")
+def _(env, tmp):
+    store = env.store("honest")
+
+    def truncate() -> None:
+        zarr.open_group(str(store), mode="r+").attrs["written"] = 2
+
+    return Case(lambda: verify_all(env), (str(store), "holds 2 of 5 checkpoints", "#2"),
+                lambda: altered(store / "zarr.json", change=truncate))
+
+
+@trigger("partial-store-untrusted")
+def _(env, tmp):
+    store = env.store("honest")
+    partial = store.with_name(store.name + ".partial")
+
+    def leave_corrupted_partial() -> None:
+        shutil.copytree(store, partial)
+        flip_byte(partial / "momentum" / "fc0.weight" / "c" / "3" / "0" / "0")
+
+    def check() -> None:
+        assert not partial.exists()
+        assert Path(env.runs["honest"].checkpoint_path).exists()
+
+    return Case(lambda: stage_train(env.spec, env.dataset, env.paths, ["honest"]),
+                (str(partial), "checkpoint #3", "restarts from step 0"),
+                lambda: altered(change=leave_corrupted_partial), check)
+
+
+# -- commitments, signatures, proofs -------------------------------------------------------------
+def honest_commitment(env: Env):
+    return env.commitments[SolverId("honest")]
+
+
+def require(env: Env, signed) -> Callable[[], None]:
+    return lambda: require_valid_commitments(env.spec, {SolverId("honest"): signed})
+
+
+@trigger("root-wrong-length")
+def _(env, tmp):
+    run = env.runs["honest"]
+    short = dataclasses.replace(run, roots=(*run.roots[:-1], run.roots[-1][:31]))
+    return Case(lambda: stage_commit(env.spec, {SolverId("honest"): short}),
+                ("final_state_root", "32-byte", repr(run.roots[-1][:31])))
+
+
+@trigger("message-malformed")
+def _(env, tmp):
+    data = encode_message(honest_commitment(env).message)[:-3]
+    return Case(lambda: decode_message(data), (data.hex(), "needed 8 more bytes"))
+
+
+@trigger("proof-malformed")
+def _(env, tmp):
+    short = "ab" * 31
+    return Case(lambda: MerkleProof.from_dict({"index": 0, "size": 5, "path": [short]}), (short, "32 bytes"))
+
+
+@trigger("public-key-malformed")
+def _(env, tmp):
+    bad = b"\xa0" + bytes(47)
+    signed = dataclasses.replace(honest_commitment(env), public_key=bad)
+    return Case(require(env, signed), ("public key", bad.hex()))
+
+
+@trigger("signature-malformed")
+def _(env, tmp):
+    bad = bytes(96)
+    signed = dataclasses.replace(honest_commitment(env), signature=bad)
+    return Case(require(env, signed), ("signature", bad.hex()))
+
+
+@trigger("key-not-registered")
+def _(env, tmp):
+    sk, pk = party_keypair(env.spec, "bitflip")
+    signed = sign_message(honest_commitment(env).message, sk, PartyId("honest"))
+    return Case(require(env, signed), ("'honest'", pk.hex(), "registered"))
+
+
+@trigger("signature-invalid")
+def _(env, tmp):
+    signed = honest_commitment(env)
+    forged = dataclasses.replace(signed.message, trace_root=env.commitments["bitflip"].message.trace_root)
+    return Case(require(env, dataclasses.replace(signed, message=forged)),
+                ("'honest'", compute_job_id(env.spec), "does not verify"))
+
+
+@trigger("commitment-replayed")
+def _(env, tmp):
+    signed = honest_commitment(env)
+    other = dataclasses.replace(signed.message, job_id="job-000000000000")
+    sk, _ = party_keypair(env.spec, "honest")
+    return Case(require(env, sign_message(other, sk, PartyId("honest"))),
+                ("'honest'", "job_id='job-000000000000'", compute_job_id(env.spec)))
+
+
+# -- the dispute game ----------------------------------------------------------------------------
+class Tampered(TraceProvider):
+    def checkpoint_root(self, index):
+        root, proof = super().checkpoint_root(index)
+        path = (bytes([proof.path[0][0] ^ 1]) + proof.path[0][1:], *proof.path[1:])
+        return root, dataclasses.replace(proof, path=path)
+
+
+class Silent(TraceProvider):
+    def commit_steps(self, start, end):
+        raise ProviderError(f"{self.party}: checkpoint disk unplugged")
+
+
+class Slow(TraceProvider):
+    def checkpoint_root(self, index):
+        time.sleep(0.05)
+        return super().checkpoint_root(index)
+
+
+def play(env: Env, solver_cls, solver: str, challenger_cls, budget_s: float = 60.0):
+    program = load_program(env.spec, env.dataset)
+    strategies = {"honest": Honest(), "bitflip": BitFlip(step=6)}
+    run = env.runs[solver]
+    game = DisputeGame(program, solver_cls(PartyId(solver), run, program, strategies[solver]),
+                       challenger_cls(PartyId("verifier"), env.runs["honest"], program, Honest()),
+                       trace_root(list(run.roots)), 2, budget_s)
+    result = game.play(env.spec.num_checkpoints - 1, env.spec.checkpoint_interval)
+    return game.transcript(result), result
+
+
+@trigger("proof-tampered")
+def _(env, tmp):
+    return Case(lambda: play(env, Tampered, "bitflip", TraceProvider),
+                ("solver forfeits", "invalid trace proof for checkpoint #"))
+
+
+@trigger("party-silent")
+def _(env, tmp):
+    return Case(lambda: play(env, Silent, "bitflip", TraceProvider),
+                ("solver forfeits", "bitflip: checkpoint disk unplugged"))
+
+
+@trigger("party-timeout")
+def _(env, tmp):
+    return Case(lambda: play(env, TraceProvider, "honest", Slow, budget_s=0.01),
+                ("challenger forfeits", "time budget"))
+
+
+# -- settlement and the report -------------------------------------------------------------------
+def unchecked(env: Env) -> dict:
+    return {s.solver_id: not_checked(s.solver_id, env.spec.spot_check_policy) for s in env.spec.solvers}
+
+
+@trigger("insufficient-funds")
+def _(env, tmp):
+    spec = dataclasses.replace(env.spec, economics=dataclasses.replace(env.spec.economics, solver_stake=10**9))
+    return Case(lambda: stage_settle(spec, unchecked(env), {}, env.paths.ledger),
+                ("party:bitflip", "holds 100000", "must pay out 1000000000"))
+
+
+@trigger("ledger-schema")
+def _(env, tmp):
+    path = tmp / "foreign.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version=7")
+        conn.execute("CREATE TABLE notes(x)")
+        conn.execute("INSERT INTO notes VALUES ('keep me')")
+    conn.close()
+
+    def check() -> None:
+        with sqlite3.connect(path) as after:
+            assert after.execute("PRAGMA user_version").fetchone() == (7,)
+            assert after.execute("SELECT name FROM sqlite_master").fetchall() == [("notes",)]
+            assert after.execute("SELECT x FROM notes").fetchall() == [("keep me",)]
+        after.close()
+
+    return Case(lambda: stage_settle(env.spec, unchecked(env), {}, path),
+                (str(path), "schema version 7"), check=check)
+
+
+@trigger("report-unreadable")
+def _(env, tmp):
+    path = tmp / "report.json"
+    path.write_text('{"schema": "pinpoint.report/1", "job_id": "job-')
+    return Case(lambda: read_report(path), (str(path), "cannot be read"))
+
+
+# -- the harness ---------------------------------------------------------------------------------
+def resolve(dotted: str) -> type:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def ledger_rows(path: Path):
+    if not path.exists():
+        return None
+    with Ledger(path) as ledger:
+        return dump(ledger)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` but the ledger's, with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("ledger.sqlite")}
+
+
+def test_the_catalog_is_complete_and_names_real_error_types():
+    assert len({m.name for m in FAILURES}) == len(FAILURES)
+    assert set(TRIGGERS) == {m.name for m in FAILURES}
+    for mode in FAILURES:
+        expected = Warning if mode.reported_as == "warns" else Exception
+        assert issubclass(resolve(mode.error), expected), mode.name
+        assert mode.reported_as in ("raises", "forfeit", "warns")
+
+
+@pytest.mark.parametrize("mode", FAILURES, ids=lambda m: m.name)
+def test_each_failure_is_detected_named_and_writes_nothing(env, mode, tmp_path):
+    case = TRIGGERS[mode.name](env, tmp_path)
+    error = resolve(mode.error)
+    ledger_before = ledger_rows(env.paths.ledger)
+    with case.damage():
+        files_before = snapshot(env.paths.root)
+        if mode.reported_as == "raises":
+            with pytest.raises(error) as raised:
+                case.action()
+            message = str(raised.value)
+            assert snapshot(env.paths.root) == files_before
+        elif mode.reported_as == "forfeit":
+            transcript, result = case.action()
+            message = result.reason
+            assert message.startswith("forfeit: ") and transcript["moves"][-1]["kind"] == "forfeit"
+            assert snapshot(env.paths.root) == files_before
+        else:
+            with pytest.warns(error) as warned:
+                case.action()
+            message = str(warned[0].message)
+    for needle in case.needles:
+        assert needle in message, f"{mode.name}: {needle!r} not in {message!r}"
+    case.check()
+    # Rule checked: no bad input reaches the ledger
+    assert ledger_rows(env.paths.ledger) == ledger_before
