@@ -18,6 +18,7 @@ Execution modes (DESIGN.md §3):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +58,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def configure_mode(mode: str, threads: int) -> None:
-    """Pin the process-wide knobs an execution mode relies on."""
+    """Pin the process-wide knobs an execution mode relies on.
+
+    With deterministic algorithms on, cuBLAS refuses to run unless ``CUBLAS_WORKSPACE_CONFIG``
+    pins its workspace; the value is set here (if the environment has none) before any GPU matmul.
+    """
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(mode in ("exact", "reproducible"), warn_only=False)
+    deterministic = mode in ("exact", "reproducible")
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
 
 
 def derive_seed(seed: int, purpose: str) -> int:

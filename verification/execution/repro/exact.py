@@ -1,0 +1,117 @@
+"""Exact accumulation: matmul and sums whose result does not depend on the summation order.
+
+Terms
+-----
+block
+    The values that meet in one accumulation: a row of ``A`` or a column of ``B`` in ``A @ B``, or
+    the slice of ``x`` along the reduced dimension of a sum.
+block exponent ``e``
+    The smallest integer with ``|v| < 2**e`` for every ``v`` of a block, read from the IEEE bits of
+    the block's largest magnitude (``max`` is exact, so any reduction order finds the same one).
+fixed point with ``b`` bits
+    ``q = round(v * 2**(b - e))``: an integer with ``|q| <= 2**b``, stored in float64. Scaling by a
+    power of two is exact and ``round`` (half to even) is exact, so ``q`` is the same on every
+    device. Values far below the block maximum keep fewer significant bits (block floating point).
+
+Why the order stops mattering: if every operand is an integer and the sum of all magnitudes stays
+below ``2**53``, every partial sum in *any* order is an integer below ``2**53``, hence exactly
+representable in float64, hence every addition (and every fused multiply-add) is exact. So
+float64 BLAS (MKL, OpenBLAS, cuBLAS, any blocking, any thread count, FMA or not) and ``torch.sum``
+return the same integer everywhere. The budget follows: a dot product of length ``K`` leaves
+``52 - ceil(log2 K)`` bits to share between the two operands (one bit of headroom for the rounding
+to ``2**b``). The exact integer result is scaled back by a power of two (exact) and rounded to
+float32 once. This is the error-free transformation of Ozaki et al. ("Error-free transformations
+of matrix multiplication by using fast routines of matrix multiplication and its applications",
+Numer. Algorithms 2012) with a single slice per operand; Demmel & Nguyen's ReproBLAS and Gensyn's
+RepOps reach the same goal with fixed-order kernels instead.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT64_EXACT_BITS = 52  # integers below 2**53 are exact; one bit of headroom for rounding up
+MIN_OPERAND_BITS = 16  # below this a matmul operand would lose more than float16's precision
+
+
+class ReproError(ValueError):
+    """A reproducible operator was asked for something it cannot do exactly (names the value)."""
+
+
+def ceil_log2(n: int) -> int:
+    return max(0, (n - 1).bit_length())
+
+
+def compute_block_exponents(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """int64 ``e`` per block along ``dim`` (kept as size 1) with ``|v| < 2**e`` for all ``v``.
+
+    For float32 ``e = biased exponent - 126`` (zero and subnormal blocks get ``-126``); for float64
+    ``e = biased exponent - 1022``. NaN and inf give the largest exponent and propagate.
+    """
+    amax = x.abs().amax(dim=dim, keepdim=True)
+    if amax.dtype == torch.float32:
+        return ((amax.view(torch.int32).to(torch.int64) >> 23) & 0xFF) - 126
+    if amax.dtype == torch.float64:
+        return ((amax.view(torch.int64) >> 52) & 0x7FF) - 1022
+    raise ReproError(f"exact accumulation takes float32 or float64, got {amax.dtype}")
+
+
+def compute_pow2(n: torch.Tensor) -> torch.Tensor:
+    """``2.0**n`` in float64, built from its IEEE bits (exact; ``n`` in -1022..1023)."""
+    return ((n + 1023) << 52).view(torch.float64)
+
+
+def to_fixed_point(x: torch.Tensor, exponents: torch.Tensor, bits: int) -> torch.Tensor:
+    """``round(x * 2**(bits - e))`` as float64 integers of magnitude at most ``2**bits``."""
+    return torch.round(x.double() * compute_pow2(bits - exponents))
+
+
+def compute_operand_bits(k: int) -> tuple[int, int]:
+    """The fixed-point widths of ``A`` and ``B`` in a dot product of length ``k``."""
+    budget = FLOAT64_EXACT_BITS - ceil_log2(k)
+    if budget // 2 < MIN_OPERAND_BITS:
+        raise ReproError(f"exact matmul: inner dimension K={k} leaves {budget} bits for both "
+                         f"operands; at most {2 ** (FLOAT64_EXACT_BITS - 2 * MIN_OPERAND_BITS)} is supported")
+    return (budget + 1) // 2, budget // 2
+
+
+def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` (float32, ``(..., M, K) @ (..., K, N)``) with one rounding of an exact sum.
+
+    The result is ``round_f32(sum_k qa[m, k] * qb[k, n] * 2**(ea[m] + eb[n] - bits))``: the exact
+    dot product of the fixed-point operands, the same bits on every device and thread count.
+    """
+    bits_a, bits_b = compute_operand_bits(a.shape[-1])
+    ea = compute_block_exponents(a, -1)  # (..., M, 1)
+    eb = compute_block_exponents(b, -2)  # (..., 1, N)
+    product = torch.matmul(to_fixed_point(a, ea, bits_a), to_fixed_point(b, eb, bits_b))  # exact
+    return (product * compute_pow2(ea + eb - (bits_a + bits_b))).to(torch.float32)
+
+
+def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
+    """The sum of ``x`` (float32 or float64) along ``dim`` as float64, exact after fixed point.
+
+    The caller rounds (``.float()``) once, after any further float64 arithmetic (e.g. a mean).
+    """
+    bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
+    if bits < MIN_OPERAND_BITS:
+        raise ReproError(f"exact sum: {x.shape[dim]} terms leave only {bits} bits per term")
+    e = compute_block_exponents(x, dim)
+    total = to_fixed_point(x, e, bits).sum(dim=dim, keepdim=True)  # exact
+    result = total * compute_pow2(e - bits)
+    return result if keepdim else result.squeeze(dim)
+
+
+def exact_sum_to_shape(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``g`` (float32) summed over the dimensions that broadcasting expanded from ``shape``.
+
+    The gradient of a broadcast: every reduced element meets in one exact sum (float32 result).
+    """
+    lead = g.dim() - len(shape)
+    dims = list(range(lead)) + [lead + i for i, size in enumerate(shape)
+                                if size == 1 and g.shape[lead + i] != 1]
+    if not dims:
+        return g
+    kept = [d for d in range(g.dim()) if d not in dims]
+    flat = g.permute(dims + kept).reshape(-1, *[g.shape[d] for d in kept])
+    return exact_sum(flat, 0).to(torch.float32).reshape(shape)
