@@ -6,6 +6,7 @@ location, ``pipelines.fleet_definitions``; ``workspace.yaml`` loads both for the
 """
 
 import dagster as dg
+from dagster_dask import dask_executor
 
 from pipelines.assets import (
     commitments,
@@ -27,6 +28,16 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     resources={"pinpoint": config_from_env()},
     executor=default_executor(),
-    jobs=[dg.define_asset_job("job_lifecycle", selection=dg.AssetSelection.all(),
-                              description="One job from dataset to settlement and report.")],
+    jobs=[
+        dg.define_asset_job("job_lifecycle", selection=dg.AssetSelection.all(),
+                            description="One job from dataset to settlement and report."),
+        # The same graph on a Dask cluster (run config picks it: local here, or a scheduler address).
+        dg.define_asset_job("job_lifecycle_dask", selection=dg.AssetSelection.all(), executor_def=dask_executor,
+                            description="The default job with each step on a Dask worker."),
+    ],
 )
+
+
+def lifecycle_dask_job() -> dg.JobDefinition:
+    """Importable handle for ``dg.reconstructable`` (executors that start new processes need one)."""
+    return defs.resolve_job_def("job_lifecycle_dask")
