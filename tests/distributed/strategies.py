@@ -1,6 +1,7 @@
-"""A plug-in strategy for the data-parallel tests: a worker whose replica drifts from the others.
+"""Plug-in strategies for the data-parallel tests: a worker whose replica drifts from the others,
+and a worker that crashes.
 
-It is imported by name (``"tests.distributed.strategies:FlipOnRank"``) inside every spawned
+They are imported by name (``"tests.distributed.strategies:FlipOnRank"``) inside every spawned
 worker, as a job spec's plug-in strategy would be.
 """
 
@@ -32,3 +33,25 @@ class FlipOnRank:
 
     def divergence_step(self, spec: JobSpec) -> Step | None:
         return Step(self.step)
+
+
+class WorkerCrash(RuntimeError):
+    """Raised by ``CrashOnRank``: a worker that dies in the middle of a job."""
+
+
+@dataclass(frozen=True)
+class CrashOnRank:
+    """Honest, except that ``rank`` raises ``WorkerCrash`` at step ``step`` (the other ranks are
+    then left waiting in the step's all-gather)."""
+
+    rank: int
+    step: int
+    name: str = "crash-on-rank"
+
+    def run_step(self, program: Program, state: State) -> StepOutput:
+        if state.step + 1 == self.step and dist.is_initialized() and dist.get_rank() == self.rank:
+            raise WorkerCrash(f"rank {self.rank} crashes at step {self.step}")
+        return honest_step(program, state)
+
+    def divergence_step(self, spec: JobSpec) -> Step | None:
+        return None
