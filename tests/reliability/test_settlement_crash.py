@@ -6,14 +6,13 @@ test kills a real process, which gets no chance to roll back or close the databa
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.settlement.support import dump
@@ -28,7 +27,6 @@ JOB = ("job-crash", SPEC.submitter, economic_terms(SPEC),
         SolverVerdict("bitflip", "paid", challenger=SPEC.verifier, false_challenge=True),
         SolverVerdict("idle", "unverified")),
        (SPEC.verifier,))
-EARLIER = dataclasses.replace(SPEC.economics)  # a job settled before, so balances already exist
 
 
 def settle(ledger: Ledger, job=JOB):
@@ -36,15 +34,17 @@ def settle(ledger: Ledger, job=JOB):
     return settle_job(ledger, job_id, submitter, terms, verdicts, verifiers)
 
 
-def prepare(path: Path) -> None:
-    """A ledger that already holds another settled job."""
-    with Ledger(path) as ledger:
-        settle(ledger, ("job-earlier", *JOB[1:3], (SolverVerdict("honest", "paid"),), JOB[4]))
+def prepare(ledger: Ledger) -> Ledger:
+    """A ledger that already holds another settled job (some parties are funded already)."""
+    settle(ledger, ("job-earlier", *JOB[1:3], (SolverVerdict("honest", "paid"),), JOB[4]))
+    return ledger
 
 
 def count_postings() -> int:
+    """Postings of the job on a prepared ledger (the parties funded before post no genesis)."""
     seen = []
-    with Ledger(":memory:", on_posting=lambda tx, posting: seen.append(posting)) as ledger:
+    with prepare(Ledger(":memory:", on_posting=lambda tx, posting: seen.append(posting))) as ledger:
+        seen.clear()
         settle(ledger)
     return len(seen)
 
@@ -52,17 +52,18 @@ def count_postings() -> int:
 POSTINGS = count_postings()
 
 
-@settings(max_examples=5, deadline=None, database=None)
+@settings(max_examples=4, deadline=None, database=None)
+@example(kill_at=1)
+@example(kill_at=POSTINGS)  # the last posting: still inside the transaction
+@example(kill_at=POSTINGS + 1)  # after the commit
 @given(kill_at=st.integers(1, POSTINGS + 1))
 def test_settlement_killed_at_any_posting_is_all_or_nothing_and_a_rerun_settles_once(tmp_path_factory, kill_at):
     workdir = tmp_path_factory.mktemp("ledger")
     killed, clean, job = workdir / "killed.sqlite", workdir / "clean.sqlite", workdir / "job.pickle"
-    prepare(killed)
-    prepare(clean)
     job.write_bytes(pickle.dumps(JOB))
-    with Ledger(killed) as ledger:
+    with prepare(Ledger(killed)) as ledger:
         before = dump(ledger)
-    with Ledger(clean) as ledger:
+    with prepare(Ledger(clean)) as ledger:
         expected = settle(ledger)
         applied = dump(ledger)
 

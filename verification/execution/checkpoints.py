@@ -125,12 +125,21 @@ def open_store(path: str | Path) -> zarr.Group:
 
 
 def get_stored_root(path: str | Path, group: zarr.Group, index: int) -> tuple[Root, str] | None:
-    """The root a store records for checkpoint ``index`` and its hash function, if it records one."""
-    attrs = group.attrs
-    roots, hash_name = attrs.get("roots", attrs.get("written_roots")), attrs.get("hash_name")
-    if not isinstance(roots, list) or hash_name not in HASH_NAMES or not 0 <= index < len(roots):
+    """The root a store records for checkpoint ``index`` and its hash function; None for a store
+    that records no roots (written without them) or a partial store not yet naming ``index``."""
+    attrs, where = group.attrs, f"checkpoint store {str(path)!r}"
+    if "hash_name" not in attrs:
         return None
-    return decode_root(roots[index], f"checkpoint store {str(path)!r}"), hash_name
+    hash_name, roots = attrs["hash_name"], attrs.get("roots", attrs.get("written_roots"))
+    if hash_name not in HASH_NAMES:
+        raise CheckpointError(f"{where} records unknown hash_name {hash_name!r}")
+    if not isinstance(roots, list):
+        raise CheckpointError(f"{where} records roots {roots!r}, not a list")
+    if index >= len(roots):
+        if "roots" in attrs:
+            raise CheckpointError(f"{where} records {len(roots)} roots, none for checkpoint #{index}")
+        return None
+    return decode_root(roots[index], where), hash_name
 
 
 def read_checkpoint(path: str | Path, index: int, device="cpu") -> State:
