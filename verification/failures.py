@@ -81,8 +81,8 @@ FAILURES: tuple[FailureMode, ...] = (
         NOTHING + ": run_job stops before sharding"),
     # -- data and checkpoints --------------------------------------------------------------
     FailureMode(
-        "dataset-chunk-corrupted", "a stored dataset chunk was altered",
-        "datasets.sharding.read_shard (every stage that loads the program)",
+        "dataset-chunk-corrupted", "a stored dataset chunk was altered (every stage that loads "
+        "the program reads the data)", "datasets.sharding.read_shard",
         "datasets.sharding.DatasetIntegrityError", "raises",
         "the shard index, its path, the computed and the committed shard roots (or zarr's error)",
         NOTHING),
@@ -91,9 +91,10 @@ FAILURES: tuple[FailureMode, ...] = (
         "datasets.sharding.read_shard", "datasets.sharding.DatasetIntegrityError", "raises",
         "the shard index, its path, the computed and the committed shard roots", NOTHING),
     FailureMode(
-        "checkpoint-chunk-corrupted", "a stored checkpoint chunk was altered",
-        "verification.execution.checkpoints.read_checkpoint (spot checks, dispute providers, "
-        "resume)", "verification.execution.checkpoints.CheckpointError", "raises",
+        "checkpoint-chunk-corrupted", "a stored checkpoint chunk was altered (read by interval "
+        "spot checks, dispute providers and resume)",
+        "verification.execution.checkpoints.read_checkpoint",
+        "verification.execution.checkpoints.CheckpointError", "raises",
         "the store, the checkpoint index, the computed and the recorded state roots (or zarr's "
         "error)", NOTHING + ": the stage stops before settlement"),
     FailureMode(
@@ -104,21 +105,21 @@ FAILURES: tuple[FailureMode, ...] = (
         NOTHING + ": the stage stops before settlement"),
     FailureMode(
         "trace-truncated", "a checkpoint store holds fewer checkpoints than its trace commits to",
-        "verification.execution.checkpoints.read_checkpoint, read_roots",
+        "verification.execution.checkpoints.read_checkpoint",
         "verification.execution.checkpoints.CheckpointError", "raises",
         "the store, how many checkpoints it holds of how many, and the one asked for",
         NOTHING + ": the stage stops before settlement"),
     FailureMode(
         "partial-store-untrusted", "an interrupted run's partial store is corrupted, inconsistent "
         "or written by another run (job, solver, strategy, spec, k)",
-        "verification.solver.train (load_resume_point)",
+        "verification.solver.load_resume_point",
         "verification.solver.DiscardedCheckpointWarning", "warns",
         "the partial store and the problem (checkpoint and roots, or the mismatching run)",
         "the partial store is deleted; training restarts at step 0"),
     # -- commitments, signatures, proofs ---------------------------------------------------
     FailureMode(
-        "root-wrong-length", "a state or trace root that is not 32 bytes in a commitment",
-        "proofs.messages.encode_message (stage_commit signs it)",
+        "root-wrong-length", "a state or trace root that is not 32 bytes in a commitment being "
+        "signed", "proofs.messages.encode_message",
         "proofs.messages.MalformedMessageError", "raises", "the field and its value", NOTHING),
     FailureMode(
         "message-malformed", "message bytes that are not a canonical encoding (truncated, "
@@ -171,7 +172,7 @@ FAILURES: tuple[FailureMode, ...] = (
     # -- settlement and the report ---------------------------------------------------------
     FailureMode(
         "insufficient-funds", "a party cannot cover its stake, payment or bond",
-        "verification.settlement.ledger.Ledger (settle_job)",
+        "verification.settlement.settle.settle_job",
         "verification.settlement.ledger.InsufficientFunds", "raises",
         "the transaction, the account, its balance and the amount due",
         "nothing: the whole settlement (funding included) is rolled back"),
@@ -193,11 +194,13 @@ CRASHES: tuple[CrashRecovery, ...] = (
         "resumes from checkpoint i after checking every stored checkpoint against its root; "
         "the trace root is bit-identical to an uninterrupted run"),
     CrashRecovery(
-        "killed while a checkpoint is written", "verification.execution.checkpoints",
+        "killed while a checkpoint is written",
+        "verification.execution.checkpoints.CheckpointWriter.write",
         "that checkpoint's arrays without its progress record (zarr metadata writes are atomic)",
         "resumes from the checkpoint before and overwrites it"),
     CrashRecovery(
-        "killed after the last checkpoint, before the rename", "CheckpointWriter.finish",
+        "killed after the last checkpoint, before the rename",
+        "verification.execution.checkpoints.CheckpointWriter.finish",
         "a complete partial store", "resumes with nothing left to train and renames it"),
     CrashRecovery(
         "killed during settlement", "verification.settlement.ledger.Ledger.atomic",
@@ -208,7 +211,8 @@ CRASHES: tuple[CrashRecovery, ...] = (
         "the settlement fully applied", "a no-op (`already_settled`): nothing is paid twice"),
     CrashRecovery(
         "killed while writing shards, the report or a transcript",
-        "datasets.sharding, verification.report, verification.dispute",
+        "datasets.sharding.write_shards, verification.report.write_report, "
+        "verification.dispute.save_transcript",
         "a temporary file or directory, never a half-written artifact under its final name",
         "rewrites the same content (every stage is deterministic)"),
 )
@@ -220,8 +224,13 @@ def render_markdown() -> str:
              "|---|---|---|---|---|"]
     for f in FAILURES:
         how = {"raises": "raises", "forfeit": "forfeit via", "warns": "warns"}[f.reported_as]
-        lines.append(f"| {f.failure} | `{f.detected_in}` | {how} `{f.error.rsplit('.', 1)[1]}` "
+        lines.append(f"| {f.failure} | {code(f.detected_in)} | {how} `{f.error.rsplit('.', 1)[1]}` "
                      f"| {f.names} | {f.written} |")
     lines += ["", "| crash | handled in | left behind | re-run |", "|---|---|---|---|"]
-    lines += [f"| {c.crash} | `{c.handled_in}` | {c.left_behind} | {c.rerun} |" for c in CRASHES]
+    lines += [f"| {c.crash} | {code(c.handled_in)} | {c.left_behind} | {c.rerun} |" for c in CRASHES]
     return "\n".join(lines)
+
+
+def code(names: str) -> str:
+    """``a, b`` as markdown code spans."""
+    return ", ".join(f"`{name}`" for name in names.split(", "))

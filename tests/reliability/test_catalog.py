@@ -25,7 +25,7 @@ from proofs.types import PartyId, SolverId
 from tests.settlement.support import dump
 from verification.dispute import DisputeGame
 from verification.execution.program import load_program
-from verification.failures import FAILURES
+from verification.failures import CRASHES, FAILURES
 from verification.lifecycle import (
     economic_terms,
     party_keypair,
@@ -375,9 +375,18 @@ def _(env, tmp):
 
 
 # -- the harness ---------------------------------------------------------------------------------
-def resolve(dotted: str) -> type:
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+def resolve(dotted: str) -> Any:
+    """The object a dotted name designates: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name)
+        return found
+    raise LookupError(dotted)
 
 
 def ledger_rows(path: Path):
@@ -393,13 +402,16 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
             for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("ledger.sqlite")}
 
 
-def test_the_catalog_is_complete_and_names_real_error_types():
+def test_the_catalog_is_complete_and_names_real_code():
     assert len({m.name for m in FAILURES}) == len(FAILURES)
     assert set(TRIGGERS) == {m.name for m in FAILURES}
     for mode in FAILURES:
         expected = Warning if mode.reported_as == "warns" else Exception
         assert issubclass(resolve(mode.error), expected), mode.name
         assert mode.reported_as in ("raises", "forfeit", "warns")
+        assert callable(resolve(mode.detected_in)), mode.name
+    for crash in CRASHES:
+        assert all(callable(resolve(name)) for name in crash.handled_in.split(", ")), crash.crash
 
 
 @pytest.mark.parametrize("mode", FAILURES, ids=lambda m: m.name)
