@@ -12,14 +12,30 @@ k-ary dissection
     ``n`` intervals takes ``ceil(log_k n)`` rounds.
 levels
     1: checkpoints ``0, k, …, T`` (committed in the signed trace root); 2: the steps inside the
-    disputed checkpoint interval (the solver recomputes them from its checkpoint and commits to a
-    Merkle root of per-step roots); then the referee re-executes the single disputed step.
+    disputed checkpoint interval (each party recomputes them from its checkpoint and commits to a
+    Merkle root of per-step roots); 3: the operators of the single disputed step (each party
+    re-executes it while recording its aten operators and commits to the Merkle root of the op
+    digest chain, ``verification.execution.opgraph``); then the referee rules on one operator
+    (``verification.referee``). With ``operator_level`` off the referee re-executes the step.
 chess clock
     Each party has a time budget for all its answers; a party that errs, sends an invalid proof,
     or runs out of time forfeits (Arbitrum BoLD's chess clocks).
+round
+    One dissection: both parties reveal their values at the ``k-1`` points of the current
+    interval and the challenger narrows it. Level 1 bisects ``n1 = T/k_ckpt`` intervals, level 2
+    ``n2 = k_ckpt`` steps, level 3 ``n3`` = the number of operator records both traces hold
+    (at most the honest step's, including ``commit_state``), so a game takes at most
+    ``ceil(log_k n1) + ceil(log_k n2) + ceil(log_k n3)`` rounds (``compute_game_round_bound``;
+    the additive constant is 0). When the final checkpoint is agreed (a spoofer that ends at
+    the honest final state), level 1 is one round instead: the solver reveals its checkpoints in
+    order until the challenger disputes one (``n1 >= 2`` then, so the bound still holds). Besides
+    rounds, a game has a constant number of single exchanges (S_0, the final checkpoint, two
+    commitments and two endpoint openings per party at levels 2 and 3, the disputed records, one
+    opening of operands, the ruling).
 
-The game is a state machine (``TRANSITIONS``): status only moves forward. Every move is appended
-to a hash-chained transcript (each move's id covers the previous id), saved as JSON.
+The game is a state machine (``TRANSITIONS``): status only moves forward. Claims are
+content-addressed: every move is appended to a hash-chained transcript (each move's id is the
+hash of its content and the previous id), saved as JSON.
 """
 
 from __future__ import annotations
@@ -27,23 +43,41 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from proofs.encoding import verify_trace_proof
-from proofs.hashing import DOMAIN_STEPS, DOMAIN_TRACE, hash_parts
+from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, hash_parts
 from proofs.merkle import hash_leaf, verify_merkle_proof
 from proofs.types import Root, Step
+from verification.execution.opgraph import (
+    COMMIT_OP,
+    OpRecord,
+    OpsCommitment,
+    compute_genesis,
+    compute_op_digest,
+    get_structure,
+)
 from verification.execution.program import Program
 from verification.providers import Provider, ProviderError
-from verification.referee import RefereeError, rule_on_step
+from verification.referee import (
+    OpRuling,
+    RefereeError,
+    rule_on_output,
+    rule_on_step,
+    rule_on_structure,
+)
+
+PARTIES = ("solver", "challenger")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     CHECKPOINTS = "bisect-checkpoints"
     STEPS = "bisect-steps"
+    OPERATORS = "bisect-operators"
     REFEREE = "referee"
     RESOLVED = "resolved"
 
@@ -53,10 +87,14 @@ TRANSITIONS: dict[tuple[Status, str], Status] = {
     (Status.CHECKPOINTS, "narrow"): Status.CHECKPOINTS,
     (Status.CHECKPOINTS, "pinpoint"): Status.STEPS,
     (Status.STEPS, "narrow"): Status.STEPS,
-    (Status.STEPS, "pinpoint"): Status.REFEREE,
+    (Status.STEPS, "pinpoint"): Status.OPERATORS,
+    (Status.STEPS, "refer-step"): Status.REFEREE,  # level 3 disabled: the referee gets the whole step
+    (Status.OPERATORS, "narrow"): Status.OPERATORS,
+    (Status.OPERATORS, "pinpoint"): Status.REFEREE,
     (Status.REFEREE, "rule"): Status.RESOLVED,
     (Status.CHECKPOINTS, "forfeit"): Status.RESOLVED,
     (Status.STEPS, "forfeit"): Status.RESOLVED,
+    (Status.OPERATORS, "forfeit"): Status.RESOLVED,
     (Status.REFEREE, "forfeit"): Status.RESOLVED,
 }
 
@@ -97,6 +135,12 @@ def compute_round_bound(intervals: int, arity: int) -> int:
         span = math.ceil(span / arity)
         rounds += 1
     return rounds
+
+
+def compute_game_round_bound(steps: int, interval: int, ops_per_step: int, arity: int) -> int:
+    """Rounds of a whole game: ``ceil(log_k(T/k_ckpt)) + ceil(log_k(k_ckpt)) + ceil(log_k(ops))``."""
+    return (compute_round_bound(steps // interval, arity) + compute_round_bound(interval, arity)
+            + compute_round_bound(ops_per_step, arity))
 
 
 @dataclass(frozen=True)
@@ -142,29 +186,32 @@ class DisputeResult:
     levels: dict[str, int]
     transcript: str | None
     seconds: float
+    operator_index: int | None = None
 
     def to_report(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "first_divergent_step": self.first_divergent_step,
-                "operator": self.operator, "referee_ops": self.referee_ops,
-                "winner": self.winner, "transcript": self.transcript}
+                "operator": self.operator, "operator_index": self.operator_index,
+                "referee_ops": self.referee_ops, "winner": self.winner, "transcript": self.transcript}
 
 
 class DisputeGame:
     """One dispute over one solver's commitment."""
 
     def __init__(self, program: Program, solver: Provider, challenger: Provider,
-                 trace_root: Root, arity: int, budget_s: float):
+                 trace_root: Root, arity: int, budget_s: float, operator_level: bool | None = None):
         self.program = program
         self.solver = solver
         self.challenger = challenger
+        self.providers: dict[str, Provider] = {"solver": solver, "challenger": challenger}
         self.trace_root = trace_root
         self.arity = arity
+        self.operator_level = program.spec.operator_level if operator_level is None else operator_level
         self.hash_name = program.spec.hash_name
         self.clock = ChessClock(budget_s)
         self.num_checkpoints = program.spec.num_checkpoints
         self.status = Status.CHECKPOINTS
         self.moves: list[Move] = []
-        self.rounds = {"checkpoints": 0, "steps": 0}
+        self.rounds = {"checkpoints": 0, "steps": 0, "operators": 0}
 
     # -- state machine and transcript -------------------------------------------------------
     def transition(self, event: str) -> None:
@@ -180,6 +227,16 @@ class DisputeGame:
         self.moves.append(Move(len(self.moves), self.status.value, party, kind, payload,
                                round(elapsed, 6), previous, move_id))
 
+    def bisect(self, level: str, lo: int, hi: int, agrees: Callable[[int], bool]) -> tuple[int, int]:
+        """k-ary dissection of ``[lo, hi]`` (agreed at ``lo``, disputed at ``hi``) down to ``hi = lo + 1``."""
+        while hi - lo > 1:
+            points = compute_dissection_points(lo, hi, self.arity)
+            lo, hi = compute_narrowed(lo, hi, {p: agrees(p) for p in points})
+            self.rounds[level] += 1
+            self.record("challenger", "narrow", {"level": level, "lo": lo, "hi": hi})
+            self.transition("narrow")
+        return lo, hi
+
     # -- level 1: checkpoints ----------------------------------------------------------------
     def _solver_checkpoint(self, index: int) -> Root:
         (root, proof), elapsed = self.clock.call("solver", self.solver.checkpoint_root, index)
@@ -194,26 +251,32 @@ class DisputeGame:
         (root, _), elapsed = self.clock.call("challenger", self.challenger.checkpoint_root, index)
         return root
 
+    def _checkpoints_agree(self, index: int) -> bool:
+        return self._solver_checkpoint(index) == self._challenger_checkpoint(index)
+
     def bisect_checkpoints(self, lo: int, hi: int) -> tuple[int, int]:
-        while hi - lo > 1:
-            points = compute_dissection_points(lo, hi, self.arity)
-            agreement = {p: self._solver_checkpoint(p) == self._challenger_checkpoint(p) for p in points}
-            lo, hi = compute_narrowed(lo, hi, agreement)
-            self.rounds["checkpoints"] += 1
-            self.record("challenger", "narrow", {"lo": lo, "hi": hi})
-            self.transition("narrow")
-        self.transition("pinpoint")
-        return lo, hi
+        return self.bisect("checkpoints", lo, hi, self._checkpoints_agree)
+
+    def find_disputed_checkpoint(self, last: int) -> int:
+        """Right end of level 1: the final checkpoint if disputed; else (one round) the solver
+        reveals its checkpoints in order and the challenger names the first it disputes."""
+        if not self._checkpoints_agree(last):
+            return last
+        self.rounds["checkpoints"] += 1
+        for index in range(1, last):
+            if not self._checkpoints_agree(index):
+                self.record("challenger", "dispute-checkpoint", {"index": index})
+                return index
+        raise Forfeit("challenger", "no checkpoint of the solver differs from the challenger's")
 
     # -- level 2: steps ----------------------------------------------------------------------
-    def _commit_steps(self, party: str, provider: Provider, start: Step, end: Step) -> Root:
-        root, elapsed = self.clock.call(party, provider.commit_steps, start, end)
+    def _commit_steps(self, party: str, start: Step, end: Step) -> Root:
+        root, elapsed = self.clock.call(party, self.providers[party].commit_steps, start, end)
         self.record(party, "commit-steps", {"start": start, "end": end, "root": root.hex()}, elapsed)
         return root
 
-    def _step_root(self, party: str, provider: Provider, commitment: Root, span: tuple[Step, Step],
-                   step: Step) -> Root:
-        (root, proof), elapsed = self.clock.call(party, provider.step_root, step)
+    def _step_root(self, party: str, commitment: Root, span: tuple[Step, Step], step: Step) -> Root:
+        (root, proof), elapsed = self.clock.call(party, self.providers[party].step_root, step)
         start, end = span
         leaf = hash_leaf(root, DOMAIN_STEPS, self.hash_name)
         # Rule: a revealed step root must be in the party's step commitment, at its position,
@@ -222,39 +285,113 @@ class DisputeGame:
             verify_merkle_proof(commitment, leaf, proof, DOMAIN_STEPS, self.hash_name)
         if not ok:
             raise Forfeit(party, f"invalid step proof for step {step}")
-        if party == "solver":
-            self.record(party, "reveal-step", {"step": step, "root": root.hex()}, elapsed)
+        self.record(party, "reveal-step", {"step": step, "root": root.hex()}, elapsed)
         return root
 
     def bisect_steps(self, start: Step, end: Step, agreed: Root, disputed: Root) -> tuple[Step, Root, Root, Root]:
         span = (start, end)
-        s_commit = self._commit_steps("solver", self.solver, start, end)
-        c_commit = self._commit_steps("challenger", self.challenger, start, end)
+        commits = {p: self._commit_steps(p, start, end) for p in PARTIES}
         # Rule: the step commitment must start at the agreed checkpoint and end at the solver's
         # own committed checkpoint.
-        if self._step_root("solver", self.solver, s_commit, span, start) != agreed:
+        if self._step_root("solver", commits["solver"], span, start) != agreed:
             raise Forfeit("solver", f"step commitment does not start at the agreed root of step {start}")
-        if self._step_root("solver", self.solver, s_commit, span, end) != disputed:
+        if self._step_root("solver", commits["solver"], span, end) != disputed:
             raise Forfeit("solver", f"step commitment does not end at its checkpoint root of step {end}")
-        lo, hi = int(start), int(end)
-        while hi - lo > 1:
-            points = compute_dissection_points(lo, hi, self.arity)
-            agreement = {
-                p: self._step_root("solver", self.solver, s_commit, span, Step(p))
-                == self._step_root("challenger", self.challenger, c_commit, span, Step(p))
-                for p in points
-            }
-            lo, hi = compute_narrowed(lo, hi, agreement)
-            self.rounds["steps"] += 1
-            self.record("challenger", "narrow", {"lo": lo, "hi": hi})
-            self.transition("narrow")
-        self.transition("pinpoint")
-        pre = self._step_root("solver", self.solver, s_commit, span, Step(lo))
-        s_post = self._step_root("solver", self.solver, s_commit, span, Step(hi))
-        c_post = self._step_root("challenger", self.challenger, c_commit, span, Step(hi))
-        return Step(hi), pre, s_post, c_post
 
-    # -- referee -----------------------------------------------------------------------------
+        def roots(step: int) -> dict[str, Root]:
+            return {p: self._step_root(p, commits[p], span, Step(step)) for p in PARTIES}
+
+        lo, hi = self.bisect("steps", int(start), int(end), lambda p: len(set(roots(p).values())) == 1)
+        pre, post = roots(lo)["solver"], roots(hi)
+        # Rule: the challenger must dispute the solver's root at the step the bisection ends on.
+        if post["solver"] == post["challenger"]:
+            raise Forfeit("challenger", f"it agrees with the solver's root of step {hi}")
+        return Step(hi), pre, post["solver"], post["challenger"]
+
+    # -- level 3: operators of the disputed step ---------------------------------------------
+    def _commit_ops(self, party: str, step: Step) -> OpsCommitment:
+        commitment, elapsed = self.clock.call(party, self.providers[party].commit_ops, step)
+        # Rule: an op commitment holds at least the record that commits the post-state.
+        if not isinstance(commitment, OpsCommitment) or commitment.count < 1:
+            raise Forfeit(party, f"invalid operator commitment for step {step}")
+        self.record(party, "commit-ops", {"step": step, "root": commitment.root.hex(),
+                                          "count": commitment.count}, elapsed)
+        return commitment
+
+    def _op_digest(self, party: str, commitment: OpsCommitment, genesis: Root, position: int) -> Root:
+        """The party's digest at bisection position ``position``: ``h_{position-1}`` (genesis at 0)."""
+        if position == 0:
+            return genesis
+        index = position - 1
+        (digest, proof), elapsed = self.clock.call(party, self.providers[party].op_digest, index)
+        leaf = hash_leaf(digest, DOMAIN_OPS, self.hash_name)
+        # Rule: a revealed op digest must be in the party's op commitment, at its index, in a
+        # commitment of the size the party declared.
+        ok = (proof.index, proof.size) == (index, commitment.count) and \
+            verify_merkle_proof(commitment.root, leaf, proof, DOMAIN_OPS, self.hash_name)
+        if not ok:
+            raise Forfeit(party, f"invalid op proof for operator #{index}")
+        self.record(party, "reveal-op", {"index": index, "digest": digest.hex()}, elapsed)
+        return digest
+
+    def _open_record(self, party: str, index: int, previous: Root, digest: Root) -> OpRecord:
+        record, elapsed = self.clock.call(party, self.providers[party].open_op, index)
+        # Rule: an opened record must chain from the previous digest to the party's digest at its index.
+        if not isinstance(record, OpRecord) or record.index != index or \
+                compute_op_digest(previous, record, self.hash_name) != digest:
+            raise Forfeit(party, f"operator record #{index} does not match its committed digest")
+        self.record(party, "open-op", {"index": index, "op": record.op, "outputs": list(record.outputs)}, elapsed)
+        return record
+
+    def _check_final_record(self, party: str, commitment: OpsCommitment, genesis: Root, post: Root) -> None:
+        last = commitment.count - 1
+        previous = self._op_digest(party, commitment, genesis, last)
+        record = self._open_record(party, last, previous, self._op_digest(party, commitment, genesis, last + 1))
+        # Rule: an operator trace ends with the commit of the post-state root the party claimed at level 2.
+        if record.op != COMMIT_OP or record.outputs != (post.hex(),):
+            raise Forfeit(party, f"operator trace does not end with the commit of its root {post.hex()}")
+
+    def bisect_operators(self, step: Step, pre: Root, posts: dict[str, Root]) -> tuple[int, Root, dict]:
+        """The first operator record the parties disagree on: ``(index, agreed h_{index-1}, records)``."""
+        genesis = compute_genesis(pre, step, self.hash_name)
+        commits = {p: self._commit_ops(p, step) for p in PARTIES}
+        for party in PARTIES:
+            self._check_final_record(party, commits[party], genesis, posts[party])
+
+        def digests(position: int) -> dict[str, Root]:
+            return {p: self._op_digest(p, commits[p], genesis, position) for p in PARTIES}
+
+        shorter = min(c.count for c in commits.values())
+        if len(set(digests(shorter).values())) == 1:
+            # Both hold the same first ``shorter`` records; the longer trace goes on where the other ended.
+            lo = shorter
+        else:
+            lo, _ = self.bisect("operators", 0, shorter, lambda p: len(set(digests(p).values())) == 1)
+        agreed = digests(lo)["solver"]
+        records = {p: self._open_record(p, lo, agreed, digests(lo + 1)[p]) if lo < commits[p].count else None
+                   for p in PARTIES}
+        return lo, agreed, records
+
+    def referee_operator(self, step: Step, pre: Root, index: int, agreed: Root, records: dict) -> OpRuling:
+        solver_record, challenger_record = records["solver"], records["challenger"]
+        if get_structure(solver_record) != get_structure(challenger_record):
+            ruling = rule_on_structure(self.program, step, index, solver_record, challenger_record)
+        else:
+            operands, elapsed = self.clock.call("solver", self.solver.open_operands, index)
+            self.record("solver", "open-operands", {"index": index, "inputs": len(operands.arrays),
+                                                    "segment": len(operands.segment)}, elapsed)
+            try:
+                ruling = rule_on_output(self.program, step, pre, agreed, solver_record, operands)
+            except RefereeError as exc:
+                raise Forfeit("solver", str(exc)) from exc
+        self.record("referee", "rule", {"step": step, "index": index, "operator": ruling.operator,
+                                        "kind": ruling.kind, "winner": ruling.winner,
+                                        "ops": ruling.referee_ops, "schedule_ops": ruling.schedule_ops,
+                                        "outputs": list(ruling.referee_outputs)})
+        self.transition("rule")
+        return ruling
+
+    # -- referee on a whole step (level 3 disabled) ------------------------------------------
     def referee_step(self, step: Step, pre: Root, s_post: Root, c_post: Root):
         opened, elapsed = self.clock.call("solver", self.solver.open_state, Step(step - 1))
         self.record("solver", "open-state", {"step": step - 1, "root": pre.hex()}, elapsed)
@@ -268,20 +405,11 @@ class DisputeGame:
         return ruling
 
     # -- the whole game ----------------------------------------------------------------------
-    def find_disputed_checkpoint(self, last: int) -> int:
-        """Right end of level 1: the final checkpoint if disputed, else the first disputed one."""
-        if self._solver_checkpoint(last) != self._challenger_checkpoint(last):
-            return last
-        for index in range(1, last):
-            if self._solver_checkpoint(index) != self._challenger_checkpoint(index):
-                return index
-        raise Forfeit("challenger", "no checkpoint of the solver differs from the challenger's")
-
     def play(self, last_checkpoint: int, k: int, interval: int | None = None) -> DisputeResult:
         """Run the game to a ruling. ``interval`` (the interval policy's disputed interval) skips
         level 1: the challenger started from the solver's own checkpoint ``interval``."""
         start_time = time.perf_counter()
-        step, ops, winner, reason = None, 0, "challenger", "referee ruling"
+        step, operator, index, ops, winner, reason = None, None, None, 0, "challenger", "referee ruling"
         try:
             if interval is None:
                 # Rule: S_0 is a pure function of the spec; a solver whose S_0 differs is wrong at init.
@@ -290,25 +418,36 @@ class DisputeGame:
                 lo, hi = self.bisect_checkpoints(0, self.find_disputed_checkpoint(last_checkpoint))
             else:
                 lo, hi = interval, interval + 1
-                self.transition("pinpoint")
+            self.transition("pinpoint")
             agreed, disputed = self._solver_checkpoint(lo), self._solver_checkpoint(hi)
             step, pre, s_post, c_post = self.bisect_steps(Step(lo * k), Step(hi * k), agreed, disputed)
-            ruling = self.referee_step(step, pre, s_post, c_post)
+            if self.operator_level:
+                self.transition("pinpoint")
+                index, agreed_digest, records = self.bisect_operators(step, pre, {"solver": s_post,
+                                                                                  "challenger": c_post})
+                self.transition("pinpoint")
+                ruling = self.referee_operator(step, pre, index, agreed_digest, records)
+                operator = ruling.operator
+            else:
+                self.transition("refer-step")
+                ruling = self.referee_step(step, pre, s_post, c_post)
             winner, ops = ruling.winner, ruling.referee_ops
+            reason = f"referee ruling on {operator} (operator #{index})" if operator else "referee ruling on the step"
         except Forfeit as exc:
             winner = "challenger" if exc.party == "solver" else "solver"
             reason = f"forfeit: {exc}"
             self.record(exc.party, "forfeit", {"reason": exc.reason})
-            self.status = Status.RESOLVED
+            self.transition("forfeit")
         return DisputeResult(
-            rounds=sum(self.rounds.values()), first_divergent_step=step, operator=None,
+            rounds=sum(self.rounds.values()), first_divergent_step=step, operator=operator,
             referee_ops=ops, winner=winner, reason=reason, levels=dict(self.rounds),
-            transcript=None, seconds=time.perf_counter() - start_time,
+            transcript=None, seconds=time.perf_counter() - start_time, operator_index=index,
         )
 
     def transcript(self, result: DisputeResult) -> dict[str, Any]:
         return {"schema": "pinpoint.transcript/1", "trace_root": self.trace_root.hex(),
-                "arity": self.arity, "result": asdict(result), "moves": [asdict(m) for m in self.moves]}
+                "arity": self.arity, "operator_level": self.operator_level,
+                "result": asdict(result), "moves": [asdict(m) for m in self.moves]}
 
 
 def save_transcript(path: Path, transcript: dict[str, Any]) -> str:
@@ -320,8 +459,14 @@ def save_transcript(path: Path, transcript: dict[str, Any]) -> str:
 
 
 def render_transcript_markdown(transcript: dict[str, Any], limit: int = 60) -> str:
-    """The transcript as a markdown table (for the Dagster UI)."""
-    lines = ["| # | status | party | move | details |", "|---|---|---|---|---|"]
+    """The transcript as markdown (for the Dagster UI): the outcome, then a table of moves."""
+    result = transcript["result"]
+    levels = ", ".join(f"{k} {v}" for k, v in result.get("levels", {}).items())
+    lines = [f"**winner: {result['winner']}** — {result['reason']}  ",
+             f"step {result['first_divergent_step']}, operator {result.get('operator') or '-'}"
+             f" (#{result.get('operator_index')}), rounds {result['rounds']} ({levels}), "
+             f"referee ops {result['referee_ops']}", "",
+             "| # | status | party | move | details |", "|---|---|---|---|---|"]
     for move in transcript["moves"][:limit]:
         details = ", ".join(f"{k}={str(v)[:16]}" for k, v in move["payload"].items())
         lines.append(f"| {move['index']} | {move['status']} | {move['party']} | {move['kind']} | {details} |")

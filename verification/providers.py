@@ -11,7 +11,19 @@ a *provider* (DESIGN.md §1.6):
 ``step_root(step)``
     one of those roots, with its inclusion proof against the step commitment;
 ``open_state(step)``
-    the full state at a step (checked by the receiver against an agreed root).
+    the full state at a step (checked by the receiver against an agreed root; used only when
+    level 3 is disabled and the referee re-executes a whole step);
+``commit_ops(step)``
+    re-execute step ``step`` from the party's ``S_{step-1}`` while recording its operators
+    (``verification.execution.opgraph``) and commit to the Merkle root of the op digest chain and
+    the number of records;
+``op_digest(index)``
+    the digest ``h_index`` of that chain, with its inclusion proof against the op commitment;
+``open_op(index)``
+    the operator record at ``index`` (the receiver checks it chains to the committed digest);
+``open_operands(index)``
+    the input tensors of that record, with proofs against the agreed pre-state root and the
+    chain segment that carries the agreed hashes of earlier operators' outputs.
 
 An honest provider and a cheating one are interchangeable: only the answers differ.
 ``TraceProvider`` is backed by a training run and a strategy; the honest challenger uses the same
@@ -27,6 +39,14 @@ from proofs.hashing import DOMAIN_STEPS
 from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root
 from proofs.types import PartyId, Root, Step
 from verification.execution.checkpoints import read_checkpoint
+from verification.execution.opgraph import (
+    Operands,
+    OpRecord,
+    OpsCommitment,
+    OpTrace,
+    open_operands,
+    record_step,
+)
 from verification.execution.program import Program
 from verification.execution.state import State
 from verification.solver import TrainingRun, replay
@@ -48,6 +68,14 @@ class Provider(Protocol):
 
     def open_state(self, step: Step) -> State: ...
 
+    def commit_ops(self, step: Step) -> OpsCommitment: ...
+
+    def op_digest(self, index: int) -> tuple[Root, MerkleProof]: ...
+
+    def open_op(self, index: int) -> OpRecord: ...
+
+    def open_operands(self, index: int) -> Operands: ...
+
 
 class TraceProvider:
     """A provider backed by one training run (checkpoints on disk) and the strategy that made it."""
@@ -61,6 +89,7 @@ class TraceProvider:
         self._roots: list[Root] = []
         self._leaves: list[bytes] = []
         self._start = 0
+        self._trace: OpTrace | None = None
 
     def checkpoint_root(self, index: int) -> tuple[Root, MerkleProof]:
         if not 0 <= index < len(self.run.roots):
@@ -91,3 +120,32 @@ class TraceProvider:
         if step not in self._states:
             raise ProviderError(f"{self.party}: state of step {step} is not held")
         return self._states[step]
+
+    def commit_ops(self, step: Step) -> OpsCommitment:
+        if step - 1 not in self._states or step not in self._states:
+            raise ProviderError(f"{self.party}: step {step} is outside the committed steps")
+        self._trace = record_step(self.program, self.strategy, self._states[step - 1], self.program.spec.hash_name)
+        return self._trace.commitment()
+
+    def get_trace(self) -> OpTrace:
+        if self._trace is None:
+            raise ProviderError(f"{self.party}: no operator trace committed")
+        return self._trace
+
+    def op_digest(self, index: int) -> tuple[Root, MerkleProof]:
+        trace = self.get_trace()
+        if not 0 <= index < len(trace.records):
+            raise ProviderError(f"{self.party}: no operator #{index} in step {trace.step}")
+        return trace.digest_proof(index)
+
+    def open_op(self, index: int) -> OpRecord:
+        trace = self.get_trace()
+        if not 0 <= index < len(trace.records):
+            raise ProviderError(f"{self.party}: no operator #{index} in step {trace.step}")
+        return trace.records[index]
+
+    def open_operands(self, index: int) -> Operands:
+        trace = self.get_trace()
+        if not 0 <= index < len(trace.records):
+            raise ProviderError(f"{self.party}: no operator #{index} in step {trace.step}")
+        return open_operands(trace, self._states[trace.step - 1], index)

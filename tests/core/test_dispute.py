@@ -8,6 +8,7 @@ from verification.dispute import (
     GameError,
     Status,
     compute_dissection_points,
+    compute_game_round_bound,
     compute_narrowed,
     compute_round_bound,
 )
@@ -50,3 +51,9 @@ def test_state_machine_only_moves_forward():
     game.status = Status.RESOLVED
     with pytest.raises(GameError):
         game.transition("narrow")
+
+
+def test_game_round_bound_sums_the_three_levels():
+    # T = 10,000 steps, a checkpoint every 100, 54 operator records per step, binary dissection.
+    assert compute_game_round_bound(10_000, 100, 54, 2) == 7 + 7 + 6
+    assert compute_game_round_bound(10_000, 100, 54, 40) == 2 + 2 + 2

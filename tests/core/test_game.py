@@ -18,11 +18,11 @@ def runs(minimal_program, tmp_path_factory):
             for name, s in strategies.items()}
 
 
-def play(program, solver, challenger, arity=2):
+def play(program, solver, challenger, arity=2, operator_level=None):
     (s_run, s_strategy), (c_run, c_strategy) = solver, challenger
     game = DisputeGame(program, TraceProvider("solver", s_run, program, s_strategy),
                        TraceProvider("challenger", c_run, program, c_strategy),
-                       trace_root(list(s_run.roots)), arity, 60.0)
+                       trace_root(list(s_run.roots)), arity, 60.0, operator_level)
     return game, game.play(program.spec.num_checkpoints - 1, program.spec.checkpoint_interval)
 
 
@@ -32,7 +32,17 @@ def test_cheater_loses_at_its_divergence_step(minimal_program, runs, cheater, ar
     game, result = play(minimal_program, runs[cheater], runs["honest"], arity)
     assert result.winner == "challenger"
     assert result.first_divergent_step == runs[cheater][0].injected_divergence_step
-    assert result.referee_ops > 0
+    # Level 3: the referee rules on one operator, never on the whole step.
+    assert result.operator is not None and result.referee_ops <= 1
+    assert [m.kind for m in game.moves][-1] == "rule"
+
+
+@pytest.mark.parametrize("cheater", ["lazy", "bitflip", "late"])
+def test_without_level_3_the_referee_reexecutes_the_step(minimal_program, runs, cheater):
+    game, result = play(minimal_program, runs[cheater], runs["honest"], operator_level=False)
+    assert result.winner == "challenger"
+    assert result.first_divergent_step == runs[cheater][0].injected_divergence_step
+    assert result.operator is None and result.referee_ops > 1
     assert [m.kind for m in game.moves][-1] == "rule"
 
 
@@ -46,7 +56,7 @@ def test_transcript_is_hash_chained(minimal_program, runs):
     game, result = play(minimal_program, runs["bitflip"], runs["honest"])
     transcript = game.transcript(result)
     moves = transcript["moves"]
-    assert all(b["previous"] == a["move_id"] for a, b in zip(moves, moves[1:]))
+    assert all(b["previous"] == a["move_id"] for a, b in zip(moves, moves[1:], strict=False))
     assert len({m["move_id"] for m in moves}) == len(moves)
 
 

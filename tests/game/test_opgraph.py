@@ -1,0 +1,145 @@
+"""Operator recording, the canonical schedule, and one-operator re-execution by the referee."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from proofs.hashing import DOMAIN_OPS
+from proofs.merkle import hash_leaf, verify_merkle_proof
+from proofs.types import Step
+from verification.execution.opgraph import (
+    COMMIT_OP,
+    OpGraphError,
+    compute_chain_end,
+    decode_argument,
+    derive_schedule,
+    encode_argument,
+    get_structure,
+    open_operands,
+    record_step,
+    resolve_operator,
+)
+from verification.execution.program import load_program
+from verification.referee import RefereeError, rule_on_output
+from verification.strategies import Honest
+
+STEP = Step(5)
+
+
+class OpLog(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture(scope="module")
+def pre(game_program):
+    return game_program.run(game_program.init_state(), Step(STEP - 1))
+
+
+@pytest.fixture(scope="module")
+def trace(game_program, pre):
+    return record_step(game_program, Honest(), pre, game_program.spec.hash_name)
+
+
+def agreed_digest(trace, index):
+    return trace.genesis if index == 0 else trace.digests[index - 1]
+
+
+def test_recording_does_not_change_the_step(game_program, pre, trace):
+    batch = game_program.batch(STEP)
+    with OpLog() as log:
+        out = game_program.step(pre, batch)
+    assert [r.op for r in trace.records[:-1]] == log.ops
+    assert trace.records[-1].op == COMMIT_OP
+    assert trace.records[-1].outputs == (out.state.root(game_program.spec.hash_name).hex(),)
+
+
+@pytest.mark.parametrize("fields", [{}, {"micro_batches": 2}, {"mode": "reproducible"}],
+                         ids=["exact", "micro-batches", "reproducible"])
+def test_the_fake_tensor_schedule_is_the_recorded_one(game_spec, minimal_dataset, fields):
+    program = load_program(dataclasses.replace(game_spec, **fields), minimal_dataset[0])
+    pre = program.run(program.init_state(), Step(STEP - 1))
+    recorded = record_step(program, Honest(), pre, game_spec.hash_name)
+    assert [get_structure(r) for r in recorded.records] == derive_schedule(program, STEP)
+
+
+@pytest.mark.parametrize("fields", [{}, {"mode": "reproducible"}], ids=["exact", "reproducible"])
+def test_the_referee_reproduces_every_operator_of_an_honest_step(game_spec, minimal_dataset, fields):
+    """Differential test: one operator, rebuilt from opened inputs, gives the recorded bits."""
+    program = load_program(dataclasses.replace(game_spec, **fields), minimal_dataset[0])
+    pre = program.run(program.init_state(), Step(STEP - 1))
+    recorded = record_step(program, Honest(), pre, game_spec.hash_name)
+    for i, record in enumerate(recorded.records):
+        ruling = rule_on_output(program, STEP, pre.root(game_spec.hash_name), agreed_digest(recorded, i),
+                                record, open_operands(recorded, pre, i))
+        assert (ruling.winner, ruling.referee_ops, ruling.referee_outputs) == ("solver", 1, record.outputs), record.op
+
+
+def test_op_digests_chain_and_open_against_the_root(trace):
+    h = trace.hash_name
+    assert compute_chain_end(trace.genesis, trace.records, h) == trace.digests[-1]
+    for index in (0, len(trace.records) // 2, len(trace.records) - 1):
+        digest, proof = trace.digest_proof(index)
+        assert verify_merkle_proof(trace.root, hash_leaf(digest, DOMAIN_OPS, h), proof, DOMAIN_OPS, h)
+    changed = dataclasses.replace(trace.records[0], outputs=("00" * 32,))
+    assert compute_chain_end(trace.genesis, (changed, *trace.records[1:]), h) != trace.digests[-1]
+
+
+def first_with(trace, kind):
+    return next(r for r in trace.records if any(ref.kind == kind for ref in r.inputs))
+
+
+@pytest.mark.parametrize("kind", ["state", "op"])
+def test_the_referee_refuses_an_input_that_is_not_the_agreed_one(game_program, pre, trace, kind):
+    record = first_with(trace, kind)
+    operands = open_operands(trace, pre, record.index)
+    position = next(i for i, ref in enumerate(record.inputs) if ref.kind == kind)
+    arrays = list(operands.arrays)
+    arrays[position] = np.asarray(arrays[position]) + np.float32(1.0)
+    forged = dataclasses.replace(operands, arrays=tuple(arrays))
+    with pytest.raises(RefereeError):
+        rule_on_output(game_program, STEP, pre.root(), agreed_digest(trace, record.index), record, forged)
+
+
+def test_the_referee_refuses_a_segment_that_does_not_reach_the_agreed_digest(game_program, pre, trace):
+    record = first_with(trace, "op")
+    operands = open_operands(trace, pre, record.index)
+    bad = dataclasses.replace(operands.segment[0], outputs=("11" * 32,))
+    forged = dataclasses.replace(operands, segment=(bad, *operands.segment[1:]))
+    with pytest.raises(RefereeError, match="chain"):
+        rule_on_output(game_program, STEP, pre.root(), agreed_digest(trace, record.index), record, forged)
+
+
+def test_a_wrong_claimed_output_loses_on_recomputation(game_program, pre, trace):
+    record = next(r for r in trace.records if r.op == "aten.addmm.default")
+    lying = dataclasses.replace(record, outputs=("22" * 32,))
+    ruling = rule_on_output(game_program, STEP, pre.root(), agreed_digest(trace, record.index), lying,
+                            open_operands(trace, pre, record.index))
+    assert (ruling.winner, ruling.operator, ruling.referee_ops) == ("challenger", "aten.addmm.default", 1)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
+                    | st.sampled_from([torch.float32, torch.int64, torch.strided, torch.preserve_format]),
+                    lambda inner: st.lists(inner, max_size=3), max_leaves=8))
+@settings(max_examples=60, deadline=None)
+def test_arguments_round_trip_through_their_canonical_form(value):
+    encoded = encode_argument(value, lambda t: 0)
+    decoded = decode_argument(encoded, [], torch.device("cpu"))
+    assert encode_argument(decoded, lambda t: 0) == encoded
+
+
+def test_only_aten_operators_can_be_called():
+    assert resolve_operator("aten.addmm.default") is torch.ops.aten.addmm.default
+    for name in ("builtins.eval.default", "aten.no_such_op.default", "aten"):
+        with pytest.raises(OpGraphError):
+            resolve_operator(name)
