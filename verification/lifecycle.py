@@ -43,7 +43,7 @@ from verification.settlement.incentives import (
 )
 from verification.solver import TrainingRun, train
 from verification.spec import JobSpec, compute_job_id
-from verification.strategies import Honest, resolve_strategy
+from verification.strategies import resolve_challenger, resolve_strategy
 from verification.verifier import (
     SpotCheck,
     check_interval,
@@ -188,9 +188,12 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     program = load_program(spec, dataset)
     selected = [sid for sid in runs if is_selected_for_check(job_id, sid, spec.seed,
                                                              spec.spot_check_probability, hash_name)]
+    # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
+    challenger = resolve_challenger(spec)
+    accused = challenger.divergence_step(spec)
     replica = None
     if selected and spec.spot_check_policy == "replicate":
-        replica = train(program, Honest(), paths.replica(job_id), job_id, SolverId(spec.verifier))
+        replica = train(program, challenger, paths.replica(job_id), job_id, SolverId(spec.verifier))
     checks = {}
     for sid, run in runs.items():
         claimed = commitments[sid].message.trace_root
@@ -198,6 +201,9 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
             checks[sid] = not_checked(sid, spec.spot_check_policy)
         elif replica is not None:
             checks[sid] = check_replicate(sid, claimed, replica, hash_name)
+        elif accused is not None:  # a false challenger accuses the interval of its own wrong step
+            interval = (accused - 1) // spec.checkpoint_interval
+            checks[sid] = SpotCheck(sid, True, "interval", (interval,), True, interval, 0, 0.0)
         else:
             intervals = compute_check_intervals(job_id, sid, spec.seed, spec.num_checkpoints - 1,
                                                 spec.intervals_per_check, hash_name)
@@ -213,15 +219,16 @@ def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId
     """A challenge-and-bisection game for every mismatch found by a spot check."""
     job_id = compute_job_id(spec)
     program = load_program(spec, dataset)
+    strategy = resolve_challenger(spec)
     results = {}
     for sid, check in verified.checks.items():
         if not check.mismatch:
             continue
         run = runs[sid]
         if verified.replica is not None:
-            challenger = TraceProvider(PartyId(spec.verifier), verified.replica, program, Honest())
-        else:  # interval policy: the challenger replays honestly from the solver's own checkpoints
-            challenger = TraceProvider(PartyId(spec.verifier), run, program, Honest())
+            challenger = TraceProvider(PartyId(spec.verifier), verified.replica, program, strategy)
+        else:  # interval policy: the challenger replays from the solver's own checkpoints
+            challenger = TraceProvider(PartyId(spec.verifier), run, program, strategy)
         game = DisputeGame(program, _solver_provider(spec, program, run), challenger,
                            commitments[sid].message.trace_root, spec.dissection_arity,
                            spec.party_time_budget_s)

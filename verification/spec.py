@@ -8,6 +8,9 @@ solvers that compete for it, each with a *strategy*: ``honest``, a catalog adver
 
 The job id is content-addressed: ``job-`` + the first 12 hex digits of the SHA-256 of the spec's
 canonical JSON. Two identical specs are the same job, so re-running one never settles it twice.
+The verifier's challenger strategy (``challenger_strategy``/``challenger_params``, e.g. a
+``false_challenger`` to study the game's other direction) enters the id only when it is not the
+honest default, so a job's id does not change with fields that it does not use.
 
 Presets: ``default`` (the demo job, embedded so that the Dagster CLI needs no run config) and
 ``minimal`` (seconds, for tests), in the spirit of consensus-specs' ``minimal``/``mainnet``.
@@ -88,6 +91,8 @@ class JobSpec:
     dissection_arity: int = 2
     operator_level: bool = True
     party_time_budget_s: float = 60.0
+    challenger_strategy: str = "honest"  # the verifier's strategy when it challenges (catalog or plug-in)
+    challenger_params: dict[str, Any] = field(default_factory=dict)
     # parties and economics
     submitter: PartyId = PartyId("submitter")
     verifier: PartyId = PartyId("verifier")
@@ -132,8 +137,12 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(spec)))
 
 
+OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}}
+
+
 def compute_job_id(spec: JobSpec) -> JobId:
-    canonical = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
+    fields = {k: v for k, v in spec_to_dict(spec).items() if OPTIONAL_ID_FIELDS.get(k, ...) != v}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return JobId("job-" + hashlib.sha256(canonical.encode()).hexdigest()[:12])
 
 
@@ -225,6 +234,10 @@ def validate_spec(spec: JobSpec) -> None:
              f"dissection_arity must be in 2..40 (Arbitrum uses 40), got {spec.dissection_arity}")
     _require(spec.intervals_per_check >= 1, f"intervals_per_check must be >= 1, got {spec.intervals_per_check}")
     _require(spec.party_time_budget_s > 0, f"party_time_budget_s must be > 0, got {spec.party_time_budget_s}")
+    _require(isinstance(spec.challenger_strategy, str) and spec.challenger_strategy != "",
+             f"challenger_strategy must be a strategy name, got {spec.challenger_strategy!r}")
+    _require(isinstance(spec.challenger_params, dict),
+             f"challenger_params must be a mapping, got {spec.challenger_params!r}")
     # Economic rules: integer token units, never negative
     for name, value in dataclasses.asdict(spec.economics).items():
         _require(isinstance(value, int) and not isinstance(value, bool),

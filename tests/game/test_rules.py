@@ -1,0 +1,117 @@
+"""The rules of level 3 and of the clock: a party that answers wrongly, late or not at all loses."""
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+
+from verification.dispute import TRANSITIONS, Status, render_transcript_markdown, save_transcript
+from verification.execution.opgraph import OpsCommitment
+from verification.providers import ProviderError, TraceProvider
+from verification.strategies import Honest, OpCorrupt, false_challenger
+
+from .conftest import play
+
+CHEATER = OpCorrupt(step=10, op=7)
+
+
+@pytest.fixture(scope="module")
+def cheater_run(game_runs):
+    return game_runs(CHEATER)
+
+
+def solver_plays(game_program, cheater_run, honest_run, provider, **kwargs):
+    return play(game_program, cheater_run, CHEATER, honest_run, Honest(), solver_provider=provider, **kwargs)
+
+
+class ForgedDigest(TraceProvider):
+    def op_digest(self, index):
+        digest, proof = super().op_digest(index)
+        return bytes(32), proof
+
+
+class WrongCount(TraceProvider):
+    def commit_ops(self, step):
+        commitment = super().commit_ops(step)
+        return OpsCommitment(commitment.root, commitment.count + 1)
+
+
+class ForgedRecord(TraceProvider):
+    def open_op(self, index):
+        return dataclasses.replace(super().open_op(index), outputs=("33" * 32,))
+
+
+class ForgedOperands(TraceProvider):
+    def open_operands(self, index):
+        operands = super().open_operands(index)
+        return dataclasses.replace(operands, arrays=tuple(None if a is None else np.zeros_like(a)
+                                                          for a in operands.arrays))
+
+
+class Silent(TraceProvider):
+    def commit_ops(self, step):
+        raise ProviderError("no answer")
+
+
+class Slow(TraceProvider):
+    def commit_ops(self, step):
+        time.sleep(0.3)
+        return super().commit_ops(step)
+
+
+@pytest.mark.parametrize(("provider", "reason"), [
+    (ForgedDigest, "invalid op proof"),
+    (WrongCount, "invalid op proof"),
+    (ForgedRecord, "does not match its committed digest"),
+    (ForgedOperands, "does not match its agreed hash"),
+    (Silent, "no answer"),
+])
+def test_a_solver_that_answers_level_3_wrongly_forfeits(game_program, cheater_run, honest_run, provider, reason):
+    _, result = solver_plays(game_program, cheater_run, honest_run, provider)
+    assert result.winner == "challenger" and result.reason.startswith("forfeit: solver")
+    assert reason in result.reason
+    assert result.first_divergent_step == 10
+
+
+def test_a_party_past_its_time_budget_loses(game_program, cheater_run, honest_run):
+    _, result = solver_plays(game_program, cheater_run, honest_run, Slow, budget_s=0.25)
+    assert result.winner == "challenger" and "time budget" in result.reason
+
+
+def test_a_false_challenger_that_stops_answering_loses(game_program, game_runs, honest_run):
+    liar = false_challenger(step=15)
+    _, result = play(game_program, honest_run, Honest(), game_runs(liar), liar, challenger_provider=Silent)
+    assert result.winner == "solver" and result.reason.startswith("forfeit: challenger")
+
+
+def test_a_challenger_that_agrees_at_the_end_of_the_interval_forfeits(game_program, honest_run):
+    """The interval policy names an interval; if the challenger's replay agrees there, it loses."""
+    from proofs.encoding import trace_root
+    from verification.dispute import DisputeGame
+
+    game = DisputeGame(game_program, TraceProvider("solver", honest_run, game_program, Honest()),
+                       TraceProvider("challenger", honest_run, game_program, Honest()),
+                       trace_root(list(honest_run.roots)), 2, 60.0)
+    result = game.play(game_program.spec.num_checkpoints - 1, game_program.spec.checkpoint_interval, interval=1)
+    assert result.winner == "solver" and "agrees with the solver's root" in result.reason
+
+
+def test_level_3_sits_between_steps_and_the_referee():
+    order = list(Status)
+    assert order.index(Status.STEPS) < order.index(Status.OPERATORS) < order.index(Status.REFEREE)
+    assert TRANSITIONS[(Status.STEPS, "pinpoint")] == Status.OPERATORS
+    assert TRANSITIONS[(Status.STEPS, "refer-step")] == Status.REFEREE
+
+
+def test_the_transcript_records_every_level_and_renders_as_markdown(game_program, cheater_run, honest_run,
+                                                                    tmp_path):
+    game, result = solver_plays(game_program, cheater_run, honest_run, TraceProvider)
+    transcript = json.loads(open(save_transcript(tmp_path / "t.json", game.transcript(result))).read())
+    statuses = {m["status"] for m in transcript["moves"]}
+    assert {"bisect-checkpoints", "bisect-steps", "bisect-operators", "referee"} <= statuses
+    rule = transcript["moves"][-1]
+    assert (rule["kind"], rule["payload"]["kind"], rule["payload"]["index"]) == ("rule", "output", 7)
+    markdown = render_transcript_markdown(transcript)
+    assert result.operator in markdown and "| bisect-operators |" in markdown
