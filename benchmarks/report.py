@@ -194,6 +194,7 @@ def compute_spot_checks(entries: Sequence[Entry]) -> list[SpotRow]:
 class DisputeRow:
     group: str
     name: str
+    series: str  # the test and the settings that tell its lines apart, e.g. "test_dispute (arity=2)"
     T: int
     seconds: float
     replication_s: float
@@ -217,6 +218,10 @@ def compute_replication_baseline(entry: Entry, replications: Mapping[tuple, Entr
     return T * step.seconds, f"T x train-step ({step.name})"
 
 
+# Settings that split one test's entries into separate lines of a plot against T.
+SERIES_KEYS = ("arity", "part", "model", "width", "mode", "threads", "backend", "policy")
+
+
 def is_replication(entry: Entry) -> bool:
     return any(str(entry.info.get(key)) in ("replication", "replicate", "full-replication")
                for key in ("scheme", "policy", "role", "baseline"))
@@ -228,15 +233,16 @@ def compute_dispute_costs(entries: Sequence[Entry]) -> list[DisputeRow]:
     candidates = [e for g in ("dispute", "referee") for e in select(entries, g) if get_int(e, "T")]
     replications = {(get_int(e, "T"), e.info.get("model"), e.info.get("width")): e
                     for e in entries if is_replication(e) and get_int(e, "T")}
+    candidates = [e for e in candidates if not is_replication(e)]
+    varying = get_varying_keys(candidates)
     rows = []
     for e in candidates:
-        if is_replication(e):
-            continue
         baseline = compute_replication_baseline(e, replications, steps)
         if baseline is not None:
-            rows.append(DisputeRow(e.group, e.name, get_int(e, "T"), e.seconds, baseline[0],
+            series = describe_rest(e, "T", keys=varying[e.test] & set(SERIES_KEYS))
+            rows.append(DisputeRow(e.group, e.name, series, get_int(e, "T"), e.seconds, baseline[0],
                                    e.seconds / baseline[0], baseline[1]))
-    return sorted(rows, key=lambda r: (r.group, r.name.split("[")[0], r.T, r.name))
+    return sorted(rows, key=lambda r: (r.group, natural_key(r.series), r.T))
 
 
 # -- paired ratios (reproducible / native, py_ecc / arkworks) -------------------------------------
@@ -277,7 +283,8 @@ def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: Any
     """``numerator / denominator`` for every pair of ``group`` entries differing only in ``key``
     (and in the ``ignore`` keys: values a benchmark measured rather than a setting)."""
     candidates = [e for e in select(entries, group) if e.info.get(key) in (numerator, denominator)]
-    varying = {test: keys - set(ignore) for test, keys in get_varying_keys(candidates).items()}
+    varying = {test: keys - set(ignore) - set(DERIVED_INFO)
+               for test, keys in get_varying_keys(candidates).items()}
     sides: dict[str, dict[Any, Entry]] = {}
     for e in candidates:
         sides.setdefault(describe_rest(e, key, ignore=ignore), {})[e.info[key]] = e
@@ -289,6 +296,10 @@ def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: Any
 
 # Info keys that data-parallel benchmarks fill with measurements (benchmarks/test_bench_distributed.py).
 MEASURED_INFO = ("train_s", "step_s")
+# Info keys that referee benchmarks fill with what the ruling counted (benchmarks/test_bench_dispute.py).
+REFEREE_MEASURED_INFO = ("referee_ops", "schedule_ops")
+# Info keys that follow from others (model and width; T and k): matched on, left out of labels.
+DERIVED_INFO = ("params", "state_bytes", "checkpoints")
 
 
 # -- schemes side by side ------------------------------------------------------------------------
@@ -356,9 +367,9 @@ def compute_headlines(overhead: Sequence[OverheadRow], disputes: Sequence[Disput
     lines = [f"honest-case overhead, {r.model} width {r.width}, T={r.T}, k={r.k}, BLS {r.backend}: "
              f"{format_ratio(r.ratio)} of training (long-job limit {format_ratio(r.limit_ratio)})"
              for r in overhead if (r.model, r.width, r.k) == (model, width, k)]
-    for group in sorted({d.group for d in disputes}):
-        largest = max((d for d in disputes if d.group == group), key=lambda d: d.T)
-        lines.append(f"{group} at the largest T={largest.T} ({largest.name}): {format_ratio(largest.ratio)} "
+    for key in sorted({(d.group, d.series) for d in disputes}, key=lambda key: natural_key(" ".join(key))):
+        largest = max((d for d in disputes if (d.group, d.series) == key), key=lambda d: d.T)
+        lines.append(f"{key[0]} {key[1]} at the largest T={largest.T}: {format_ratio(largest.ratio)} "
                      f"of full re-execution")
     cheapest = [s for s in spots if s.policy != "replicate" and s.ratio is not None]
     if cheapest:
@@ -451,8 +462,8 @@ def plot_overhead(rows: Sequence[OverheadRow], default_k: int) -> bytes:
 
 def plot_disputes(rows: Sequence[DisputeRow]) -> bytes:
     def draw(ax):
-        for key in sorted({(r.group, r.name.split("[")[0]) for r in rows}):
-            line = sorted((r for r in rows if (r.group, r.name.split("[")[0]) == key), key=lambda r: r.T)
+        for key in sorted({(r.group, r.series) for r in rows}, key=lambda key: natural_key(" ".join(key))):
+            line = sorted((r for r in rows if (r.group, r.series) == key), key=lambda r: r.T)
             ax.plot([r.T for r in line], [r.ratio for r in line], marker="o", lw=1, label=f"{key[0]}: {key[1]}")
         ax.set(xscale="log", yscale="log", xlabel="job length T (steps)", ylabel="cost / full re-execution",
                title="Dispute cost vs full re-execution")
@@ -513,6 +524,7 @@ class Tables:
     bls: list[PairRow]
     schemes: list[SchemeRow]
     data_parallel: list[PairRow]
+    referee: list[PairRow]  # one-operator ruling / re-executing the whole step
     headlines: list[str]
     default: tuple[str, int, int]  # (model, width, k) of the default job
     meta: dict[str, str] = field(default_factory=dict)
@@ -539,10 +551,11 @@ def build_tables(data: Mapping[str, Any], default: tuple[str, int, int] | None =
         compute_pairs(entries, "commit", "backend", "py_ecc", "arkworks")
     repro = compute_pairs(entries, "repro-ops", "mode", "reproducible", "native")
     data_parallel = compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=MEASURED_INFO)
+    referee = compute_pairs(entries, "referee", "part", "operator", "step", ignore=REFEREE_MEASURED_INFO)
     default = default or get_default_setting()
     headlines = compute_headlines(overhead, disputes, spots, schemes, default)
-    return Tables(entries, overhead, spots, disputes, repro, bls, schemes, data_parallel, headlines, default,
-                  get_run_meta(data))
+    return Tables(entries, overhead, spots, disputes, repro, bls, schemes, data_parallel, referee, headlines,
+                  default, get_run_meta(data))
 
 
 def render_overhead(rows: Sequence[OverheadRow]) -> str:
@@ -598,10 +611,7 @@ def render_markdown(tables: Tables, images: Mapping[str, str]) -> str:
                        "needs groups train-step and commit (benchmarks/test_bench_lifecycle.py)",
                        images.get("overhead")),
         render_section("Dispute cost vs full re-execution",
-                       markdown_table(["group", "benchmark", "T", "time", "full re-execution", "ratio", "baseline"],
-                                      [[d.group, d.name, d.T, format_seconds(d.seconds),
-                                        format_seconds(d.replication_s), format_ratio(d.ratio), d.baseline]
-                                       for d in tables.disputes]) if tables.disputes else None,
+                       render_disputes(tables.disputes, tables.referee) if tables.disputes else None,
                        "needs groups dispute/referee with extra_info T", images.get("disputes")),
         render_section("Spot-check cost vs detection probability",
                        markdown_table(["policy", "m", "n", "detection", "time", "/ replication"],
@@ -622,6 +632,16 @@ def render_markdown(tables: Tables, images: Mapping[str, str]) -> str:
         "## Every benchmark\n\n" + render_all(tables.entries),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def render_disputes(rows: Sequence[DisputeRow], referee: Sequence[PairRow]) -> str:
+    table = markdown_table(["group", "benchmark", "T", "time", "full re-execution", "ratio", "baseline"],
+                           [[d.group, d.name, d.T, format_seconds(d.seconds), format_seconds(d.replication_s),
+                             format_ratio(d.ratio), d.baseline] for d in rows])
+    if not referee:
+        return table
+    return (f"{table}\n\nThe referee's one-operator ruling against re-executing the whole disputed "
+            f"step (same run):\n\n{render_pairs(referee)}")
 
 
 def render_pairs(rows: Sequence[PairRow]) -> str:

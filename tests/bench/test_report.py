@@ -71,12 +71,25 @@ def test_spot_checks_are_stated_against_replication_of_the_same_job(bench_docume
 
 def test_disputes_use_measured_replication_when_present_else_T_train_steps(bench_document):
     rows = {r.name: r for r in compute_dispute_costs(parse_entries(bench_document))}
-    assert set(rows) == {"test_dispute[100]", "test_dispute[1000]", "test_referee[1000]"}
-    assert rows["test_dispute[1000]"].ratio == pytest.approx(0.02 / 0.125)
-    assert rows["test_dispute[1000]"].baseline.startswith("measured")
-    assert rows["test_dispute[100]"].replication_s == pytest.approx(100 * 100e-6)
+    assert set(rows) == {"test_dispute[100-2]", "test_dispute[1000-2]", "test_dispute[1000-40]",
+                         "test_referee[operator]", "test_referee[step]"}
+    assert rows["test_dispute[1000-40]"].ratio == pytest.approx(0.025 / 0.125)
+    assert rows["test_dispute[1000-40]"].baseline.startswith("measured (dispute: test_replication[1000])")
+    assert rows["test_dispute[100-2]"].replication_s == pytest.approx(100 * 100e-6)
     # no model in its extra_info: the default preset's MLP is the job re-executed
-    assert rows["test_referee[1000]"].replication_s == pytest.approx(1000 * 100e-6)
+    assert rows["test_referee[operator]"].replication_s == pytest.approx(1000 * 100e-6)
+
+
+def test_dispute_lines_are_split_by_the_settings_that_vary(bench_document):
+    rows = compute_dispute_costs(parse_entries(bench_document))
+    assert sorted({r.series for r in rows}) == ["test_dispute (arity=2)", "test_dispute (arity=40)",
+                                                "test_referee (part=operator)", "test_referee (part=step)"]
+
+
+def test_referee_operator_is_paired_with_the_whole_step(bench_document):
+    rows = build_tables(bench_document, DEFAULT).referee
+    assert [(r.label, r.ratio) for r in rows] == [("test_referee", pytest.approx(0.25)),
+                                                  ("test_referee_width", pytest.approx(0.125))]
 
 
 def test_pairs_match_entries_that_differ_only_in_the_paired_key(bench_document):
@@ -115,7 +128,8 @@ def test_headlines_name_the_default_job_and_the_largest_T(bench_document):
     tables = build_tables(bench_document, DEFAULT)
     text = "\n".join(tables.headlines)
     assert "mlp width 64, T=1000, k=25, BLS arkworks: 3 % of training" in text
-    assert "dispute at the largest T=1000 (test_dispute[1000]): 16 % of full re-execution" in text
+    assert "dispute test_dispute (arity=2) at the largest T=1000: 16 % of full re-execution" in text
+    assert "dispute test_dispute (arity=40) at the largest T=1000: 20 % of full re-execution" in text
     assert "cheapest spot check (m=1 of n=20, detection 0.05): 5 % of replication" in text
 
 
