@@ -41,7 +41,8 @@ false reject / false accept
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,12 +143,18 @@ class IntervalCheck:
 
 
 def in_environment(program: Program, work: Callable[[], Any]) -> Any:
-    """Run ``work`` under ``program``'s mode and thread count, then restore torch's settings
-    (they are process-wide)."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    """Run ``work`` under ``program``'s mode and thread count (process-wide torch settings, which
+    building another program changes)."""
     configure_mode(program.spec.mode, program.spec.threads)
+    return work()
+
+
+@contextmanager
+def restoring_torch_settings() -> Iterator[None]:
+    """Put torch's thread count and deterministic switch back as they were."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        return work()
+        yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
@@ -236,11 +243,14 @@ def compute_acceptance_table(spec: JobSpec, make_program: ProgramFactory, thread
     ``threads[1]`` (honest noise). Honest intervals come from the honest trace, spoofed ones from
     the interpolation spoof towards the honest final state (the spoofer's best case: it holds the
     real final weights). Calibrated thresholds are ``margin`` times the largest honest noise of the
-    same job with seed ``spec.seed + 1``.
+    same job with seed ``spec.seed + 1``. Thread counts switch inside this process (``configure_mode``
+    before each environment's work; checked against separate processes in ``tests/repro``) and are
+    restored at the end.
     """
     rows = []
-    for mode in EXECUTION_MODES:
-        rows += compute_acceptance_rows(measure_mode(spec, make_program, mode, threads), margin, rhos)
+    with restoring_torch_settings():
+        for mode in EXECUTION_MODES:
+            rows += compute_acceptance_rows(measure_mode(spec, make_program, mode, threads), margin, rhos)
     return rows
 
 

@@ -60,14 +60,17 @@ def resolve_device(name: str) -> torch.device:
 def configure_mode(mode: str, threads: int) -> None:
     """Pin the process-wide knobs an execution mode relies on.
 
-    With deterministic algorithms on, cuBLAS refuses to run unless ``CUBLAS_WORKSPACE_CONFIG``
-    pins its workspace; the value is set here (if the environment has none) before any GPU matmul.
+    ``exact`` switches torch to deterministic algorithms; cuBLAS then refuses to run unless
+    ``CUBLAS_WORKSPACE_CONFIG`` pins its workspace, so the value is set here (if the environment
+    has none) before any GPU matmul. ``reproducible`` does not need the switch: its operators
+    reduce only exact integer sums, whose result no kernel order can change, and the switch would
+    fill every fresh tensor with NaN first (``torch.utils.deterministic.fill_uninitialized_memory``),
+    doubling the memory traffic of its many elementwise kernels.
     """
     torch.set_num_threads(threads)
-    deterministic = mode in ("exact", "reproducible")
-    if deterministic:
+    if mode == "exact":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    torch.use_deterministic_algorithms(mode == "exact", warn_only=False)
 
 
 def derive_seed(seed: int, purpose: str) -> int:

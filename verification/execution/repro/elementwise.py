@@ -11,11 +11,11 @@ from the host's libm, so two machines build the same constants.
 
 exp
     Table-driven range reduction (Tang, "Table-driven implementation of the exponential function
-    in IEEE floating-point arithmetic", ACM TOMS 1989): ``x = (32 m + j) ln2 / 32 + r`` with
-    ``|r| <= ln2 / 64``, ``ln2 / 32`` split Cody–Waite style into a high part with trailing
-    zeros (so ``n * LN2_32_HI`` is exact) and a low part; then
-    ``exp(x) = 2**m * T[j] * (1 + p(r))`` with ``T[j] = 2**(j/32)`` and ``p`` the Taylor
-    polynomial of ``expm1`` to degree 5 (truncation below 1e-14, far under float32's 6e-8).
+    in IEEE floating-point arithmetic", ACM TOMS 1989): ``x = (256 m + j) ln2 / 256 + r`` with
+    ``|r| <= ln2 / 512``, ``ln2 / 256`` split Cody–Waite style into a high part with trailing
+    zeros (so ``n * LN2_256_HI`` is exact) and a low part; then
+    ``exp(x) = 2**m * T[j] * (1 + p(r))`` with ``T[j] = 2**(j/256)`` and ``p`` the Taylor
+    polynomial of ``expm1`` to degree 3 (truncation below 2e-13, far under float32's 6e-8).
     ``2**m`` is built from its IEEE bits. Arguments are clamped to ``[-EXP_CLAMP, EXP_CLAMP]``,
     far outside float32's range, so ``2**m`` stays a normal float64.
 log
@@ -38,15 +38,15 @@ import torch
 
 from verification.execution.repro.exact import compute_pow2
 
-EXP_TABLE_BITS = 5  # T[j] = 2**(j / 32)
+EXP_TABLE_BITS = 8  # T[j] = 2**(j / 256)
 EXP_TABLE_SIZE = 1 << EXP_TABLE_BITS
-INV_LN2_32 = float.fromhex("0x1.71547652b82fep+5")  # 32 / ln 2
-LN2_32_HI = float.fromhex("0x1.62e42feep-6")  # fdlibm's ln2_hi / 32: 32 significant bits
-LN2_32_LO = float.fromhex("0x1.a39ef35793c76p-38")  # ln 2 / 32 - LN2_32_HI
+INV_LN2_256 = float.fromhex("0x1.71547652b82fep+8")  # 256 / ln 2
+LN2_256_HI = float.fromhex("0x1.62e42feep-9")  # fdlibm's ln2_hi / 256: 32 significant bits
+LN2_256_LO = float.fromhex("0x1.a39ef35793c76p-41")  # ln 2 / 256 - LN2_256_HI
 LN2 = float.fromhex("0x1.62e42fefa39efp-1")
 SQRT2 = math.sqrt(2.0)  # IEEE sqrt is correctly rounded
 EXP_CLAMP = 150.0  # exp(150) overflows float32, exp(-150) underflows it; 2**217 is a normal float64
-EXPM1_COEFFS = tuple(1.0 / math.factorial(k) for k in range(1, 6))  # 1, 1/2!, ..., 1/5!
+EXPM1_COEFFS = (1.0, 0.5, 1.0 / 6.0)  # expm1(r) / r to degree 2
 ATANH_COEFFS = tuple(1.0 / (2 * k + 1) for k in range(9))  # 1, 1/3, 1/5, ..., 1/17
 GELU_K0 = math.sqrt(2.0 / math.pi)
 GELU_K1 = 0.044715
@@ -54,7 +54,7 @@ MANTISSA_MASK = (1 << 52) - 1
 
 
 def compute_exp_table() -> tuple[float, ...]:
-    """``2**(j/32)`` for j = 0..31 in 50-digit decimal arithmetic, rounded once to float64."""
+    """``2**(j/256)`` for j = 0..255 in 50-digit decimal arithmetic, rounded once to float64."""
     with localcontext() as ctx:
         ctx.prec = 50
         return tuple(float(Decimal(2) ** (Decimal(j) / EXP_TABLE_SIZE)) for j in range(EXP_TABLE_SIZE))
@@ -74,13 +74,14 @@ def compute_horner(z: torch.Tensor, coeffs: tuple[float, ...]) -> torch.Tensor:
 def portable_exp(x: torch.Tensor) -> torch.Tensor:
     """``exp`` of float64 ``x`` (see the module docstring)."""
     x = x.clamp(-EXP_CLAMP, EXP_CLAMP)
-    n = torch.round(x * INV_LN2_32)
-    r = x - n * LN2_32_HI
-    r.sub_(n * LN2_32_LO)
+    n = torch.round(x * INV_LN2_256)
+    r = x - n * LN2_256_HI
+    r.sub_(n * LN2_256_LO)
     p = compute_horner(r, EXPM1_COEFFS).mul_(r)  # expm1(r)
     k = n.to(torch.int64)
     table = torch.tensor(EXP_TABLE, dtype=torch.float64, device=x.device)
-    scale = table[k & (EXP_TABLE_SIZE - 1)].mul_(compute_pow2(k >> EXP_TABLE_BITS))  # exact
+    scale = table.index_select(0, (k & (EXP_TABLE_SIZE - 1)).reshape(-1)).reshape(k.shape)
+    scale.mul_(compute_pow2(k >> EXP_TABLE_BITS))  # exact: a power of two
     return p.mul_(scale).add_(scale)
 
 

@@ -63,7 +63,7 @@ def compute_pow2(n: torch.Tensor) -> torch.Tensor:
 
 def to_fixed_point(x: torch.Tensor, exponents: torch.Tensor, bits: int) -> torch.Tensor:
     """``round(x * 2**(bits - e))`` as float64 integers of magnitude at most ``2**bits``."""
-    return torch.round(x.double() * compute_pow2(bits - exponents))
+    return x.to(torch.float64, copy=True).mul_(compute_pow2(bits - exponents)).round_()
 
 
 def compute_operand_bits(k: int) -> tuple[int, int]:
@@ -78,27 +78,37 @@ def compute_operand_bits(k: int) -> tuple[int, int]:
 def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` (float32, ``(..., M, K) @ (..., K, N)``) with one rounding of an exact sum.
 
-    The result is ``round_f32(sum_k qa[m, k] * qb[k, n] * 2**(ea[m] + eb[n] - bits))``: the exact
-    dot product of the fixed-point operands, the same bits on every device and thread count.
+    The result is ``round_f32(sum_k qa[m, k] * qb[k, n] * 2**(ea[m] - bits_a) * 2**(eb[n] - bits_b))``:
+    the exact dot product of the fixed-point operands, the same bits on every device and thread
+    count. Both scalings are exact: the integer product lies in ``[1, 2**53)`` and the exponents
+    stay within float64's normal range.
     """
     bits_a, bits_b = compute_operand_bits(a.shape[-1])
     ea = compute_block_exponents(a, -1)  # (..., M, 1)
     eb = compute_block_exponents(b, -2)  # (..., 1, N)
     product = torch.matmul(to_fixed_point(a, ea, bits_a), to_fixed_point(b, eb, bits_b))  # exact
-    return (product * compute_pow2(ea + eb - (bits_a + bits_b))).to(torch.float32)
+    product.mul_(compute_pow2(ea - bits_a)).mul_(compute_pow2(eb - bits_b))
+    return product.to(torch.float32)
 
 
-def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
+def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False, bound: int | None = None) -> torch.Tensor:
     """The sum of ``x`` (float32 or float64) along ``dim`` as float64, exact after fixed point.
 
-    The caller rounds (``.float()``) once, after any further float64 arithmetic (e.g. a mean).
+    ``bound``: a caller's guarantee that every ``|v| < 2**bound`` (e.g. softmax numerators, at
+    most 1), used as every block's exponent instead of measuring it. The caller rounds
+    (``.float()``) once, after any further float64 arithmetic (e.g. a mean).
     """
     bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
     if bits < MIN_OPERAND_BITS:
         raise ReproError(f"exact sum: {x.shape[dim]} terms leave only {bits} bits per term")
-    e = compute_block_exponents(x, dim)
-    total = to_fixed_point(x, e, bits).sum(dim=dim, keepdim=True)  # exact
-    result = total * compute_pow2(e - bits)
+    if bound is not None:
+        fixed = x.to(torch.float64, copy=True).mul_(2.0 ** (bits - bound)).round_()
+        total = fixed.sum(dim=dim, keepdim=True)  # exact
+        result = total * 2.0 ** (bound - bits)
+    else:
+        e = compute_block_exponents(x, dim)
+        total = to_fixed_point(x, e, bits).sum(dim=dim, keepdim=True)  # exact
+        result = total * compute_pow2(e - bits)
     return result if keepdim else result.squeeze(dim)
 
 

@@ -49,7 +49,9 @@ class Matmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return exact_matmul(g, b.transpose(-1, -2)), exact_matmul(a.transpose(-1, -2), g)
+        grad_a = exact_matmul(g, b.transpose(-1, -2)) if ctx.needs_input_grad[0] else None
+        grad_b = exact_matmul(a.transpose(-1, -2), g) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
 
 
 class Add(torch.autograd.Function):
@@ -63,7 +65,8 @@ class Add(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         shape_a, shape_b = ctx.shapes
-        return exact_sum_to_shape(g, shape_a), exact_sum_to_shape(g, shape_b)
+        return (exact_sum_to_shape(g, shape_a) if ctx.needs_input_grad[0] else None,
+                exact_sum_to_shape(g, shape_b) if ctx.needs_input_grad[1] else None)
 
 
 class Scale(torch.autograd.Function):
@@ -111,8 +114,8 @@ class Gelu(torch.autograd.Function):
 def compute_softmax_parts(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """float64 ``(z, exp(z), sum exp(z))`` with ``z = x - max`` along ``dim`` (exact sum, >= 1)."""
     z = x.double() - x.amax(dim=dim, keepdim=True).double()
-    e = portable_exp(z)
-    return z, e, exact_sum(e, dim, keepdim=True)
+    e = portable_exp(z)  # in (0, 1]: the maximum contributes exp(0) = 1
+    return z, e, exact_sum(e, dim, keepdim=True, bound=1)
 
 
 class Softmax(torch.autograd.Function):
@@ -238,9 +241,10 @@ class Conv2d(torch.autograd.Function):
         rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (B*L, C k k)
         g_rows = g.permute(0, 2, 3, 1).reshape(-1, o)  # (B*L, O)
         grad_w = exact_matmul(g_rows.t(), rows).reshape(weight.shape)
+        if not ctx.needs_input_grad[0]:  # the first layer's input is data
+            return None, grad_w, None
         flipped = weight.flip(-1, -2).transpose(0, 1)  # (C, O, k, k)
-        grad_x = conv2d_forward(g.contiguous(), flipped, k - 1 - ctx.padding)
-        return grad_x, grad_w, None
+        return conv2d_forward(g.contiguous(), flipped, k - 1 - ctx.padding), grad_w, None
 
 
 class MaxPool2d(torch.autograd.Function):
@@ -253,12 +257,10 @@ class MaxPool2d(torch.autograd.Function):
             raise ReproError(f"max_pool2d: input {h}x{w} is not a multiple of the window {k}")
         windows = x.reshape(b, c, h // k, k, w // k, k).permute(0, 1, 2, 4, 3, 5).reshape(
             b, c, h // k, w // k, k * k)
-        best = windows.amax(-1, keepdim=True)
-        position = torch.arange(k * k, device=x.device)
-        first = torch.where(windows == best, position, k * k).amin(-1).clamp_max(k * k - 1)
+        best, first = windows.max(-1)  # documented: the index of the first maximal value
         ctx.save_for_backward(first)
         ctx.k = k
-        return best.squeeze(-1)
+        return best
 
     @staticmethod
     def backward(ctx, g):
