@@ -41,7 +41,7 @@ from verification.paths import ArtifactPaths
 from verification.providers import ProviderError, TraceProvider
 from verification.report import read_report
 from verification.settlement import Ledger, SolverVerdict, settle_job
-from verification.spec import SolverSpec, compute_job_id, get_preset, load_spec
+from verification.spec import SolverSpec, SpecError, compute_job_id, get_preset, load_spec
 from verification.strategies import BitFlip, Honest
 from verification.verifier import not_checked
 
@@ -440,3 +440,13 @@ def test_each_failure_is_detected_named_and_writes_nothing(env, mode, tmp_path):
     case.check()
     # Rule checked: no bad input reaches the ledger
     assert ledger_rows(env.paths.ledger) == ledger_before
+
+
+@pytest.mark.xfail(strict=True, reason="run_job validates strategies but not the spec rules: validate_job "
+                                       "must call validate_spec (requested in issue 9)")
+def test_run_job_refuses_a_spec_that_breaks_the_rules(env, tmp_path):
+    spec = dataclasses.replace(env.spec, checkpoint_interval=env.spec.steps * 2)
+    paths = ArtifactPaths(tmp_path)
+    with pytest.raises(SpecError, match="checkpoint_interval"):
+        run_job(spec, paths)
+    assert not paths.ledger.exists()
