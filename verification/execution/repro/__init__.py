@@ -18,7 +18,10 @@ randomness
     initialisation already draws from a CPU ``torch.Generator`` and is moved to the device.
 gradients
     every operator is a ``torch.autograd.Function`` with an explicit backward made of the same
-    pieces (``functions``), so the backward pass is reproducible too.
+    pieces (``functions``), so the backward pass is reproducible too. Where a tensor feeds two
+    operators, autograd adds the two gradient contributions with one IEEE add, which is
+    commutative; the models keep to at most two readers per tensor (the residual stream feeds its
+    LayerNorm and its residual add), since three contributions would be summed in engine order.
 
 The optimizer update of ``Program.step`` (``buf = mu * buf + g``; ``p = p - lr * buf``) is already
 reproducible with torch's own kernels: each ``*``, ``+`` and ``-`` is a separate elementwise

@@ -42,28 +42,34 @@ def ceil_log2(n: int) -> int:
     return max(0, (n - 1).bit_length())
 
 
-def compute_block_exponents(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """int64 ``e`` per block along ``dim`` (kept as size 1) with ``|v| < 2**e`` for all ``v``.
-
-    For float32 ``e = biased exponent - 126`` (zero and subnormal blocks get ``-126``); for float64
-    ``e = biased exponent - 1022``. NaN and inf give the largest exponent and propagate.
-    """
-    amax = x.abs().amax(dim=dim, keepdim=True)
-    if amax.dtype == torch.float32:
-        return ((amax.view(torch.int32).to(torch.int64) >> 23) & 0xFF) - 126
-    if amax.dtype == torch.float64:
-        return ((amax.view(torch.int64) >> 52) & 0x7FF) - 1022
-    raise ReproError(f"exact accumulation takes float32 or float64, got {amax.dtype}")
-
-
 def compute_pow2(n: torch.Tensor) -> torch.Tensor:
     """``2.0**n`` in float64, built from its IEEE bits (exact; ``n`` in -1022..1023)."""
     return ((n + 1023) << 52).view(torch.float64)
 
 
-def to_fixed_point(x: torch.Tensor, exponents: torch.Tensor, bits: int) -> torch.Tensor:
+def compute_block_scales(x: torch.Tensor, dim: int, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 ``(2**(bits - e), 2**(e - bits))`` per block along ``dim`` (kept as size 1).
+
+    ``e`` is read from the biased exponent ``be`` of the block's largest magnitude: ``e = be - 126``
+    for float32 (zero and subnormal blocks get ``-126``), ``e = be - 1022`` for float64, where
+    blocks below ``2**(bits - 1022)`` are given that exponent so both scales stay normal floats.
+    Both scales are assembled directly as IEEE bit patterns. NaN and inf propagate.
+    """
+    amax = x.abs().amax(dim=dim, keepdim=True)
+    if amax.dtype == torch.float32:
+        be = (amax.view(torch.int32) >> 23).to(torch.int64)
+        to_field, from_field = (bits + 1023 + 126) - be, be + (1023 - 126 - bits)
+    elif amax.dtype == torch.float64:
+        be = (amax.view(torch.int64) >> 52).clamp_min(bits)
+        to_field, from_field = (bits + 1023 + 1022) - be, be + (1023 - 1022 - bits)
+    else:
+        raise ReproError(f"exact accumulation takes float32 or float64, got {amax.dtype}")
+    return (to_field << 52).view(torch.float64), (from_field << 52).view(torch.float64)
+
+
+def to_fixed_point(x: torch.Tensor, to_grid: torch.Tensor) -> torch.Tensor:
     """``round(x * 2**(bits - e))`` as float64 integers of magnitude at most ``2**bits``."""
-    return x.to(torch.float64, copy=True).mul_(compute_pow2(bits - exponents)).round_()
+    return x.to(torch.float64, copy=True).mul_(to_grid).round_()
 
 
 def compute_operand_bits(k: int) -> tuple[int, int]:
@@ -80,15 +86,14 @@ def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     The result is ``round_f32(sum_k qa[m, k] * qb[k, n] * 2**(ea[m] - bits_a) * 2**(eb[n] - bits_b))``:
     the exact dot product of the fixed-point operands, the same bits on every device and thread
-    count. Both scalings are exact: the integer product lies in ``[1, 2**53)`` and the exponents
+    count. Both scalings are exact: the integer product is below ``2**53`` in magnitude and the exponents
     stay within float64's normal range.
     """
     bits_a, bits_b = compute_operand_bits(a.shape[-1])
-    ea = compute_block_exponents(a, -1)  # (..., M, 1)
-    eb = compute_block_exponents(b, -2)  # (..., 1, N)
-    product = torch.matmul(to_fixed_point(a, ea, bits_a), to_fixed_point(b, eb, bits_b))  # exact
-    product.mul_(compute_pow2(ea - bits_a)).mul_(compute_pow2(eb - bits_b))
-    return product.to(torch.float32)
+    to_a, from_a = compute_block_scales(a, -1, bits_a)  # (..., M, 1)
+    to_b, from_b = compute_block_scales(b, -2, bits_b)  # (..., 1, N)
+    product = torch.matmul(to_fixed_point(a, to_a), to_fixed_point(b, to_b))  # exact
+    return product.mul_(from_a).mul_(from_b).to(torch.float32)
 
 
 def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False, bound: int | None = None) -> torch.Tensor:
@@ -106,9 +111,8 @@ def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False, bound: int | Non
         total = fixed.sum(dim=dim, keepdim=True)  # exact
         result = total * 2.0 ** (bound - bits)
     else:
-        e = compute_block_exponents(x, dim)
-        total = to_fixed_point(x, e, bits).sum(dim=dim, keepdim=True)  # exact
-        result = total * compute_pow2(e - bits)
+        to_grid, from_grid = compute_block_scales(x, dim, bits)
+        result = to_fixed_point(x, to_grid).sum(dim=dim, keepdim=True).mul_(from_grid)  # exact sum
     return result if keepdim else result.squeeze(dim)
 
 
