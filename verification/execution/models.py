@@ -193,7 +193,8 @@ class TinyTransformer:
                                     "step's RNG (loss(..., rng=StepRng(state.rng, step)))")
         return ops.dropout(h, self.config.dropout, rng, call)
 
-    def attention(self, params, prefix: str, a: torch.Tensor, ops: Any, rng, call: int) -> torch.Tensor:
+    def attention(self, params: dict[str, torch.Tensor], prefix: str, a: torch.Tensor, ops: Any,
+                  rng: StepRng | None, call: int) -> torch.Tensor:
         b, t, c = a.shape
         nh = self.config.n_head
         qkv = ops.linear(a, params[f"{prefix}.c_attn.weight"], params[f"{prefix}.c_attn.bias"])  # (B, T, 3C)
@@ -206,12 +207,14 @@ class TinyTransformer:
         y = ops.linear(y, params[f"{prefix}.c_proj.weight"], params[f"{prefix}.c_proj.bias"])
         return self.dropout(y, ops, rng, call + 1)
 
-    def mlp(self, params, prefix: str, m: torch.Tensor, ops: Any, rng, call: int) -> torch.Tensor:
+    def mlp(self, params: dict[str, torch.Tensor], prefix: str, m: torch.Tensor, ops: Any,
+            rng: StepRng | None, call: int) -> torch.Tensor:
         h = ops.gelu(ops.linear(m, params[f"{prefix}.c_fc.weight"], params[f"{prefix}.c_fc.bias"]))  # (B, T, 4C)
         h = ops.linear(h, params[f"{prefix}.c_proj.weight"], params[f"{prefix}.c_proj.bias"])  # (B, T, C)
         return self.dropout(h, ops, rng, call)
 
-    def logits(self, params, x: torch.Tensor, ops: Any, rng: StepRng | None = None) -> torch.Tensor:
+    def logits(self, params: dict[str, torch.Tensor], x: torch.Tensor, ops: Any,
+               rng: StepRng | None = None) -> torch.Tensor:
         b, t = x.shape
         positions = torch.arange(t, device=x.device).expand(b, t)
         h = ops.embedding(x, params["wte.weight"]) + ops.embedding(positions, params["wpe.weight"])  # (B, T, C)
