@@ -77,13 +77,22 @@ def write_report(path: Path, report: dict[str, Any]) -> Path:
     return path
 
 
+REQUIRED_KEYS = ("schema", "job_id", "spec", "dataset", "solvers", "ledger", "timings_s")
+
+
 def read_report(path: Path) -> dict[str, Any]:
+    """A report written by ``write_report``; ``ReportError`` names the file and what is wrong."""
     try:
-        report = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        report = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(f"report {str(path)!r} cannot be read: {exc}") from exc
+    if not isinstance(report, dict):
+        raise ReportError(f"report {str(path)!r} holds a JSON {type(report).__name__}, not an object")
     if report.get("schema") != SCHEMA:
         raise ReportError(f"report {str(path)!r} has schema {report.get('schema')!r}, expected {SCHEMA!r}")
+    missing = [key for key in REQUIRED_KEYS if key not in report]
+    if missing:
+        raise ReportError(f"report {str(path)!r} lacks {missing}")
     return report
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from datasets.sharding import DatasetCommitment, ShardInfo
 from proofs.messages import Signed, decode_message, encode_message
-from proofs.types import JobId, PartyId, Root, SolverId, Step
+from proofs.types import ROOT_SIZE, JobId, PartyId, Root, SolverId, Step
 from verification.paths import ArtifactPaths
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_from_dict, spec_to_dict
@@ -43,9 +43,18 @@ def write_json(path: Path, data: Any) -> Path:
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreError(f"stage record {str(path)!r} is missing or unreadable: {exc}") from exc
+
+
+def parse_record(path: Path, parse):
+    """``parse(read_json(path))``; a record of the wrong shape is a ``StoreError`` naming the file."""
+    data = read_json(path)
+    try:
+        return parse(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # incl. MalformedMessageError
+        raise StoreError(f"stage record {str(path)!r} is malformed: {type(exc).__name__}: {exc}") from exc
 
 
 # -- job specs ---------------------------------------------------------------------------------
@@ -68,12 +77,22 @@ def load_spec_of(paths: ArtifactPaths, job_id: JobId) -> JobSpec:
 
 
 # -- dataset -----------------------------------------------------------------------------------
-def load_dataset_commitment(paths: ArtifactPaths, job_id: JobId) -> DatasetCommitment:
-    data = read_json(paths.dataset(job_id) / "dataset.json")
-    shards = tuple(ShardInfo(s["index"], s["path"], s["num_samples"], Root(bytes.fromhex(s["root"])))
+def parse_dataset_commitment(data: dict) -> DatasetCommitment:
+    shards = tuple(ShardInfo(int(s["index"]), str(s["path"]), int(s["num_samples"]), parse_root(s["root"]))
                    for s in data["shards"])
-    return DatasetCommitment(data["name"], Root(bytes.fromhex(data["root"])), shards,
-                             data["num_samples"], data["hash_name"], data["meta"])
+    return DatasetCommitment(str(data["name"]), parse_root(data["root"]), shards,
+                             int(data["num_samples"]), str(data["hash_name"]), dict(data["meta"]))
+
+
+def load_dataset_commitment(paths: ArtifactPaths, job_id: JobId) -> DatasetCommitment:
+    return parse_record(paths.dataset(job_id) / "dataset.json", parse_dataset_commitment)
+
+
+def parse_root(value: str) -> Root:
+    root = bytes.fromhex(value)
+    if len(root) != ROOT_SIZE:
+        raise ValueError(f"root {value!r} is {len(root)} bytes, not {ROOT_SIZE}")
+    return Root(root)
 
 
 # -- training runs and commitments --------------------------------------------------------------
@@ -87,13 +106,17 @@ def save_run(paths: ArtifactPaths, run: TrainingRun) -> Path:
     return write_json(run_path(paths, run.job_id, run.solver_id), data)
 
 
-def load_run(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> TrainingRun:
-    data = read_json(run_path(paths, job_id, solver_id))
-    data["roots"] = tuple(Root(bytes.fromhex(r)) for r in data["roots"])
-    data["losses"] = tuple(data["losses"])
+def parse_run(data: dict) -> TrainingRun:
+    data = dict(data)
+    data["roots"] = tuple(parse_root(r) for r in data["roots"])
+    data["losses"] = tuple(float(x) for x in data["losses"])
     if data.get("injected_divergence_step") is not None:
-        data["injected_divergence_step"] = Step(data["injected_divergence_step"])
+        data["injected_divergence_step"] = Step(int(data["injected_divergence_step"]))
     return TrainingRun(**data)
+
+
+def load_run(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> TrainingRun:
+    return parse_record(run_path(paths, job_id, solver_id), parse_run)
 
 
 def commitment_path(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Path:
@@ -107,7 +130,10 @@ def save_commitment(paths: ArtifactPaths, signed: Signed) -> Path:
         "public_key": signed.public_key.hex(), "signature": signed.signature.hex()})
 
 
-def load_commitment(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Signed:
-    data = read_json(commitment_path(paths, job_id, solver_id))
-    return Signed(decode_message(bytes.fromhex(data["message"])), PartyId(data["signer"]),
+def parse_commitment(data: dict) -> Signed:
+    return Signed(decode_message(bytes.fromhex(data["message"])), PartyId(str(data["signer"])),
                   bytes.fromhex(data["public_key"]), bytes.fromhex(data["signature"]))
+
+
+def load_commitment(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Signed:
+    return parse_record(commitment_path(paths, job_id, solver_id), parse_commitment)

@@ -97,9 +97,6 @@ def test_the_type_predicate_rejects_what_it_must():
 
 
 # -- the report --------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, raises=(AttributeError, UnicodeDecodeError, AssertionError),
-                   reason="read_report lets AttributeError (a JSON list) and UnicodeDecodeError escape "
-                          "and accepts reports without the contract's keys (fix requested in issue 9)")
 @FUZZ
 @example(b"[1]")
 @example(b"\xff")
