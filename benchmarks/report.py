@@ -29,6 +29,7 @@ report does not know still appear, entry by entry, in its last section.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -278,10 +279,19 @@ def get_varying_keys(entries: Sequence[Entry]) -> dict[str, set[str]]:
     return {test: {k for k, seen in keys.items() if len(seen) > 1} for test, keys in values.items()}
 
 
+def get_seconds(entry: Entry, value_key: str | None) -> float | None:
+    """The entry's median, or the seconds it recorded under ``value_key`` in its info."""
+    if value_key is None:
+        return entry.seconds
+    value = entry.info.get(value_key)
+    return float(value) if is_number(value) and value > 0 else None
+
+
 def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: Any, denominator: Any,
-                  ignore: Iterable[str] = ()) -> list[PairRow]:
+                  ignore: Iterable[str] = (), value_key: str | None = None) -> list[PairRow]:
     """``numerator / denominator`` for every pair of ``group`` entries differing only in ``key``
-    (and in the ``ignore`` keys: values a benchmark measured rather than a setting)."""
+    (and in the ``ignore`` keys: values a benchmark measured rather than a setting). The times
+    compared are the medians, or the seconds each entry recorded in ``info[value_key]``."""
     candidates = [e for e in select(entries, group) if e.info.get(key) in (numerator, denominator)]
     varying = {test: keys - set(ignore) - set(DERIVED_INFO)
                for test, keys in get_varying_keys(candidates).items()}
@@ -289,9 +299,13 @@ def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: Any
     for e in candidates:
         sides.setdefault(describe_rest(e, key, ignore=ignore), {})[e.info[key]] = e
     pairs = [pair for _, pair in sorted(sides.items(), key=lambda item: natural_key(item[0])) if len(pair) == 2]
-    return [PairRow(group, describe_rest(pair[numerator], key, varying[pair[numerator].test]),
-                    pair[numerator].seconds, pair[denominator].seconds,
-                    pair[numerator].seconds / pair[denominator].seconds) for pair in pairs]
+    rows = []
+    for pair in pairs:
+        top, bottom = get_seconds(pair[numerator], value_key), get_seconds(pair[denominator], value_key)
+        if top is not None and bottom is not None:
+            label = describe_rest(pair[numerator], key, varying[pair[numerator].test])
+            rows.append(PairRow(group, label, top, bottom, top / bottom))
+    return rows
 
 
 # Info keys that data-parallel benchmarks fill with measurements (benchmarks/test_bench_distributed.py).
@@ -315,7 +329,7 @@ class SchemeRow:
     measured: bool  # False: a cost model built from published figures
 
 
-SCHEME_SETTING_KEYS = ("Q", "m", "p", "rounds", "referee_ops")
+SCHEME_SETTING_KEYS = ("Q", "m", "p", "rounds", "operator")
 
 
 def describe_scheme(row: SchemeRow) -> str:
@@ -550,7 +564,9 @@ def build_tables(data: Mapping[str, Any], default: tuple[str, int, int] | None =
     bls = compute_pairs(entries, "sign", "backend", "py_ecc", "arkworks") + \
         compute_pairs(entries, "commit", "backend", "py_ecc", "arkworks")
     repro = compute_pairs(entries, "repro-ops", "mode", "reproducible", "native")
-    data_parallel = compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=MEASURED_INFO)
+    data_parallel = compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=MEASURED_INFO) + \
+        [dataclasses.replace(r, label=f"{r.label}, training loop only (train_s)") for r in
+         compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=MEASURED_INFO, value_key="train_s")]
     referee = compute_pairs(entries, "referee", "part", "operator", "step", ignore=REFEREE_MEASURED_INFO)
     default = default or get_default_setting()
     headlines = compute_headlines(overhead, disputes, spots, schemes, default)
@@ -624,7 +640,9 @@ def render_markdown(tables: Tables, images: Mapping[str, str]) -> str:
         render_section("BLS backends: py_ecc / arkworks", render_pairs(tables.bls) if tables.bls else None,
                        "needs groups sign or commit with extra_info backend", images.get("bls")),
         render_section("Data-parallel training: 2 processes / 1",
-                       render_pairs(tables.data_parallel) if tables.data_parallel else None,
+                       "One round is a whole job, process start-up included; *training loop only* "
+                       "divides the loop times the benchmark recorded.\n\n" + render_pairs(tables.data_parallel)
+                       if tables.data_parallel else None,
                        "needs group train-step with extra_info world_size 1 and 2", None),
         render_section("Verification schemes on one job",
                        render_schemes(tables.schemes, KAIZEN_VGG11) if tables.schemes else None,

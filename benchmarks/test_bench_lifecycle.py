@@ -54,7 +54,7 @@ MODEL_SIZES = [("mlp", w) for w in get_sizes((32, DEFAULT_WIDTH, 128, 512), (102
     [("transformer", w) for w in get_sizes((32, 64), (128,))]
 COMMIT_T = 1000
 COMMIT_INTERVALS = get_sizes((1, 10, 25, 100, 1000), (5, 50, 250, 500))
-PEDANTIC_BACKENDS = {"py_ecc": 3}  # backend -> rounds, for backends too slow to calibrate
+PEDANTIC_BACKENDS = {"py_ecc": 5}  # backend -> rounds, for backends too slow to calibrate
 SPOT_T, SPOT_K = (1000, 25) if is_full_study() else (200, 10)
 SPOT_N = SPOT_T // SPOT_K
 SPOT_SAMPLES = sorted({1, 2, 5, SPOT_N // 2, SPOT_N})

@@ -118,7 +118,8 @@ def test_scheme_optimistic_dispute(benchmark, scheme_job):
     challenger = PartyId(program.spec.verifier)
     result = benchmark(play_dispute, program, lazy, strategy, honest, claimed_root(program, lazy), challenger)
     benchmark.extra_info.update(scheme_info(program, "optimistic-dispute", rounds=result.rounds,
-                                            referee_ops=result.referee_ops, winner=result.winner,
+                                            referee_ops=result.referee_ops, operator=result.operator,
+                                            winner=result.winner,
                                             first_divergent_step=result.first_divergent_step,
                                             catches_lazy=result.winner == "challenger"))
     assert result.winner == "challenger" and result.first_divergent_step == LAZY.params["start"]

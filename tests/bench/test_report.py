@@ -107,6 +107,16 @@ def test_pairs_ignore_measured_info_only_when_told(bench_document):
     assert [(r.label, r.ratio) for r in rows] == [("test_train_data_parallel", pytest.approx(40.0))]
 
 
+def test_pairs_can_compare_seconds_a_benchmark_recorded_in_its_info(bench_document):
+    entries = parse_entries(bench_document)
+    rows = compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=("train_s", "step_s"),
+                         value_key="train_s")
+    assert [(r.numerator_s, r.denominator_s, r.ratio) for r in rows] == [(0.04, 0.02, pytest.approx(2.0))]
+    assert compute_pairs(entries, "sign", "backend", "py_ecc", "arkworks", value_key="train_s") == []
+    loop = build_tables(bench_document, DEFAULT).data_parallel[1]
+    assert loop.label.endswith("training loop only (train_s)") and loop.ratio == pytest.approx(2.0)
+
+
 def test_schemes_are_multiples_of_training_and_the_zk_rows_are_a_model(bench_document):
     rows = compute_schemes(parse_entries(bench_document))
     by_scheme = {r.scheme: r for r in rows}
