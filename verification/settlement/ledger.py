@@ -169,24 +169,29 @@ class Ledger:
         self._on_posting = on_posting
         self._depth = 0
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
-        if self.path != MEMORY:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         try:
+            self._check_version()  # before any PRAGMA that changes the file
+            if self.path != MEMORY:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
             self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise LedgerError(f"ledger {self.path!r} is not a usable SQLite ledger: {exc}") from exc
         except BaseException:
             self._conn.close()
             raise
 
+    def _check_version(self) -> None:
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        # Rule: only a ledger of this schema version (or an empty file) is opened
+        if version not in (0, SCHEMA_VERSION):
+            raise LedgerSchemaError(f"ledger {self.path!r} has schema version {version}, expected {SCHEMA_VERSION}")
+
     def _create_schema(self) -> None:
         with self.atomic():
-            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-            # Rule: only a ledger of this schema version (or an empty file) is opened
-            if version not in (0, SCHEMA_VERSION):
-                raise LedgerSchemaError(
-                    f"ledger {self.path!r} has schema version {version}, expected {SCHEMA_VERSION}"
-                )
+            self._check_version()  # again under the write lock: another process may have created it
             for statement in _SCHEMA:
                 self._conn.execute(statement)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
