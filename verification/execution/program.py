@@ -30,6 +30,7 @@ from proofs.hashing import DOMAIN_STATE, hash_parts
 from proofs.types import Root, Step
 from verification.execution.models import Model, build_model
 from verification.execution.ops import get_ops
+from verification.execution.repro import StepRng
 from verification.execution.state import State
 from verification.spec import JobSpec
 
@@ -40,6 +41,12 @@ class Batch:
     indices: np.ndarray
     x: torch.Tensor
     y: torch.Tensor
+    part: int = 0  # which micro-batch of the step this is
+
+    def rng(self, key: int, parts: int) -> StepRng:
+        """The counter-based RNG of this (step, micro-batch): dropout masks are a pure function of
+        the state's RNG key, the step and the micro-batch, on every device."""
+        return StepRng(key, self.step * parts + self.part)
 
 
 @dataclass(frozen=True)
@@ -114,13 +121,14 @@ class Program:
         """Micro-batch ``index`` of ``micro_batches`` equal, contiguous slices of ``batch``."""
         size = len(batch.indices) // self.spec.micro_batches
         part = slice(index * size, (index + 1) * size)
-        return Batch(batch.step, batch.indices[part], batch.x[part], batch.y[part])
+        return Batch(batch.step, batch.indices[part], batch.x[part], batch.y[part], index)
 
     def gradients(self, state: State, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Gradients of the mean loss over ``batch`` w.r.t. every parameter, and that loss."""
         names = sorted(state.params())
         params = {n: state.tensors[f"param/{n}"].detach().requires_grad_(True) for n in names}
-        loss = self.model.loss(params, batch.x, batch.y, self.ops)
+        rng = batch.rng(state.rng, self.spec.micro_batches)
+        loss = self.model.loss(params, batch.x, batch.y, self.ops, rng=rng)
         grads = torch.autograd.grad(loss, [params[n] for n in names])
         return dict(zip(names, grads, strict=True)), loss.detach()
 
