@@ -523,7 +523,7 @@ def plot_schemes(rows: Sequence[SchemeRow]) -> bytes:
         ax.axvline(1.0, color="black", lw=0.8)
         ax.set(xscale="log", xlabel="cost / training the same job (this run)",
                title="Verification schemes on one job (gray: cost model)")
-        ax.set_xlim(right=max(r.ratio for r in rows) * 1e2)
+        ax.set_xlim(right=max(r.ratio for r in rows) * 1e3)
     return figure_png([draw], (7.2, 1.4 + 0.32 * len(rows)))
 
 
