@@ -13,10 +13,10 @@ width
 Fixtures (session-scoped, cached by their arguments, so every suite pays for setup once):
 ``bench_dataset(spec)`` shards and commits the spec's source; ``bench_program(model, width,
 **fields)`` builds the program of a bench spec; ``bench_run(program, solver)`` trains one solver's
-whole job with checkpoints. Every benchmark of a program records ``describe_program(program)`` in
-its ``extra_info`` (``model``, ``width``, ``params``, ``state_bytes``, ``mode``, ``threads`` …). ``bench_program`` pins
-the program's execution mode and thread count again each time it hands a program out, because
-``torch.set_num_threads`` is process-wide and another suite may have changed it.
+whole job with checkpoints. Every benchmark of a program records ``describe_program(program)``
+in its ``extra_info`` (``model``, ``width``, ``params``, ``state_bytes``, ``mode``, ``threads`` …).
+``bench_program`` pins the program's execution mode and thread count again each time it hands a
+program out, because ``torch.set_num_threads`` is process-wide and another suite may change it.
 """
 
 from __future__ import annotations
