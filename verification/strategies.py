@@ -104,11 +104,15 @@ class Lazy:
         return Step(self.start) if self.start <= spec.steps else None
 
 
-def flip_bit(tensor: torch.Tensor, index: int, bit: int) -> torch.Tensor:
-    """A copy of a float32 tensor with one bit of one element flipped."""
+def flip_bit(tensor: torch.Tensor, index: int | None, bit: int) -> torch.Tensor:
+    """A copy of a float32 tensor with ``bit`` flipped in element ``index`` (``None``: in every element)."""
     flat = tensor.detach().clone().contiguous().view(-1)
     as_int = flat.view(torch.int32)
-    as_int[index] ^= (1 << bit) if bit < 31 else -(1 << 31)
+    mask = (1 << bit) if bit < 31 else -(1 << 31)
+    if index is None:
+        as_int.bitwise_xor_(mask)
+    else:
+        as_int[index] ^= mask
     return flat.view(tensor.shape)
 
 
@@ -289,22 +293,13 @@ class Late:
         return Step(spec.steps)
 
 
-def flip_bits(tensor: torch.Tensor, element: int | None, bit: int) -> torch.Tensor:
-    """A copy of a float32 tensor with ``bit`` flipped in one element (``None``: in every element)."""
-    if element is not None:
-        return flip_bit(tensor, element % tensor.numel(), bit)
-    flat = tensor.detach().clone().contiguous().view(-1)
-    flat.view(torch.int32).bitwise_xor_((1 << bit) if bit < 31 else -(1 << 31))
-    return flat.view(tensor.shape)
-
-
 def corrupt_output(out: Any, element: int | None, bit: int) -> Any:
-    """``out`` with its first float32 tensor corrupted by ``flip_bits`` (a new tensor: never in
-    place, since the output may be a view of the pre-state)."""
+    """``out`` with ``bit`` flipped in element ``element`` (``None``: every element) of its first
+    float32 tensor (a new tensor: never in place, since the output may be a view of the pre-state)."""
     leaves, tree = tree_flatten(out)
     for i, leaf in enumerate(leaves):
         if isinstance(leaf, torch.Tensor) and leaf.dtype == torch.float32 and leaf.numel() > 0:
-            leaves[i] = flip_bits(leaf, element, bit)
+            leaves[i] = flip_bit(leaf, None if element is None else element % leaf.numel(), bit)
             return tree_unflatten(leaves, tree)
     raise StrategyError(f"op_corrupt: the operator's output {type(out).__name__} has no float32 tensor to corrupt")
 
