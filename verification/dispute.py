@@ -458,6 +458,9 @@ def save_transcript(path: Path, transcript: dict[str, Any]) -> str:
     return str(path)
 
 
+FULL_FIELDS = ("op", "operator", "reason")  # shown whole in the markdown; digests and roots are cut
+
+
 def render_transcript_markdown(transcript: dict[str, Any], limit: int = 60) -> str:
     """The transcript as markdown (for the Dagster UI): the outcome, then a table of moves."""
     result = transcript["result"]
@@ -468,7 +471,7 @@ def render_transcript_markdown(transcript: dict[str, Any], limit: int = 60) -> s
              f"referee ops {result['referee_ops']}", "",
              "| # | status | party | move | details |", "|---|---|---|---|---|"]
     for move in transcript["moves"][:limit]:
-        details = ", ".join(f"{k}={str(v)[:16]}" for k, v in move["payload"].items())
+        details = ", ".join(f"{k}={v if k in FULL_FIELDS else str(v)[:16]}" for k, v in move["payload"].items())
         lines.append(f"| {move['index']} | {move['status']} | {move['party']} | {move['kind']} | {details} |")
     if len(transcript["moves"]) > limit:
         lines.append(f"| … | | | | {len(transcript['moves']) - limit} more moves |")
