@@ -62,3 +62,19 @@ def test_materializations_carry_useful_metadata(materialized):
     assert {r.data["kind"] for r in metadata["settlement"]["history"].value.records} >= {"lock", "settle"}
     study = metadata["incentive_study"]
     assert 0 < study["break_even_p"].value < 1 and "data:image/png" in study["cheating_region"].value
+
+
+def test_every_code_location_of_the_workspace_loads():
+    import importlib
+
+    import yaml
+
+    from pipelines.resources import PinpointConfig
+
+    with open("workspace.yaml") as fh:
+        modules = [entry["python_module"]["module_name"] for entry in yaml.safe_load(fh)["load_from"]]
+    assert modules == ["pipelines.definitions", "pipelines.fleet_definitions", "pipelines.bench_definitions"]
+    for name in modules:
+        location = importlib.import_module(name).defs
+        assert location.resolve_asset_graph().get_all_asset_keys()
+        assert isinstance(location.resources["pinpoint"], PinpointConfig)
