@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,8 @@ def spec_from_dict(data: dict[str, Any], base: JobSpec | None = None) -> JobSpec
         _check_keys(data["economics"], Economics, "job spec economics")
         fields["economics"] = dataclasses.replace(base.economics, **data["economics"])
     if "solvers" in data:
+        if not isinstance(data["solvers"], list | tuple):
+            raise SpecError(f"job spec: solvers must be a list, got {data['solvers']!r}")
         fields["solvers"] = tuple(_solver_from(item) for item in data["solvers"])
     try:
         spec = dataclasses.replace(base, **fields)
@@ -182,8 +185,11 @@ def _solver_from(item: Any) -> SolverSpec:
     if not isinstance(item, dict) or "solver_id" not in item:
         raise SpecError(f"solver entry {item!r} must be a name or a mapping with 'solver_id'")
     _check_keys(item, SolverSpec, f"solver {item['solver_id']!r}")
-    return SolverSpec(SolverId(str(item["solver_id"])), str(item.get("strategy", "honest")),
-                      dict(item.get("params", {})))
+    solver_id, strategy, params = item["solver_id"], item.get("strategy", "honest"), item.get("params", {})
+    if not isinstance(solver_id, str) or not isinstance(strategy, str) or not isinstance(params, dict):
+        raise SpecError(f"solver {solver_id!r}: solver_id and strategy must be strings and params a "
+                        f"mapping, got {item!r}")
+    return SolverSpec(SolverId(solver_id), strategy, params)
 
 
 def load_spec(path: str | Path) -> JobSpec:
@@ -206,8 +212,39 @@ def _require(ok: bool, message: str) -> None:
         raise SpecError(message)
 
 
+def is_of_type(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the declared type ``hint`` (ints are not bools; floats accept ints)."""
+    hint = getattr(hint, "__supertype__", hint)  # NewType ids are their base type
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, hint) and not get_type_errors(value)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(is_of_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return type(value) in (int, float)
+    return type(value) is hint
+
+
+def get_type_errors(obj: Any, prefix: str = "") -> list[str]:
+    """``field=value`` of every field (nested ones dotted) whose value is not of its declared type."""
+    hints, errors = typing.get_type_hints(type(obj)), []
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, hint):
+            errors += get_type_errors(value, f"{prefix}{f.name}.")
+        elif not is_of_type(value, hint):
+            name = getattr(getattr(hint, "__supertype__", hint), "__name__", str(hint))
+            errors.append(f"{prefix}{f.name}={value!r} is not {'an integer' if name == 'int' else name}")
+    return errors
+
+
 def validate_spec(spec: JobSpec) -> None:
     """Reject inconsistent specs before anything is trained, written or staked."""
+    # Every field has its declared type (checked first: the rules below compare values)
+    errors = get_type_errors(spec)
+    _require(not errors, f"job spec: wrong types: {'; '.join(errors)}")
     # Program rules
     _require(spec.steps >= 1, f"steps must be >= 1, got {spec.steps}")
     _require(1 <= spec.checkpoint_interval <= spec.steps,
@@ -240,8 +277,6 @@ def validate_spec(spec: JobSpec) -> None:
              f"challenger_params must be a mapping, got {spec.challenger_params!r}")
     # Economic rules: integer token units, never negative
     for name, value in dataclasses.asdict(spec.economics).items():
-        _require(isinstance(value, int) and not isinstance(value, bool),
-                 f"economics.{name} must be an integer token amount, got {value!r}")
         _require(value >= 0, f"economics.{name} must be >= 0, got {value}")
     _require(spec.economics.slash_reward_bps <= 10_000,
              f"economics.slash_reward_bps must be <= 10000, got {spec.economics.slash_reward_bps}")

@@ -74,9 +74,6 @@ spec_dicts = json_values | st.dictionaries(
     st.sampled_from(spec_fields), json_values | economics | solvers, max_size=4)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError, AssertionError, ValueError),
-                   reason="spec_from_dict does not check field types: {'steps': 'x'} raises TypeError, "
-                          "{'model_params': 3} is accepted (fix requested in issue 9)")
 @FUZZ
 @example({"steps": "x"})
 @example({"model_params": 3})
