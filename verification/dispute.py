@@ -368,8 +368,9 @@ class DisputeGame:
         else:
             lo, _ = self.bisect("operators", 0, shorter, lambda p: len(set(digests(p).values())) == 1)
         agreed = digests(lo)["solver"]
-        records = {p: self._open_record(p, lo, agreed, digests(lo + 1)[p]) if lo < commits[p].count else None
-                   for p in PARTIES}
+        # A party whose trace ended at ``lo`` has no record there (its structure is "none").
+        records = {p: self._open_record(p, lo, agreed, self._op_digest(p, commits[p], genesis, lo + 1))
+                   if lo < commits[p].count else None for p in PARTIES}
         return lo, agreed, records
 
     def referee_operator(self, step: Step, pre: Root, index: int, agreed: Root, records: dict) -> OpRuling:

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 
 from verification.dispute import TRANSITIONS, Status, render_transcript_markdown, save_transcript
-from verification.execution.opgraph import OpsCommitment
+from verification.execution.opgraph import (
+    COMMIT_OP,
+    OpRecord,
+    OpsCommitment,
+    build_trace,
+    derive_schedule,
+    record_step,
+)
 from verification.providers import ProviderError, TraceProvider
-from verification.strategies import Honest, OpCorrupt, false_challenger
+from verification.strategies import BitFlip, Honest, OpCorrupt, false_challenger
 
 from .conftest import play
 
@@ -73,6 +80,27 @@ def test_a_solver_that_answers_level_3_wrongly_forfeits(game_program, cheater_ru
     assert result.winner == "challenger" and result.reason.startswith("forfeit: solver")
     assert reason in result.reason
     assert result.first_divergent_step == 10
+
+
+class HonestPrefix(TraceProvider):
+    """Claims the honest operator trace, then one more commit record: its own (wrong) root."""
+
+    def commit_ops(self, step):
+        pre, h = self._states[step - 1], self.program.spec.hash_name
+        honest = record_step(self.program, Honest(), pre, h)
+        extra = OpRecord(len(honest.records), COMMIT_OP, honest.records[-1].args, honest.records[-1].inputs,
+                         (self._states[step].root(h).hex(),))
+        self._trace = build_trace([*honest.records, extra], [*honest.outputs, ()], honest.constants,
+                                  pre.root(h), step, h)
+        return self._trace.commitment()
+
+
+def test_a_trace_that_goes_on_after_the_honest_one_ends_loses(game_program, game_runs, honest_run):
+    cheater = BitFlip(step=13)
+    _, result = play(game_program, game_runs(cheater), cheater, honest_run, Honest(), solver_provider=HonestPrefix)
+    assert (result.winner, result.first_divergent_step, result.levels["operators"]) == ("challenger", 13, 0), result.reason
+    # The honest trace ends at index N - 1; the cheater's record N has no counterpart in the schedule.
+    assert (result.operator, result.operator_index) == (COMMIT_OP, len(derive_schedule(game_program, 13)))
 
 
 def test_a_party_past_its_time_budget_loses(game_program, cheater_run, honest_run):
