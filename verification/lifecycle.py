@@ -42,7 +42,7 @@ from verification.settlement.incentives import (
     sweep,
 )
 from verification.solver import TrainingRun, train
-from verification.spec import JobSpec, compute_job_id
+from verification.spec import JobSpec, compute_job_id, validate_spec
 from verification.strategies import resolve_challenger, resolve_strategy
 from verification.verifier import (
     SpotCheck,
@@ -76,8 +76,10 @@ def timed(fn: Callable[..., T], *args: Any) -> Timed[T]:
 
 def validate_job(spec: JobSpec) -> None:
     """Everything that can be rejected before any work: spec rules and every strategy."""
+    validate_spec(spec)
     for solver in spec.solvers:
         resolve_strategy(solver.strategy, solver.params)
+    resolve_challenger(spec)
 
 
 # -- 1. dataset --------------------------------------------------------------------------------
@@ -184,6 +186,8 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
                  commitments: dict[SolverId, Signed], paths: ArtifactPaths) -> VerifyOutput:
     """The verifier checks each solver with probability ``p`` under the spec's policy."""
     start = time.perf_counter()
+    # Rule: nothing is verified (nor, downstream, settled) on a commitment that fails its checks
+    require_valid_commitments(spec, commitments)
     job_id, hash_name = compute_job_id(spec), spec.hash_name
     program = load_program(spec, dataset)
     selected = [sid for sid in runs if is_selected_for_check(job_id, sid, spec.seed,

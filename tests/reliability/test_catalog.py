@@ -442,8 +442,6 @@ def test_each_failure_is_detected_named_and_writes_nothing(env, mode, tmp_path):
     assert ledger_rows(env.paths.ledger) == ledger_before
 
 
-@pytest.mark.xfail(strict=True, reason="run_job validates strategies but not the spec rules: validate_job "
-                                       "must call validate_spec (requested in issue 9)")
 def test_run_job_refuses_a_spec_that_breaks_the_rules(env, tmp_path):
     spec = dataclasses.replace(env.spec, checkpoint_interval=env.spec.steps * 2)
     paths = ArtifactPaths(tmp_path)
