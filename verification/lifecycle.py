@@ -23,6 +23,7 @@ from proofs.keys import derive_keypair
 from proofs.messages import Commitment, Signed, sign_message, verify_signed
 from proofs.types import PartyId, SolverId
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
+from verification.execution.distributed import train_data_parallel
 from verification.execution.program import load_program
 from verification.paths import ArtifactPaths
 from verification.providers import TraceProvider
@@ -92,17 +93,17 @@ def stage_shard(spec: JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
 # -- 2. training -------------------------------------------------------------------------------
 def stage_train(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths,
                 solver_ids: list[SolverId] | None = None) -> dict[SolverId, TrainingRun]:
-    """Every solver trains under its strategy; checkpoints go to zarr every ``k`` steps."""
-    program = load_program(spec, dataset)
+    """Every solver trains under its strategy; checkpoints go to zarr every ``k`` steps.
+    With ``spec.data_parallel`` each solver's job runs on ``micro_batches`` processes."""
     job_id = compute_job_id(spec)
-    runs = {}
-    for solver in spec.solvers:
-        if solver_ids is not None and solver.solver_id not in solver_ids:
-            continue
-        strategy = resolve_strategy(solver.strategy, solver.params)
-        path = paths.checkpoints(job_id, solver.solver_id)
-        runs[solver.solver_id] = train(program, strategy, path, job_id, solver.solver_id)
-    return runs
+    solvers = [s for s in spec.solvers if solver_ids is None or s.solver_id in solver_ids]
+    if spec.data_parallel:
+        return {s.solver_id: train_data_parallel(spec, dataset, s.strategy, s.params,
+                                                 paths.checkpoints(job_id, s.solver_id), job_id, s.solver_id,
+                                                 world_size=spec.micro_batches) for s in solvers}
+    program = load_program(spec, dataset)
+    return {s.solver_id: train(program, resolve_strategy(s.strategy, s.params),
+                               paths.checkpoints(job_id, s.solver_id), job_id, s.solver_id) for s in solvers}
 
 
 # -- 3. commitments ----------------------------------------------------------------------------

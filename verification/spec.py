@@ -77,6 +77,7 @@ class JobSpec:
     weight_decay: float = 0.0
     batch_size: int = 32
     micro_batches: int = 1  # gradient of a step = mean over equal micro-batches, summed in order
+    data_parallel: bool = False  # one process per micro-batch (torch.distributed); same bits
     seed: int = 0
     steps: int = 300
     checkpoint_interval: int = 25
@@ -139,10 +140,14 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
 
 
 OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}}
+# How a job is executed, not what it computes: a data-parallel run has the trace of the
+# one-process run with the same micro-batches, so it is the same job.
+EXECUTION_ONLY_FIELDS = ("data_parallel",)
 
 
 def compute_job_id(spec: JobSpec) -> JobId:
-    fields = {k: v for k, v in spec_to_dict(spec).items() if OPTIONAL_ID_FIELDS.get(k, ...) != v}
+    fields = {k: v for k, v in spec_to_dict(spec).items()
+              if OPTIONAL_ID_FIELDS.get(k, ...) != v and k not in EXECUTION_ONLY_FIELDS}
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return JobId("job-" + hashlib.sha256(canonical.encode()).hexdigest()[:12])
 
@@ -254,6 +259,8 @@ def validate_spec(spec: JobSpec) -> None:
     _require(spec.batch_size >= 1, f"batch_size must be >= 1, got {spec.batch_size}")
     _require(spec.micro_batches >= 1 and spec.batch_size % spec.micro_batches == 0,
              f"micro_batches={spec.micro_batches} must be >= 1 and divide batch_size={spec.batch_size}")
+    _require(not spec.data_parallel or spec.micro_batches >= 2,
+             f"data_parallel needs micro_batches >= 2 (one process each), got {spec.micro_batches}")
     _require(spec.num_shards >= 1, f"num_shards must be >= 1, got {spec.num_shards}")
     _require(spec.lr > 0, f"lr must be > 0, got {spec.lr}")
     _require(0 <= spec.momentum < 1, f"momentum must be in [0, 1), got {spec.momentum}")
