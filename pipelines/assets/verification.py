@@ -29,7 +29,9 @@ def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
 
 @dg.asset(group_name="verification", compute_kind="torch",
           description="For every mismatch: k-ary bisection over checkpoints, then over the steps of the "
-                      "disputed interval; the referee re-executes the single disputed step and rules.")
+                      "disputed interval, then over the aten operators of the disputed step; the referee "
+                      "re-executes the single disputed operator (the whole step only when operator_level "
+                      "is off) and rules.")
 def disputes(pinpoint: PinpointConfig, dataset_shards: Timed,
              training_runs: Timed, commitments: Timed, spot_checks: Timed) -> dg.Output[Timed]:
     out = timed(stage_dispute, pinpoint.spec(), dataset_shards.value, training_runs.value,

@@ -64,8 +64,9 @@ def test_recording_does_not_change_the_step(game_program, pre, trace):
     assert trace.records[-1].outputs == (out.state.root(game_program.spec.hash_name).hex(),)
 
 
-@pytest.mark.parametrize("fields", [{}, {"micro_batches": 2}, {"mode": "reproducible"}],
-                         ids=["exact", "micro-batches", "reproducible"])
+@pytest.mark.parametrize("fields", [{}, {"micro_batches": 2}, {"mode": "reproducible"},
+                                    {"mode": "reproducible", "model": "cnn", "model_params": {"channels": 4}}],
+                         ids=["exact", "micro-batches", "reproducible", "reproducible-cnn"])
 def test_the_fake_tensor_schedule_is_the_recorded_one(game_spec, minimal_dataset, fields):
     program = load_program(dataclasses.replace(game_spec, **fields), minimal_dataset[0])
     pre = program.run(program.init_state(), Step(STEP - 1))

@@ -199,7 +199,7 @@ class Embedding(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (idx,) = ctx.saved_tensors
-        onehot = F.one_hot(idx.reshape(-1), ctx.rows).to(torch.float32)  # (N, V)
+        onehot = (idx.reshape(-1, 1) == torch.arange(ctx.rows, device=idx.device)).to(torch.float32)  # (N, V)
         return None, exact_matmul(onehot.t(), g.reshape(-1, g.shape[-1]))
 
 
@@ -267,6 +267,9 @@ class MaxPool2d(torch.autograd.Function):
         (first,) = ctx.saved_tensors
         k = ctx.k
         b, c, hk, wk = g.shape
-        routed = F.one_hot(first, k * k).to(g.dtype) * g.unsqueeze(-1)  # (B, C, H/k, W/k, k k)
+        # A comparison, not F.one_hot: one_hot validates indices with value-dependent .item()
+        # reads that a fake-tensor replay of the step (the referee's schedule) does not make.
+        onehot = (first.unsqueeze(-1) == torch.arange(k * k, device=first.device)).to(g.dtype)
+        routed = onehot * g.unsqueeze(-1)  # (B, C, H/k, W/k, k k)
         grad = routed.reshape(b, c, hk, wk, k, k).permute(0, 1, 2, 4, 3, 5)
         return grad.reshape(b, c, hk * k, wk * k), None
