@@ -45,11 +45,14 @@ from verification.settlement.incentives import (
 from verification.solver import TrainingRun, train
 from verification.spec import JobSpec, compute_job_id, validate_spec
 from verification.strategies import resolve_challenger, resolve_strategy
+from verification import store
 from verification.verifier import (
     SpotCheck,
+    check_equivocation,
     check_interval,
     check_replicate,
     compute_check_intervals,
+    find_equivocation,
     is_selected_for_check,
     not_checked,
 )
@@ -120,14 +123,32 @@ def build_commitment(spec: JobSpec, run: TrainingRun) -> Commitment:
     )
 
 
-def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun]) -> dict[SolverId, Signed]:
-    """Each solver signs (job id, solver id, trace root, final state root, T, k) with BLS."""
+def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun],
+                 paths: ArtifactPaths | None = None) -> dict[SolverId, Signed]:
+    """Each solver signs (job id, solver id, trace root, final state root, T, k) with BLS. With
+    ``paths``, every signed commitment — including any conflicting one a strategy also signs — is
+    published on the job's bulletin, where verifiers look for equivocation."""
     backend = get_backend()
     signed = {}
     for solver_id, run in runs.items():
         sk, _ = party_keypair(spec, solver_id)
-        signed[solver_id] = sign_message(build_commitment(spec, run), sk, solver_id, backend)
+        commitment = build_commitment(spec, run)
+        signed[solver_id] = sign_message(commitment, sk, solver_id, backend)
+        published = [signed[solver_id]]
+        conflicting = getattr(solver_strategy(spec, solver_id), "conflicting_commitment", None)
+        if conflicting is not None:
+            published.append(sign_message(conflicting(commitment), sk, solver_id, backend))
+        if paths is not None:
+            store.publish_commitments(paths, compute_job_id(spec), solver_id, published)
     return signed
+
+
+def solver_strategy(spec: JobSpec, solver_id: SolverId):
+    """The strategy the spec gives ``solver_id``."""
+    for solver in spec.solvers:
+        if solver.solver_id == solver_id:
+            return resolve_strategy(solver.strategy, solver.params)
+    raise LifecycleError(f"solver {solver_id!r} is not a solver of job {compute_job_id(spec)}")
 
 
 def check_signatures(spec: JobSpec, commitments: dict[SolverId, Signed]) -> dict[SolverId, bool]:
@@ -179,8 +200,7 @@ class VerifyOutput:
 
 
 def _solver_provider(spec, program, run: TrainingRun) -> TraceProvider:
-    solver = next(s for s in spec.solvers if s.solver_id == run.solver_id)
-    return TraceProvider(PartyId(run.solver_id), run, program, resolve_strategy(solver.strategy, solver.params))
+    return TraceProvider(PartyId(run.solver_id), run, program, solver_strategy(spec, run.solver_id))
 
 
 def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
@@ -191,8 +211,11 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     require_valid_commitments(spec, commitments)
     job_id, hash_name = compute_job_id(spec), spec.hash_name
     program = load_program(spec, dataset)
-    selected = [sid for sid in runs if is_selected_for_check(job_id, sid, spec.seed,
-                                                             spec.spot_check_probability, hash_name)]
+    # Equivocation evidence on the bulletin needs no coin and no re-execution: anyone can present it.
+    published = store.read_bulletin(paths, job_id)
+    evidence = {sid: find_equivocation(commitments[sid], published, party_keypair(spec, sid)[1]) for sid in runs}
+    selected = [sid for sid in runs if evidence[sid] is None and is_selected_for_check(
+        job_id, sid, spec.seed, spec.spot_check_probability, hash_name)]
     # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
     challenger = resolve_challenger(spec)
     accused = challenger.divergence_step(spec)
@@ -202,7 +225,9 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     checks = {}
     for sid, run in runs.items():
         claimed = commitments[sid].message.trace_root
-        if sid not in selected:
+        if evidence[sid] is not None:
+            checks[sid] = check_equivocation(sid, spec.spot_check_policy, evidence[sid])
+        elif sid not in selected:
             checks[sid] = not_checked(sid, spec.spot_check_policy)
         elif replica is not None:
             checks[sid] = check_replicate(sid, claimed, replica, hash_name)
@@ -252,7 +277,9 @@ def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
     for solver in spec.solvers:
         sid, check = solver.solver_id, checks[solver.solver_id]
         dispute = disputes.get(sid)
-        if not check.checked:
+        if check.equivocation is not None:
+            verdicts.append(SolverVerdict(sid, "slashed", challenger=spec.verifier, equivocation=True))
+        elif not check.checked:
             verdicts.append(SolverVerdict(sid, "unverified"))
         elif dispute is None:
             verdicts.append(SolverVerdict(sid, "paid"))
@@ -314,7 +341,7 @@ def run_job(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
     validate_job(spec)
     dataset = timed(stage_shard, spec, paths)
     runs = timed(stage_train, spec, dataset.value, paths)
-    commitments = timed(stage_commit, spec, runs.value)
+    commitments = timed(stage_commit, spec, runs.value, paths)
     timings = {"shard": dataset.seconds, "train": runs.seconds, "commit": commitments.seconds}
     return conclude(spec, paths, dataset.value, runs.value, commitments.value, timings)
 
@@ -337,8 +364,6 @@ def conclude(spec: JobSpec, paths: ArtifactPaths, dataset: DatasetCommitment,
 
 def conclude_from_store(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
     """``conclude`` for a job whose earlier stages ran elsewhere and left their records on disk."""
-    from verification import store
-
     job_id = compute_job_id(spec)
     dataset = store.load_dataset_commitment(paths, job_id)
     runs = {s.solver_id: store.load_run(paths, job_id, s.solver_id) for s in spec.solvers}

@@ -25,6 +25,8 @@ class ReportError(ValueError):
 
 
 def compute_outcome(check: SpotCheck, dispute: DisputeResult | None) -> str:
+    if check.equivocation is not None:
+        return "slashed"
     if not check.checked:
         return "unverified"
     if dispute is not None and dispute.winner == "challenger":

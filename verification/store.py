@@ -9,6 +9,8 @@ than receiving Python objects. Records are plain JSON (roots in hex) and are wri
 ``runs/<job_id>/dataset/dataset.json`` the dataset commitment (written by sharding)
 ``runs/<job_id>/solvers/<id>/run.json``        a solver's TrainingRun
 ``runs/<job_id>/solvers/<id>/commitment.json`` its signed commitment
+``runs/<job_id>/solvers/<id>/published.jsonl`` every commitment it published (the bulletin,
+                                                where verifiers look for equivocation)
 """
 
 from __future__ import annotations
@@ -125,9 +127,7 @@ def commitment_path(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) ->
 
 def save_commitment(paths: ArtifactPaths, signed: Signed) -> Path:
     message = signed.message
-    return write_json(commitment_path(paths, message.job_id, message.solver_id), {
-        "message": encode_message(message).hex(), "signer": signed.signer,
-        "public_key": signed.public_key.hex(), "signature": signed.signature.hex()})
+    return write_json(commitment_path(paths, message.job_id, message.solver_id), commitment_record(signed))
 
 
 def parse_commitment(data: dict) -> Signed:
@@ -137,3 +137,41 @@ def parse_commitment(data: dict) -> Signed:
 
 def load_commitment(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Signed:
     return parse_record(commitment_path(paths, job_id, solver_id), parse_commitment)
+
+
+# -- the bulletin: every signed commitment a solver published for a job ---------------------------
+def published_path(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Path:
+    return paths.job(job_id) / "solvers" / solver_id / "published.jsonl"
+
+
+def commitment_record(signed: Signed) -> dict:
+    return {"message": encode_message(signed.message).hex(), "signer": signed.signer,
+            "public_key": signed.public_key.hex(), "signature": signed.signature.hex()}
+
+
+def publish_commitments(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId, published: list[Signed]) -> Path:
+    """Replace what ``solver_id`` published for the job (atomically: a re-run publishes the same;
+    one file per solver, so solvers committing in parallel runs never race)."""
+    path = published_path(paths, job_id, solver_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(json.dumps(commitment_record(s)) + "\n" for s in published)
+    os.replace(tmp, path)
+    return path
+
+
+def read_bulletin(paths: ArtifactPaths, job_id: JobId) -> list[Signed]:
+    """Every commitment any solver published for the job (none if nothing was published)."""
+    signed = []
+    for path in sorted((paths.job(job_id) / "solvers").glob("*/published.jsonl")):
+        lines = path.read_text().splitlines()
+        signed += [parse_record_line(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    return signed
+
+
+def parse_record_line(path: Path, number: int, line: str) -> Signed:
+    try:
+        return parse_commitment(json.loads(line))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(f"bulletin {str(path)!r} line {number} is malformed: {exc}") from exc

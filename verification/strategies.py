@@ -36,11 +36,20 @@ late              skips the last step                         ``T``
 op_corrupt        flips one bit in operator ``op``'s output   ``step``, operator
                   inside ``step``                             ``op``
 false_challenger  (challenger side) claims a wrong ``S_step``  ``step``
+equivocate        trains honestly but signs a second,         none: slashed on the
+                  conflicting commitment for the same job     evidence, no re-execution
 ================  ==========================================  =====================
+
+A strategy may also define ``conflicting_commitment(commitment) -> Commitment | None``: a second
+commitment for the same job that the solver signs and publishes besides its real one (it shows
+one trace to one verifier and another to the next). Two valid signatures by one solver over
+different trace roots are *equivocation evidence*: slashable with no re-execution, as a double
+vote is in Ethereum's consensus (``proofs.messages.is_valid_equivocation``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +59,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from proofs.hashing import DOMAIN_TRACE, hash_parts
+from proofs.messages import Commitment
 from proofs.types import Step
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program, StepOutput, derive_seed
@@ -293,6 +304,25 @@ class Late:
         return Step(spec.steps)
 
 
+@dataclass(frozen=True)
+class Equivocate:
+    """Trains honestly, but also signs a commitment to another trace for the same job (a cheaper
+    or more favourable one, shown to a different verifier). Its real trace is correct, so no
+    re-execution catches it; the two signatures do."""
+
+    name: str = "equivocate"
+
+    def run_step(self, program: Program, state: State) -> StepOutput:
+        return honest_step(program, state)
+
+    def divergence_step(self, spec: JobSpec) -> Step | None:
+        return None
+
+    def conflicting_commitment(self, commitment: Commitment) -> Commitment:
+        other = hash_parts(DOMAIN_TRACE, b"equivocate", bytes(commitment.trace_root))
+        return dataclasses.replace(commitment, trace_root=other)
+
+
 def corrupt_output(out: Any, element: int | None, bit: int) -> Any:
     """``out`` with ``bit`` flipped in element ``element`` (``None``: every element) of its first
     float32 tensor (a new tensor: never in place, since the output may be a view of the pre-state)."""
@@ -369,6 +399,7 @@ CATALOG: dict[str, Callable[..., Any]] = {
     "late": Late,
     "op_corrupt": OpCorrupt,
     "false_challenger": false_challenger,
+    "equivocate": Equivocate,
 }
 
 

@@ -15,6 +15,11 @@ Policies
     solver's *own* checkpoint ``i`` (checked against its trace root); cheaper, but a single bad
     interval is caught only if sampled: detection ``1 - C(n-1, m)/C(n, m) = m/n`` for ``m``
     sampled of ``n`` intervals.
+
+Equivocation: every signed commitment is published on the job's bulletin. A verifier that finds
+two valid signatures by one solver over conflicting commitments for the job holds *equivocation
+evidence* and needs no re-execution at all: the solver is slashed on the evidence (as a double
+vote is in Ethereum's consensus specs, ``process_attester_slashing``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 
 from proofs.encoding import trace_root, verify_trace_proof
 from proofs.hashing import DOMAIN_STATE, hash_parts
+from proofs.messages import Equivocation, Signed, is_valid_equivocation
 from proofs.types import JobId, Root, SolverId, Step
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program
@@ -41,9 +47,11 @@ class SpotCheck:
     disputed_interval: int | None  # interval policy: the first mismatching interval
     steps_executed: int
     seconds: float
+    equivocation: Equivocation | None = None  # two conflicting signed commitments: no re-execution
 
     def to_report(self) -> dict:
-        return {"checked": self.checked, "intervals": list(self.intervals), "mismatch": self.mismatch}
+        return {"checked": self.checked, "intervals": list(self.intervals), "mismatch": self.mismatch,
+                "equivocation": self.equivocation is not None}
 
 
 def _coin(job_id: JobId, solver_id: SolverId, seed: int, label: bytes, hash_name: str) -> int:
@@ -98,6 +106,22 @@ def check_interval(program: Program, solver_id: SolverId, solver: Provider, clai
             break
     return SpotCheck(solver_id, True, "interval", intervals, disputed is not None, disputed,
                      executed, time.perf_counter() - start)
+
+
+def find_equivocation(primary: Signed, published: list[Signed], public_key: bytes) -> Equivocation | None:
+    """Evidence that the solver of ``primary`` also signed a conflicting commitment for the same job
+    (any valid pair is enough: it is slashable with no re-execution)."""
+    for other in published:
+        evidence = Equivocation(primary, other)
+        # Rule: two valid signatures by one solver over conflicting commitments of one job
+        if is_valid_equivocation(evidence, public_key):
+            return evidence
+    return None
+
+
+def check_equivocation(solver_id: SolverId, policy: str, evidence: Equivocation) -> SpotCheck:
+    """The verdict of a verifier holding equivocation evidence: checked, nothing re-executed."""
+    return SpotCheck(solver_id, True, policy, (), False, None, 0, 0.0, evidence)
 
 
 def not_checked(solver_id: SolverId, policy: str) -> SpotCheck:

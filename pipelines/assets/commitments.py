@@ -12,7 +12,7 @@ from verification.lifecycle import Timed, check_signatures, stage_commit, timed
                       "state root, signed with BLS (IETF proof-of-possession ciphersuite).")
 def commitments(pinpoint: PinpointConfig,
                 training_runs: Timed) -> dg.Output[Timed]:
-    out = timed(stage_commit, pinpoint.spec(), training_runs.value)
+    out = timed(stage_commit, pinpoint.spec(), training_runs.value, pinpoint.paths())
     return dg.Output(out, metadata={
         "commitments": dg.MetadataValue.table(
             [dg.TableRecord({"solver": sid, "trace_root": s.message.trace_root.hex(),

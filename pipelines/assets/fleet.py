@@ -72,7 +72,7 @@ def fleet_commitment(context: dg.AssetExecutionContext, pinpoint: PinpointConfig
     job_id, solver_id = job_and_solver(context)
     paths = pinpoint.paths()
     run = store.load_run(paths, job_id, solver_id)
-    signed = stage_commit(store.load_spec_of(paths, job_id), {solver_id: run})[solver_id]
+    signed = stage_commit(store.load_spec_of(paths, job_id), {solver_id: run}, paths)[solver_id]
     store.save_commitment(paths, signed)
     return dg.MaterializeResult(metadata={"trace_root": signed.message.trace_root.hex()})
 

@@ -1,5 +1,6 @@
 """Stage records on disk: exact round trips, and a StoreError naming the file for anything else."""
 
+import dataclasses
 import json
 
 import pytest
@@ -11,16 +12,17 @@ from verification import store
 from verification.lifecycle import stage_commit
 from verification.paths import ArtifactPaths
 from verification.solver import train
-from verification.spec import compute_job_id
+from verification.spec import SolverSpec, compute_job_id
 from verification.strategies import BitFlip
 
 
 @pytest.fixture(scope="module")
 def records(minimal_spec, minimal_program, tmp_path_factory):
     paths = ArtifactPaths(tmp_path_factory.mktemp("store"))
-    job_id = compute_job_id(minimal_spec)
+    solo = dataclasses.replace(minimal_spec, solvers=(SolverSpec(SolverId("s"), "bitflip", {"step": 21}),))
+    job_id = compute_job_id(solo)
     run = train(minimal_program, BitFlip(step=21), paths.checkpoints(job_id, "s"), job_id, SolverId("s"))
-    signed = stage_commit(minimal_spec, {SolverId("s"): run})[SolverId("s")]
+    signed = stage_commit(solo, {SolverId("s"): run})[SolverId("s")]
     store.save_run(paths, run)
     store.save_commitment(paths, signed)
     return paths, job_id, run, signed
