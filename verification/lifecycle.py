@@ -22,6 +22,7 @@ from proofs.encoding import trace_root
 from proofs.keys import derive_keypair
 from proofs.messages import Commitment, Signed, sign_message, verify_signed
 from proofs.types import PartyId, SolverId
+from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.distributed import train_data_parallel
 from verification.execution.program import load_program
@@ -45,7 +46,6 @@ from verification.settlement.incentives import (
 from verification.solver import TrainingRun, train
 from verification.spec import JobSpec, compute_job_id, validate_spec
 from verification.strategies import resolve_challenger, resolve_strategy
-from verification import store
 from verification.verifier import (
     SpotCheck,
     check_equivocation,
