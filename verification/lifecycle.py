@@ -51,6 +51,7 @@ from verification.verifier import (
     check_equivocation,
     check_interval,
     check_replicate,
+    check_tolerance,
     compute_check_intervals,
     find_equivocation,
     is_selected_for_check,
@@ -220,7 +221,7 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     challenger = resolve_challenger(spec)
     accused = challenger.divergence_step(spec)
     replica = None
-    if selected and spec.spot_check_policy == "replicate":
+    if selected and spec.spot_check_policy == "replicate" and spec.mode != "tolerance":
         replica = train(program, challenger, paths.replica(job_id), job_id, SolverId(spec.verifier))
     checks = {}
     for sid, run in runs.items():
@@ -229,6 +230,12 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
             checks[sid] = check_equivocation(sid, spec.spot_check_policy, evidence[sid])
         elif sid not in selected:
             checks[sid] = not_checked(sid, spec.spot_check_policy)
+        elif spec.mode == "tolerance" and accused is None:  # PoL: distances, not roots
+            every = tuple(range(spec.num_checkpoints - 1))
+            intervals = every if spec.spot_check_policy == "replicate" else compute_check_intervals(
+                job_id, sid, spec.seed, spec.num_checkpoints - 1, spec.intervals_per_check, hash_name)
+            checks[sid] = check_tolerance(program, sid, _solver_provider(spec, program, run), claimed,
+                                          run.checkpoint_path, intervals, spec.tolerance_rho)
         elif replica is not None:
             checks[sid] = check_replicate(sid, claimed, replica, hash_name)
         elif accused is not None:  # a false challenger accuses the interval of its own wrong step

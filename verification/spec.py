@@ -82,6 +82,7 @@ class JobSpec:
     steps: int = 300
     checkpoint_interval: int = 25
     mode: str = "exact"
+    tolerance_rho: float = 0.1  # mode "tolerance": accepted distance / distance re-execution moved
     threads: int = 1
     device: str = "auto"
     # commitments
@@ -139,7 +140,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(spec)))
 
 
-OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}}
+OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1}
 # How a job is executed, not what it computes: a data-parallel run has the trace of the
 # one-process run with the same micro-batches, so it is the same job.
 EXECUTION_ONLY_FIELDS = ("data_parallel",)
@@ -266,6 +267,7 @@ def validate_spec(spec: JobSpec) -> None:
     _require(0 <= spec.momentum < 1, f"momentum must be in [0, 1), got {spec.momentum}")
     _require(spec.threads >= 1, f"threads must be >= 1, got {spec.threads}")
     _require(spec.mode in MODES, f"mode {spec.mode!r} is not one of {MODES}")
+    _require(spec.tolerance_rho > 0, f"tolerance_rho must be > 0, got {spec.tolerance_rho}")
     _require(spec.optimizer in OPTIMIZERS, f"optimizer {spec.optimizer!r} is not one of {OPTIMIZERS}")
     _require(spec.device in ("auto", "cpu", "cuda"), f"device {spec.device!r} is not auto/cpu/cuda")
     _require(spec.hash_name in HASH_NAMES, f"hash_name {spec.hash_name!r} is not one of {HASH_NAMES}")

@@ -185,8 +185,9 @@ class Interpolate:
     """The Proof-of-Learning spoof (Zhang et al. 2022; Fang et al. 2023): fabricate the trajectory
     instead of training it. The spoofer holds a target state — honest ``S_target_step``, i.e. a
     model trained with fewer real steps, or with ``target_step = T`` (the default) the honest final
-    model obtained elsewhere — and claims ``S_t = S_0 + (t/T)(target - S_0)`` for every tensor,
-    with ``S_T = target`` exactly. Its checkpoints may end at the honest final root; its first
+    model obtained elsewhere — and claims parameters ``S_t = S_0 + (t/T)(target - S_0)`` with the
+    momentum buffers of that constant velocity (``-(target - S_0) / (T lr)``, so the claimed
+    optimizer state is consistent with the fabricated path), and ``S_T = target`` exactly. Its checkpoints may end at the honest final root; its first
     step is already wrong, so the divergence is step 1 (for ``T >= 2``)."""
 
     target_step: int | None = None
@@ -210,8 +211,12 @@ class Interpolate:
         t, total = state.step + 1, program.spec.steps
         if t == total:
             tensors = dict(target.tensors)
-        else:
-            tensors = {n: s + (t / total) * (target.tensors[n] - s) for n, s in start.tensors.items()}
+        else:  # parameters on the line; momentum of that constant velocity (p_t+1 - p_t = -lr buf)
+            tensors = {}
+            for name, p in start.params().items():
+                delta = target.tensors[f"param/{name}"] - p
+                tensors[f"param/{name}"] = p + (t / total) * delta
+                tensors[f"momentum/{name}"] = -delta / (total * program.spec.lr)
         return StepOutput(State(Step(t), tensors, state.rng), float("nan"))
 
     def divergence_step(self, spec: JobSpec) -> Step | None:

@@ -16,6 +16,10 @@ Policies
     interval is caught only if sampled: detection ``1 - C(n-1, m)/C(n, m) = m/n`` for ``m``
     sampled of ``n`` intervals.
 
+In execution mode ``tolerance`` both policies compare states by distance, Proof-of-Learning's
+rule, instead of roots (``check_tolerance``): ``replicate`` checks every interval, ``interval``
+the sampled ones. A mismatch still opens the exact dispute game.
+
 Equivocation: every signed commitment is published on the job's bulletin. A verifier that finds
 two valid signatures by one solver over conflicting commitments for the job holds *equivocation
 evidence* and needs no re-execution at all: the solver is slashed on the evidence (as a double
@@ -35,6 +39,7 @@ from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program
 from verification.providers import Provider
 from verification.solver import TrainingRun
+from verification.tolerance import compute_distances, compute_relative_thresholds, is_within_tolerance
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,33 @@ def check_interval(program: Program, solver_id: SolverId, solver: Provider, clai
             disputed = i
             break
     return SpotCheck(solver_id, True, "interval", intervals, disputed is not None, disputed,
+                     executed, time.perf_counter() - start)
+
+
+def check_tolerance(program: Program, solver_id: SolverId, solver: Provider, claimed_trace_root: Root,
+                    checkpoint_path: str, intervals: tuple[int, ...], rho: float) -> SpotCheck:
+    """Proof-of-Learning's check (execution mode ``tolerance``): re-execute each sampled interval
+    from the solver's own checkpoint ``S_ik`` into ``R`` and accept iff every PoL distance between
+    ``R`` and the claimed ``S_(i+1)k`` is at most ``rho`` times how far ``R`` moved from ``S_ik``
+    (``verification.tolerance``; Jia et al. 2021). Not exact: fabricated traces can pass."""
+    start = time.perf_counter()
+    k, hash_name, size = program.spec.checkpoint_interval, program.spec.hash_name, program.spec.num_checkpoints
+    disputed, executed = None, 0
+    for i in intervals:
+        (root_lo, proof_lo), (root_hi, proof_hi) = solver.checkpoint_root(i), solver.checkpoint_root(i + 1)
+        lo, hi = read_checkpoint(checkpoint_path, i, program.device), read_checkpoint(checkpoint_path, i + 1, program.device)
+        # Rule: the checkpoints compared are the ones the solver signed
+        signed = verify_trace_proof(claimed_trace_root, root_lo, proof_lo, hash_name, index=i, size=size) \
+            and verify_trace_proof(claimed_trace_root, root_hi, proof_hi, hash_name, index=i + 1, size=size) \
+            and lo.root(hash_name) == root_lo and hi.root(hash_name) == root_hi
+        replayed = program.run(lo, Step((i + 1) * k))
+        executed += k
+        # Rule (PoL): every distance within rho times the distance the re-execution moved
+        thresholds = compute_relative_thresholds(compute_distances(lo, replayed), rho)
+        if not signed or not is_within_tolerance(compute_distances(replayed, hi), thresholds):
+            disputed = i
+            break
+    return SpotCheck(solver_id, True, "tolerance", intervals, disputed is not None, disputed,
                      executed, time.perf_counter() - start)
 
 
