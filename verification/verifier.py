@@ -39,7 +39,11 @@ from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program
 from verification.providers import Provider
 from verification.solver import TrainingRun
-from verification.tolerance import compute_distances, compute_relative_thresholds, is_within_tolerance
+from verification.tolerance import (
+    compute_distances,
+    compute_relative_thresholds,
+    is_within_tolerance,
+)
 
 
 @dataclass(frozen=True)
