@@ -37,3 +37,14 @@ def test_readme_custom_job_with_replication_slashes_the_cheater(tmp_path):
     assert sneaky["outcome"] == "slashed"
     assert sneaky["dispute"]["first_divergent_step"] == 30
     assert report["ledger"]["supply_before"] == report["ledger"]["supply_after"]
+
+
+def test_readme_plugin_example_is_the_tested_module_and_runs_as_printed(tmp_path):
+    printed = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)[0]
+    module = (README.parent / "tests" / "game" / "plugin_example.py").read_text()
+    assert printed.strip() in module
+    job = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)[1])
+    mallory = solvers(run_job(spec_from_dict(job), ArtifactPaths(tmp_path)))["mallory"]
+    assert mallory["outcome"] == "slashed"
+    assert mallory["dispute"]["first_divergent_step"] == 13
+    assert mallory["dispute"]["operator"] == "pinpoint.commit_state"
