@@ -257,16 +257,18 @@ class DisputeGame:
     def bisect_checkpoints(self, lo: int, hi: int) -> tuple[int, int]:
         return self.bisect("checkpoints", lo, hi, self._checkpoints_agree)
 
-    def find_disputed_checkpoint(self, last: int) -> int:
-        """Right end of level 1: the final checkpoint if disputed; else (one round) the solver
-        reveals its checkpoints in order and the challenger names the first it disputes."""
+    def locate_checkpoints(self, last: int) -> tuple[int, int]:
+        """Level 1: bisect ``[0, last]`` when the final checkpoint is disputed. When it is agreed
+        (a divergence that training washed out, a spoof ending at the honest model), the solver
+        reveals its checkpoints in order in one round; the first disputed one and its agreed
+        predecessor are then already adjacent, so no bisection follows."""
         if not self._checkpoints_agree(last):
-            return last
+            return self.bisect_checkpoints(0, last)
         self.rounds["checkpoints"] += 1
         for index in range(1, last):
             if not self._checkpoints_agree(index):
                 self.record("challenger", "dispute-checkpoint", {"index": index})
-                return index
+                return index - 1, index
         raise Forfeit("challenger", "no checkpoint of the solver differs from the challenger's")
 
     # -- level 2: steps ----------------------------------------------------------------------
@@ -416,7 +418,7 @@ class DisputeGame:
                 # Rule: S_0 is a pure function of the spec; a solver whose S_0 differs is wrong at init.
                 if self._solver_checkpoint(0) != self.program.init_state().root(self.hash_name):
                     raise Forfeit("solver", "initial state does not match the job spec")
-                lo, hi = self.bisect_checkpoints(0, self.find_disputed_checkpoint(last_checkpoint))
+                lo, hi = self.locate_checkpoints(last_checkpoint)
             else:
                 lo, hi = interval, interval + 1
             self.transition("pinpoint")
