@@ -13,20 +13,22 @@ dataset root
     Merkle root (``DOMAIN_DATASET``) of the shard roots in shard order. It is what a job commits
     to; the batch schedule (``datasets.schedule``) is keyed on it.
 
-Writes are atomic: each shard is written to a temporary directory and renamed into place, so a
-crash never leaves a half-written shard under its final name.
+Shards and ``dataset.json`` (the commitment, shard locations included) live at a *location*
+(``datasets.storage``): a local directory or an fsspec URL such as ``s3://bucket/…``. Each shard is
+written to ``<shard>.tmp`` and published under its final name (``datasets.storage.publish``: a
+rename locally, marker-last copy on an object store), so a crash never leaves a half-written shard
+that reads as complete; ``read_shard`` checks every shard against its committed root anyway.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import zarr
 
+from datasets import storage
 from datasets.sources import Source
 from proofs.encoding import chunk_shape, tensor_root
 from proofs.hashing import DOMAIN_DATASET, DOMAIN_SHARD
@@ -47,7 +49,7 @@ class DatasetIntegrityError(ValueError):
 @dataclass(frozen=True)
 class ShardInfo:
     index: int
-    path: str
+    path: str  # its location: a local path or an fsspec URL (``datasets.storage``)
     num_samples: int
     root: Root
 
@@ -100,40 +102,40 @@ def compute_dataset_root(shard_roots: list[Root], hash_name: str) -> Root:
     return merkle_root(leaves, DOMAIN_DATASET, hash_name)
 
 
-def _write_shard(path: Path, x: np.ndarray, y: np.ndarray, root: Root) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    group = zarr.open_group(str(tmp), mode="w")
+def _write_shard(location: storage.Location, x: np.ndarray, y: np.ndarray, root: Root) -> None:
+    tmp = storage.compute_staging(location, ".tmp")
+    storage.remove(tmp)
+    group = storage.open_group(tmp, mode="w")
     for name, array in (("x", x), ("y", y)):
         chunks = chunk_shape(array.shape, array.dtype)
         group.create_array(name, data=np.ascontiguousarray(array), chunks=chunks)
     group.attrs["root"] = root.hex()
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    storage.publish(tmp, location)
 
 
-def write_shards(source: Source, out_dir: Path, num_shards: int, hash_name: str) -> DatasetCommitment:
-    """Split ``source`` into ``num_shards`` zarr shards under ``out_dir`` and commit to them."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_shards(source: Source, out_dir: str | os.PathLike[str], num_shards: int,
+                 hash_name: str) -> DatasetCommitment:
+    """Split ``source`` into ``num_shards`` zarr shards at the location ``out_dir`` (a directory
+    or an fsspec URL) and commit to them; the commitment is written there as ``dataset.json``."""
     shards = []
     for index, (start, end) in enumerate(compute_shard_bounds(source.num_samples, num_shards)):
         x, y = source.x[start:end], source.y[start:end]
         root = compute_shard_root(x, y, hash_name)
-        path = out_dir / f"shard_{index:03d}.zarr"
-        _write_shard(path, x, y, root)
-        shards.append(ShardInfo(index, str(path), end - start, root))
+        location = storage.join(out_dir, f"shard_{index:03d}.zarr")
+        _write_shard(location, x, y, root)
+        shards.append(ShardInfo(index, location, end - start, root))
     root = compute_dataset_root([s.root for s in shards], hash_name)
     commitment = DatasetCommitment(
         source.name, root, tuple(shards), source.num_samples, hash_name, dict(source.meta)
     )
-    (out_dir / "dataset.json").write_text(json.dumps(commitment.to_dict(), indent=2))
+    storage.write_bytes(storage.join(out_dir, "dataset.json"), json.dumps(commitment.to_dict(), indent=2).encode())
     return commitment
 
 
 def read_shard(info: ShardInfo, hash_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Read one shard and check it against its committed root."""
     try:
-        group = zarr.open_group(info.path, mode="r")
+        group = storage.open_group(info.path, mode="r")
         x, y = group["x"][:], group["y"][:]
     except Exception as exc:  # zarr raises several types for missing/corrupt stores and chunks
         raise DatasetIntegrityError(f"shard {info.index} at {info.path!r} is unreadable: {exc}") from exc

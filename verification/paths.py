@@ -1,5 +1,17 @@
-"""Where a job's artifacts live. ``artifacts/`` is git-ignored; its location is configurable
-(``PINPOINT_ARTIFACTS`` or the Dagster resource)."""
+"""Where a job's artifacts live.
+
+Two places:
+
+``root`` (a local directory)
+    the job's records: specs, stage records (``run.json``, ``commitment.json``), dispute
+    transcripts, reports, plots and the SQLite ledger. ``artifacts/`` by default (git-ignored);
+    ``PINPOINT_ARTIFACTS`` or the Dagster resource move it.
+``store`` (a location prefix, ``datasets.storage``)
+    the zarr stores and the dataset commitment next to them: dataset shards, checkpoint stores and
+    the verifier's replica. Empty (the default) puts them under ``root`` as well; an fsspec URL such
+    as ``s3://bucket/pinpoint`` (``PINPOINT_STORE`` or the Dagster resource) puts them on that
+    filesystem, with the same layout (``<store>/runs/<job_id>/…``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from datasets.storage import Location, join
 from proofs.types import JobId, SolverId
 
 DEFAULT_ARTIFACTS = "artifacts"
@@ -16,21 +29,36 @@ def default_artifacts_dir() -> Path:
     return Path(os.environ.get("PINPOINT_ARTIFACTS", DEFAULT_ARTIFACTS)).resolve()
 
 
+def default_store() -> str:
+    """The zarr store prefix from ``PINPOINT_STORE``; empty means under the artifacts directory."""
+    return os.environ.get("PINPOINT_STORE", "")
+
+
 @dataclass(frozen=True)
 class ArtifactPaths:
     root: Path
+    store: str = ""  # location prefix of the zarr stores; empty: under ``root``
 
     def job(self, job_id: JobId) -> Path:
         return self.root / "runs" / job_id
 
-    def dataset(self, job_id: JobId) -> Path:
-        return self.job(job_id) / "dataset"
+    def solver(self, job_id: JobId, solver_id: SolverId) -> Path:
+        """The local directory of a solver's records (its training run and signed commitment)."""
+        return self.job(job_id) / "solvers" / solver_id
 
-    def checkpoints(self, job_id: JobId, solver_id: SolverId) -> Path:
-        return self.job(job_id) / "solvers" / solver_id / "checkpoints.zarr"
+    def job_store(self, job_id: JobId) -> Location:
+        """The location of a job's zarr stores."""
+        return join(self.store or self.root, "runs", job_id)
 
-    def replica(self, job_id: JobId) -> Path:
-        return self.job(job_id) / "verifier" / "replica.zarr"
+    def dataset(self, job_id: JobId) -> Location:
+        """The location of the dataset shards and their commitment ``dataset.json``."""
+        return join(self.job_store(job_id), "dataset")
+
+    def checkpoints(self, job_id: JobId, solver_id: SolverId) -> Location:
+        return join(self.job_store(job_id), "solvers", solver_id, "checkpoints.zarr")
+
+    def replica(self, job_id: JobId) -> Location:
+        return join(self.job_store(job_id), "verifier", "replica.zarr")
 
     def transcript(self, job_id: JobId, solver_id: SolverId) -> Path:
         return self.job(job_id) / "disputes" / f"{solver_id}.json"

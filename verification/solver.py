@@ -21,11 +21,12 @@ replayability, Jia et al. 2021).
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
+from datasets import storage
 from proofs.types import JobId, Root, SolverId, Step
 from verification.execution.checkpoints import (
     CheckpointError,
@@ -106,10 +107,10 @@ def read_last_checkpoint(program: Program, partial: PartialCheckpoints) -> State
     return state
 
 
-def load_resume_point(program: Program, path: Path, run: dict[str, str]) -> ResumePoint | None:
+def load_resume_point(program: Program, path: storage.Location, run: dict[str, str]) -> ResumePoint | None:
     """The point an interrupted run at ``path`` resumes from; None when there is none, or when its
     partial store cannot be trusted (then it is discarded with a ``DiscardedCheckpointWarning``)."""
-    if not partial_path(path).exists():
+    if not storage.exists(partial_path(path)):
         return None
     try:
         partial = open_partial(path)
@@ -123,18 +124,20 @@ def load_resume_point(program: Program, path: Path, run: dict[str, str]) -> Resu
     return ResumePoint(state, partial)
 
 
-def train(program: Program, strategy: Strategy, path: Path, job_id: JobId, solver_id: SolverId,
+def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], job_id: JobId, solver_id: SolverId,
           *, resume: bool = True) -> TrainingRun:
     """Run the whole job under ``strategy``, checkpointing every ``k`` steps to zarr.
 
     With ``resume`` (the default) an interrupted run of the same job, solver and strategy at
     ``path`` continues from its last intact checkpoint; the result is the same as uninterrupted.
+    ``path`` is a location (``datasets.storage``): a local path or an fsspec URL.
     """
     spec = program.spec
     k, hash_name = spec.checkpoint_interval, spec.hash_name
     start = time.perf_counter()
     run = compute_run_identity(spec, job_id, solver_id, strategy)
-    point = load_resume_point(program, Path(path), run) if resume else None
+    path = storage.as_location(path)
+    point = load_resume_point(program, path, run) if resume else None
     if point is None:
         state = program.init_state()
         writer = CheckpointWriter(path, state, k, spec.num_checkpoints, hash_name, run)
@@ -152,7 +155,7 @@ def train(program: Program, strategy: Strategy, path: Path, job_id: JobId, solve
             writer.write(state.step // k, state, roots[-1], losses)
     writer.finish(roots)
     return TrainingRun(
-        job_id, solver_id, strategy.name, str(path), k, tuple(roots), tuple(losses),
+        job_id, solver_id, strategy.name, path, k, tuple(roots), tuple(losses),
         strategy.divergence_step(spec), str(program.device), time.perf_counter() - start,
         None if point is None else point.state.step,
     )

@@ -6,7 +6,8 @@ than receiving Python objects. Records are plain JSON (roots in hex) and are wri
 (temp file + rename), so a reader never sees half a record.
 
 ``jobs/<job_id>/spec.json``           the registered job spec
-``runs/<job_id>/dataset/dataset.json`` the dataset commitment (written by sharding)
+``runs/<job_id>/dataset/dataset.json`` the dataset commitment (written by sharding, next to the
+                                      shards: under ``ArtifactPaths.store`` when one is set)
 ``runs/<job_id>/solvers/<id>/run.json``        a solver's TrainingRun
 ``runs/<job_id>/solvers/<id>/commitment.json`` its signed commitment
 ``runs/<job_id>/solvers/<id>/published.jsonl`` every commitment it published (the bulletin,
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.sharding import DatasetCommitment, ShardInfo
+from datasets.storage import join, read_bytes
 from proofs.messages import Signed, decode_message, encode_message
 from proofs.types import ROOT_SIZE, JobId, PartyId, Root, SolverId, Step
 from verification.paths import ArtifactPaths
@@ -43,14 +45,14 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: str | Path) -> Any:
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
+        return json.loads(read_bytes(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreError(f"stage record {str(path)!r} is missing or unreadable: {exc}") from exc
 
 
-def parse_record(path: Path, parse):
+def parse_record(path: str | Path, parse):
     """``parse(read_json(path))``; a record of the wrong shape is a ``StoreError`` naming the file."""
     data = read_json(path)
     try:
@@ -87,7 +89,7 @@ def parse_dataset_commitment(data: dict) -> DatasetCommitment:
 
 
 def load_dataset_commitment(paths: ArtifactPaths, job_id: JobId) -> DatasetCommitment:
-    return parse_record(paths.dataset(job_id) / "dataset.json", parse_dataset_commitment)
+    return parse_record(join(paths.dataset(job_id), "dataset.json"), parse_dataset_commitment)
 
 
 def parse_root(value: str) -> Root:
@@ -99,7 +101,7 @@ def parse_root(value: str) -> Root:
 
 # -- training runs and commitments --------------------------------------------------------------
 def run_path(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Path:
-    return paths.checkpoints(job_id, solver_id).parent / "run.json"
+    return paths.solver(job_id, solver_id) / "run.json"
 
 
 def save_run(paths: ArtifactPaths, run: TrainingRun) -> Path:
@@ -122,7 +124,7 @@ def load_run(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Traini
 
 
 def commitment_path(paths: ArtifactPaths, job_id: JobId, solver_id: SolverId) -> Path:
-    return paths.checkpoints(job_id, solver_id).parent / "commitment.json"
+    return paths.solver(job_id, solver_id) / "commitment.json"
 
 
 def save_commitment(paths: ArtifactPaths, signed: Signed) -> Path:

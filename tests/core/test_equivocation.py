@@ -4,6 +4,7 @@ slashed on the evidence alone, with no spot check, re-execution or dispute."""
 import dataclasses
 import json
 
+from datasets.storage import exists
 from proofs.types import SolverId
 from verification import store
 from verification.lifecycle import party_keypair, run_job, stage_commit
@@ -25,7 +26,7 @@ def test_an_equivocator_is_slashed_without_any_re_execution(tmp_path):
     assert solvers["honest"]["outcome"] == "unverified"  # p = 0: nobody re-executes anything
     assert solvers["two-faced"]["outcome"] == "slashed"
     assert solvers["two-faced"]["spot_check"]["equivocation"] and solvers["two-faced"]["dispute"] is None
-    assert not paths.replica(compute_job_id(spec)).exists()
+    assert not exists(paths.replica(compute_job_id(spec)))
     assert report["ledger"]["burned"] > 0
     assert report["ledger"]["supply_before"] == report["ledger"]["supply_after"]
 

@@ -208,7 +208,7 @@ PROGRESS = ("interval", "num_checkpoints", "hash_name", "run", "written", "writt
 @given(st.dictionaries(st.sampled_from(PROGRESS), json_values, min_size=1, max_size=3))
 def test_a_partial_stores_progress_record_decodes_or_is_named(finished, tmp_path, attrs):
     store = tmp_path / "c.zarr"
-    metadata = copy_once(finished.checkpoint_path, partial_path(store)) / "zarr.json"
+    metadata = copy_once(finished.checkpoint_path, Path(partial_path(store))) / "zarr.json"
     original = metadata.read_bytes()
     zarr.open_group(str(partial_path(store)), mode="r+").attrs.update(attrs)
     try:

@@ -79,7 +79,7 @@ def assert_same_run(run, expected) -> None:
     # losses compared as text: NaN (a skipped step) equals NaN, every bit counts
     assert [x.hex() for x in run.losses] == [x.hex() for x in expected.losses]
     assert read_roots(run.checkpoint_path) == list(expected.roots)
-    assert not partial_path(Path(run.checkpoint_path)).exists()
+    assert not Path(partial_path(run.checkpoint_path)).exists()
 
 
 def test_training_killed_by_sigkill_resumes_to_the_same_trace_root(program, tiny_spec, minimal_dataset,
@@ -101,7 +101,7 @@ def test_training_killed_by_sigkill_resumes_to_the_same_trace_root(program, tiny
             child.kill()
             child.wait(timeout=60)
         assert child.returncode == -signal.SIGKILL
-        assert partial_path(store).exists() and not store.exists()
+        assert Path(partial_path(store)).exists() and not store.exists()
         resumed = train(program, Honest(), store, "job", "s")
         k = tiny_spec.checkpoint_interval
         assert resumed.resumed_from == (step - 1) // k * k, f"killed at step {step}"
@@ -178,7 +178,7 @@ UNTRUSTED = {
 def test_an_untrusted_partial_store_is_discarded_and_training_restarts(program, uninterrupted, tmp_path, damage):
     alter, problem = UNTRUSTED[damage]
     crash(program, Honest(), tmp_path / "c.zarr", 10)  # checkpoints #0..#2 stored
-    alter(partial_path(tmp_path / "c.zarr"))
+    alter(Path(partial_path(tmp_path / "c.zarr")))
     with pytest.warns(DiscardedCheckpointWarning, match=problem) as warned:
         restarted = train(program, Honest(), tmp_path / "c.zarr", "job", "s")
     assert "c.zarr.partial" in str(warned[0].message) and "restarts from step 0" in str(warned[0].message)

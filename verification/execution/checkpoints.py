@@ -21,7 +21,10 @@ Group attributes
 ``roots``
     the committed state roots, set by ``finish``; a store without them is incomplete.
 
-Writes go to ``<path>.partial`` and are renamed into place by ``finish``: a crash never leaves a
+A store lives at a *location* (``datasets.storage``): a local path or an fsspec URL, so checkpoints
+can live on an object store (``s3://…``). Writes go to ``<location>.partial`` and are published
+under ``<location>`` by ``finish`` (``datasets.storage.publish``: a rename locally; on an object
+store a copy whose root ``zarr.json`` — holding ``roots`` — comes last): a crash never leaves a
 store that claims to be complete. A partial store keeps the checkpoints written so far, so training
 can resume from the last one (``open_partial``; ``verification.solver.train``). Every read of a
 checkpoint whose root the store records is checked against that root, so a corrupted or missing
@@ -30,15 +33,15 @@ chunk is a ``CheckpointError`` naming the store and the checkpoint, never a sile
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+from datasets import storage
 from proofs.encoding import chunk_shape
 from proofs.hashing import HASH_NAMES
 from proofs.types import ROOT_SIZE, Root, Step
@@ -49,8 +52,9 @@ class CheckpointError(ValueError):
     """A checkpoint store is missing, incomplete or corrupted."""
 
 
-def partial_path(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
+def partial_path(location: str | os.PathLike[str]) -> storage.Location:
+    """The staging location of the store at ``location``."""
+    return storage.compute_staging(location, ".partial")
 
 
 def encode_losses(losses: Sequence[float]) -> list[str]:
@@ -65,13 +69,12 @@ def encode_roots(roots: Sequence[Root]) -> list[str]:
 class CheckpointWriter:
     """Streams the checkpoints of one training run into a zarr store."""
 
-    def __init__(self, path: Path, template: State, interval: int, num_checkpoints: int,
+    def __init__(self, path: str | os.PathLike[str], template: State, interval: int, num_checkpoints: int,
                  hash_name: str = "sha256", run: dict[str, str] | None = None):
-        self.path = Path(path)
+        self.path = storage.as_location(path)
         self.tmp = partial_path(self.path)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.parent.mkdir(parents=True, exist_ok=True)
-        self.group = zarr.open_group(str(self.tmp), mode="w")
+        storage.remove(self.tmp)
+        self.group = storage.open_group(self.tmp, mode="w")
         self.interval = interval
         self.roots: list[Root] = []
         for name, array in template.to_arrays().items():
@@ -83,11 +86,11 @@ class CheckpointWriter:
                                  "written_roots": [], "losses": []})
 
     @classmethod
-    def reopen(cls, path: Path, partial: PartialCheckpoints) -> CheckpointWriter:
+    def reopen(cls, path: str | os.PathLike[str], partial: PartialCheckpoints) -> CheckpointWriter:
         """A writer that continues the partial store ``partial`` of ``path`` after its last checkpoint."""
         writer = cls.__new__(cls)
-        writer.path, writer.tmp = Path(path), partial.path
-        writer.group = zarr.open_group(str(partial.path), mode="r+")
+        writer.path, writer.tmp = storage.as_location(path), partial.path
+        writer.group = storage.open_group(partial.path, mode="r+")
         writer.interval = partial.interval
         writer.roots = list(partial.roots)
         return writer
@@ -105,26 +108,25 @@ class CheckpointWriter:
             progress["losses"] = encode_losses(losses or [])
         self.group.attrs.update(progress)
 
-    def finish(self, roots: list[Root]) -> Path:
+    def finish(self, roots: list[Root]) -> storage.Location:
+        """Record the committed ``roots`` (the completion marker) and publish the store."""
         self.group.attrs["roots"] = encode_roots(roots)
-        shutil.rmtree(self.path, ignore_errors=True)
-        self.tmp.rename(self.path)
-        return self.path
+        return storage.publish(self.tmp, self.path)
 
 
-def discard_partial(path: Path) -> None:
+def discard_partial(path: str | os.PathLike[str]) -> None:
     """Remove the partial store of ``path``, if any."""
-    shutil.rmtree(partial_path(Path(path)), ignore_errors=True)
+    storage.remove(partial_path(path))
 
 
-def open_store(path: str | Path) -> zarr.Group:
+def open_store(path: str | os.PathLike[str]) -> zarr.Group:
     try:
-        return zarr.open_group(str(path), mode="r")
+        return storage.open_group(path, mode="r")
     except Exception as exc:  # zarr raises several types for a missing or unreadable store
         raise CheckpointError(f"checkpoint store {str(path)!r} cannot be opened: {exc}") from exc
 
 
-def get_stored_root(path: str | Path, group: zarr.Group, index: int) -> tuple[Root, str] | None:
+def get_stored_root(path: str | os.PathLike[str], group: zarr.Group, index: int) -> tuple[Root, str] | None:
     """The root a store records for checkpoint ``index`` and its hash function; None for a store
     that records no roots (written without them) or a partial store not yet naming ``index``."""
     attrs, where = group.attrs, f"checkpoint store {str(path)!r}"
@@ -142,7 +144,7 @@ def get_stored_root(path: str | Path, group: zarr.Group, index: int) -> tuple[Ro
     return decode_root(roots[index], where), hash_name
 
 
-def read_checkpoint(path: str | Path, index: int, device="cpu") -> State:
+def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> State:
     """The state stored at checkpoint ``index`` (step ``index * interval``), checked against the
     root the store records for it."""
     group = open_store(path)
@@ -165,7 +167,7 @@ def read_checkpoint(path: str | Path, index: int, device="cpu") -> State:
     return state
 
 
-def read_roots(path: str | Path) -> list[Root]:
+def read_roots(path: str | os.PathLike[str]) -> list[Root]:
     """The committed state roots of a complete store."""
     group = open_store(path)
     roots, total = group.attrs.get("roots"), group.attrs.get("num_checkpoints")
@@ -199,7 +201,7 @@ class PartialCheckpoints:
     """What an interrupted run left in ``<path>.partial``: checkpoints ``0 … written-1``, their
     recorded roots, and the losses of steps ``1 … (written-1)·interval``."""
 
-    path: Path
+    path: storage.Location
     interval: int
     num_checkpoints: int
     hash_name: str
@@ -221,11 +223,11 @@ def is_count(value: object) -> bool:
     return type(value) is int and value >= 1
 
 
-def open_partial(path: Path) -> PartialCheckpoints:
+def open_partial(path: str | os.PathLike[str]) -> PartialCheckpoints:
     """The progress record of the partial store of ``path``; ``CheckpointError`` naming the
     store and the problem when it is missing or inconsistent. The checkpoints themselves are
     checked against their roots when read (``read_checkpoint``)."""
-    tmp = partial_path(Path(path))
+    tmp = partial_path(path)
     where = f"partial checkpoint store {str(tmp)!r}"
     attrs = dict(open_store(tmp).attrs)
     interval, total, written = attrs.get("interval"), attrs.get("num_checkpoints"), attrs.get("written")

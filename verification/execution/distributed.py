@@ -39,7 +39,6 @@ import dataclasses
 import datetime
 import os
 import pickle
-import shutil
 import socket
 import tempfile
 from contextlib import suppress
@@ -51,6 +50,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from datasets import storage
 from datasets.sharding import DatasetCommitment, load_dataset
 from proofs.types import JobId, Root, SolverId
 from verification.execution.program import Batch, Program, StepOutput, resolve_device
@@ -203,20 +203,15 @@ def process_rank_zero(job: DataParallelJob, program: Program, strategy: Strategy
                       device: torch.device, result_path: Path) -> None:
     """Train with checkpoints into a staging store; publish it at ``job.path`` only once every
     replica ended on the same state."""
-    path, staged = Path(job.path), compute_staging_path(Path(job.path))
+    path, staged = job.path, storage.compute_staging(job.path, ".unchecked")
     run = train(program, strategy, staged, job.job_id, job.solver_id)
     try:
         check_replicas(job, all_gather_roots(run.final_root, device, job.world_size))
     except DataParallelError:
-        shutil.rmtree(staged, ignore_errors=True)
+        storage.remove(staged)
         raise
-    shutil.rmtree(path, ignore_errors=True)
-    staged.rename(path)
-    result_path.write_bytes(pickle.dumps(dataclasses.replace(run, checkpoint_path=str(path))))
-
-
-def compute_staging_path(path: Path) -> Path:
-    return path.with_name(path.name + ".unchecked")
+    storage.publish(staged, path)
+    result_path.write_bytes(pickle.dumps(dataclasses.replace(run, checkpoint_path=path)))
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -309,7 +304,7 @@ def train_data_parallel(spec: JobSpec, dataset_commitment: DatasetCommitment, st
     backend = backend or compute_backend(device_type)
     check_backend(backend, device_type, world_size)
     job = DataParallelJob(spec, dataset_commitment, strategy_name, dict(strategy_params),
-                          str(Path(path).absolute()), job_id, solver_id, world_size, backend, device_type)
+                          storage.as_location(path), job_id, solver_id, world_size, backend, device_type)
     store = start_store(master_port)  # held until the workers have exited
     with tempfile.TemporaryDirectory(prefix="pinpoint-dp-") as tmp:
         result_path = Path(tmp) / RESULT_FILE
