@@ -47,7 +47,8 @@ def drive(instance: dg.DagsterInstance, pinpoint: PinpointConfig, inbox: fleet.J
     stats, cursor, launched = DriveStats(), None, set()
     resources = {"pinpoint": pinpoint, "inbox": inbox}
     config = {"pinpoint": {"preset": pinpoint.preset, "spec_path": pinpoint.spec_path,
-                           "artifacts_dir": pinpoint.artifacts_dir}, "inbox": {"path": inbox.path}}
+                           "artifacts_dir": pinpoint.artifacts_dir, "store": pinpoint.store},
+              "inbox": {"path": inbox.path}}
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         while stats.ticks < max_ticks:

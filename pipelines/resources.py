@@ -1,9 +1,11 @@
 """Resources: where the job spec and the artifacts come from.
 
 ``PinpointConfig`` picks the job: a preset name (``default``, ``minimal``) or a YAML/JSON spec
-file, and the artifacts directory. Its defaults come from the environment at load time
-(``PINPOINT_PRESET``, ``PINPOINT_SPEC``, ``PINPOINT_ARTIFACTS``) so the CLI materializes the
-embedded default job with no run config; run config can still override every field.
+file, the artifacts directory, and where the zarr stores go (``store``: empty for under the
+artifacts directory, or an fsspec URL such as ``s3://bucket/pinpoint``; ``verification.paths``).
+Its defaults come from the environment at load time (``PINPOINT_PRESET``, ``PINPOINT_SPEC``,
+``PINPOINT_ARTIFACTS``, ``PINPOINT_STORE``) so the CLI materializes the embedded default job with
+no run config; run config can still override every field.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from verification.paths import ArtifactPaths, default_artifacts_dir
+from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
 from verification.spec import JobSpec, get_preset, load_spec
 
 
@@ -23,13 +25,14 @@ class PinpointConfig(dg.ConfigurableResource):
     preset: str = "default"
     spec_path: str = ""
     artifacts_dir: str = ""
+    store: str = ""
 
     def spec(self) -> JobSpec:
         return load_spec(self.spec_path) if self.spec_path else get_preset(self.preset)
 
     def paths(self) -> ArtifactPaths:
         root = Path(self.artifacts_dir).resolve() if self.artifacts_dir else default_artifacts_dir()
-        return ArtifactPaths(root)
+        return ArtifactPaths(root, self.store)
 
 
 def config_from_env() -> PinpointConfig:
@@ -37,6 +40,7 @@ def config_from_env() -> PinpointConfig:
         preset=os.environ.get("PINPOINT_PRESET", "default"),
         spec_path=os.environ.get("PINPOINT_SPEC", ""),
         artifacts_dir=os.environ.get("PINPOINT_ARTIFACTS", ""),
+        store=default_store(),
     )
 
 

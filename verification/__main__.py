@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from verification.lifecycle import run_job
-from verification.paths import ArtifactPaths, default_artifacts_dir
+from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
 from verification.report import read_report, render_table
 from verification.spec import compute_job_id, get_preset, load_spec
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, default=None)
     args = parser.parse_args(argv)
     spec = load_spec(args.spec) if args.spec else get_preset(args.preset)
-    paths = ArtifactPaths(args.artifacts.resolve() if args.artifacts else default_artifacts_dir())
+    paths = ArtifactPaths(args.artifacts.resolve() if args.artifacts else default_artifacts_dir(), default_store())
     if args.command == "run":
         report = run_job(spec, paths)
     else:
