@@ -33,9 +33,27 @@ round
     commitments and two endpoint openings per party at levels 2 and 3, the disputed records, one
     opening of operands, the ruling).
 
+deadline
+    Every provider call runs in the game's one worker thread and must answer within the party's
+    remaining budget (``future.result(timeout=remaining)``); a party that stops answering forfeits
+    when its budget runs out instead of hanging the game. The abandoned call's thread may keep
+    running (torch kernels included) until the call returns; nothing it returns is used, and the
+    interpreter waits for it at exit.
+transcript
+    The game's moves, hash-chained: move ``i`` has ``index = i``, ``previous`` = the id of move
+    ``i - 1`` (``""`` for move 0) and ``move_id = H(DOMAIN_TRACE, "move", json([index, status,
+    party, kind, payload, elapsed_s, previous]))`` under the job's hash (``compute_move_id``), so
+    an id commits to its move and to every move before it (a tamper-evident log: Crosby and
+    Wallach, "Efficient data structures for tamper-evident logging", 2009).
+head
+    The id of the last move. ``DisputeResult.transcript_head`` carries it into the report, which
+    anchors the transcript: a replayed, reordered, altered, dropped or appended move, or a chain
+    rebuilt from scratch, no longer ends at the anchored head (``verify_transcript``,
+    ``load_transcript``).
+
 The game is a state machine (``TRANSITIONS``): status only moves forward. Claims are
-content-addressed: every move is appended to a hash-chained transcript (each move's id is the
-hash of its content and the previous id), saved as JSON.
+content-addressed: every move is appended to the hash-chained transcript, saved as JSON
+(schema ``pinpoint.transcript/2``).
 """
 
 from __future__ import annotations
@@ -44,13 +62,15 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as DeadlineExceeded
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from proofs.encoding import verify_trace_proof
-from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, hash_parts
+from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, HASH_NAMES, hash_parts
 from proofs.merkle import hash_leaf, verify_merkle_proof
 from proofs.types import Root, Step
 from verification.execution.opgraph import (
@@ -72,6 +92,7 @@ from verification.referee import (
 )
 
 PARTIES = ("solver", "challenger")
+TRANSCRIPT_SCHEMA = "pinpoint.transcript/2"
 
 
 class Status(StrEnum):
@@ -155,24 +176,57 @@ class Move:
     move_id: str
 
 
+def compute_move_id(index: int, status: str, party: str, kind: str, payload: dict[str, Any],
+                    elapsed_s: float, previous: str, hash_name: str) -> str:
+    """The id of a move: the hash of all its other fields (``previous`` chains it to the move before)."""
+    body = json.dumps([index, status, party, kind, payload, elapsed_s, previous], sort_keys=True)
+    return hash_parts(DOMAIN_TRACE, b"move", body.encode(), hash_name=hash_name).hex()
+
+
+def compute_call_name(fn: Callable, args: tuple) -> str:
+    """``checkpoint_root(3)``: a provider call as named in a forfeit reason."""
+    return f"{getattr(fn, '__name__', repr(fn))}({', '.join(map(str, args))})"
+
+
 @dataclass
 class ChessClock:
-    """Per-party time budgets; answering past one's budget forfeits."""
+    """Per-party time budgets; a call that does not answer within its party's remaining budget
+    forfeits. Calls run one at a time in a worker thread, started at the first call."""
 
     budget_s: float
     used_s: dict[str, float] = field(default_factory=dict)
+    worker: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def get_remaining(self, party: str) -> float:
+        return max(self.budget_s - self.used_s.get(party, 0.0), 0.0)
 
     def call(self, party: str, fn, *args):
+        if self.worker is None:
+            self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-provider")
+        remaining = self.get_remaining(party)
         start = time.perf_counter()
+        future = self.worker.submit(fn, *args)
         try:
-            result = fn(*args)
+            result = future.result(timeout=remaining)
+        except DeadlineExceeded:
+            self.used_s[party] = self.budget_s
+            # Rule: a party that does not answer within its remaining budget forfeits (the call is abandoned).
+            raise Forfeit(party, f"no answer to {compute_call_name(fn, args)} within the {remaining:.2f}s "
+                                 f"left of its {self.budget_s:.2f}s time budget") from None
         except ProviderError as exc:
             raise Forfeit(party, str(exc)) from exc
         elapsed = time.perf_counter() - start
         self.used_s[party] = self.used_s.get(party, 0.0) + elapsed
+        # Rule: a party whose answers add up to more than its budget forfeits.
         if self.used_s[party] > self.budget_s:
-            raise Forfeit(party, f"time budget of {self.budget_s:.1f}s exhausted")
+            raise Forfeit(party, f"time budget of {self.budget_s:.2f}s exhausted by {compute_call_name(fn, args)}")
         return result, elapsed
+
+    def stop(self) -> None:
+        """Release the worker without waiting for an abandoned call still running in it."""
+        if self.worker is not None:
+            self.worker.shutdown(wait=False, cancel_futures=True)
+            self.worker = None
 
 
 @dataclass(frozen=True)
@@ -187,11 +241,13 @@ class DisputeResult:
     transcript: str | None
     seconds: float
     operator_index: int | None = None
+    transcript_head: str | None = None
 
     def to_report(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "first_divergent_step": self.first_divergent_step,
                 "operator": self.operator, "operator_index": self.operator_index,
-                "referee_ops": self.referee_ops, "winner": self.winner, "transcript": self.transcript}
+                "referee_ops": self.referee_ops, "winner": self.winner, "transcript": self.transcript,
+                "transcript_head": self.transcript_head}
 
 
 class DisputeGame:
@@ -221,11 +277,14 @@ class DisputeGame:
         self.status = nxt
 
     def record(self, party: str, kind: str, payload: dict[str, Any], elapsed: float = 0.0) -> None:
-        previous = self.moves[-1].move_id if self.moves else ""
-        body = json.dumps([len(self.moves), self.status.value, party, kind, payload, previous], sort_keys=True)
-        move_id = hash_parts(DOMAIN_TRACE, b"move", body.encode(), hash_name=self.hash_name).hex()
-        self.moves.append(Move(len(self.moves), self.status.value, party, kind, payload,
-                               round(elapsed, 6), previous, move_id))
+        index, previous, elapsed_s = len(self.moves), self.get_head() or "", round(elapsed, 6)
+        move_id = compute_move_id(index, self.status.value, party, kind, payload, elapsed_s, previous,
+                                  self.hash_name)
+        self.moves.append(Move(index, self.status.value, party, kind, payload, elapsed_s, previous, move_id))
+
+    def get_head(self) -> str | None:
+        """The transcript head: the id of the last move."""
+        return self.moves[-1].move_id if self.moves else None
 
     def bisect(self, level: str, lo: int, hi: int, agrees: Callable[[int], bool]) -> tuple[int, int]:
         """k-ary dissection of ``[lo, hi]`` (agreed at ``lo``, disputed at ``hi``) down to ``hi = lo + 1``."""
@@ -441,14 +500,17 @@ class DisputeGame:
             reason = f"forfeit: {exc}"
             self.record(exc.party, "forfeit", {"reason": exc.reason})
             self.transition("forfeit")
+        finally:
+            self.clock.stop()
         return DisputeResult(
             rounds=sum(self.rounds.values()), first_divergent_step=step, operator=operator,
             referee_ops=ops, winner=winner, reason=reason, levels=dict(self.rounds),
             transcript=None, seconds=time.perf_counter() - start_time, operator_index=index,
+            transcript_head=self.get_head(),
         )
 
     def transcript(self, result: DisputeResult) -> dict[str, Any]:
-        return {"schema": "pinpoint.transcript/1", "trace_root": self.trace_root.hex(),
+        return {"schema": TRANSCRIPT_SCHEMA, "hash_name": self.hash_name, "trace_root": self.trace_root.hex(),
                 "arity": self.arity, "operator_level": self.operator_level,
                 "result": asdict(result), "moves": [asdict(m) for m in self.moves]}
 
@@ -461,6 +523,123 @@ def save_transcript(path: Path, transcript: dict[str, Any]) -> str:
     return str(path)
 
 
+class TranscriptError(ValueError):
+    """A transcript file that cannot be read or whose hash chain does not hold."""
+
+
+MOVE_TYPES: dict[str, tuple[type, ...]] = {
+    "index": (int,), "status": (str,), "party": (str,), "kind": (str,), "payload": (dict,),
+    "elapsed_s": (int, float), "previous": (str,), "move_id": (str,),
+}
+
+
+def get_malformed_field(move: Any) -> str | None:
+    """The first field of a stored move that is missing or of the wrong type (``None`` if none)."""
+    if not isinstance(move, dict):
+        return f"is a JSON {type(move).__name__}, not an object"
+    for name in (f.name for f in fields(Move)):
+        if name not in move:
+            return f"lacks field {name!r}"
+        value = move[name]
+        if isinstance(value, bool) or not isinstance(value, MOVE_TYPES[name]):
+            return f"has {name}={value!r}, not of type {'/'.join(t.__name__ for t in MOVE_TYPES[name])}"
+    return None
+
+
+def compute_move_fault(position: int, move: dict[str, Any], seen: dict[str, int], hash_name: str) -> str | None:
+    """What is wrong with the move stored at ``position``, given the ids of the moves before it
+    (``seen``: id -> position); ``None`` if it extends the chain correctly."""
+    problem = get_malformed_field(move)
+    if problem is not None:
+        return f"move at position {position} {problem}"
+    move_id, previous = move["move_id"], move["previous"]
+    expected_previous = next(reversed(seen)) if seen else ""
+    # Rule: a move id occurs once; a second copy of a move is a replay.
+    if move_id in seen:
+        return f"move at position {position} replays move #{seen[move_id]} (same id {move_id})"
+    # Rule: a move follows the move before it; one that follows an earlier move replays from there.
+    if previous != expected_previous and previous in seen:
+        return (f"move at position {position} is replayed: it follows move #{seen[previous]}, "
+                f"not move #{position - 1}")
+    # Rule: a move points to the id of the move before it ("" for the first).
+    if previous != expected_previous:
+        return (f"move at position {position} is out of order (reordered or a move before it dropped): "
+                f"its previous id is {previous!r}, not {expected_previous!r}")
+    # Rule: a move's index is its position in the chain.
+    if move["index"] != position:
+        return f"move at position {position} is out of order: it carries index {move['index']}"
+    try:
+        recomputed = compute_move_id(position, move["status"], move["party"], move["kind"], move["payload"],
+                                     move["elapsed_s"], previous, hash_name)
+    except (TypeError, ValueError) as exc:
+        return f"move #{position} has a payload that is not JSON: {exc}"
+    # Rule: a move's id is the hash of its content; any other id means the move was altered.
+    if recomputed != move_id:
+        return f"move #{position} ({move['kind']}) was altered: its content hashes to {recomputed}, not to its id {move_id}"
+    return None
+
+
+def compute_winner_of_move(move: dict[str, Any]) -> str | None:
+    """The party a game's last move decides for: the ruling's winner, or the other side of a forfeit."""
+    if move["kind"] == "rule":
+        return move["payload"].get("winner")
+    if move["kind"] == "forfeit":
+        return {"solver": "challenger", "challenger": "solver"}.get(move["party"])
+    return None
+
+
+def compute_transcript_fault(transcript: Any, expected_head: str | None = None) -> str | None:
+    """The first thing wrong with a transcript (``None`` if nothing): its shape, then each move in
+    order, then its head against ``expected_head`` (the report's ``transcript_head``; without one,
+    the head its own result records, which a rebuilt chain can rewrite too)."""
+    if not isinstance(transcript, dict):
+        return f"is a JSON {type(transcript).__name__}, not an object"
+    if transcript.get("schema") != TRANSCRIPT_SCHEMA:
+        return f"has schema {transcript.get('schema')!r}, expected {TRANSCRIPT_SCHEMA!r}"
+    hash_name, moves, result = transcript.get("hash_name"), transcript.get("moves"), transcript.get("result")
+    if hash_name not in HASH_NAMES:
+        return f"names hash {hash_name!r}, not one of {HASH_NAMES}"
+    if not isinstance(moves, list) or not moves or not isinstance(result, dict):
+        return "lacks its moves or its result"
+    seen: dict[str, int] = {}
+    for position, move in enumerate(moves):
+        fault = compute_move_fault(position, move, seen, hash_name)
+        if fault is not None:
+            return fault
+        seen[move["move_id"]] = position
+    head, last = moves[-1]["move_id"], len(moves) - 1
+    anchor = result.get("transcript_head") if expected_head is None else expected_head
+    # Rule: the chain ends at the anchored head; anything else dropped, appended or rebuilt moves.
+    if head != anchor:
+        found = f"moves after #{seen[anchor]} were appended" if isinstance(anchor, str) and anchor in seen else \
+            "moves were dropped or the chain was rebuilt"
+        return f"ends at move #{last} with head {head}, but the anchored head is {anchor!r}: {found}"
+    # Rule: the result names the winner the last move decides for.
+    if result.get("winner") != compute_winner_of_move(moves[-1]):
+        return (f"result names winner {result.get('winner')!r}, but its last move #{last} "
+                f"({moves[-1]['kind']}) decides for {compute_winner_of_move(moves[-1])!r}")
+    return None
+
+
+def verify_transcript(transcript: Any, expected_head: str | None = None) -> bool:
+    """Whether every move id, index and link of ``transcript`` holds and it ends at the anchored
+    head (``expected_head``, else the head its result records). Never raises."""
+    return compute_transcript_fault(transcript, expected_head) is None
+
+
+def load_transcript(path: Path | str, expected_head: str | None = None) -> dict[str, Any]:
+    """A transcript saved by ``save_transcript``; ``TranscriptError`` names the file and the first
+    bad move (replayed, out of order, altered) or the head that does not match ``expected_head``."""
+    try:
+        transcript = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TranscriptError(f"transcript {str(path)!r} cannot be read: {exc}") from exc
+    fault = compute_transcript_fault(transcript, expected_head)
+    if fault is not None:
+        raise TranscriptError(f"transcript {str(path)!r} {fault}")
+    return transcript
+
+
 FULL_FIELDS = ("op", "operator", "reason")  # shown whole in the markdown; digests and roots are cut
 
 
@@ -471,7 +650,7 @@ def render_transcript_markdown(transcript: dict[str, Any], limit: int = 60) -> s
     lines = [f"**winner: {result['winner']}** — {result['reason']}  ",
              f"step {result['first_divergent_step']}, operator {result.get('operator') or '-'}"
              f" (#{result.get('operator_index')}), rounds {result['rounds']} ({levels}), "
-             f"referee ops {result['referee_ops']}", "",
+             f"referee ops {result['referee_ops']}, head `{str(result.get('transcript_head'))[:16]}`", "",
              "| # | status | party | move | details |", "|---|---|---|---|---|"]
     for move in transcript["moves"][:limit]:
         details = ", ".join(f"{k}={v if k in FULL_FIELDS else str(v)[:16]}" for k, v in move["payload"].items())

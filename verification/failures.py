@@ -167,8 +167,35 @@ FAILURES: tuple[FailureMode, ...] = (
     FailureMode(
         "party-timeout", "a party's answers exceed its chess-clock time budget",
         "verification.dispute.ChessClock", "verification.dispute.Forfeit", "forfeit",
-        "the party and its budget",
+        "the party, the call that used up its budget and the budget",
         FORFEIT_WRITTEN),
+    FailureMode(
+        "party-hung", "a party that stops answering (timeout): its provider call never returns",
+        "verification.dispute.ChessClock", "verification.dispute.Forfeit", "forfeit",
+        "the party, the call it left unanswered and its time budget",
+        FORFEIT_WRITTEN + "; the game stops waiting when the party's budget runs out"),
+    # -- a saved dispute transcript --------------------------------------------------------
+    FailureMode(
+        "transcript-move-replayed", "a replayed game move in a saved transcript: a copy of an "
+        "earlier move, or a move that follows an earlier one than its predecessor",
+        "verification.dispute.load_transcript", "verification.dispute.TranscriptError", "raises",
+        "the transcript file, the move's position and the move it replays", NOTHING),
+    FailureMode(
+        "transcript-move-reordered", "a reordered (or dropped) game move in a saved transcript",
+        "verification.dispute.load_transcript", "verification.dispute.TranscriptError", "raises",
+        "the transcript file, the first move out of order, its previous id and the expected one",
+        NOTHING),
+    FailureMode(
+        "transcript-move-altered", "a game move whose content was altered in a saved transcript",
+        "verification.dispute.load_transcript", "verification.dispute.TranscriptError", "raises",
+        "the transcript file, the move, the id its content hashes to and the id it carries",
+        NOTHING),
+    FailureMode(
+        "transcript-head-mismatch", "a transcript whose chain does not end at the head the "
+        "report anchors: moves truncated or appended, or the whole chain rebuilt",
+        "verification.dispute.load_transcript", "verification.dispute.TranscriptError", "raises",
+        "the transcript file, its head and the anchored head (the report's transcript_head)",
+        NOTHING),
     # -- settlement and the report ---------------------------------------------------------
     FailureMode(
         "insufficient-funds", "a party cannot cover its stake, payment or bond",

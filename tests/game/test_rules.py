@@ -1,7 +1,9 @@
 """The rules of level 3 and of the clock: a party that answers wrongly, late or not at all loses."""
 
 import dataclasses
+import functools
 import json
+import threading
 import time
 
 import numpy as np
@@ -106,6 +108,69 @@ def test_a_trace_that_goes_on_after_the_honest_one_ends_loses(game_program, game
 def test_a_party_past_its_time_budget_loses(game_program, cheater_run, honest_run):
     _, result = solver_plays(game_program, cheater_run, honest_run, Slow, budget_s=0.25)
     assert result.winner == "challenger" and "time budget" in result.reason
+
+
+class Hung(TraceProvider):
+    """Stops answering (below) until ``release`` is set: by the test's teardown, so that the
+    abandoned call returns and the test process can exit."""
+
+    def __init__(self, release: threading.Event, *args):
+        super().__init__(*args)
+        self.release = release
+
+
+class HungAtOps(Hung):
+    def commit_ops(self, step):
+        self.release.wait()
+        return super().commit_ops(step)
+
+
+class HungAtCheckpoints(Hung):
+    def checkpoint_root(self, index):
+        self.release.wait()
+        return super().checkpoint_root(index)
+
+
+@pytest.fixture
+def release():
+    event = threading.Event()
+    valve = threading.Timer(30.0, event.set)  # a game that waits for the hung call still ends
+    valve.start()
+    yield event
+    event.set()
+    valve.cancel()
+
+
+def test_a_solver_that_stops_answering_forfeits_when_its_budget_runs_out(game_program, cheater_run, honest_run,
+                                                                         release):
+    game, result = solver_plays(game_program, cheater_run, honest_run,
+                                functools.partial(HungAtOps, release), budget_s=0.5)
+    # The game ended while the solver's call was still blocked: it did not wait for the answer.
+    assert not release.is_set()
+    assert result.winner == "challenger" and result.first_divergent_step == 10
+    assert result.reason.startswith("forfeit: solver forfeits: no answer to commit_ops(10) within the ")
+    assert result.reason.endswith("left of its 0.50s time budget")
+    assert game.moves[-1].kind == "forfeit" and game.clock.used_s["solver"] == 0.5
+    assert game.clock.worker is None
+
+
+def test_a_challenger_that_stops_answering_at_level_1_forfeits(game_program, cheater_run, honest_run, release):
+    game, result = play(game_program, cheater_run, CHEATER, honest_run, Honest(), budget_s=0.5,
+                        challenger_provider=functools.partial(HungAtCheckpoints, release))
+    assert not release.is_set()
+    assert result.winner == "solver" and result.first_divergent_step is None
+    assert "challenger forfeits: no answer to checkpoint_root(" in result.reason and "0.50s time budget" in result.reason
+
+
+class Broken(TraceProvider):
+    def commit_steps(self, start, end):
+        raise OSError(f"{self.party}: disk on fire")
+
+
+def test_an_error_that_is_no_forfeit_still_stops_the_game_from_the_worker_thread(game_program, cheater_run,
+                                                                                  honest_run):
+    with pytest.raises(OSError, match="solver: disk on fire"):
+        solver_plays(game_program, cheater_run, honest_run, Broken)
 
 
 def test_a_false_challenger_that_stops_answering_loses(game_program, game_runs, honest_run):

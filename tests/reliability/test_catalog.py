@@ -4,10 +4,13 @@ written and the ledger (which already holds another settled job) is untouched.""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import importlib
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,8 +25,9 @@ from proofs.encoding import trace_root
 from proofs.merkle import MerkleProof
 from proofs.messages import decode_message, encode_message, sign_message
 from proofs.types import PartyId, SolverId
+from tests.game.test_transcript import rechain
 from tests.settlement.support import dump
-from verification.dispute import DisputeGame
+from verification.dispute import DisputeGame, load_transcript, save_transcript
 from verification.execution.program import load_program
 from verification.failures import CRASHES, FAILURES
 from verification.lifecycle import (
@@ -333,6 +337,94 @@ def _(env, tmp):
 def _(env, tmp):
     return Case(lambda: play(env, TraceProvider, "honest", Slow, budget_s=0.01),
                 ("challenger forfeits", "time budget"))
+
+
+class HungSolver(TraceProvider):
+    """Stops answering at level 2 until ``release`` is set (when the case is undone)."""
+
+    def __init__(self, release: threading.Event, *args):
+        super().__init__(*args)
+        self.release = release
+
+    def commit_steps(self, start, end):
+        self.release.wait()
+        return super().commit_steps(start, end)
+
+
+@contextmanager
+def released(event: threading.Event) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        event.set()
+
+
+@trigger("party-hung")
+def _(env, tmp):
+    release = threading.Event()
+    return Case(lambda: play(env, functools.partial(HungSolver, release), "bitflip", TraceProvider, budget_s=0.5),
+                ("solver forfeits", "no answer to commit_steps(4, 8)", "0.50s time budget"),
+                lambda: released(release))
+
+
+# -- a saved dispute transcript ------------------------------------------------------------------
+PLAYED: dict[str, tuple[dict, str]] = {}
+
+
+def anchored_transcript(env: Env) -> tuple[dict, str]:
+    """A copy of one game's transcript (bitflip against the honest replica, played once) and the
+    head its report anchors."""
+    key = str(env.paths.root)
+    if key not in PLAYED:
+        transcript, result = play(env, TraceProvider, "bitflip", TraceProvider)
+        PLAYED[key] = transcript, result.to_report()["transcript_head"]
+    transcript, head = PLAYED[key]
+    return copy.deepcopy(transcript), head
+
+
+def load_tampered(env: Env, tmp: Path, tamper: Callable[[dict], dict], *needles: str) -> Case:
+    """``tamper`` applied to a saved transcript, loaded against the report's head."""
+    transcript, head = anchored_transcript(env)
+    path = save_transcript(tmp / "transcript.json", tamper(transcript))
+    return Case(lambda: load_transcript(path, head), (path, *needles))
+
+
+def swap_moves(transcript: dict, a: int, b: int) -> dict:
+    moves = transcript["moves"]
+    moves[a], moves[b] = moves[b], moves[a]
+    return transcript
+
+
+def alter_move(transcript: dict, index: int) -> dict:
+    transcript["moves"][index]["payload"]["root"] = "00" * 32
+    return transcript
+
+
+@trigger("transcript-move-replayed")
+def _(env, tmp):
+    def replay(transcript: dict) -> dict:
+        transcript["moves"].append(copy.deepcopy(transcript["moves"][2]))
+        return transcript
+
+    return load_tampered(env, tmp, replay, "replays move #2")
+
+
+@trigger("transcript-move-reordered")
+def _(env, tmp):
+    return load_tampered(env, tmp, lambda t: swap_moves(t, 3, 4), "move at position 3 is out of order")
+
+
+@trigger("transcript-move-altered")
+def _(env, tmp):
+    move_id = anchored_transcript(env)[0]["moves"][1]["move_id"]
+    return load_tampered(env, tmp, lambda t: alter_move(t, 1), "move #1", "was altered", move_id)
+
+
+@trigger("transcript-head-mismatch")
+def _(env, tmp):
+    head = anchored_transcript(env)[1]
+    return load_tampered(env, tmp, lambda t: rechain(alter_move(t, 1)), f"anchored head is {head!r}",
+                         "the chain was rebuilt")
 
 
 # -- settlement and the report -------------------------------------------------------------------
