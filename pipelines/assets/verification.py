@@ -1,12 +1,9 @@
 """Stages 4 and 5 — optimistic spot checks, and the challenge-and-bisection disputes."""
 
-
-import json
-
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.dispute import render_transcript_markdown
+from verification.dispute import load_transcript, render_transcript_markdown
 from verification.lifecycle import Timed, stage_dispute, stage_verify, timed
 
 
@@ -39,6 +36,6 @@ def disputes(pinpoint: PinpointConfig, dataset_shards: Timed,
     metadata = {"disputes": len(out.value), "seconds": out.seconds}
     for sid, result in out.value.items():
         metadata[f"{sid}_result"] = dg.MetadataValue.json(result.to_report())
-        with open(result.transcript) as fh:
-            metadata[f"{sid}_transcript"] = dg.MetadataValue.md(render_transcript_markdown(json.load(fh)))
+        transcript = load_transcript(result.transcript, result.transcript_head)  # refuses a tampered file
+        metadata[f"{sid}_transcript"] = dg.MetadataValue.md(render_transcript_markdown(transcript))
     return dg.Output(out, metadata=metadata)
