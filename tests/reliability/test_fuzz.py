@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,14 @@ from verification.execution.checkpoints import (
 )
 from verification.report import ReportError, read_report
 from verification.solver import train
-from verification.spec import Economics, JobSpec, SolverSpec, SpecError, spec_from_dict
+from verification.spec import (
+    Economics,
+    JobSpec,
+    SolverSpec,
+    SpecError,
+    get_type_errors,
+    spec_from_dict,
+)
 from verification.strategies import Honest
 
 FUZZ = settings(max_examples=100, deadline=None, report_multiple_bugs=False,
@@ -45,24 +51,8 @@ json_values = st.recursive(
 
 
 # -- the job spec ------------------------------------------------------------------------------
-def is_of_type(value: object, hint: object) -> bool:
-    """Whether ``value`` has the declared type ``hint`` (dataclass fields of a spec)."""
-    hint = getattr(hint, "__supertype__", hint)  # NewType ids are their base type
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return isinstance(value, hint) and is_well_typed(value)
-    if origin is tuple:
-        return isinstance(value, tuple) and all(is_of_type(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if hint is float:
-        return type(value) in (int, float)
-    return type(value) is hint
-
-
 def is_well_typed(obj: object) -> bool:
-    hints = typing.get_type_hints(type(obj))
-    return all(is_of_type(getattr(obj, f.name), hints[f.name]) for f in dataclasses.fields(obj))
+    return not get_type_errors(obj)
 
 
 spec_fields = [f.name for f in dataclasses.fields(JobSpec)] + ["preset"]
