@@ -34,6 +34,13 @@ Signature = NewType("Signature", bytes)
 ROOT_SIZE = 32
 
 
-def root_hex(root: bytes) -> str:
-    """Lower-case hex of a root, as written in reports and transcripts."""
-    return bytes(root).hex()
+def decode_root(value: object) -> Root:
+    """A root from its hex form (as written in reports, records and proofs). ``ValueError`` names
+    the value when it is not hex or not ``ROOT_SIZE`` bytes; callers wrap it in their own error."""
+    try:
+        root = bytes.fromhex(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not hex") from None
+    if len(root) != ROOT_SIZE:
+        raise ValueError(f"{value!r} is not {ROOT_SIZE} bytes")
+    return Root(root)

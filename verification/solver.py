@@ -20,7 +20,6 @@ replayability, Jia et al. 2021).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -168,7 +167,3 @@ def replay(program: Program, strategy: Strategy, state: State, end: Step) -> lis
         state = strategy.run_step(program, state).state
         states.append(state)
     return states
-
-
-def is_finite_loss(value: float) -> bool:
-    return not math.isnan(value) and not math.isinf(value)

@@ -26,7 +26,7 @@ from typing import Any
 from datasets.sharding import DatasetCommitment, ShardInfo
 from datasets.storage import join, read_bytes
 from proofs.messages import Signed, decode_message, encode_message
-from proofs.types import ROOT_SIZE, JobId, PartyId, Root, SolverId, Step
+from proofs.types import JobId, PartyId, SolverId, Step, decode_root
 from verification.paths import ArtifactPaths
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_from_dict, spec_to_dict
@@ -82,9 +82,9 @@ def load_spec_of(paths: ArtifactPaths, job_id: JobId) -> JobSpec:
 
 # -- dataset -----------------------------------------------------------------------------------
 def parse_dataset_commitment(data: dict) -> DatasetCommitment:
-    shards = tuple(ShardInfo(int(s["index"]), str(s["path"]), int(s["num_samples"]), parse_root(s["root"]))
+    shards = tuple(ShardInfo(int(s["index"]), str(s["path"]), int(s["num_samples"]), decode_root(s["root"]))
                    for s in data["shards"])
-    return DatasetCommitment(str(data["name"]), parse_root(data["root"]), shards,
+    return DatasetCommitment(str(data["name"]), decode_root(data["root"]), shards,
                              int(data["num_samples"]), str(data["hash_name"]), dict(data["meta"]))
 
 
@@ -92,11 +92,6 @@ def load_dataset_commitment(paths: ArtifactPaths, job_id: JobId) -> DatasetCommi
     return parse_record(join(paths.dataset(job_id), "dataset.json"), parse_dataset_commitment)
 
 
-def parse_root(value: str) -> Root:
-    root = bytes.fromhex(value)
-    if len(root) != ROOT_SIZE:
-        raise ValueError(f"root {value!r} is {len(root)} bytes, not {ROOT_SIZE}")
-    return Root(root)
 
 
 # -- training runs and commitments --------------------------------------------------------------
@@ -112,7 +107,7 @@ def save_run(paths: ArtifactPaths, run: TrainingRun) -> Path:
 
 def parse_run(data: dict) -> TrainingRun:
     data = dict(data)
-    data["roots"] = tuple(parse_root(r) for r in data["roots"])
+    data["roots"] = tuple(decode_root(r) for r in data["roots"])
     data["losses"] = tuple(float(x) for x in data["losses"])
     if data.get("injected_divergence_step") is not None:
         data["injected_divergence_step"] = Step(int(data["injected_divergence_step"]))

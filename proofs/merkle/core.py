@@ -37,7 +37,7 @@ from proofs.hashing import (
     encode_domain,
     get_hasher,
 )
-from proofs.types import Root
+from proofs.types import Root, decode_root
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -76,12 +76,9 @@ class MerkleProof:
 def _decode_path_hash(value: object) -> bytes:
     """One 32-byte path hash from its hex form."""
     try:
-        digest = bytes.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise MalformedProofError(f"Merkle proof path hash {value!r} is not hex") from None
-    if len(digest) != DIGEST_SIZE:
-        raise MalformedProofError(f"Merkle proof path hash {value!r} is not {DIGEST_SIZE} bytes")
-    return digest
+        return decode_root(value)
+    except ValueError as error:
+        raise MalformedProofError(f"Merkle proof path hash {error}") from None
 
 
 def leaf_prefix(domain: bytes) -> bytes:

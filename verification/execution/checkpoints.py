@@ -44,7 +44,7 @@ import zarr
 from datasets import storage
 from proofs.encoding import chunk_shape
 from proofs.hashing import HASH_NAMES
-from proofs.types import ROOT_SIZE, Root, Step
+from proofs.types import Root, decode_root
 from verification.execution.state import State, state_from_arrays
 
 
@@ -141,7 +141,7 @@ def get_stored_root(path: str | os.PathLike[str], group: zarr.Group, index: int)
         if "roots" in attrs:
             raise CheckpointError(f"{where} records {len(roots)} roots, none for checkpoint #{index}")
         return None
-    return decode_root(roots[index], where), hash_name
+    return decode_store_root(roots[index], where), hash_name
 
 
 def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> State:
@@ -176,17 +176,14 @@ def read_roots(path: str | os.PathLike[str]) -> list[Root]:
     if not isinstance(roots, list) or len(roots) != total:
         count = len(roots) if isinstance(roots, list) else roots
         raise CheckpointError(f"checkpoint store {str(path)!r} is truncated: {count!r} roots of {total!r} checkpoints")
-    return [decode_root(r, f"checkpoint store {str(path)!r}") for r in roots]
+    return [decode_store_root(r, f"checkpoint store {str(path)!r}") for r in roots]
 
 
-def decode_root(value: object, where: str) -> Root:
+def decode_store_root(value: object, where: str) -> Root:
     try:
-        root = bytes.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{where}: root {value!r} is not hex") from None
-    if len(root) != ROOT_SIZE:
-        raise CheckpointError(f"{where}: root {value!r} is not {ROOT_SIZE} bytes")
-    return Root(root)
+        return decode_root(value)
+    except ValueError as error:
+        raise CheckpointError(f"{where}: root {error}") from None
 
 
 def decode_loss(value: object, where: str) -> float:
@@ -244,9 +241,5 @@ def open_partial(path: str | os.PathLike[str]) -> PartialCheckpoints:
              f"{len(losses) if isinstance(losses, list) else losses!r} losses recorded for "
              f"{(written - 1) * interval} steps")
     return PartialCheckpoints(tmp, interval, total, hash_name, dict(run),
-                              tuple(decode_root(r, where) for r in roots),
+                              tuple(decode_store_root(r, where) for r in roots),
                               tuple(decode_loss(v, where) for v in losses))
-
-
-def checkpoint_step(index: int, interval: int) -> Step:
-    return Step(index * interval)
