@@ -144,3 +144,13 @@ def test_a_crashed_worker_stops_the_others_and_is_named(dp_spec, dataset, tmp_pa
                             {"rank": 1, "step": 3}, tmp_path / "c.zarr", "job", "s")
     assert multiprocessing.active_children() == []
     assert not (tmp_path / "c.zarr").exists()
+
+
+def test_the_root_cause_is_the_rank_that_did_not_merely_lose_a_peer():
+    from verification.execution.distributed import compute_root_cause
+
+    lost = "Traceback ...\nverification.execution.distributed.PeerLost: a peer left the all-gather"
+    crash = "Traceback ...\nWorkerCrash: rank 1 crashes at step 3"
+    assert compute_root_cause(0, lost, {1: crash}) == (1, crash)
+    assert compute_root_cause(1, crash, {0: lost}) == (1, crash)
+    assert compute_root_cause(0, lost, {}) == (0, lost)  # nothing better known

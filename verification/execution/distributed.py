@@ -68,6 +68,10 @@ RESULT_FILE = "training-run.pkl"
 Parts = list[tuple[dict[str, torch.Tensor], torch.Tensor]]
 
 
+class PeerLost(RuntimeError):
+    """A collective broke because another rank left it: a consequence, never the root cause."""
+
+
 class DataParallelError(RuntimeError):
     """A data-parallel run cannot start or a worker failed; the message names the rank or value."""
 
@@ -111,7 +115,10 @@ def all_gather_parts(grads: dict[str, torch.Tensor], loss: torch.Tensor, world_s
     templates = [grads[n] for n in names] + [loss]
     local = compute_byte_buffer(templates)
     gathered = [torch.empty_like(local) for _ in range(world_size)]
-    dist.all_gather(gathered, local)
+    try:
+        dist.all_gather(gathered, local)
+    except RuntimeError as exc:  # gloo/NCCL report a peer that left as a RuntimeError
+        raise PeerLost(f"a peer left the all-gather: {exc}") from exc
     parts = []
     for buffer in gathered:
         *tensors, part_loss = compute_tensors_from_bytes(buffer, templates)
@@ -163,7 +170,10 @@ def run_replica(program: Program, strategy: Strategy) -> State:
 def all_gather_roots(root: Root, device: torch.device, world_size: int) -> list[Root]:
     local = torch.tensor(list(root), dtype=torch.uint8, device=device)
     gathered = [torch.empty_like(local) for _ in range(world_size)]
-    dist.all_gather(gathered, local)
+    try:
+        dist.all_gather(gathered, local)
+    except RuntimeError as exc:  # gloo/NCCL report a peer that left as a RuntimeError
+        raise PeerLost(f"a peer left the all-gather: {exc}") from exc
     return [Root(bytes(t.cpu().tolist())) for t in gathered]
 
 
@@ -260,14 +270,35 @@ def start_store(port: int | None) -> dist.TCPStore:
         raise
 
 
+def read_worker_errors(context: mp.ProcessContext) -> dict[int, str]:
+    """The traceback each failed rank left in its error file (torch.multiprocessing's spawn)."""
+    errors = {}
+    for rank, path in enumerate(context.error_files):
+        with suppress(OSError, EOFError, pickle.UnpicklingError):
+            with open(path, "rb") as fh:
+                errors[rank] = pickle.load(fh)
+    return errors
+
+
+def compute_root_cause(first: int, message: str, errors: dict[int, str]) -> tuple[int, str]:
+    """The failure to report: the lowest rank whose error is not a ``PeerLost`` consequence of
+    another rank leaving; else the first failure seen (which rank exits first is a race)."""
+    errors = {**errors, first: message}
+    causes = sorted(rank for rank, text in errors.items() if PeerLost.__name__ not in text)
+    rank = causes[0] if causes else first
+    return rank, errors[rank]
+
+
 def join_workers(context: mp.ProcessContext, solver_id: SolverId) -> None:
-    """Wait for every worker; the first failure stops the others and is raised with its rank."""
+    """Wait for every worker; on a failure the others get ``TERMINATE_GRACE_S`` to exit and report,
+    and the root cause is raised with its rank."""
     try:
-        while not context.join(timeout=JOIN_POLL_S):
+        while not context.join(timeout=JOIN_POLL_S, grace_period=TERMINATE_GRACE_S):
             pass
     except mp.ProcessRaisedException as exc:
-        raise DataParallelError(f"data-parallel run of solver {solver_id!r}: rank {exc.error_index} "
-                                f"failed:\n{exc}") from exc
+        rank, message = compute_root_cause(exc.error_index, str(exc), read_worker_errors(context))
+        raise DataParallelError(f"data-parallel run of solver {solver_id!r}: rank {rank} "
+                                f"failed:\n{message}") from exc
     except mp.ProcessExitedException as exc:
         raise DataParallelError(f"data-parallel run of solver {solver_id!r}: rank {exc.error_index} "
                                 f"exited with code {exc.exit_code}") from exc
