@@ -28,21 +28,13 @@ from datasets.storage import join, read_bytes
 from proofs.messages import Signed, decode_message, encode_message
 from proofs.types import JobId, PartyId, SolverId, Step, decode_root
 from verification.paths import ArtifactPaths
+from verification.records import write_json
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_from_dict, spec_to_dict
 
 
 class StoreError(FileNotFoundError):
     """A stage record is missing or unreadable (the stage that writes it has not run)."""
-
-
-def write_json(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
-    return path
 
 
 def read_json(path: str | Path) -> Any:
@@ -109,6 +101,7 @@ def parse_run(data: dict) -> TrainingRun:
     data = dict(data)
     data["roots"] = tuple(decode_root(r) for r in data["roots"])
     data["losses"] = tuple(float(x) for x in data["losses"])
+    data["notices"] = tuple(str(x) for x in data.get("notices", ()))
     if data.get("injected_divergence_step") is not None:
         data["injected_divergence_step"] = Step(int(data["injected_divergence_step"]))
     return TrainingRun(**data)
