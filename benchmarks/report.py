@@ -542,6 +542,7 @@ class Tables:
     headlines: list[str]
     default: tuple[str, int, int]  # (model, width, k) of the default job
     meta: dict[str, str] = field(default_factory=dict)
+    isolation: list[PairRow] = field(default_factory=list)  # parties in processes / in-process
 
 
 def get_run_meta(data: Mapping[str, Any]) -> dict[str, str]:
@@ -570,8 +571,9 @@ def build_tables(data: Mapping[str, Any], default: tuple[str, int, int] | None =
     referee = compute_pairs(entries, "referee", "part", "operator", "step", ignore=REFEREE_MEASURED_INFO)
     default = default or get_default_setting()
     headlines = compute_headlines(overhead, disputes, spots, schemes, default)
+    isolation = compute_pairs(entries, "isolation", "parties", "processes", "in-process", ignore=("rounds",))
     return Tables(entries, overhead, spots, disputes, repro, bls, schemes, data_parallel, referee, headlines,
-                  default, get_run_meta(data))
+                  default, get_run_meta(data), isolation)
 
 
 def render_overhead(rows: Sequence[OverheadRow]) -> str:
@@ -644,6 +646,10 @@ def render_markdown(tables: Tables, images: Mapping[str, str]) -> str:
                        "divides the loop times the benchmark recorded.\n\n" + render_pairs(tables.data_parallel)
                        if tables.data_parallel else None,
                        "needs group train-step with extra_info world_size 1 and 2", None),
+        render_section("Party isolation: processes / in-process",
+                       "One whole dispute game with each party in its own process (what every job runs) "
+                       "against both parties as in-process objects.\n\n" + render_pairs(tables.isolation)
+                       if tables.isolation else None, "needs group isolation with extra_info parties", None),
         render_section("Verification schemes on one job",
                        render_schemes(tables.schemes, KAIZEN_VGG11) if tables.schemes else None,
                        "needs group schemes", images.get("schemes")),

@@ -44,9 +44,7 @@ from proofs.keys import derive_keypair
 from proofs.messages import Commitment, sign_message, verify_signed
 from proofs.types import JobId, PartyId, Root, SolverId, Step
 from verification.execution.checkpoints import CheckpointWriter, read_checkpoint
-from verification.providers import TraceProvider
 from verification.spec import SolverSpec, compute_job_id
-from verification.strategies import Honest
 from verification.verifier import check_interval, compute_check_intervals
 
 MODEL_SIZES = [("mlp", w) for w in get_sizes((32, DEFAULT_WIDTH, 128, 512), (1024, 2048))] + \
@@ -140,8 +138,7 @@ def test_spot_check_interval(benchmark, spot_job, m):
     spec, solver = program.spec, HONEST.solver_id
     claimed = trace_root(list(run.roots), spec.hash_name)
     intervals = compute_check_intervals(compute_job_id(spec), solver, spec.seed, SPOT_N, m, spec.hash_name)
-    provider = TraceProvider(PartyId(solver), run, program, Honest())
-    check = benchmark(check_interval, program, solver, provider, claimed, run.checkpoint_path, intervals)
+    check = benchmark(check_interval, program, solver, run.roots, claimed, run.checkpoint_path, intervals)
     benchmark.extra_info.update(spot_info(program, "interval", m, check.steps_executed))
     assert not check.mismatch and check.steps_executed == m * SPOT_K
 

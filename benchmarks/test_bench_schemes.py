@@ -27,7 +27,6 @@ from benchmarks.schemes import (
 )
 from proofs.encoding import trace_root
 from proofs.types import PartyId, SolverId, Step
-from verification.providers import TraceProvider
 from verification.spec import SolverSpec, compute_job_id
 from verification.strategies import Honest, resolve_strategy
 from verification.verifier import check_interval, compute_check_intervals
@@ -99,8 +98,7 @@ def test_scheme_optimistic_check(benchmark, scheme_job):
     def spot_check(run, strategy):
         intervals = compute_check_intervals(compute_job_id(spec), run.solver_id, spec.seed, SCHEME_N, m,
                                             spec.hash_name)
-        provider = TraceProvider(PartyId(run.solver_id), run, program, strategy)
-        return check_interval(program, run.solver_id, provider, claimed_root(program, run),
+        return check_interval(program, run.solver_id, run.roots, claimed_root(program, run),
                               run.checkpoint_path, intervals)
 
     check = benchmark(spot_check, honest, Honest())

@@ -70,6 +70,9 @@ class Commitment:
     final_state_root: Root
     steps: Step
     interval: Step
+    # The execution environment the solver ran in (torch version, CPU capability, device, threads;
+    # ``verification.execution.program.compute_environment``): in ``exact`` mode the bits depend on it.
+    environment: str = ""
 
 
 @dataclass(frozen=True)

@@ -69,12 +69,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from proofs.encoding import verify_trace_proof
 from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, HASH_NAMES, hash_parts
-from proofs.merkle import hash_leaf, verify_merkle_proof
-from proofs.types import Root, Step
+from proofs.merkle import MerkleProof, hash_leaf, verify_merkle_proof
+from proofs.types import ROOT_SIZE, Root, Step
 from verification.execution.opgraph import (
     COMMIT_OP,
+    Operands,
     OpRecord,
     OpsCommitment,
     compute_genesis,
@@ -82,7 +85,10 @@ from verification.execution.opgraph import (
     get_structure,
 )
 from verification.execution.program import Program
+from verification.execution.state import State
+from verification.parties import PartyError, describe_exception
 from verification.providers import Provider, ProviderError
+from verification.records import write_json
 from verification.referee import (
     OpRuling,
     RefereeError,
@@ -90,6 +96,7 @@ from verification.referee import (
     rule_on_step,
     rule_on_structure,
 )
+from verification.spec import get_type_errors
 
 PARTIES = ("solver", "challenger")
 TRANSCRIPT_SCHEMA = "pinpoint.transcript/2"
@@ -183,43 +190,90 @@ def compute_move_id(index: int, status: str, party: str, kind: str, payload: dic
     return hash_parts(DOMAIN_TRACE, b"move", body.encode(), hash_name=hash_name).hex()
 
 
-def compute_call_name(fn: Callable, args: tuple) -> str:
+def compute_call_name(method: str, args: tuple) -> str:
     """``checkpoint_root(3)``: a provider call as named in a forfeit reason."""
-    return f"{getattr(fn, '__name__', repr(fn))}({', '.join(map(str, args))})"
+    return f"{method}({', '.join(map(str, args))})"
+
+
+def compute_failure_reason(call: str, exc: BaseException) -> str:
+    """Why a party forfeits when its answer to ``call`` raised: its own words for a provider's or a
+    party process's failure, the exception's type and message for anything else."""
+    if isinstance(exc, ProviderError | PartyError):
+        return str(exc)
+    return f"{call} failed: {describe_exception(exc)}"
+
+
+def is_root(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) == ROOT_SIZE
+
+
+def is_proven_root(value: Any) -> bool:
+    """A ``(root, MerkleProof)`` pair with integer index and size and a path of byte strings."""
+    return isinstance(value, tuple) and len(value) == 2 and is_root(value[0]) and isinstance(value[1], MerkleProof) \
+        and type(value[1].index) is int and type(value[1].size) is int \
+        and isinstance(value[1].path, tuple) and all(isinstance(p, bytes) for p in value[1].path)
+
+
+def is_record(value: Any) -> bool:
+    """An ``OpRecord`` whose every field has its declared type (it is hashed into the op chain)."""
+    return isinstance(value, OpRecord) and not get_type_errors(value)
+
+
+# Rule: every answer has the shape of its call; anything else is the answering party's forfeit.
+ANSWER_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "checkpoint_root": is_proven_root,
+    "commit_steps": is_root,
+    "step_root": is_proven_root,
+    "open_state": lambda v: isinstance(v, State) and type(v.step) is int and type(v.rng) is int
+    and isinstance(v.tensors, dict) and all(isinstance(t, torch.Tensor) for t in v.tensors.values()),
+    "commit_ops": lambda v: isinstance(v, OpsCommitment) and is_root(v.root) and type(v.count) is int,
+    "op_digest": is_proven_root,
+    "open_op": is_record,
+    "open_operands": lambda v: isinstance(v, Operands) and is_root(v.segment_start)
+    and isinstance(v.arrays, tuple) and isinstance(v.proofs, tuple) and isinstance(v.segment, tuple)
+    and all(is_record(r) for r in v.segment),
+}
 
 
 @dataclass
 class ChessClock:
-    """Per-party time budgets; a call that does not answer within its party's remaining budget
-    forfeits. Calls run one at a time in a worker thread, started at the first call."""
+    """Per-party time budgets (Arbitrum BoLD's chess clocks). Calls run one at a time in a worker
+    thread; a call that does not answer within its party's remaining budget forfeits, and a party
+    that raises anything at all forfeits too. ``now`` is the clock the budgets are measured on
+    (tests inject a fake one, so no test depends on the machine's speed); waiting for a hung party
+    always takes its remaining budget in real seconds."""
 
     budget_s: float
+    now: Callable[[], float] = time.perf_counter
     used_s: dict[str, float] = field(default_factory=dict)
     worker: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def get_remaining(self, party: str) -> float:
         return max(self.budget_s - self.used_s.get(party, 0.0), 0.0)
 
-    def call(self, party: str, fn, *args):
+    def call(self, party: str, provider: Any, method: str, *args: Any) -> tuple[Any, float]:
+        """``provider.method(*args)`` on ``party``'s clock: ``(answer, seconds)`` or ``Forfeit``."""
         if self.worker is None:
             self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-provider")
-        remaining = self.get_remaining(party)
-        start = time.perf_counter()
-        future = self.worker.submit(fn, *args)
+        remaining, call = self.get_remaining(party), compute_call_name(method, args)
+        start = self.now()
+        future = self.worker.submit(lambda: getattr(provider, method)(*args))
         try:
             result = future.result(timeout=remaining)
         except DeadlineExceeded:
             self.used_s[party] = self.budget_s
+            abandon(provider)
             # Rule: a party that does not answer within its remaining budget forfeits (the call is abandoned).
-            raise Forfeit(party, f"no answer to {compute_call_name(fn, args)} within the {remaining:.2f}s "
+            raise Forfeit(party, f"no answer to {call} within the {remaining:.2f}s "
                                  f"left of its {self.budget_s:.2f}s time budget") from None
-        except ProviderError as exc:
-            raise Forfeit(party, str(exc)) from exc
-        elapsed = time.perf_counter() - start
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- whatever a party raises is its forfeit
+            # Rule: a party that fails to answer (raises, exits, its process dies) forfeits.
+            raise Forfeit(party, compute_failure_reason(call, exc)) from None
+        elapsed = self.now() - start
         self.used_s[party] = self.used_s.get(party, 0.0) + elapsed
         # Rule: a party whose answers add up to more than its budget forfeits.
         if self.used_s[party] > self.budget_s:
-            raise Forfeit(party, f"time budget of {self.budget_s:.2f}s exhausted by {compute_call_name(fn, args)}")
+            raise Forfeit(party, f"time budget of {self.budget_s:.2f}s exhausted by {call}")
         return result, elapsed
 
     def stop(self) -> None:
@@ -227,6 +281,21 @@ class ChessClock:
         if self.worker is not None:
             self.worker.shutdown(wait=False, cancel_futures=True)
             self.worker = None
+
+
+def compute_opening_fault(exc: Exception) -> str:
+    """Why the referee cannot use what the solver opened (a ``RefereeError`` says it itself)."""
+    if isinstance(exc, RefereeError):
+        return str(exc)
+    return f"the referee cannot use what it opened: {describe_exception(exc)}"
+
+
+def abandon(provider: Any) -> None:
+    """Stop a provider whose call was abandoned, when it can be stopped (a party process is
+    killed, which also ends the worker thread blocked on its answer)."""
+    close = getattr(provider, "close", None)
+    if callable(close):
+        close()
 
 
 @dataclass(frozen=True)
@@ -254,7 +323,8 @@ class DisputeGame:
     """One dispute over one solver's commitment."""
 
     def __init__(self, program: Program, solver: Provider, challenger: Provider,
-                 trace_root: Root, arity: int, budget_s: float, operator_level: bool | None = None):
+                 trace_root: Root, arity: int, budget_s: float, operator_level: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.program = program
         self.solver = solver
         self.challenger = challenger
@@ -263,13 +333,21 @@ class DisputeGame:
         self.arity = arity
         self.operator_level = program.spec.operator_level if operator_level is None else operator_level
         self.hash_name = program.spec.hash_name
-        self.clock = ChessClock(budget_s)
+        self.clock = ChessClock(budget_s, clock)
         self.num_checkpoints = program.spec.num_checkpoints
         self.status = Status.CHECKPOINTS
         self.moves: list[Move] = []
         self.rounds = {"checkpoints": 0, "steps": 0, "operators": 0}
 
     # -- state machine and transcript -------------------------------------------------------
+    def ask(self, party: str, method: str, *args: Any) -> tuple[Any, float]:
+        """``party``'s answer to ``method(*args)`` on its clock, checked for shape."""
+        answer, elapsed = self.clock.call(party, self.providers[party], method, *args)
+        if not ANSWER_CHECKS[method](answer):
+            raise Forfeit(party, f"answered {compute_call_name(method, args)} with a malformed "
+                                 f"{type(answer).__name__}")
+        return answer, elapsed
+
     def transition(self, event: str) -> None:
         nxt = TRANSITIONS.get((self.status, event))
         if nxt is None:
@@ -298,7 +376,7 @@ class DisputeGame:
 
     # -- level 1: checkpoints ----------------------------------------------------------------
     def _solver_checkpoint(self, index: int) -> Root:
-        (root, proof), elapsed = self.clock.call("solver", self.solver.checkpoint_root, index)
+        (root, proof), elapsed = self.ask("solver", "checkpoint_root", index)
         # Rule: every revealed checkpoint root must be in the signed trace root.
         if not verify_trace_proof(self.trace_root, root, proof, self.hash_name,
                                   index=index, size=self.num_checkpoints):
@@ -307,7 +385,7 @@ class DisputeGame:
         return root
 
     def _challenger_checkpoint(self, index: int) -> Root:
-        (root, _), elapsed = self.clock.call("challenger", self.challenger.checkpoint_root, index)
+        (root, _), elapsed = self.ask("challenger", "checkpoint_root", index)
         return root
 
     def _checkpoints_agree(self, index: int) -> bool:
@@ -332,12 +410,12 @@ class DisputeGame:
 
     # -- level 2: steps ----------------------------------------------------------------------
     def _commit_steps(self, party: str, start: Step, end: Step) -> Root:
-        root, elapsed = self.clock.call(party, self.providers[party].commit_steps, start, end)
+        root, elapsed = self.ask(party, "commit_steps", start, end)
         self.record(party, "commit-steps", {"start": start, "end": end, "root": root.hex()}, elapsed)
         return root
 
     def _step_root(self, party: str, commitment: Root, span: tuple[Step, Step], step: Step) -> Root:
-        (root, proof), elapsed = self.clock.call(party, self.providers[party].step_root, step)
+        (root, proof), elapsed = self.ask(party, "step_root", step)
         start, end = span
         leaf = hash_leaf(root, DOMAIN_STEPS, self.hash_name)
         # Rule: a revealed step root must be in the party's step commitment, at its position,
@@ -371,7 +449,7 @@ class DisputeGame:
 
     # -- level 3: operators of the disputed step ---------------------------------------------
     def _commit_ops(self, party: str, step: Step) -> OpsCommitment:
-        commitment, elapsed = self.clock.call(party, self.providers[party].commit_ops, step)
+        commitment, elapsed = self.ask(party, "commit_ops", step)
         # Rule: an op commitment holds at least the record that commits the post-state.
         if not isinstance(commitment, OpsCommitment) or commitment.count < 1:
             raise Forfeit(party, f"invalid operator commitment for step {step}")
@@ -384,7 +462,7 @@ class DisputeGame:
         if position == 0:
             return genesis
         index = position - 1
-        (digest, proof), elapsed = self.clock.call(party, self.providers[party].op_digest, index)
+        (digest, proof), elapsed = self.ask(party, "op_digest", index)
         leaf = hash_leaf(digest, DOMAIN_OPS, self.hash_name)
         # Rule: a revealed op digest must be in the party's op commitment, at its index, in a
         # commitment of the size the party declared.
@@ -396,7 +474,7 @@ class DisputeGame:
         return digest
 
     def _open_record(self, party: str, index: int, previous: Root, digest: Root) -> OpRecord:
-        record, elapsed = self.clock.call(party, self.providers[party].open_op, index)
+        record, elapsed = self.ask(party, "open_op", index)
         # Rule: an opened record must chain from the previous digest to the party's digest at its index.
         if not isinstance(record, OpRecord) or record.index != index or \
                 compute_op_digest(previous, record, self.hash_name) != digest:
@@ -439,13 +517,13 @@ class DisputeGame:
         if get_structure(solver_record) != get_structure(challenger_record):
             ruling = rule_on_structure(self.program, step, index, solver_record, challenger_record)
         else:
-            operands, elapsed = self.clock.call("solver", self.solver.open_operands, index)
+            operands, elapsed = self.ask("solver", "open_operands", index)
             self.record("solver", "open-operands", {"index": index, "inputs": len(operands.arrays),
                                                     "segment": len(operands.segment)}, elapsed)
             try:
                 ruling = rule_on_output(self.program, step, pre, agreed, solver_record, operands)
-            except RefereeError as exc:
-                raise Forfeit("solver", str(exc)) from exc
+            except Exception as exc:  # noqa: BLE001 -- the opened operands are the solver's to make usable
+                raise Forfeit("solver", compute_opening_fault(exc)) from exc
         self.record("referee", "rule", {"step": step, "index": index, "operator": ruling.operator,
                                         "kind": ruling.kind, "winner": ruling.winner,
                                         "ops": ruling.referee_ops, "schedule_ops": ruling.schedule_ops,
@@ -455,12 +533,12 @@ class DisputeGame:
 
     # -- referee on a whole step (level 3 disabled) ------------------------------------------
     def referee_step(self, step: Step, pre: Root, s_post: Root, c_post: Root):
-        opened, elapsed = self.clock.call("solver", self.solver.open_state, Step(step - 1))
+        opened, elapsed = self.ask("solver", "open_state", Step(step - 1))
         self.record("solver", "open-state", {"step": step - 1, "root": pre.hex()}, elapsed)
         try:
             ruling = rule_on_step(self.program, opened, pre, step, s_post, c_post)
-        except RefereeError as exc:
-            raise Forfeit("solver", str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 -- the opened state is the solver's to make usable
+            raise Forfeit("solver", compute_opening_fault(exc)) from exc
         self.record("referee", "rule", {"step": step, "referee_root": ruling.referee_root.hex(),
                                         "winner": ruling.winner, "ops": ruling.referee_ops})
         self.transition("rule")
@@ -516,11 +594,8 @@ class DisputeGame:
 
 
 def save_transcript(path: Path, transcript: dict[str, Any]) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(transcript, indent=1))
-    tmp.replace(path)
-    return str(path)
+    """Write atomically, through a temp file of its own (two writers never share one)."""
+    return str(write_json(path, transcript))
 
 
 class TranscriptError(ValueError):

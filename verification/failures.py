@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NOTHING = "nothing (no artifact, no ledger row)"
+SOLVERS_DATA = ("nothing by the read; a solver's store is its own to keep: a spot check counts a "
+                "checkpoint it cannot read as a mismatch, and in the dispute the solver cannot answer and forfeits")
 FORFEIT_WRITTEN = ("a forfeit move in the transcript; the party at fault loses the dispute and "
                    "settlement slashes it (a solver) or keeps its bond (a challenger)")
 
@@ -96,19 +98,19 @@ FAILURES: tuple[FailureMode, ...] = (
         "verification.execution.checkpoints.read_checkpoint",
         "verification.execution.checkpoints.CheckpointError", "raises",
         "the store, the checkpoint index, the computed and the recorded state roots (or zarr's "
-        "error)", NOTHING + ": the stage stops before settlement"),
+        "error)", SOLVERS_DATA),
     FailureMode(
         "checkpoint-chunk-missing", "a checkpoint chunk file is missing (zarr would read zeros)",
         "verification.execution.checkpoints.read_checkpoint",
         "verification.execution.checkpoints.CheckpointError", "raises",
         "the store, the checkpoint index, the computed and the recorded state roots",
-        NOTHING + ": the stage stops before settlement"),
+        SOLVERS_DATA),
     FailureMode(
         "trace-truncated", "a checkpoint store holds fewer checkpoints than its trace commits to",
         "verification.execution.checkpoints.read_checkpoint",
         "verification.execution.checkpoints.CheckpointError", "raises",
         "the store, how many checkpoints it holds of how many, and the one asked for",
-        NOTHING + ": the stage stops before settlement"),
+        SOLVERS_DATA),
     FailureMode(
         "partial-store-untrusted", "an interrupted run's partial store is corrupted, inconsistent "
         "or written by another run (job, solver, strategy, spec, k)",

@@ -9,30 +9,35 @@ data (shards, checkpoints) stays in zarr under the artifacts directory.
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
+import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from datasets.sharding import DatasetCommitment, write_shards
-from datasets.sources import load_source
+from datasets.sharding import DatasetCommitment, load_dataset, write_shards
+from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import get_backend
-from proofs.encoding import trace_root
-from proofs.keys import derive_keypair
-from proofs.messages import Commitment, Signed, sign_message, verify_signed
-from proofs.types import PartyId, SolverId
+from proofs.messages import Commitment, Signed, encode_message, verify_signed
+from proofs.types import SolverId, Step
 from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.distributed import train_data_parallel
+from verification.execution.models import UnknownModelError, build_model
 from verification.execution.program import load_program
+from verification.parties import PartyError, RemoteProvider, run_in_party
 from verification.paths import ArtifactPaths
-from verification.providers import TraceProvider
+from verification.providers import build_trace_provider
 from verification.settlement import (
     EconomicTerms,
     Ledger,
     SettlementResult,
     SolverVerdict,
+    is_job_settled,
     settle_job,
 )
 from verification.settlement.incentives import (
@@ -43,9 +48,17 @@ from verification.settlement.incentives import (
     simulate,
     sweep,
 )
-from verification.solver import TrainingRun, train
-from verification.spec import JobSpec, compute_job_id, validate_spec
-from verification.strategies import resolve_challenger, resolve_strategy
+from verification.settlement.settle import compute_job_requirements, get_shortfalls
+from verification.solver import (
+    DiscardedCheckpointWarning,
+    TrainingRun,
+    build_commitment,
+    party_keypair,
+    sign_commitments,
+    train_solver,
+)
+from verification.spec import JobSpec, SolverSpec, SpecError, compute_job_id, validate_spec
+from verification.strategies import StrategyError, is_plugin, resolve_strategy
 from verification.verifier import (
     SpotCheck,
     check_equivocation,
@@ -54,6 +67,8 @@ from verification.verifier import (
     check_tolerance,
     compute_check_intervals,
     find_equivocation,
+    forfeited,
+    inconclusive,
     is_selected_for_check,
     not_checked,
 )
@@ -79,12 +94,99 @@ def timed(fn: Callable[..., T], *args: Any) -> Timed[T]:
     return Timed(value, time.perf_counter() - start)
 
 
-def validate_job(spec: JobSpec) -> None:
-    """Everything that can be rejected before any work: spec rules and every strategy."""
+def validate_job(spec: JobSpec, paths: ArtifactPaths | None = None) -> None:
+    """Everything that can be rejected before any work (nothing is sharded, trained, staked or
+    written before it passes): the spec's rules, a dry build of the program (the data source
+    loads, the model builds on its metadata, a batch and the shards fit the data), every strategy
+    (a plug-in is resolved in a party process, never in the coordinator: ``verification.parties``)
+    and, with ``paths``, every party's funds on the ledger."""
     validate_spec(spec)
-    for solver in spec.solvers:
-        resolve_strategy(solver.strategy, solver.params)
-    resolve_challenger(spec)
+    if paths is not None:
+        check_store(paths)
+    check_program(spec)
+    parties = [*spec.solvers, challenger_of(spec)]
+    for party in (p for p in parties if not is_plugin(p.strategy)):
+        resolve_party_strategy(party)
+    plugins = [p for p in parties if is_plugin(p.strategy)]
+    if plugins:
+        try:
+            run_in_party("validation", resolve_party_strategies, plugins, timeout=PROBE_TIMEOUT_S)
+        except PartyError as exc:
+            raise StrategyError(f"job {compute_job_id(spec)}: {exc.reason}") from None
+    if paths is not None:
+        check_funds(spec, paths.ledger)
+
+
+def check_store(paths: ArtifactPaths) -> None:
+    """``LifecycleError`` for a store that party processes cannot reach: ``memory://`` is one
+    process's memory, and every party trains and answers in its own process."""
+    if paths.store.startswith("memory://"):
+        raise LifecycleError(f"store {paths.store!r} lives in this process's memory; parties run in their "
+                             f"own processes: use a directory, file:// or an object store (s3://…)")
+
+
+def check_program(spec: JobSpec) -> None:
+    """A dry build of the job's program: ``SpecError`` naming the field and the value."""
+    try:
+        source = load_source(spec.dataset, **spec.dataset_params)
+    except (UnknownSourceError, TypeError, ValueError, OSError) as exc:
+        raise SpecError(f"dataset {spec.dataset!r} with dataset_params {spec.dataset_params}: {exc}") from None
+    # Rule: a batch, and every shard, holds at least one sample of the data.
+    if spec.batch_size > source.num_samples:
+        raise SpecError(f"batch_size={spec.batch_size} exceeds the {source.num_samples} samples of "
+                        f"dataset {spec.dataset!r}")
+    if spec.num_shards > source.num_samples:
+        raise SpecError(f"num_shards={spec.num_shards} exceeds the {source.num_samples} samples of "
+                        f"dataset {spec.dataset!r}")
+    try:
+        build_model(spec.model, spec.model_params, source.meta)
+    except (UnknownModelError, TypeError, ValueError, KeyError) as exc:
+        raise SpecError(f"model {spec.model!r} with model_params {spec.model_params} cannot be built "
+                        f"on dataset {spec.dataset!r}: {exc}") from None
+
+
+def check_funds(spec: JobSpec, ledger_path: Path) -> None:
+    """``InsufficientFundsError`` naming every party that cannot cover its part of the job (a
+    settled job is not checked again: re-running it moves nothing)."""
+    job_id = compute_job_id(spec)
+    needs = compute_job_requirements(spec.submitter, economic_terms(spec), [s.solver_id for s in spec.solvers],
+                                     [spec.verifier])
+    ledger = Ledger(ledger_path) if ledger_path.exists() else None
+    try:
+        if ledger is not None and is_job_settled(ledger, job_id):
+            return
+        shortfalls = get_shortfalls(ledger, needs, economic_terms(spec))
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if shortfalls:
+        raise InsufficientFundsError(f"job {job_id} cannot be staked: {'; '.join(shortfalls)} "
+                                     f"(ledger {str(ledger_path)!r})")
+
+
+class InsufficientFundsError(LifecycleError):
+    """A party cannot cover its payment, stake or bond: found before any work."""
+
+
+PROBE_TIMEOUT_S = 120.0  # importing plug-in modules and building their strategies, nothing more
+
+
+def challenger_of(spec: JobSpec) -> SolverSpec:
+    """The verifier as a party: its id and the strategy it challenges with."""
+    return SolverSpec(SolverId(spec.verifier), spec.challenger_strategy, spec.challenger_params)
+
+
+def resolve_party_strategy(party: SolverSpec) -> None:
+    try:
+        resolve_strategy(party.strategy, party.params)
+    except StrategyError as exc:
+        raise StrategyError(f"party {party.solver_id!r}: {exc}") from None
+
+
+def resolve_party_strategies(parties: list[SolverSpec]) -> None:
+    """Resolve every strategy (in a party process: plug-in modules are imported there)."""
+    for party in parties:
+        resolve_party_strategy(party)
 
 
 # -- 1. dataset --------------------------------------------------------------------------------
@@ -97,59 +199,94 @@ def stage_shard(spec: JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
 # -- 2. training -------------------------------------------------------------------------------
 def stage_train(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths,
                 solver_ids: list[SolverId] | None = None) -> dict[SolverId, TrainingRun]:
-    """Every solver trains under its strategy; checkpoints go to zarr every ``k`` steps.
-    With ``spec.data_parallel`` each solver's job runs on ``micro_batches`` processes."""
+    """Every solver trains under its strategy in its own process; checkpoints go to zarr every
+    ``k`` steps. With ``spec.data_parallel`` each solver's job runs on ``micro_batches`` processes.
+    A solver that fails (raises, exits, runs past ``solver_deadline_s``, returns something that is
+    not its run) delivers a failed run: it forfeits its stake at settlement."""
     job_id = compute_job_id(spec)
     solvers = [s for s in spec.solvers if solver_ids is None or s.solver_id in solver_ids]
+    # Rule: the committed data is the job's, not a solver's: it is checked here, before anyone trains.
+    load_dataset(dataset)
     if spec.data_parallel:
         return {s.solver_id: train_data_parallel(spec, dataset, s.strategy, s.params,
                                                  paths.checkpoints(job_id, s.solver_id), job_id, s.solver_id,
                                                  world_size=spec.micro_batches) for s in solvers}
-    program = load_program(spec, dataset)
-    return {s.solver_id: train(program, resolve_strategy(s.strategy, s.params),
-                               paths.checkpoints(job_id, s.solver_id), job_id, s.solver_id) for s in solvers}
+    # Solvers are independent parties: their processes train side by side, one per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(solvers), os.cpu_count() or 1))) as pool:
+        runs = pool.map(lambda s: train_party(spec, dataset, paths.checkpoints(job_id, s.solver_id), s), solvers)
+        return {s.solver_id: run for s, run in zip(solvers, runs, strict=True)}
+
+
+def train_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec) -> TrainingRun:
+    """One party's training in its own process; a failure becomes a failed run naming why."""
+    try:
+        run = run_in_party(solver.solver_id, train_solver, spec, dataset, path, solver,
+                           timeout=spec.solver_deadline_s)
+    except PartyError as exc:
+        return compute_failed_run(spec, solver, path, f"training under strategy {solver.strategy!r} "
+                                                      f"failed: {exc.reason}")
+    fault = compute_run_fault(spec, solver.solver_id, run)
+    if fault is not None:
+        return compute_failed_run(spec, solver, path, fault)
+    for notice in run.notices:
+        warnings.warn(f"solver {solver.solver_id!r}: {notice}", DiscardedCheckpointWarning, stacklevel=2)
+    return run
+
+
+def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | None:
+    """What is wrong with the run a party returned for ``solver_id`` (``None``: nothing)."""
+    if not isinstance(run, TrainingRun):
+        return f"training returned a {type(run).__name__}, not a TrainingRun"
+    # Rule: a run is of this job and this solver, with a root for each of the C checkpoints.
+    if (run.job_id, run.solver_id, run.interval) != (compute_job_id(spec), solver_id, spec.checkpoint_interval):
+        return f"training returned the run of {(run.job_id, run.solver_id, run.interval)}"
+    if len(run.roots) != spec.num_checkpoints or not all(isinstance(r, bytes) and len(r) == 32 for r in run.roots):
+        return f"training returned {len(run.roots)} roots, the job has {spec.num_checkpoints} checkpoints"
+    return None
+
+
+def compute_failed_run(spec: JobSpec, solver: SolverSpec, path: str, reason: str) -> TrainingRun:
+    return TrainingRun(compute_job_id(spec), solver.solver_id, solver.strategy, str(path),
+                       spec.checkpoint_interval, (), (), None, "", 0.0, failure=reason)
 
 
 # -- 3. commitments ----------------------------------------------------------------------------
-def party_keypair(spec: JobSpec, party: str) -> tuple[int, bytes]:
-    """Demo keys: derived from the job seed and the party name (a real party brings its own)."""
-    return derive_keypair(spec.seed.to_bytes(8, "big"), party, get_backend())
-
-
-def build_commitment(spec: JobSpec, run: TrainingRun) -> Commitment:
-    return Commitment(
-        job_id=compute_job_id(spec), solver_id=run.solver_id,
-        trace_root=trace_root(list(run.roots), spec.hash_name), final_state_root=run.final_root,
-        steps=spec.steps, interval=spec.checkpoint_interval,
-    )
-
-
 def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun],
                  paths: ArtifactPaths | None = None) -> dict[SolverId, Signed]:
-    """Each solver signs (job id, solver id, trace root, final state root, T, k) with BLS. With
-    ``paths``, every signed commitment — including any conflicting one a strategy also signs — is
-    published on the job's bulletin, where verifiers look for equivocation."""
-    backend = get_backend()
+    """Each solver signs (job id, solver id, trace root, final state root, T, k, environment)
+    with BLS, in its own process. With ``paths``, every signed commitment — including any
+    conflicting one a strategy also signs — is published on the job's bulletin, where verifiers
+    look for equivocation. A solver whose run failed, or that fails to sign its own run, has no
+    commitment (it forfeits)."""
     signed = {}
-    for solver_id, run in runs.items():
-        sk, _ = party_keypair(spec, solver_id)
-        commitment = build_commitment(spec, run)
-        signed[solver_id] = sign_message(commitment, sk, solver_id, backend)
-        published = [signed[solver_id]]
-        conflicting = getattr(solver_strategy(spec, solver_id), "conflicting_commitment", None)
-        if conflicting is not None:
-            published.append(sign_message(conflicting(commitment), sk, solver_id, backend))
+    for solver in spec.solvers:
+        run = runs.get(solver.solver_id)
+        if run is None or run.failure is not None:
+            continue
+        expected = build_commitment(spec, run)
+        encode_message(expected)  # a run that cannot make a well-formed commitment is refused here
+        try:
+            published = run_in_party(solver.solver_id, sign_commitments, spec, run, solver,
+                                     timeout=spec.solver_deadline_s)
+        except PartyError:
+            continue
+        # Rule: a solver's first published commitment is the commitment to its own run.
+        if not published or not isinstance(published, list) or not all(isinstance(s, Signed) for s in published) \
+                or published[0].message != expected:
+            continue
+        signed[solver.solver_id] = published[0]
         if paths is not None:
-            store.publish_commitments(paths, compute_job_id(spec), solver_id, published)
+            store.publish_commitments(paths, compute_job_id(spec), solver.solver_id, published)
     return signed
 
 
-def solver_strategy(spec: JobSpec, solver_id: SolverId):
-    """The strategy the spec gives ``solver_id``."""
-    for solver in spec.solvers:
-        if solver.solver_id == solver_id:
-            return resolve_strategy(solver.strategy, solver.params)
-    raise LifecycleError(f"solver {solver_id!r} is not a solver of job {compute_job_id(spec)}")
+def get_forfeit(spec: JobSpec, runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
+                solver_id: SolverId) -> str | None:
+    """Why ``solver_id`` delivered nothing to verify (``None`` when it trained and committed)."""
+    run = runs.get(solver_id)
+    if run is None or run.failure is not None:
+        return run.failure if run is not None else "no training run"
+    return None if solver_id in commitments else "no valid signed commitment to its run"
 
 
 def check_signatures(spec: JobSpec, commitments: dict[SolverId, Signed]) -> dict[SolverId, bool]:
@@ -200,8 +337,36 @@ class VerifyOutput:
     seconds: float
 
 
-def _solver_provider(spec, program, run: TrainingRun) -> TraceProvider:
-    return TraceProvider(PartyId(run.solver_id), run, program, solver_strategy(spec, run.solver_id))
+def get_declared_divergence(spec: JobSpec) -> Step | None:
+    """The step the verifier's own strategy diverges at (a false challenger's accusation), asked
+    of the verifier's party process when that strategy is a plug-in."""
+    challenger = challenger_of(spec)
+    if challenger.strategy == "honest":
+        return None
+    if not is_plugin(challenger.strategy):
+        return compute_divergence(spec, challenger)
+    try:
+        return run_in_party(spec.verifier, compute_divergence, spec, challenger, timeout=PROBE_TIMEOUT_S)
+    except PartyError:
+        return None  # a verifier that cannot say what it accuses accuses nothing
+
+
+def compute_divergence(spec: JobSpec, party: SolverSpec) -> Step | None:
+    return resolve_strategy(party.strategy, party.params).divergence_step(spec)
+
+
+def train_replica(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths) -> TrainingRun | None:
+    """The verifier re-executes the whole job in its own process, into a replica store of its
+    own: two verifications of one job never share a store. ``None`` if the verifier fails."""
+    job_id = compute_job_id(spec)
+    location = paths.replica(job_id, f"{os.getpid()}-{secrets.token_hex(4)}")
+    run = train_party(spec, dataset, location, challenger_of(spec))
+    return None if run.failure is not None else run
+
+
+def is_environment_bound(spec: JobSpec) -> bool:
+    """Whether a trace's bits depend on its execution environment: ``exact`` mode (DESIGN.md §3)."""
+    return spec.mode == "exact"
 
 
 def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
@@ -212,40 +377,51 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     require_valid_commitments(spec, commitments)
     job_id, hash_name = compute_job_id(spec), spec.hash_name
     program = load_program(spec, dataset)
+    forfeits = {s.solver_id: get_forfeit(spec, runs, commitments, s.solver_id) for s in spec.solvers}
+    delivered = [sid for sid, reason in forfeits.items() if reason is None]
     # Equivocation evidence on the bulletin needs no coin and no re-execution: anyone can present it.
     published = store.read_bulletin(paths, job_id)
-    evidence = {sid: find_equivocation(commitments[sid], published, party_keypair(spec, sid)[1]) for sid in runs}
-    selected = [sid for sid in runs if evidence[sid] is None and is_selected_for_check(
+    evidence = {sid: find_equivocation(commitments[sid], published, party_keypair(spec, sid)[1])
+                for sid in delivered}
+    selected = [sid for sid in delivered if evidence[sid] is None and is_selected_for_check(
         job_id, sid, spec.seed, spec.spot_check_probability, hash_name)]
     # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
-    challenger = resolve_challenger(spec)
-    accused = challenger.divergence_step(spec)
+    accused = get_declared_divergence(spec)
     replica = None
     if selected and spec.spot_check_policy == "replicate" and spec.mode != "tolerance":
-        replica = train(program, challenger, paths.replica(job_id), job_id, SolverId(spec.verifier))
+        replica = train_replica(spec, dataset, paths)
+    environment = replica.environment if replica is not None else program.environment()
     checks = {}
-    for sid, run in runs.items():
-        claimed = commitments[sid].message.trace_root
+    for solver in spec.solvers:
+        sid = solver.solver_id
+        if forfeits[sid] is not None:
+            checks[sid] = forfeited(sid, spec.spot_check_policy, forfeits[sid])
+            continue
+        run, claimed = runs[sid], commitments[sid].message
         if evidence[sid] is not None:
             checks[sid] = check_equivocation(sid, spec.spot_check_policy, evidence[sid])
-        elif sid not in selected:
+        elif sid not in selected or (replica is None and spec.spot_check_policy == "replicate"
+                                     and spec.mode != "tolerance"):
             checks[sid] = not_checked(sid, spec.spot_check_policy)
+        elif is_environment_bound(spec) and claimed.environment != environment:
+            # Rule: in exact mode a verifier judges only a trace made in its own environment.
+            checks[sid] = inconclusive(sid, spec.spot_check_policy, claimed.environment, environment)
         elif spec.mode == "tolerance" and accused is None:  # PoL: distances, not roots
             every = tuple(range(spec.num_checkpoints - 1))
             intervals = every if spec.spot_check_policy == "replicate" else compute_check_intervals(
                 job_id, sid, spec.seed, spec.num_checkpoints - 1, spec.intervals_per_check, hash_name)
-            checks[sid] = check_tolerance(program, sid, _solver_provider(spec, program, run), claimed,
-                                          run.checkpoint_path, intervals, spec.tolerance_rho)
+            checks[sid] = check_tolerance(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
+                                          intervals, spec.tolerance_rho)
         elif replica is not None:
-            checks[sid] = check_replicate(sid, claimed, replica, hash_name)
+            checks[sid] = check_replicate(sid, claimed.trace_root, replica, hash_name)
         elif accused is not None:  # a false challenger accuses the interval of its own wrong step
             interval = (accused - 1) // spec.checkpoint_interval
             checks[sid] = SpotCheck(sid, True, "interval", (interval,), True, interval, 0, 0.0)
         else:
             intervals = compute_check_intervals(job_id, sid, spec.seed, spec.num_checkpoints - 1,
                                                 spec.intervals_per_check, hash_name)
-            checks[sid] = check_interval(program, sid, _solver_provider(spec, program, run), claimed,
-                                         run.checkpoint_path, intervals)
+            checks[sid] = check_interval(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
+                                         intervals)
     return VerifyOutput(checks, replica, time.perf_counter() - start)
 
 
@@ -253,24 +429,31 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
 def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                   commitments: dict[SolverId, Signed], verified: VerifyOutput,
                   paths: ArtifactPaths) -> dict[SolverId, DisputeResult]:
-    """A challenge-and-bisection game for every mismatch found by a spot check."""
+    """A challenge-and-bisection game for every mismatch found by a spot check. The solver and
+    the challenger each answer from their own process; the referee is this process, with a
+    program it built itself."""
     job_id = compute_job_id(spec)
     program = load_program(spec, dataset)
-    strategy = resolve_challenger(spec)
     results = {}
-    for sid, check in verified.checks.items():
+    for solver in spec.solvers:
+        sid = solver.solver_id
+        check = verified.checks[sid]
         if not check.mismatch:
             continue
         run = runs[sid]
-        if verified.replica is not None:
-            challenger = TraceProvider(PartyId(spec.verifier), verified.replica, program, strategy)
-        else:  # interval policy: the challenger replays from the solver's own checkpoints
-            challenger = TraceProvider(PartyId(spec.verifier), run, program, strategy)
-        game = DisputeGame(program, _solver_provider(spec, program, run), challenger,
-                           commitments[sid].message.trace_root, spec.dissection_arity,
-                           spec.party_time_budget_s)
-        interval = None if verified.replica is not None else check.disputed_interval
-        result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
+        # The interval policy's challenger replays from the solver's own checkpoints.
+        challenger_run = verified.replica if verified.replica is not None else run
+        providers = (RemoteProvider(sid, build_trace_provider, spec, dataset, run, solver),
+                     RemoteProvider(spec.verifier, build_trace_provider, spec, dataset, challenger_run,
+                                    challenger_of(spec)))
+        try:
+            game = DisputeGame(program, *providers, commitments[sid].message.trace_root,
+                               spec.dissection_arity, spec.party_time_budget_s)
+            interval = None if verified.replica is not None else check.disputed_interval
+            result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
+        finally:
+            for provider in providers:
+                provider.close()
         path = save_transcript(paths.transcript(job_id, sid), game.transcript(result))
         results[sid] = DisputeResult(**{**result.__dict__, "transcript": path})
     return results
@@ -284,7 +467,9 @@ def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
     for solver in spec.solvers:
         sid, check = solver.solver_id, checks[solver.solver_id]
         dispute = disputes.get(sid)
-        if check.equivocation is not None:
+        if check.forfeit is not None:  # it delivered no signed trace: its stake is forfeited
+            verdicts.append(SolverVerdict(sid, "slashed", forfeit=True))
+        elif check.equivocation is not None:
             verdicts.append(SolverVerdict(sid, "slashed", challenger=spec.verifier, equivocation=True))
         elif not check.checked:
             verdicts.append(SolverVerdict(sid, "unverified"))
@@ -345,7 +530,7 @@ def stage_incentives(spec: JobSpec, out_dir: Path, n_jobs: int = 20_000) -> Ince
 # -- whole job ---------------------------------------------------------------------------------
 def run_job(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
     """Every stage in order, in this process; returns the report (also written to ``report.json``)."""
-    validate_job(spec)
+    validate_job(spec, paths)
     dataset = timed(stage_shard, spec, paths)
     runs = timed(stage_train, spec, dataset.value, paths)
     commitments = timed(stage_commit, spec, runs.value, paths)
@@ -374,6 +559,6 @@ def conclude_from_store(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
     job_id = compute_job_id(spec)
     dataset = store.load_dataset_commitment(paths, job_id)
     runs = {s.solver_id: store.load_run(paths, job_id, s.solver_id) for s in spec.solvers}
-    commitments = {s.solver_id: store.load_commitment(paths, job_id, s.solver_id) for s in spec.solvers}
+    commitments = {sid: store.load_commitment(paths, job_id, sid) for sid, run in runs.items() if run.failure is None}
     timings = {"train": sum(r.seconds for r in runs.values())}
     return conclude(spec, paths, dataset, runs, commitments, timings)

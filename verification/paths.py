@@ -21,8 +21,22 @@ from pathlib import Path
 
 from datasets.storage import Location, join
 from proofs.types import JobId, SolverId
+from verification.spec import is_safe_identifier
 
 DEFAULT_ARTIFACTS = "artifacts"
+
+
+class UnsafePathError(ValueError):
+    """A name that would become part of an artifact path is not a safe identifier."""
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it may be a path component (``verification.spec.is_safe_identifier``)."""
+    # Rule: paths are built only from safe identifiers, so none climbs out of its job's directory.
+    if not is_safe_identifier(name):
+        raise UnsafePathError(f"{kind} {name!r} cannot name an artifact path: it must match "
+                              f"[A-Za-z0-9][A-Za-z0-9_.-]{{0,63}} and hold no '..'")
+    return name
 
 
 def default_artifacts_dir() -> Path:
@@ -40,28 +54,34 @@ class ArtifactPaths:
     store: str = ""  # location prefix of the zarr stores; empty: under ``root``
 
     def job(self, job_id: JobId) -> Path:
-        return self.root / "runs" / job_id
+        return self.root / "runs" / check_name("job id", job_id)
 
     def solver(self, job_id: JobId, solver_id: SolverId) -> Path:
         """The local directory of a solver's records (its training run and signed commitment)."""
-        return self.job(job_id) / "solvers" / solver_id
+        return self.job(job_id) / "solvers" / check_name("solver id", solver_id)
 
     def job_store(self, job_id: JobId) -> Location:
         """The location of a job's zarr stores."""
-        return join(self.store or self.root, "runs", job_id)
+        return join(self.store or self.root, "runs", check_name("job id", job_id))
 
     def dataset(self, job_id: JobId) -> Location:
         """The location of the dataset shards and their commitment ``dataset.json``."""
         return join(self.job_store(job_id), "dataset")
 
     def checkpoints(self, job_id: JobId, solver_id: SolverId) -> Location:
-        return join(self.job_store(job_id), "solvers", solver_id, "checkpoints.zarr")
+        return join(self.job_store(job_id), "solvers", check_name("solver id", solver_id), "checkpoints.zarr")
 
-    def replica(self, job_id: JobId) -> Location:
-        return join(self.job_store(job_id), "verifier", "replica.zarr")
+    def verifier_store(self, job_id: JobId) -> Location:
+        """The location of the verifier's replica stores of a job."""
+        return join(self.job_store(job_id), "verifier")
+
+    def replica(self, job_id: JobId, token: str) -> Location:
+        """A verifier's replica store; ``token`` (e.g. pid and a random suffix) keeps two
+        verifications of one job, in two processes, off each other's store."""
+        return join(self.verifier_store(job_id), f"replica-{check_name('replica token', token)}.zarr")
 
     def transcript(self, job_id: JobId, solver_id: SolverId) -> Path:
-        return self.job(job_id) / "disputes" / f"{solver_id}.json"
+        return self.job(job_id) / "disputes" / f"{check_name('solver id', solver_id)}.json"
 
     def report(self, job_id: JobId) -> Path:
         return self.job(job_id) / "report.json"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from datasets.sharding import DatasetCommitment
 from proofs.encoding import trace_proof
 from proofs.hashing import DOMAIN_STEPS
 from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root
@@ -47,10 +48,11 @@ from verification.execution.opgraph import (
     open_operands,
     record_step,
 )
-from verification.execution.program import Program
+from verification.execution.program import Program, load_program
 from verification.execution.state import State
 from verification.solver import TrainingRun, replay
-from verification.strategies import Strategy
+from verification.spec import JobSpec, SolverSpec
+from verification.strategies import Strategy, resolve_strategy
 
 
 class ProviderError(RuntimeError):
@@ -149,3 +151,10 @@ class TraceProvider:
         if not 0 <= index < len(trace.records):
             raise ProviderError(f"{self.party}: no operator #{index} in step {trace.step}")
         return open_operands(trace, self._states[trace.step - 1], index)
+
+
+def build_trace_provider(spec: JobSpec, dataset: DatasetCommitment, run: TrainingRun, party: SolverSpec) -> TraceProvider:
+    """A party's provider as its own process builds it (``verification.parties.RemoteProvider``):
+    its own program from the job and the committed dataset, its own strategy."""
+    program = load_program(spec, dataset)
+    return TraceProvider(PartyId(party.solver_id), run, program, resolve_strategy(party.strategy, party.params))

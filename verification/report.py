@@ -11,6 +11,7 @@ from datasets.sharding import DatasetCommitment
 from proofs.messages import Signed
 from proofs.types import SolverId
 from verification.dispute import DisputeResult
+from verification.records import write_json
 from verification.settlement import SettlementResult
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_to_dict
@@ -25,7 +26,7 @@ class ReportError(ValueError):
 
 
 def compute_outcome(check: SpotCheck, dispute: DisputeResult | None) -> str:
-    if check.equivocation is not None:
+    if check.forfeit is not None or check.equivocation is not None:
         return "slashed"
     if not check.checked:
         return "unverified"
@@ -41,13 +42,15 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     solvers = []
     for solver in spec.solvers:
         sid = solver.solver_id
-        run, commitment, dispute = runs[sid], commitments[sid].message, disputes.get(sid)
+        run, signed, dispute = runs[sid], commitments.get(sid), disputes.get(sid)
         solvers.append({
             "solver_id": sid,
             "strategy": solver.strategy,
-            "trace_root": commitment.trace_root.hex(),
-            "final_state_root": commitment.final_state_root.hex(),
-            "signature_valid": bool(signatures[sid]),
+            "trace_root": "" if signed is None else signed.message.trace_root.hex(),
+            "final_state_root": "" if signed is None else signed.message.final_state_root.hex(),
+            "environment": "" if signed is None else signed.message.environment,
+            "signature_valid": bool(signatures.get(sid, False)),
+            "forfeit": checks[sid].forfeit,
             "spot_check": checks[sid].to_report(),
             "dispute": None if dispute is None else dispute.to_report(),
             "outcome": compute_outcome(checks[sid], dispute),
@@ -71,12 +74,8 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
 
 
 def write_report(path: Path, report: dict[str, Any]) -> Path:
-    """Write atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=False))
-    tmp.replace(path)
-    return path
+    """Write atomically (a temp file of its own + rename)."""
+    return write_json(path, report)
 
 
 REQUIRED_KEYS = ("schema", "job_id", "spec", "dataset", "solvers", "ledger", "timings_s")
@@ -98,15 +97,24 @@ def read_report(path: Path) -> dict[str, Any]:
     return report
 
 
+def compute_check_label(check: dict[str, Any]) -> str:
+    """The spot-check column: forfeit, inconclusive, mismatch, ok or skipped."""
+    if check.get("forfeit"):
+        return "forfeit"
+    if check.get("inconclusive"):
+        return "inconclusive"
+    return "mismatch" if check["mismatch"] else ("ok" if check["checked"] else "skipped")
+
+
 def _rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     for s in report["solvers"]:
         d = s["dispute"] or {}
         rows.append([
             s["solver_id"], s["strategy"], s["trace_root"][:12], "yes" if s["signature_valid"] else "NO",
-            "mismatch" if s["spot_check"]["mismatch"] else ("ok" if s["spot_check"]["checked"] else "skipped"),
+            compute_check_label(s["spot_check"]),
             str(s["injected_divergence_step"] if s["injected_divergence_step"] is not None else "-"),
-            str(d.get("first_divergent_step", "-")), str(d.get("operator") or "-"),
+            str(d.get("first_divergent_step") or "-"), str(d.get("operator") or "-"),
             str(d.get("rounds", "-")), s["outcome"],
         ])
     return rows

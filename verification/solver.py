@@ -23,10 +23,15 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datasets import storage
-from proofs.types import JobId, Root, SolverId, Step
+from datasets.sharding import DatasetCommitment
+from proofs.bls import get_backend
+from proofs.encoding import trace_root
+from proofs.keys import derive_keypair
+from proofs.messages import Commitment, Signed, sign_message
+from proofs.types import JobId, PartyId, Root, SolverId, Step
 from verification.execution.checkpoints import (
     CheckpointError,
     CheckpointWriter,
@@ -36,10 +41,10 @@ from verification.execution.checkpoints import (
     partial_path,
     read_checkpoint,
 )
-from verification.execution.program import Program
+from verification.execution.program import Program, load_program
 from verification.execution.state import State
-from verification.spec import JobSpec, compute_job_id
-from verification.strategies import Strategy
+from verification.spec import JobSpec, SolverSpec, compute_job_id
+from verification.strategies import Strategy, resolve_strategy
 
 
 class DiscardedCheckpointWarning(UserWarning):
@@ -61,6 +66,9 @@ class TrainingRun:
     device: str
     seconds: float  # wall time of this call (a resumed run: since the resume)
     resumed_from: Step | None = None  # the checkpoint step an interrupted run resumed from
+    environment: str = ""  # where it ran (``compute_environment``); committed with the trace
+    failure: str | None = None  # why the solver delivered no trace (it forfeits); roots are empty then
+    notices: tuple[str, ...] = ()  # warnings raised while training (e.g. a discarded partial store)
 
     @property
     def final_root(self) -> Root:
@@ -156,7 +164,7 @@ def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], jo
     return TrainingRun(
         job_id, solver_id, strategy.name, path, k, tuple(roots), tuple(losses),
         strategy.divergence_step(spec), str(program.device), time.perf_counter() - start,
-        None if point is None else point.state.step,
+        None if point is None else point.state.step, program.environment(),
     )
 
 
@@ -167,3 +175,42 @@ def replay(program: Program, strategy: Strategy, state: State, end: Step) -> lis
         state = strategy.run_step(program, state).state
         states.append(state)
     return states
+
+
+# -- the solver's own process (``verification.parties``) ------------------------------------------
+def train_solver(spec: JobSpec, dataset: DatasetCommitment, path: storage.Location, solver: SolverSpec) -> TrainingRun:
+    """A solver's whole training, as its own party process runs it: the program it builds itself
+    from the job and the committed dataset, under the strategy it resolves itself."""
+    program = load_program(spec, dataset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DiscardedCheckpointWarning)
+        run = train(program, resolve_strategy(solver.strategy, solver.params), path, compute_job_id(spec),
+                    solver.solver_id)
+    notices = tuple(str(w.message) for w in caught if issubclass(w.category, DiscardedCheckpointWarning))
+    return replace(run, notices=notices)
+
+
+def party_keypair(spec: JobSpec, party: PartyId | str) -> tuple[int, bytes]:
+    """Demo keys: derived from the job seed and the party name (a real party brings its own)."""
+    return derive_keypair(spec.seed.to_bytes(8, "big"), party, get_backend())
+
+
+def build_commitment(spec: JobSpec, run: TrainingRun) -> Commitment:
+    """What a solver signs: (job id, solver id, trace root, final state root, T, k, environment)."""
+    return Commitment(
+        job_id=compute_job_id(spec), solver_id=run.solver_id,
+        trace_root=trace_root(list(run.roots), spec.hash_name), final_state_root=run.final_root,
+        steps=Step(spec.steps), interval=Step(spec.checkpoint_interval), environment=run.environment,
+    )
+
+
+def sign_commitments(spec: JobSpec, run: TrainingRun, solver: SolverSpec) -> list[Signed]:
+    """The solver signs its commitment; a strategy that equivocates (``conflicting_commitment``)
+    signs a second, conflicting one too. The first is the real one."""
+    sk, _ = party_keypair(spec, solver.solver_id)
+    commitment, backend = build_commitment(spec, run), get_backend()
+    published = [sign_message(commitment, sk, solver.solver_id, backend)]
+    conflicting = getattr(resolve_strategy(solver.strategy, solver.params), "conflicting_commitment", None)
+    if conflicting is not None:
+        published.append(sign_message(conflicting(commitment), sk, solver.solver_id, backend))
+    return published

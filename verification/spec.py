@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +96,7 @@ class JobSpec:
     dissection_arity: int = 2
     operator_level: bool = True
     party_time_budget_s: float = 60.0
+    solver_deadline_s: float = 3600.0  # a solver that has not trained and signed by then forfeits
     challenger_strategy: str = "honest"  # the verifier's strategy when it challenges (catalog or plug-in)
     challenger_params: dict[str, Any] = field(default_factory=dict)
     # parties and economics
@@ -140,7 +143,8 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(spec)))
 
 
-OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1}
+OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1,
+                      "solver_deadline_s": 3600.0}
 # How a job is executed, not what it computes: a data-parallel run has the trace of the
 # one-process run with the same micro-batches, so it is the same job.
 EXECUTION_ONLY_FIELDS = ("data_parallel",)
@@ -198,19 +202,56 @@ def _solver_from(item: Any) -> SolverSpec:
     return SolverSpec(SolverId(solver_id), strategy, params)
 
 
-def load_spec(path: str | Path) -> JobSpec:
-    """Read a job spec from a YAML or JSON file."""
+def parse_spec_text(text: str) -> Any:
+    """The mapping a YAML or JSON spec holds; a key given twice at any depth is a ``SpecError``
+    (a reader and a writer of the same file must not see two different specs)."""
     import yaml
 
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(key, deep=True) for key, _ in node.value]
+            duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+            if duplicates:
+                raise SpecError(f"key(s) {duplicates} given more than once ({node.start_mark})")
+            return super().construct_mapping(node, deep)
+
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise SpecError(f"not YAML or JSON: {exc}") from exc
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """Read a job spec from a YAML or JSON file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = parse_spec_text(path.read_text())
+    except (OSError, SpecError) as exc:
         raise SpecError(f"job spec {str(path)!r} cannot be read: {exc}") from exc
     try:
         return spec_from_dict(data)
     except SpecError as exc:
         raise SpecError(f"job spec {str(path)!r}: {exc}") from exc
+
+
+# A name that becomes part of a path or a ledger account: letters, digits, '_', '.', '-', at most
+# 64 characters, starting with a letter or digit, and never '..' (no path can climb out of a job).
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SEED_RANGE = range(0, 2**63)  # seeds are 8-byte big-endian in every derivation
+FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "tolerance_rho", "spot_check_probability",
+                "party_time_budget_s", "solver_deadline_s")
+
+
+def is_safe_identifier(value: object) -> bool:
+    """Whether ``value`` may name a job, a party or a solver (and so a directory or an account)."""
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None and ".." not in value
+
+
+def get_unsafe_identifiers(spec: JobSpec) -> list[str]:
+    """``field=value`` of every name in ``spec`` that is not a safe identifier."""
+    names = {"name": spec.name, "submitter": spec.submitter, "verifier": spec.verifier}
+    names.update({f"solvers[{i}].solver_id": s.solver_id for i, s in enumerate(spec.solvers)})
+    return [f"{field}={value!r}" for field, value in names.items() if not is_safe_identifier(value)]
 
 
 def _require(ok: bool, message: str) -> None:
@@ -251,6 +292,14 @@ def validate_spec(spec: JobSpec) -> None:
     # Every field has its declared type (checked first: the rules below compare values)
     errors = get_type_errors(spec)
     _require(not errors, f"job spec: wrong types: {'; '.join(errors)}")
+    # Names become paths and accounts: each must be a safe identifier
+    unsafe = get_unsafe_identifiers(spec)
+    _require(not unsafe, f"job spec: unsafe names {'; '.join(unsafe)}: a name must match "
+                         f"{IDENTIFIER.pattern} and hold no '..'")
+    # Every number is finite; the seed fits the 8 bytes every derivation encodes it in
+    infinite = [f"{name}={getattr(spec, name)!r}" for name in FLOAT_FIELDS if not math.isfinite(getattr(spec, name))]
+    _require(not infinite, f"job spec: fields must be finite numbers: {'; '.join(infinite)}")
+    _require(spec.seed in SEED_RANGE, f"seed must be in 0..2**63-1, got {spec.seed}")
     # Program rules
     _require(spec.steps >= 1, f"steps must be >= 1, got {spec.steps}")
     _require(1 <= spec.checkpoint_interval <= spec.steps,
@@ -280,6 +329,7 @@ def validate_spec(spec: JobSpec) -> None:
              f"dissection_arity must be in 2..40 (Arbitrum uses 40), got {spec.dissection_arity}")
     _require(spec.intervals_per_check >= 1, f"intervals_per_check must be >= 1, got {spec.intervals_per_check}")
     _require(spec.party_time_budget_s > 0, f"party_time_budget_s must be > 0, got {spec.party_time_budget_s}")
+    _require(spec.solver_deadline_s > 0, f"solver_deadline_s must be > 0, got {spec.solver_deadline_s}")
     _require(isinstance(spec.challenger_strategy, str) and spec.challenger_strategy != "",
              f"challenger_strategy must be a strategy name, got {spec.challenger_strategy!r}")
     _require(isinstance(spec.challenger_params, dict),

@@ -408,14 +408,20 @@ CATALOG: dict[str, Callable[..., Any]] = {
 }
 
 
+def is_plugin(name: str) -> bool:
+    """Whether a strategy name is a plug-in (``"package.module:attr"``), not a catalog name.
+    Plug-ins are imported only inside party processes (``verification.parties``)."""
+    return ":" in name
+
+
 def resolve_strategy(name: str, params: dict[str, Any]) -> Strategy:
     """Build the strategy a solver spec names (catalog name or ``"package.module:attr"``)."""
-    if ":" in name:
+    if is_plugin(name):
         module_name, _, attr = name.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise StrategyError(f"plug-in strategy {name!r} cannot be imported: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 -- whatever the plug-in's import raises, named
+            raise StrategyError(f"plug-in strategy {name!r} cannot be imported: {type(exc).__name__}: {exc}") from exc
     elif name in CATALOG:
         factory = CATALOG[name]
     else:
@@ -424,6 +430,8 @@ def resolve_strategy(name: str, params: dict[str, Any]) -> Strategy:
         strategy = factory(**params)
     except TypeError as exc:
         raise StrategyError(f"strategy {name!r}: bad parameters {params}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- a plug-in's own failure, named with the plug-in
+        raise StrategyError(f"strategy {name!r} with parameters {params} raised {type(exc).__name__}: {exc}") from exc
     for method in ("run_step", "divergence_step"):
         if not callable(getattr(strategy, method, None)):
             raise StrategyError(f"strategy {name!r} has no method {method}()")

@@ -31,13 +31,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from proofs.encoding import trace_root, verify_trace_proof
+from proofs.encoding import trace_root
 from proofs.hashing import DOMAIN_STATE, hash_parts
 from proofs.messages import Equivocation, Signed, is_valid_equivocation
 from proofs.types import JobId, Root, SolverId, Step
-from verification.execution.checkpoints import read_checkpoint
+from verification.execution.checkpoints import CheckpointError, read_checkpoint
 from verification.execution.program import Program
-from verification.providers import Provider
+from verification.execution.state import State, StateError
 from verification.solver import TrainingRun
 from verification.tolerance import (
     compute_distances,
@@ -57,10 +57,13 @@ class SpotCheck:
     steps_executed: int
     seconds: float
     equivocation: Equivocation | None = None  # two conflicting signed commitments: no re-execution
+    forfeit: str | None = None  # the solver delivered no signed trace (why): nothing to check
+    inconclusive: str | None = None  # exact mode, another environment: the verifier cannot judge
 
     def to_report(self) -> dict:
         return {"checked": self.checked, "intervals": list(self.intervals), "mismatch": self.mismatch,
-                "equivocation": self.equivocation is not None}
+                "equivocation": self.equivocation is not None, "forfeit": self.forfeit,
+                "inconclusive": self.inconclusive}
 
 
 def _coin(job_id: JobId, solver_id: SolverId, seed: int, label: bytes, hash_name: str) -> int:
@@ -91,53 +94,65 @@ def check_replicate(solver_id: SolverId, claimed_trace_root: Root, replica: Trai
                      time.perf_counter() - start + replica.seconds)
 
 
-def check_interval(program: Program, solver_id: SolverId, solver: Provider, claimed_trace_root: Root,
+def is_signed_trace(roots: tuple[Root, ...], claimed_trace_root: Root, num_checkpoints: int, hash_name: str) -> bool:
+    """Whether a run's checkpoint roots are the trace the solver signed."""
+    return len(roots) == num_checkpoints and trace_root(list(roots), hash_name) == claimed_trace_root
+
+
+def read_solver_checkpoint(program: Program, checkpoint_path: str, index: int, root: Root) -> State | None:
+    """The solver's stored checkpoint ``index`` if it hashes to ``root``; ``None`` if it is missing,
+    malformed or another state (the solver's store is the solver's word, not the verifier's)."""
+    try:
+        state = read_checkpoint(checkpoint_path, index, program.device)
+    except (CheckpointError, StateError, OSError, KeyError, ValueError):
+        return None
+    return state if state.root(program.spec.hash_name) == root else None
+
+
+def check_interval(program: Program, solver_id: SolverId, roots: tuple[Root, ...], claimed_trace_root: Root,
                    checkpoint_path: str, intervals: tuple[int, ...]) -> SpotCheck:
     """Re-execute sampled intervals from the solver's own checkpoints."""
     start = time.perf_counter()
     k, hash_name = program.spec.checkpoint_interval, program.spec.hash_name
     disputed, executed = None, 0
+    # Rule: checkpoint roots used by a check must be the ones the solver signed.
+    signed = is_signed_trace(roots, claimed_trace_root, program.spec.num_checkpoints, hash_name)
     for i in intervals:
-        root_lo, proof_lo = solver.checkpoint_root(i)
-        root_hi, proof_hi = solver.checkpoint_root(i + 1)
-        # Rule: checkpoint roots used by a check must be the ones the solver signed.
-        size = program.spec.num_checkpoints
-        valid = verify_trace_proof(claimed_trace_root, root_lo, proof_lo, hash_name, index=i, size=size) \
-            and verify_trace_proof(claimed_trace_root, root_hi, proof_hi, hash_name, index=i + 1, size=size)
-        state = read_checkpoint(checkpoint_path, i, program.device)
-        if not valid or state.root(hash_name) != root_lo:
+        state = read_solver_checkpoint(program, checkpoint_path, i, roots[i]) if signed else None
+        if state is None:
             disputed = i
             break
         state = program.run(state, Step((i + 1) * k))
         executed += k
-        if state.root(hash_name) != root_hi:
+        if state.root(hash_name) != roots[i + 1]:
             disputed = i
             break
     return SpotCheck(solver_id, True, "interval", intervals, disputed is not None, disputed,
                      executed, time.perf_counter() - start)
 
 
-def check_tolerance(program: Program, solver_id: SolverId, solver: Provider, claimed_trace_root: Root,
+def check_tolerance(program: Program, solver_id: SolverId, roots: tuple[Root, ...], claimed_trace_root: Root,
                     checkpoint_path: str, intervals: tuple[int, ...], rho: float) -> SpotCheck:
     """Proof-of-Learning's check (execution mode ``tolerance``): re-execute each sampled interval
     from the solver's own checkpoint ``S_ik`` into ``R`` and accept iff every PoL distance between
     ``R`` and the claimed ``S_(i+1)k`` is at most ``rho`` times how far ``R`` moved from ``S_ik``
     (``verification.tolerance``; Jia et al. 2021). Not exact: fabricated traces can pass."""
     start = time.perf_counter()
-    k, hash_name, size = program.spec.checkpoint_interval, program.spec.hash_name, program.spec.num_checkpoints
+    k, hash_name = program.spec.checkpoint_interval, program.spec.hash_name
     disputed, executed = None, 0
+    # Rule: the checkpoints compared are the ones the solver signed
+    signed = is_signed_trace(roots, claimed_trace_root, program.spec.num_checkpoints, hash_name)
     for i in intervals:
-        (root_lo, proof_lo), (root_hi, proof_hi) = solver.checkpoint_root(i), solver.checkpoint_root(i + 1)
-        lo, hi = read_checkpoint(checkpoint_path, i, program.device), read_checkpoint(checkpoint_path, i + 1, program.device)
-        # Rule: the checkpoints compared are the ones the solver signed
-        signed = verify_trace_proof(claimed_trace_root, root_lo, proof_lo, hash_name, index=i, size=size) \
-            and verify_trace_proof(claimed_trace_root, root_hi, proof_hi, hash_name, index=i + 1, size=size) \
-            and lo.root(hash_name) == root_lo and hi.root(hash_name) == root_hi
+        lo = read_solver_checkpoint(program, checkpoint_path, i, roots[i]) if signed else None
+        hi = read_solver_checkpoint(program, checkpoint_path, i + 1, roots[i + 1]) if signed else None
+        if lo is None or hi is None:
+            disputed = i
+            break
         replayed = program.run(lo, Step((i + 1) * k))
         executed += k
         # Rule (PoL): every distance within rho times the distance the re-execution moved
         thresholds = compute_relative_thresholds(compute_distances(lo, replayed), rho)
-        if not signed or not is_within_tolerance(compute_distances(replayed, hi), thresholds):
+        if not is_within_tolerance(compute_distances(replayed, hi), thresholds):
             disputed = i
             break
     return SpotCheck(solver_id, True, "tolerance", intervals, disputed is not None, disputed,
@@ -162,3 +177,16 @@ def check_equivocation(solver_id: SolverId, policy: str, evidence: Equivocation)
 
 def not_checked(solver_id: SolverId, policy: str) -> SpotCheck:
     return SpotCheck(solver_id, False, policy, (), False, None, 0, 0.0)
+
+
+def forfeited(solver_id: SolverId, policy: str, reason: str) -> SpotCheck:
+    """A solver that delivered no signed trace: nothing to check, it forfeits."""
+    return SpotCheck(solver_id, False, policy, (), False, None, 0, 0.0, forfeit=reason)
+
+
+def inconclusive(solver_id: SolverId, policy: str, solver_environment: str, verifier_environment: str) -> SpotCheck:
+    """An exact-mode trace made in another environment than the verifier's: no challenge (an
+    honest solver must not be slashed for its hardware); reproducible mode is the remedy."""
+    reason = (f"exact mode: the solver ran in [{solver_environment}], the verifier in "
+              f"[{verifier_environment}]; re-run the job in reproducible mode to verify it across environments")
+    return SpotCheck(solver_id, False, policy, (), False, None, 0, 0.0, inconclusive=reason)

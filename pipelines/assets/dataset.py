@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.lifecycle import Timed, stage_shard, timed
+from verification.lifecycle import Timed, stage_shard, timed, validate_job
 
 
 @dg.asset(group_name="dataset", compute_kind="zarr",
@@ -12,6 +12,7 @@ from verification.lifecycle import Timed, stage_shard, timed
                       "chunks; the dataset root (Merkle root of shard roots) keys the batch schedule.")
 def dataset_shards(pinpoint: PinpointConfig) -> dg.Output[Timed]:
     spec = pinpoint.spec()
+    validate_job(spec, pinpoint.paths())  # before anything is written
     out = timed(stage_shard, spec, pinpoint.paths())
     ds = out.value
     return dg.Output(out, metadata={

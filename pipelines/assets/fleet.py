@@ -13,6 +13,7 @@ Stages exchange records on disk (``verification.store``) rather than through the
 Runs carry a ``run_key`` per (stage, partition), so a tick never launches the same work twice.
 """
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -21,10 +22,18 @@ import dagster as dg
 
 from pipelines.resources import PinpointConfig
 from verification import store
-from verification.lifecycle import conclude_from_store, stage_commit, stage_shard, stage_train
+from verification.lifecycle import (
+    LifecycleError,
+    conclude_from_store,
+    stage_commit,
+    stage_shard,
+    stage_train,
+    validate_job,
+)
 from verification.plots import loss_curves_png, png_markdown
 from verification.report import render_markdown
 from verification.spec import SpecError, load_spec
+from verification.strategies import StrategyError
 
 jobs_partitions = dg.DynamicPartitionsDefinition(name="jobs")
 solvers_partitions = dg.DynamicPartitionsDefinition(name="solvers")
@@ -61,7 +70,8 @@ def fleet_training(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) 
     run = runs[solver_id]
     store.save_run(paths, run)
     return dg.MaterializeResult(metadata={
-        "final_state_root": run.final_root.hex(), "seconds": run.seconds,
+        "final_state_root": run.final_root.hex() if run.failure is None else "",
+        "forfeit": run.failure or "", "seconds": run.seconds,
         "loss_curve": dg.MetadataValue.md(png_markdown(loss_curves_png({solver_id: run.losses}), "loss")),
     })
 
@@ -72,7 +82,11 @@ def fleet_commitment(context: dg.AssetExecutionContext, pinpoint: PinpointConfig
     job_id, solver_id = job_and_solver(context)
     paths = pinpoint.paths()
     run = store.load_run(paths, job_id, solver_id)
-    signed = stage_commit(store.load_spec_of(paths, job_id), {solver_id: run}, paths)[solver_id]
+    signed = stage_commit(store.load_spec_of(paths, job_id), {solver_id: run}, paths).get(solver_id)
+    if signed is None:  # no trace, or no valid signature on its own run: the solver forfeits
+        failed = dataclasses.replace(run, roots=(), failure=run.failure or "no valid signed commitment to its run")
+        store.save_run(paths, failed)
+        return dg.MaterializeResult(metadata={"trace_root": "", "forfeit": failed.failure})
     store.save_commitment(paths, signed)
     return dg.MaterializeResult(metadata={"trace_root": signed.message.trace_root.hex()})
 
@@ -130,12 +144,10 @@ def register_inbox(context, inbox: JobInbox, pinpoint: PinpointConfig, seen: dic
         stamp = f"{path.name}:{path.stat().st_mtime_ns}"
         if stamp in seen:
             continue
-        try:
+        try:  # safe identifiers (no '|', the partition key separator) are checked by the spec rules
             spec = load_spec(path)
-            bad = [s.solver_id for s in spec.solvers if "|" in s.solver_id]
-            if bad:
-                raise SpecError(f"solver ids {bad} may not contain '|' (the partition key separator)")
-        except SpecError as exc:
+            validate_job(spec, paths)
+        except (SpecError, LifecycleError, StrategyError) as exc:
             context.log.warning(f"job inbox: rejected {path.name}: {exc}")
             seen[stamp] = None
             continue

@@ -19,7 +19,9 @@ def training_runs(pinpoint: PinpointConfig,
     png = loss_curves_png({sid: run.losses for sid, run in runs.items()})
     return dg.Output(out, metadata={
         "loss_curve": dg.MetadataValue.md(png_markdown(png, "loss per solver")),
-        "final_state_roots": dg.MetadataValue.json({sid: r.final_root.hex() for sid, r in runs.items()}),
+        "final_state_roots": dg.MetadataValue.json({sid: r.final_root.hex() if r.failure is None else None
+                                                    for sid, r in runs.items()}),
+        "forfeits": dg.MetadataValue.json({sid: r.failure for sid, r in runs.items() if r.failure is not None}),
         "device": next(iter(runs.values())).device,
         "steps": spec.steps,
         "checkpoint_interval": spec.checkpoint_interval,

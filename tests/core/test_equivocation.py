@@ -26,7 +26,7 @@ def test_an_equivocator_is_slashed_without_any_re_execution(tmp_path):
     assert solvers["honest"]["outcome"] == "unverified"  # p = 0: nobody re-executes anything
     assert solvers["two-faced"]["outcome"] == "slashed"
     assert solvers["two-faced"]["spot_check"]["equivocation"] and solvers["two-faced"]["dispute"] is None
-    assert not exists(paths.replica(compute_job_id(spec)))
+    assert not exists(paths.verifier_store(compute_job_id(spec)))
     assert report["ledger"]["burned"] > 0
     assert report["ledger"]["supply_before"] == report["ledger"]["supply_after"]
 

@@ -27,4 +27,4 @@ def test_verification_refuses_a_tampered_commitment(minimal_spec, minimal_datase
     forged = dataclasses.replace(signed, message=dataclasses.replace(signed.message, final_state_root=bytes(32)))
     with pytest.raises(LifecycleError, match="does not verify"):
         stage_verify(minimal_spec, minimal_dataset[0], {SolverId("honest"): run}, {SolverId("honest"): forged}, paths)
-    assert not paths.ledger.exists() and not exists(paths.replica(job_id))
+    assert not paths.ledger.exists() and not exists(paths.verifier_store(job_id))

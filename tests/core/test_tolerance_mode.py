@@ -5,7 +5,6 @@ import pytest
 
 from proofs.encoding import trace_root
 from proofs.types import SolverId
-from verification.providers import TraceProvider
 from verification.solver import train
 from verification.spec import SpecError, spec_from_dict
 from verification.strategies import Honest, Interpolate
@@ -20,12 +19,11 @@ def runs(minimal_program, tmp_path_factory):
 
 
 def check(kind, program, runs, name, intervals, rho=0.5):
-    run, strategy = runs[name]
-    provider = TraceProvider(run.solver_id, run, program, strategy)
+    run, _ = runs[name]
     root = trace_root(list(run.roots))
     if kind == "tolerance":
-        return check_tolerance(program, run.solver_id, provider, root, run.checkpoint_path, intervals, rho)
-    return check_interval(program, run.solver_id, provider, root, run.checkpoint_path, intervals)
+        return check_tolerance(program, run.solver_id, run.roots, root, run.checkpoint_path, intervals, rho)
+    return check_interval(program, run.solver_id, run.roots, root, run.checkpoint_path, intervals)
 
 
 def test_honest_work_passes_both_checks(minimal_program, runs):

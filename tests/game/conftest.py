@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 
 from proofs.encoding import trace_root
+from tests.clocks import FakeClock
 from verification.dispute import DisputeGame
 from verification.providers import TraceProvider
 from verification.solver import train
@@ -52,9 +53,10 @@ def honest_run(game_runs):
 
 
 def play(program, solver_run, solver_strategy, challenger_run, challenger_strategy, arity=2,
-         budget_s=60.0, solver_provider=TraceProvider, challenger_provider=TraceProvider):
-    """One game of ``solver_run`` (under its strategy) against ``challenger_run``."""
+         budget_s=60.0, solver_provider=TraceProvider, challenger_provider=TraceProvider, clock=None):
+    """One game of ``solver_run`` (under its strategy) against ``challenger_run``, on a fake clock
+    (``tests.clocks``) unless ``clock`` is given: budgets never depend on the machine's speed."""
     game = DisputeGame(program, solver_provider("solver", solver_run, program, solver_strategy),
                        challenger_provider("challenger", challenger_run, program, challenger_strategy),
-                       trace_root(list(solver_run.roots)), arity, budget_s)
+                       trace_root(list(solver_run.roots)), arity, budget_s, clock=clock or FakeClock())
     return game, game.play(program.spec.num_checkpoints - 1, program.spec.checkpoint_interval)

@@ -4,11 +4,11 @@ import dataclasses
 import functools
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
 
+from tests.clocks import FakeClock
 from verification.dispute import TRANSITIONS, Status, render_transcript_markdown, save_transcript
 from verification.execution.opgraph import (
     COMMIT_OP,
@@ -64,9 +64,14 @@ class Silent(TraceProvider):
         raise ProviderError("no answer")
 
 
+SLOW_CLOCK = FakeClock()
+
+
 class Slow(TraceProvider):
+    """Its operator commitment takes 0.3 s on the game's (fake) clock."""
+
     def commit_ops(self, step):
-        time.sleep(0.3)
+        SLOW_CLOCK.advance(0.3)
         return super().commit_ops(step)
 
 
@@ -106,7 +111,7 @@ def test_a_trace_that_goes_on_after_the_honest_one_ends_loses(game_program, game
 
 
 def test_a_party_past_its_time_budget_loses(game_program, cheater_run, honest_run):
-    _, result = solver_plays(game_program, cheater_run, honest_run, Slow, budget_s=0.25)
+    _, result = solver_plays(game_program, cheater_run, honest_run, Slow, budget_s=0.25, clock=SLOW_CLOCK)
     assert result.winner == "challenger" and "time budget" in result.reason
 
 
@@ -167,10 +172,10 @@ class Broken(TraceProvider):
         raise OSError(f"{self.party}: disk on fire")
 
 
-def test_an_error_that_is_no_forfeit_still_stops_the_game_from_the_worker_thread(game_program, cheater_run,
-                                                                                  honest_run):
-    with pytest.raises(OSError, match="solver: disk on fire"):
-        solver_plays(game_program, cheater_run, honest_run, Broken)
+def test_any_error_a_party_raises_is_its_forfeit_with_the_error_named(game_program, cheater_run, honest_run):
+    game, result = solver_plays(game_program, cheater_run, honest_run, Broken)
+    assert result.winner == "challenger" and game.moves[-1].kind == "forfeit"
+    assert "commit_steps(" in result.reason and "OSError: solver: disk on fire" in result.reason
 
 
 def test_a_false_challenger_that_stops_answering_loses(game_program, game_runs, honest_run):

@@ -66,6 +66,7 @@ def test_encoding_layout():
         + ROOT_B
         + (3).to_bytes(8, "big")
         + (1).to_bytes(8, "big")
+        + b"\x00\x00\x00\x00"  # environment: empty
     )
 
 

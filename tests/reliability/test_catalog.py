@@ -11,7 +11,6 @@ import importlib
 import shutil
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -25,9 +24,11 @@ from proofs.encoding import trace_root
 from proofs.merkle import MerkleProof
 from proofs.messages import decode_message, encode_message, sign_message
 from proofs.types import PartyId, SolverId
+from tests.clocks import FakeClock
 from tests.game.test_transcript import rechain
 from tests.settlement.support import dump
 from verification.dispute import DisputeGame, load_transcript, save_transcript
+from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import load_program
 from verification.failures import CRASHES, FAILURES
 from verification.lifecycle import (
@@ -39,7 +40,6 @@ from verification.lifecycle import (
     stage_settle,
     stage_shard,
     stage_train,
-    stage_verify,
 )
 from verification.paths import ArtifactPaths
 from verification.providers import ProviderError, TraceProvider
@@ -176,21 +176,17 @@ def _(env, tmp):
                 lambda: altered(chunk, change=chunk.unlink))
 
 
-def verify_all(env: Env):
-    return stage_verify(env.spec, env.dataset, env.runs, env.commitments, env.paths)
-
-
 @trigger("checkpoint-chunk-corrupted")
 def _(env, tmp):
     chunk = env.store("honest") / "param" / "fc0.weight" / "c" / "1" / "0" / "0"
-    return Case(lambda: verify_all(env), ("checkpoint #1", str(env.store("honest"))),
+    return Case(lambda: read_checkpoint(env.store("honest"), 1), ("checkpoint #1", str(env.store("honest"))),
                 lambda: altered(chunk, change=lambda: flip_byte(chunk)))
 
 
 @trigger("checkpoint-chunk-missing")
 def _(env, tmp):
     chunk = env.store("honest") / "param" / "fc1.bias" / "c" / "2" / "0"
-    return Case(lambda: verify_all(env),
+    return Case(lambda: read_checkpoint(env.store("honest"), 2),
                 ("checkpoint #2", str(env.store("honest")), env.runs["honest"].roots[2].hex()),
                 lambda: altered(chunk, change=chunk.unlink))
 
@@ -202,7 +198,7 @@ def _(env, tmp):
     def truncate() -> None:
         zarr.open_group(str(store), mode="r+").attrs["written"] = 2
 
-    return Case(lambda: verify_all(env), (str(store), "holds 2 of 5 checkpoints", "#2"),
+    return Case(lambda: read_checkpoint(store, 2), (str(store), "holds 2 of 5 checkpoints", "#2"),
                 lambda: altered(store / "zarr.json", change=truncate))
 
 
@@ -243,7 +239,7 @@ def _(env, tmp):
 
 @trigger("message-malformed")
 def _(env, tmp):
-    data = encode_message(honest_commitment(env).message)[:-3]
+    data = encode_message(dataclasses.replace(honest_commitment(env).message, environment=""))[:-7]
     return Case(lambda: decode_message(data), (data.hex(), "needed 8 more bytes"))
 
 
@@ -304,9 +300,14 @@ class Silent(TraceProvider):
         raise ProviderError(f"{self.party}: checkpoint disk unplugged")
 
 
+SLOW_CLOCK = FakeClock()
+
+
 class Slow(TraceProvider):
+    """Each answer takes 0.05 s on the game's (fake) clock: only the slow party's clock moves."""
+
     def checkpoint_root(self, index):
-        time.sleep(0.05)
+        SLOW_CLOCK.advance(0.05)
         return super().checkpoint_root(index)
 
 
@@ -316,7 +317,7 @@ def play(env: Env, solver_cls, solver: str, challenger_cls, budget_s: float = 60
     run = env.runs[solver]
     game = DisputeGame(program, solver_cls(PartyId(solver), run, program, strategies[solver]),
                        challenger_cls(PartyId("verifier"), env.runs["honest"], program, Honest()),
-                       trace_root(list(run.roots)), 2, budget_s)
+                       trace_root(list(run.roots)), 2, budget_s, clock=SLOW_CLOCK)
     result = game.play(env.spec.num_checkpoints - 1, env.spec.checkpoint_interval)
     return game.transcript(result), result
 

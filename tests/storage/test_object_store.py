@@ -25,7 +25,7 @@ from verification.execution.checkpoints import (
     read_checkpoint,
     read_roots,
 )
-from verification.lifecycle import run_job
+from verification.lifecycle import LifecycleError, run_job
 from verification.paths import ArtifactPaths
 from verification.solver import train
 from verification.spec import compute_job_id
@@ -76,17 +76,12 @@ def assert_same_job(report: dict, expected: dict) -> None:
     assert report["ledger"] == expected["ledger"]
 
 
-def test_a_job_with_its_stores_in_memory_matches_the_local_run(minimal_spec, local_report, memory_store, tmp_path):
+def test_a_job_with_its_stores_in_memory_is_refused_before_any_work(minimal_spec, memory_store, tmp_path):
+    """Parties train and answer in their own processes: one process's memory cannot be their store."""
     paths = ArtifactPaths(tmp_path, store=memory_store)
-    report = run_job(minimal_spec, paths)
-    assert_same_job(report, local_report)
-    job_id = compute_job_id(minimal_spec)
-    assert not list(tmp_path.rglob("*.zarr")), "zarr stores belong in the store, not under the artifacts root"
-    assert storage.exists(storage.join(paths.dataset(job_id), "dataset.json"))
-    for solver in report["solvers"]:
-        assert read_roots(paths.checkpoints(job_id, solver["solver_id"]))[-1].hex() == solver["final_state_root"]
-        assert solver["dispute"] is None or paths.transcript(job_id, solver["solver_id"]).is_file()
-    assert paths.report(job_id).is_file() and paths.ledger.is_file()  # records stay on the local disk
+    with pytest.raises(LifecycleError, match="lives in this process's memory"):
+        run_job(minimal_spec, paths)
+    assert not any(tmp_path.iterdir()) and not storage.exists(storage.join(memory_store, "runs"))
 
 
 def test_a_file_url_store_matches_the_local_run(minimal_spec, local_report, tmp_path):
@@ -188,4 +183,4 @@ def test_locations_are_absolute_paths_or_urls(tmp_path, monkeypatch):
     paths = ArtifactPaths(tmp_path, store="s3://bucket/pinpoint/")
     assert paths.checkpoints("j", "s") == "s3://bucket/pinpoint/runs/j/solvers/s/checkpoints.zarr"
     assert paths.solver("j", "s") == tmp_path / "runs" / "j" / "solvers" / "s"
-    assert ArtifactPaths(tmp_path).replica("j") == str(tmp_path / "runs" / "j" / "verifier" / "replica.zarr")
+    assert ArtifactPaths(tmp_path).replica("j", "7-ab") == str(tmp_path / "runs" / "j" / "verifier" / "replica-7-ab.zarr")

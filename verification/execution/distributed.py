@@ -55,9 +55,10 @@ from datasets.sharding import DatasetCommitment, load_dataset
 from proofs.types import JobId, Root, SolverId
 from verification.execution.program import Batch, Program, StepOutput, resolve_device
 from verification.execution.state import State
+from verification.parties import decode_answer, encode_answer
 from verification.solver import TrainingRun, train
 from verification.spec import JobSpec, SpecError, validate_spec
-from verification.strategies import Strategy, resolve_strategy
+from verification.strategies import Strategy, is_plugin, resolve_strategy
 
 LOOPBACK = "127.0.0.1"
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=120)  # a rank stuck this long fails the run
@@ -221,7 +222,7 @@ def process_rank_zero(job: DataParallelJob, program: Program, strategy: Strategy
         storage.remove(staged)
         raise
     storage.publish(staged, path)
-    result_path.write_bytes(pickle.dumps(dataclasses.replace(run, checkpoint_path=path)))
+    result_path.write_bytes(encode_answer("ok", dataclasses.replace(run, checkpoint_path=path)))
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -276,8 +277,16 @@ def read_worker_errors(context: mp.ProcessContext) -> dict[int, str]:
     for rank, path in enumerate(context.error_files):
         with suppress(OSError, EOFError, pickle.UnpicklingError):
             with open(path, "rb") as fh:
-                errors[rank] = pickle.load(fh)
+                errors[rank] = str(PlainUnpickler(fh).load())
     return errors
+
+
+class PlainUnpickler(pickle.Unpickler):
+    """Reads a worker's error file (a pickled string) and refuses every global: a worker cannot
+    make the coordinator run code through it."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a worker's error file names {module}.{name}: refused")
 
 
 def compute_root_cause(first: int, message: str, errors: dict[int, str]) -> tuple[int, str]:
@@ -330,7 +339,9 @@ def train_data_parallel(spec: JobSpec, dataset_commitment: DatasetCommitment, st
     """
     validate_spec(spec)
     check_world_size(spec, world_size)
-    resolve_strategy(strategy_name, strategy_params)  # a bad strategy fails before any spawn
+    if not is_plugin(strategy_name):  # a bad catalog strategy fails before any spawn; plug-ins only
+        resolve_strategy(strategy_name, strategy_params)  # ever import in the workers
+
     device_type = resolve_device(spec.device).type
     backend = backend or compute_backend(device_type)
     check_backend(backend, device_type, world_size)
@@ -342,5 +353,7 @@ def train_data_parallel(spec: JobSpec, dataset_commitment: DatasetCommitment, st
         context = mp.start_processes(process_worker, args=(job, store.port, str(result_path)),
                                      nprocs=world_size, join=False, start_method="spawn")
         join_workers(context, solver_id)
-        return pickle.loads(result_path.read_bytes())
+        # A worker's result is a party's answer: decoded without running any code it could carry.
+        _, run = decode_answer(solver_id, result_path.read_bytes())
+        return run
 

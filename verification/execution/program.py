@@ -80,6 +80,15 @@ def configure_mode(mode: str, threads: int) -> None:
     torch.use_deterministic_algorithms(mode == "exact", warn_only=False)
 
 
+def compute_environment(device: torch.device) -> str:
+    """What ``exact`` mode's bits depend on besides the program: torch's version, the CPU kernels'
+    capability (``ATEN_CPU_CAPABILITY``: default, avx2, avx512), the device and the intra-op thread
+    count. A solver commits to it; a verifier in another environment cannot judge an exact trace."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return (f"torch={torch.__version__};cpu={torch.backends.cpu.get_cpu_capability()};"
+            f"device={name};threads={torch.get_num_threads()}")
+
+
 def derive_seed(seed: int, purpose: str) -> int:
     """A 63-bit seed for one purpose, derived from the job seed (independent streams)."""
     digest = hash_parts(DOMAIN_STATE, b"seed", purpose.encode(), seed.to_bytes(8, "big"))
@@ -100,6 +109,10 @@ class Program:
         self._x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
         self._y = torch.from_numpy(np.ascontiguousarray(y)).to(self.device)
         configure_mode(spec.mode, spec.threads)
+
+    def environment(self) -> str:
+        """This program's execution environment (``compute_environment``)."""
+        return compute_environment(self.device)
 
     def init_state(self) -> State:
         """``S_0``: parameters from the seeded generator, zero momentum buffers."""

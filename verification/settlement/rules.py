@@ -145,7 +145,9 @@ class SolverVerdict:
 
     ``challenger`` is the party that disputed it (or reported its equivocation): it gets the slash
     reward, or loses its bond when ``false_challenge`` (it disputed an honest solver and lost).
-    ``equivocation``: slashed on equivocation evidence, without re-execution. ``forced_error``: the
+    ``equivocation``: slashed on equivocation evidence, without re-execution. ``forfeit``: slashed
+    for delivering no signed trace at all (its training failed or missed its deadline, or it did
+    not sign its own run): nobody challenged it, so the reward share is burned. ``forced_error``: the
     solver was drawn for a forced error and ``challenger`` found it; the solver is paid and the
     challenger is paid from the jackpot.
     """
@@ -155,6 +157,7 @@ class SolverVerdict:
     challenger: PartyId | None = None
     false_challenge: bool = False
     equivocation: bool = False
+    forfeit: bool = False
     forced_error: bool = False
 
 
@@ -240,8 +243,11 @@ def check_verdict(job_id: JobId, terms: EconomicTerms, v: SolverVerdict) -> None
     # Rule: equivocation evidence slashes the solver
     if v.equivocation and v.outcome != "slashed":
         raise InvalidVerdictError(f"{where}: equivocation but outcome={v.outcome!r}")
+    # Rule: a solver that delivered no signed trace forfeits its stake; nobody challenged it
+    if v.forfeit and (v.outcome != "slashed" or v.challenger is not None):
+        raise InvalidVerdictError(f"{where}: forfeit but outcome={v.outcome!r}, challenger={v.challenger!r}")
     # Rule: a dispute that slashed the solver was won by a challenger
-    if v.outcome == "slashed" and not v.equivocation and v.challenger is None:
+    if v.outcome == "slashed" and not v.equivocation and not v.forfeit and v.challenger is None:
         raise InvalidVerdictError(f"{where}: slashed by a dispute but no challenger")
     # Rule: a challenged solver that was paid either beat a false challenge or had a forced error
     if (
@@ -386,7 +392,7 @@ def compute_slash(
     Truebit §4.3 (a solver whose result is shown wrong loses its deposit) and Verde (the provider the
     referee rules against is penalized); an equivocating solver is slashed the same way.
     """
-    reason = "equivocation" if verdict.equivocation else "slash"
+    reason = "equivocation" if verdict.equivocation else "forfeit" if verdict.forfeit else "slash"
     return compute_forfeit(
         get_stake_escrow(job_id, verdict.solver_id),
         terms.solver_stake,

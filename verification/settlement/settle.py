@@ -33,6 +33,7 @@ from verification.settlement.accounts import (
     PARTY_PREFIX,
     Transfer,
     check_identifier,
+    get_party_account,
     get_party_of_account,
 )
 from verification.settlement.ledger import Ledger, Transaction
@@ -43,6 +44,7 @@ from verification.settlement.rules import (
     check_job,
     compute_bond_locks,
     compute_genesis,
+    compute_job_escrow,
     compute_locks,
     compute_settlement,
     is_challenge_window_open,
@@ -135,6 +137,30 @@ def lock_job(
         process_funding(ledger, parties, terms)
         transfers = compute_locks(job_id, submitter, terms, sorted(solvers), sorted(verifiers))
         return ledger.post(Transaction(get_lock_key(job_id), "lock", tuple(transfers), job_id, now))
+
+
+def compute_job_requirements(
+    submitter: PartyId, terms: EconomicTerms, solvers: Sequence[SolverId], verifiers: Sequence[PartyId]
+) -> dict[PartyId, int]:
+    """What each party must hold for a job to be locked and every challenge bonded: the
+    submitter's escrow, each solver's stake, each verifier's challenge bond (Truebit §4.3)."""
+    needs = {PartyId(s): terms.solver_stake for s in solvers}
+    needs.update({v: terms.challenger_bond for v in verifiers})
+    needs[submitter] = compute_job_escrow(terms, len(solvers), len(verifiers))
+    return needs
+
+
+def get_funds(ledger: Ledger, party: PartyId, terms: EconomicTerms) -> int:
+    """A party's spendable balance: its account, or what it is funded with when first seen."""
+    funded = ledger.has_transaction(get_genesis_key(party))
+    return int(ledger.balance(get_party_account(party))) if funded else terms.initial_balance
+
+
+def get_shortfalls(ledger: Ledger | None, needs: dict[PartyId, int], terms: EconomicTerms) -> list[str]:
+    """``party needs N, holds M`` for every party that cannot cover its part of a job (``ledger``
+    ``None``: no ledger yet, every party would be funded with ``terms.initial_balance``)."""
+    holds = {p: terms.initial_balance if ledger is None else get_funds(ledger, p, terms) for p in needs}
+    return [f"{p} needs {needs[p]}, holds {holds[p]}" for p in sorted(needs) if holds[p] < needs[p]]
 
 
 def get_job_transfers(ledger: Ledger, job_id: JobId) -> tuple[Transfer, ...]:
