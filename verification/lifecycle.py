@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from datasets.sharding import DatasetCommitment, load_dataset, write_shards
+from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
-from proofs.bls import get_backend
-from proofs.messages import Commitment, Signed, encode_message, verify_signed
+from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
+from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
 from proofs.types import SolverId, Step
 from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
-from verification.execution.distributed import train_data_parallel
+from verification.execution.distributed import DataParallelError, train_data_parallel
 from verification.execution.models import UnknownModelError, build_model
-from verification.execution.program import load_program
+from verification.execution.program import Program, load_program
 from verification.parties import PartyError, RemoteProvider, run_in_party
 from verification.paths import ArtifactPaths
 from verification.providers import build_trace_provider
@@ -205,23 +205,47 @@ def stage_train(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths,
     not its run) delivers a failed run: it forfeits its stake at settlement."""
     job_id = compute_job_id(spec)
     solvers = [s for s in spec.solvers if solver_ids is None or s.solver_id in solver_ids]
-    # Rule: the committed data is the job's, not a solver's: it is checked here, before anyone trains.
-    load_dataset(dataset)
     if spec.data_parallel:
-        return {s.solver_id: train_data_parallel(spec, dataset, s.strategy, s.params,
-                                                 paths.checkpoints(job_id, s.solver_id), job_id, s.solver_id,
-                                                 world_size=spec.micro_batches) for s in solvers}
+        return {s.solver_id: train_data_parallel_party(spec, dataset, paths.checkpoints(job_id, s.solver_id), s)
+                for s in solvers}
+    # Rule: the committed data is the job's, not a solver's: it is checked here (loading the
+    # program reads and verifies every shard), before anyone trains.
+    deadline = get_solver_deadline(spec, load_program(spec, dataset))
     # Solvers are independent parties: their processes train side by side, one per core.
     with ThreadPoolExecutor(max_workers=max(1, min(len(solvers), os.cpu_count() or 1))) as pool:
-        runs = pool.map(lambda s: train_party(spec, dataset, paths.checkpoints(job_id, s.solver_id), s), solvers)
+        runs = pool.map(lambda s: train_party(spec, dataset, paths.checkpoints(job_id, s.solver_id), s, deadline),
+                        solvers)
         return {s.solver_id: run for s, run in zip(solvers, runs, strict=True)}
 
 
-def train_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec) -> TrainingRun:
+SIGNING_DEADLINE_S = 120.0  # one signature (and, for an equivocating strategy, a second)
+DEADLINE_FLOOR_S = 120.0  # process start, imports, loading the data, writing checkpoints
+DEADLINE_SLACK = 20.0  # times the coordinator's own step cost: slower hardware, a loaded machine
+
+
+def get_solver_deadline(spec: JobSpec, program: Program) -> float:
+    """Seconds a solver has to train (and, again, to sign): ``spec.solver_deadline_s`` when set,
+    else ``DEADLINE_FLOOR_S + DEADLINE_SLACK · T · (one honest step, measured here)``, so that an
+    honest solver on slower hardware finishes well within it and a hung one is cut off in
+    minutes rather than hours (Truebit's timeouts are likewise set per task)."""
+    if spec.solver_deadline_s > 0:
+        return spec.solver_deadline_s
+    return DEADLINE_FLOOR_S + DEADLINE_SLACK * spec.steps * measure_step_seconds(program)
+
+
+def measure_step_seconds(program: Program) -> float:
+    """Wall time of the job's first honest step, from ``S_0``."""
+    state = program.init_state()
+    start = time.perf_counter()
+    program.step(state, program.batch(Step(1)))
+    return time.perf_counter() - start
+
+
+def train_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec,
+                deadline_s: float) -> TrainingRun:
     """One party's training in its own process; a failure becomes a failed run naming why."""
     try:
-        run = run_in_party(solver.solver_id, train_solver, spec, dataset, path, solver,
-                           timeout=spec.solver_deadline_s)
+        run = run_in_party(solver.solver_id, train_solver, spec, dataset, path, solver, timeout=deadline_s)
     except PartyError as exc:
         return compute_failed_run(spec, solver, path, f"training under strategy {solver.strategy!r} "
                                                       f"failed: {exc.reason}")
@@ -233,6 +257,18 @@ def train_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: So
     return run
 
 
+def train_data_parallel_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec) -> TrainingRun:
+    """One solver on ``micro_batches`` worker processes (they import its strategy, never this
+    process); a worker that fails makes the solver's run a failed one."""
+    try:
+        run = train_data_parallel(spec, dataset, solver.strategy, solver.params, path, compute_job_id(spec),
+                                  solver.solver_id, world_size=spec.micro_batches)
+    except (DataParallelError, PartyError) as exc:
+        return compute_failed_run(spec, solver, path, f"data-parallel training failed: {exc}")
+    fault = compute_run_fault(spec, solver.solver_id, run)
+    return run if fault is None else compute_failed_run(spec, solver, path, fault)
+
+
 def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | None:
     """What is wrong with the run a party returned for ``solver_id`` (``None``: nothing)."""
     if not isinstance(run, TrainingRun):
@@ -242,6 +278,9 @@ def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | 
         return f"training returned the run of {(run.job_id, run.solver_id, run.interval)}"
     if len(run.roots) != spec.num_checkpoints or not all(isinstance(r, bytes) and len(r) == 32 for r in run.roots):
         return f"training returned {len(run.roots)} roots, the job has {spec.num_checkpoints} checkpoints"
+    declared = run.injected_divergence_step
+    if declared is not None and type(declared) is not int:
+        return f"its strategy declared divergence step {declared!r}, not an integer or None"
     return None
 
 
@@ -267,17 +306,30 @@ def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun],
         encode_message(expected)  # a run that cannot make a well-formed commitment is refused here
         try:
             published = run_in_party(solver.solver_id, sign_commitments, spec, run, solver,
-                                     timeout=spec.solver_deadline_s)
+                                     timeout=spec.solver_deadline_s or SIGNING_DEADLINE_S)
         except PartyError:
             continue
-        # Rule: a solver's first published commitment is the commitment to its own run.
-        if not published or not isinstance(published, list) or not all(isinstance(s, Signed) for s in published) \
-                or published[0].message != expected:
+        # Rule: a solver's first published commitment is its own run's, validly signed by its key.
+        if not is_valid_publication(spec, solver.solver_id, published, expected):
             continue
         signed[solver.solver_id] = published[0]
         if paths is not None:
             store.publish_commitments(paths, compute_job_id(spec), solver.solver_id, published)
     return signed
+
+
+def is_valid_publication(spec: JobSpec, solver_id: SolverId, published: object, expected: Commitment) -> bool:
+    """Whether a party's answer to signing is a list of signed commitments whose first is
+    ``expected`` with a valid signature by ``solver_id``'s registered key. Never raises."""
+    if not isinstance(published, list) or not published or not all(isinstance(s, Signed) for s in published):
+        return False
+    if published[0].message != expected:
+        return False
+    try:
+        require_valid_commitments(spec, {solver_id: published[0]})
+    except (LifecycleError, MalformedKeyError, MalformedSignatureError, MalformedMessageError, TypeError):
+        return False
+    return True
 
 
 def get_forfeit(spec: JobSpec, runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
@@ -355,12 +407,12 @@ def compute_divergence(spec: JobSpec, party: SolverSpec) -> Step | None:
     return resolve_strategy(party.strategy, party.params).divergence_step(spec)
 
 
-def train_replica(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths) -> TrainingRun | None:
+def train_replica(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths, program: Program) -> TrainingRun | None:
     """The verifier re-executes the whole job in its own process, into a replica store of its
     own: two verifications of one job never share a store. ``None`` if the verifier fails."""
     job_id = compute_job_id(spec)
     location = paths.replica(job_id, f"{os.getpid()}-{secrets.token_hex(4)}")
-    run = train_party(spec, dataset, location, challenger_of(spec))
+    run = train_party(spec, dataset, location, challenger_of(spec), get_solver_deadline(spec, program))
     return None if run.failure is not None else run
 
 
@@ -389,7 +441,7 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     accused = get_declared_divergence(spec)
     replica = None
     if selected and spec.spot_check_policy == "replicate" and spec.mode != "tolerance":
-        replica = train_replica(spec, dataset, paths)
+        replica = train_replica(spec, dataset, paths, program)
     environment = replica.environment if replica is not None else program.environment()
     checks = {}
     for solver in spec.solvers:

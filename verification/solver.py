@@ -207,10 +207,11 @@ def build_commitment(spec: JobSpec, run: TrainingRun) -> Commitment:
 def sign_commitments(spec: JobSpec, run: TrainingRun, solver: SolverSpec) -> list[Signed]:
     """The solver signs its commitment; a strategy that equivocates (``conflicting_commitment``)
     signs a second, conflicting one too. The first is the real one."""
+    strategy = resolve_strategy(solver.strategy, solver.params)  # the solver's own code, loaded first
     sk, _ = party_keypair(spec, solver.solver_id)
     commitment, backend = build_commitment(spec, run), get_backend()
     published = [sign_message(commitment, sk, solver.solver_id, backend)]
-    conflicting = getattr(resolve_strategy(solver.strategy, solver.params), "conflicting_commitment", None)
+    conflicting = getattr(strategy, "conflicting_commitment", None)
     if conflicting is not None:
         published.append(sign_message(conflicting(commitment), sk, solver.solver_id, backend))
     return published

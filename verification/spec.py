@@ -96,7 +96,7 @@ class JobSpec:
     dissection_arity: int = 2
     operator_level: bool = True
     party_time_budget_s: float = 60.0
-    solver_deadline_s: float = 3600.0  # a solver that has not trained and signed by then forfeits
+    solver_deadline_s: float = 0.0  # train and sign by then or forfeit; 0: derived from the job's step cost
     challenger_strategy: str = "honest"  # the verifier's strategy when it challenges (catalog or plug-in)
     challenger_params: dict[str, Any] = field(default_factory=dict)
     # parties and economics
@@ -144,7 +144,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
 
 
 OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1,
-                      "solver_deadline_s": 3600.0}
+                      "solver_deadline_s": 0.0}
 # How a job is executed, not what it computes: a data-parallel run has the trace of the
 # one-process run with the same micro-batches, so it is the same job.
 EXECUTION_ONLY_FIELDS = ("data_parallel",)
@@ -329,7 +329,7 @@ def validate_spec(spec: JobSpec) -> None:
              f"dissection_arity must be in 2..40 (Arbitrum uses 40), got {spec.dissection_arity}")
     _require(spec.intervals_per_check >= 1, f"intervals_per_check must be >= 1, got {spec.intervals_per_check}")
     _require(spec.party_time_budget_s > 0, f"party_time_budget_s must be > 0, got {spec.party_time_budget_s}")
-    _require(spec.solver_deadline_s > 0, f"solver_deadline_s must be > 0, got {spec.solver_deadline_s}")
+    _require(spec.solver_deadline_s >= 0, f"solver_deadline_s must be >= 0 (0: derived), got {spec.solver_deadline_s}")
     _require(isinstance(spec.challenger_strategy, str) and spec.challenger_strategy != "",
              f"challenger_strategy must be a strategy name, got {spec.challenger_strategy!r}")
     _require(isinstance(spec.challenger_params, dict),

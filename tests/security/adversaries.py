@@ -75,3 +75,16 @@ class HonestOnTwoThreads:
 
     def divergence_step(self, spec) -> Step | None:
         return None
+
+
+@dataclass(frozen=True)
+class DeclaresNonsense:
+    """Honest work, but a divergence step that is no step at all."""
+
+    name: str = "declares-nonsense"
+
+    def run_step(self, program, state) -> StepOutput:
+        return honest_step(program, state)
+
+    def divergence_step(self, spec):
+        return "soon"
