@@ -39,7 +39,7 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m verification show --preset default
 
 test: venv $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pytest -q -p no:randomly --benchmark-disable
+	$(PY) -m pytest -q -p no:randomly --benchmark-disable --durations=15
 
 # Dagster UI on 127.0.0.1 (the launcher restores default signal handling: Ctrl-C stops it all).
 ui: venv $(DAGSTER_HOME)/dagster.yaml

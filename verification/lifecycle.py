@@ -23,7 +23,7 @@ from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
 from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
-from proofs.types import SolverId, Step
+from proofs.types import JobId, SolverId, Step
 from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.distributed import DataParallelError, train_data_parallel
@@ -58,7 +58,13 @@ from verification.solver import (
     train_solver,
 )
 from verification.spec import JobSpec, SolverSpec, SpecError, compute_job_id, validate_spec
-from verification.strategies import StrategyError, is_plugin, resolve_strategy
+from verification.strategies import (
+    StrategyError,
+    compute_divergence,
+    is_plugin,
+    resolve_party_strategies,
+    resolve_party_strategy,
+)
 from verification.verifier import (
     SpotCheck,
     check_equivocation,
@@ -82,16 +88,33 @@ class LifecycleError(RuntimeError):
 
 @dataclass(frozen=True)
 class Timed(Generic[T]):
-    """A stage's output and its wall time (the report's ``timings_s``)."""
+    """A stage's output, its wall time (the report's ``timings_s``) and the job it belongs to."""
 
     value: T
     seconds: float
+    job_id: JobId = JobId("")
 
 
-def timed(fn: Callable[..., T], *args: Any) -> Timed[T]:
+def timed(fn: Callable[..., T], spec: JobSpec, *args: Any) -> Timed[T]:
+    """``fn(spec, *args)``, timed and labelled with the spec's job id."""
     start = time.perf_counter()
-    value = fn(*args)
-    return Timed(value, time.perf_counter() - start)
+    value = fn(spec, *args)
+    return Timed(value, time.perf_counter() - start, compute_job_id(spec))
+
+
+class ForeignInputError(LifecycleError):
+    """A stage was handed the output of another job's stage."""
+
+
+def require_job(spec: JobSpec, **inputs: Timed) -> None:
+    """``ForeignInputError`` naming both job ids when an input belongs to another job (DESIGN
+    contract "one job per run": a stage refuses it before writing anything)."""
+    job_id = compute_job_id(spec)
+    for name, value in inputs.items():
+        # Rule: every input of a stage is an output of the same job's stages.
+        if value.job_id != job_id:
+            raise ForeignInputError(f"input {name!r} belongs to job {value.job_id or '(unlabelled)'}, this run's "
+                                    f"job is {job_id}: materialize the upstream assets for this job first")
 
 
 def validate_job(spec: JobSpec, paths: ArtifactPaths | None = None) -> None:
@@ -174,19 +197,6 @@ PROBE_TIMEOUT_S = 120.0  # importing plug-in modules and building their strategi
 def challenger_of(spec: JobSpec) -> SolverSpec:
     """The verifier as a party: its id and the strategy it challenges with."""
     return SolverSpec(SolverId(spec.verifier), spec.challenger_strategy, spec.challenger_params)
-
-
-def resolve_party_strategy(party: SolverSpec) -> None:
-    try:
-        resolve_strategy(party.strategy, party.params)
-    except StrategyError as exc:
-        raise StrategyError(f"party {party.solver_id!r}: {exc}") from None
-
-
-def resolve_party_strategies(parties: list[SolverSpec]) -> None:
-    """Resolve every strategy (in a party process: plug-in modules are imported there)."""
-    for party in parties:
-        resolve_party_strategy(party)
 
 
 # -- 1. dataset --------------------------------------------------------------------------------
@@ -401,10 +411,6 @@ def get_declared_divergence(spec: JobSpec) -> Step | None:
         return run_in_party(spec.verifier, compute_divergence, spec, challenger, timeout=PROBE_TIMEOUT_S)
     except PartyError:
         return None  # a verifier that cannot say what it accuses accuses nothing
-
-
-def compute_divergence(spec: JobSpec, party: SolverSpec) -> Step | None:
-    return resolve_strategy(party.strategy, party.params).divergence_step(spec)
 
 
 def train_replica(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths, program: Program) -> TrainingRun | None:

@@ -97,7 +97,7 @@ def describe_exception(exc: BaseException) -> str:
 def get_context() -> multiprocessing.context.BaseContext:
     """The fork-server context, its server preloaded with torch and the party-side modules."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "verification.parties", "verification.lifecycle"])
+    context.set_forkserver_preload(["verification.parties", "verification.providers"])
     return context
 
 

@@ -65,7 +65,7 @@ from proofs.types import Step
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program, StepOutput, derive_seed
 from verification.execution.state import State
-from verification.spec import JobSpec
+from verification.spec import JobSpec, SolverSpec
 
 
 class StrategyError(ValueError):
@@ -442,3 +442,22 @@ def resolve_challenger(spec: JobSpec) -> Strategy:
     """The verifier's strategy when it challenges: ``honest``, or an adversary such as
     ``false_challenger`` (catalog name or plug-in), from ``spec.challenger_strategy``."""
     return resolve_strategy(spec.challenger_strategy, spec.challenger_params)
+
+
+def resolve_party_strategy(party: SolverSpec) -> None:
+    """``StrategyError`` naming the party if its strategy cannot be resolved."""
+    try:
+        resolve_strategy(party.strategy, party.params)
+    except StrategyError as exc:
+        raise StrategyError(f"party {party.solver_id!r}: {exc}") from None
+
+
+def resolve_party_strategies(parties: list[SolverSpec]) -> None:
+    """Resolve every strategy (run in a party process: plug-in modules are imported there)."""
+    for party in parties:
+        resolve_party_strategy(party)
+
+
+def compute_divergence(spec: JobSpec, party: SolverSpec) -> Step | None:
+    """The step a party's strategy declares it diverges at (run in its process for a plug-in)."""
+    return resolve_strategy(party.strategy, party.params).divergence_step(spec)

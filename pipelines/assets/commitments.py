@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.lifecycle import Timed, check_signatures, stage_commit, timed
+from verification.lifecycle import Timed, check_signatures, require_job, stage_commit, timed
 
 
 @dg.asset(group_name="commitment", compute_kind="bls",
@@ -12,6 +12,7 @@ from verification.lifecycle import Timed, check_signatures, stage_commit, timed
                       "state root, signed with BLS (IETF proof-of-possession ciphersuite).")
 def commitments(pinpoint: PinpointConfig,
                 training_runs: Timed) -> dg.Output[Timed]:
+    require_job(pinpoint.spec(), training_runs=training_runs)
     out = timed(stage_commit, pinpoint.spec(), training_runs.value, pinpoint.paths())
     return dg.Output(out, metadata={
         "commitments": dg.MetadataValue.table(
@@ -29,5 +30,6 @@ def commitments(pinpoint: PinpointConfig,
 @dg.asset_check(asset=commitments, description="Every commitment carries a valid BLS signature "
                                                "by its solver's registered key.")
 def signatures_valid(pinpoint: PinpointConfig, commitments: Timed) -> dg.AssetCheckResult:
+    require_job(pinpoint.spec(), commitments=commitments)
     valid = check_signatures(pinpoint.spec(), commitments.value)
     return dg.AssetCheckResult(passed=all(valid.values()), metadata={"valid": dg.MetadataValue.json(valid)})

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.lifecycle import Timed, check_signatures
+from verification.lifecycle import Timed, check_signatures, require_job
 from verification.report import build_report, render_markdown, write_report
 from verification.spec import compute_job_id
 
@@ -15,6 +15,8 @@ def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
                training_runs: Timed, commitments: Timed, spot_checks: Timed, disputes: Timed,
                settlement: Timed) -> dg.Output[dict]:
     spec = pinpoint.spec()
+    require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments,
+                spot_checks=spot_checks, disputes=disputes, settlement=settlement)
     timings = {"shard": dataset_shards.seconds, "train": training_runs.seconds,
                "commit": commitments.seconds, "verify": spot_checks.seconds,
                "dispute": disputes.seconds, "settle": settlement.seconds}

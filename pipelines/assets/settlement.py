@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.lifecycle import Timed, stage_settle, timed
+from verification.lifecycle import Timed, require_job, stage_settle, timed
 from verification.settlement import Ledger
 from verification.spec import compute_job_id
 
@@ -15,6 +15,7 @@ from verification.spec import compute_job_id
 def settlement(pinpoint: PinpointConfig, spot_checks: Timed,
                disputes: Timed) -> dg.Output[Timed]:
     paths = pinpoint.paths()
+    require_job(pinpoint.spec(), spot_checks=spot_checks, disputes=disputes)
     out = timed(stage_settle, pinpoint.spec(), spot_checks.value.checks, disputes.value, paths.ledger)
     result = out.value
     return dg.Output(out, metadata={

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.lifecycle import Timed, stage_train, timed
+from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.plots import loss_curves_png, png_markdown
 
 
@@ -14,6 +14,7 @@ from verification.plots import loss_curves_png, png_markdown
 def training_runs(pinpoint: PinpointConfig,
                   dataset_shards: Timed) -> dg.Output[Timed]:
     spec = pinpoint.spec()
+    require_job(spec, dataset_shards=dataset_shards)
     out = timed(stage_train, spec, dataset_shards.value, pinpoint.paths())
     runs = out.value
     png = loss_curves_png({sid: run.losses for sid, run in runs.items()})

@@ -4,7 +4,7 @@ import dagster as dg
 
 from pipelines.resources import PinpointConfig
 from verification.dispute import load_transcript, render_transcript_markdown
-from verification.lifecycle import Timed, stage_dispute, stage_verify, timed
+from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
 
 
 @dg.asset(group_name="verification", compute_kind="torch",
@@ -14,6 +14,7 @@ from verification.lifecycle import Timed, stage_dispute, stage_verify, timed
 def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
                 training_runs: Timed, commitments: Timed) -> dg.Output[Timed]:
     spec = pinpoint.spec()
+    require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments)
     out = timed(stage_verify, spec, dataset_shards.value, training_runs.value, commitments.value,
                 pinpoint.paths())
     return dg.Output(out, metadata={
@@ -31,6 +32,8 @@ def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
                       "is off) and rules.")
 def disputes(pinpoint: PinpointConfig, dataset_shards: Timed,
              training_runs: Timed, commitments: Timed, spot_checks: Timed) -> dg.Output[Timed]:
+    require_job(pinpoint.spec(), dataset_shards=dataset_shards, training_runs=training_runs,
+                commitments=commitments, spot_checks=spot_checks)
     out = timed(stage_dispute, pinpoint.spec(), dataset_shards.value, training_runs.value,
                 commitments.value, spot_checks.value, pinpoint.paths())
     metadata = {"disputes": len(out.value), "seconds": out.seconds}

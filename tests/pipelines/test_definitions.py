@@ -30,13 +30,13 @@ def test_definitions_load_with_groups_descriptions_and_checks():
 def materialized(tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("artifacts")
     resource = PinpointConfig(preset="minimal", artifacts_dir=str(artifacts))
-    result = dg.materialize([*ASSETS, *CHECKS],
-                            resources={"pinpoint": resource}, instance=dg.DagsterInstance.ephemeral())
-    return result, resource
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([*ASSETS, *CHECKS], resources={"pinpoint": resource}, instance=instance)
+    return result, resource, instance
 
 
 def test_in_process_materialize_of_the_whole_graph(materialized):
-    result, resource = materialized
+    result, resource, _ = materialized
     assert result.success
     report = result.output_for_node("job_report")
     path = resource.paths().report(report["job_id"])
@@ -51,7 +51,7 @@ def test_in_process_materialize_of_the_whole_graph(materialized):
 
 
 def test_materializations_carry_useful_metadata(materialized):
-    result, _ = materialized
+    result, _, _ = materialized
     events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
     metadata = {m.asset_key.to_user_string(): m.metadata for m in events}
     assert "dataset_root" in metadata["dataset_shards"] and "shards" in metadata["dataset_shards"]
@@ -78,3 +78,23 @@ def test_every_code_location_of_the_workspace_loads():
         location = importlib.import_module(name).defs
         assert location.resolve_asset_graph().get_all_asset_keys()
         assert isinstance(location.resources["pinpoint"], PinpointConfig)
+
+
+def test_a_partial_run_for_another_job_refuses_the_stored_inputs_and_writes_nothing(materialized, tmp_path):
+    """The reported case: after a job ran, settling and reporting a job whose spec differs only in
+    the stake must not settle it on the first job's training, commitments and checks."""
+    from verification.lifecycle import ForeignInputError
+    from verification.spec import compute_job_id, get_preset
+
+    result, resource, instance = materialized
+    spec_file = tmp_path / "other.yaml"
+    spec_file.write_text("preset: minimal\neconomics: {solver_stake: 6000}\n")
+    other = PinpointConfig(preset="minimal", spec_path=str(spec_file), artifacts_dir=resource.artifacts_dir)
+    ledger_before = resource.paths().ledger.read_bytes()
+    with pytest.raises(ForeignInputError) as refused:
+        dg.materialize([*ASSETS, *CHECKS], selection=["settlement", "job_report"], resources={"pinpoint": other},
+                       instance=instance)
+    first, second = compute_job_id(get_preset("minimal")), compute_job_id(other.spec())
+    assert first != second and first in str(refused.value) and second in str(refused.value)
+    assert not other.paths().report(second).exists() and not other.paths().job(second).exists()
+    assert resource.paths().ledger.read_bytes() == ledger_before
