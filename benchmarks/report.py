@@ -11,7 +11,7 @@ entry
 ratio
     The quotient of two medians of the same JSON (one run, one machine, one load). Every overhead
     in the report is one, and the report names both of its terms.
-honest-case overhead (DESIGN.md §1.4)
+honest-case overhead (docs/design.md §1.4)
     For a job of ``T`` steps with checkpoint interval ``k`` (``n = T/k + 1`` checkpoints):
     ``(n * commit[checkpoint] + commit[job]) / (T * train-step)``, where ``commit[checkpoint]`` is
     the state root of one checkpoint and ``commit[job]`` the trace root over ``n`` roots plus one

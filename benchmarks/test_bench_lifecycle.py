@@ -6,7 +6,7 @@ Groups
     One ``Program.step`` (forward, backward, SGD-momentum update) per model and width: the unit
     every other cost is divided by.
 ``commit``
-    The solver's commitment work (DESIGN.md §1.4), in its two parts, marked by ``extra_info["part"]``:
+    The solver's commitment work (docs/design.md §1.4), in its two parts, marked by ``extra_info["part"]``:
 
     ``checkpoint``
         the state root of one checkpoint, computed at every checkpoint (per model and width);

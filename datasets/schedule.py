@@ -1,6 +1,6 @@
 """The batch schedule: which samples step ``t`` trains on.
 
-Rule (DESIGN.md §1.2): the batch of step ``t`` is a pure function of ``(dataset root, seed, t)``,
+Rule (docs/design.md §1.2): the batch of step ``t`` is a pure function of ``(dataset root, seed, t)``,
 so a verifier or a referee can recompute exactly which samples a step used, without trusting the
 solver and without any global RNG (contrast nanoGPT's ``torch.randint`` batches, and the data-order
 attacks on Proof-of-Learning, Jia et al. 2021 §5).

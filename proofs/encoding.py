@@ -38,7 +38,7 @@ state root
 trace root
     Merkle root (domain ``DOMAIN_TRACE``) over ``hash_leaf(state root, DOMAIN_TRACE)`` of the
     checkpoints at steps ``0, k, 2k, ..., T`` (leaf ``i`` is step ``i * k``), the value a solver
-    signs in its commitment (DESIGN.md, section 1.4).
+    signs in its commitment (docs/design.md, section 1.4).
 
 Hashing reads array memory in place (a ``memoryview`` of the contiguous little-endian array; a copy
 is made only for big-endian or non-contiguous input), so committing to a state costs about one pass

@@ -62,7 +62,7 @@ class MalformedMessageError(ValueError):
 
 @dataclass(frozen=True)
 class Commitment:
-    """The solver's receipt: what it claims to have computed for a job (DESIGN.md section 1.4)."""
+    """The solver's receipt: what it claims to have computed for a job (docs/design.md section 1.4)."""
 
     job_id: JobId
     solver_id: SolverId

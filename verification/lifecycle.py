@@ -1,4 +1,4 @@
-"""One job's lifecycle as a chain of stage functions (DESIGN.md §1).
+"""One job's lifecycle as a chain of stage functions (docs/design.md §1).
 
 ``shard -> train -> commit -> verify -> dispute -> settle -> report``. Each stage is a plain
 function of the spec and the previous stages' outputs; each Dagster asset calls exactly one of
@@ -423,7 +423,7 @@ def train_replica(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPath
 
 
 def is_environment_bound(spec: JobSpec) -> bool:
-    """Whether a trace's bits depend on its execution environment: ``exact`` mode (DESIGN.md §3)."""
+    """Whether a trace's bits depend on its execution environment: ``exact`` mode (docs/design.md §3)."""
     return spec.mode == "exact"
 
 

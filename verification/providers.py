@@ -1,7 +1,7 @@
 """The narrow interface through which a party takes part in the dispute game.
 
 Following OffchainLabs' BoLD, the game never touches a party's training backend directly; it asks
-a *provider* (DESIGN.md §1.6):
+a *provider* (docs/design.md §1.6):
 
 ``checkpoint_root(index)``
     the party's state root at step ``index·k``, with an inclusion proof against its trace root;

@@ -1,5 +1,5 @@
 """The job report: ``artifacts/runs/<job_id>/report.json`` (schema ``pinpoint.report/1``,
-DESIGN.md §4) and its human summaries (terminal table, markdown for the Dagster UI)."""
+docs/design.md §4) and its human summaries (terminal table, markdown for the Dagster UI)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A job spec fixes the dataset, the training program (model, optimizer, hyper-para
 steps ``T``, checkpoint interval ``k``, execution mode), the verification policy (spot-check
 probability ``p``, policy, dissection arity) and the economics (payment, stakes, bonds), plus the
 solvers that compete for it, each with a *strategy*: ``honest``, a catalog adversary, or a plug-in
-``"package.module:attr"`` (DESIGN.md §4).
+``"package.module:attr"`` (docs/design.md §4).
 
 The job id is content-addressed: ``job-`` + the first 12 hex digits of the SHA-256 of the spec's
 canonical JSON. Two identical specs are the same job, so re-running one never settles it twice.

@@ -16,7 +16,7 @@ A strategy is any object with
 
 A job spec names a strategy by catalog name or as ``"package.module:attr"`` where ``attr`` is a
 callable taking the strategy's ``params`` as keyword arguments and returning a strategy
-(DESIGN.md §4). Catalog adversaries follow the attacks studied on Proof-of-Learning (Jia et al.
+(docs/design.md §4). Catalog adversaries follow the attacks studied on Proof-of-Learning (Jia et al.
 2021; Zhang et al. 2022; Fang et al. 2023) and in Verde (Arun et al. 2025):
 
 ================  ==========================================  =====================

@@ -1,6 +1,6 @@
 """Tolerance checks (Proof-of-Learning) and the interpolation spoof that passes them.
 
-DESIGN.md §3, mode ``tolerance``: parties are compared up to a distance threshold, as in
+docs/design.md §3, mode ``tolerance``: parties are compared up to a distance threshold, as in
 Proof-of-Learning (Jia et al., "Proof-of-Learning: Definitions and Practice", IEEE S&P 2021). It
 is kept to measure what the alternative to bit-exact execution costs: thresholds loose enough for
 honest hardware noise are loose enough for cheap fabricated traces (Zhang et al., "'Adversarial

@@ -1,6 +1,6 @@
 """The verifier role: decide whether to check a job, check it, and open a challenge on mismatch.
 
-Selection (DESIGN.md §1.5): a verifier checks a solver's job with probability ``p``. The coin is
+Selection (docs/design.md §1.5): a verifier checks a solver's job with probability ``p``. The coin is
 ``H(job id, solver id, seed) < p · 2^64`` — seeded and public, so anyone can audit which jobs were
 checked (a real network would use a VRF or a beacon; Truebit and Verde leave the sampling to the
 verifier's own randomness).

@@ -152,7 +152,7 @@ def test_a_false_challenger_under_the_interval_policy_also_loses(game_spec, tmp_
     assert solver["dispute"]["first_divergent_step"] == 9
 
 
-# -- the plug-in contract (DESIGN.md §4) ----------------------------------------------------------
+# -- the plug-in contract (docs/design.md §4) ----------------------------------------------------------
 PLUGIN = "tests.game.plugin_example:FlipOnce"
 
 

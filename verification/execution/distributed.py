@@ -16,7 +16,7 @@ fixed-order reduction
     process with ``micro_batches = R`` (same hardware, same thread count per process), so the trace
     of an ``R``-process run is disputed and refereed by the one-process game
     (``verification.dispute``) unchanged — the property RepOps (Arun et al., "Verde", 2025) asks of
-    distributed training and DESIGN.md §5 asks of Pinpoint.
+    distributed training and docs/design.md §5 asks of Pinpoint.
 
 Processes and network: ``train_data_parallel`` spawns ``R`` workers with ``torch.multiprocessing``.
 The parent hosts the rendezvous (a ``TCPStore``) on a socket it binds to 127.0.0.1 itself — a

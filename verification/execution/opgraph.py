@@ -35,7 +35,7 @@ structure
     ``_local_scalar_dense`` (the loss for the log), returns a placeholder there; nothing after it
     depends on it. Honest parties on a device whose kernels decompose differently from the meta
     kernels would record another schedule; ``exact`` mode already assumes one environment
-    (DESIGN.md §3).
+    (docs/design.md §3).
 op digest chain
     ``h_{-1} = H(DOMAIN_OPS, "genesis", pre-state root, t)`` and ``h_i = H(DOMAIN_OPS, "op",
     h_{i-1}, record_i)``. A party commits to the Merkle root (``DOMAIN_OPS``) over ``h_0 … h_{n-1}``.

@@ -2,7 +2,7 @@
 
 A model calls ``ops.linear``, ``ops.relu``, ``ops.cross_entropy`` … on an *ops namespace*
 instead of calling torch directly, so the same model file runs in every execution mode
-(DESIGN.md §3): ``native`` dispatches to torch's own kernels (fast; bit-exact only on identical
+(docs/design.md §3): ``native`` dispatches to torch's own kernels (fast; bit-exact only on identical
 hardware, software and thread count), while the ``reproducible`` namespace
 (``verification.execution.repro.ReproOps``) uses Pinpoint's exact-accumulation operators and
 gives the same bits on every device. Both namespaces have the same methods and signatures;

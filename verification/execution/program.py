@@ -1,11 +1,11 @@
 """The training program: ``init(spec) -> State`` and ``step(State, batch) -> State``.
 
-This is the one code path (DESIGN.md §1.3): solvers run it, verifiers re-run it, and the referee
+This is the one code path (docs/design.md §1.3): solvers run it, verifiers re-run it, and the referee
 calls it. The optimizer is SGD with momentum written out functionally (PyTorch's convention,
 ``buf <- mu * buf + (g + wd * p)``, ``p <- p - lr * buf``; with a zero initial buffer this equals
 ``torch.optim.SGD`` including its first step), so its buffers are part of the committed State.
 
-Execution modes (DESIGN.md §3):
+Execution modes (docs/design.md §3):
 
 ``exact``
     torch's kernels with a pinned thread count and ``torch.use_deterministic_algorithms``. Two

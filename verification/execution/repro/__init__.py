@@ -1,6 +1,6 @@
 """Reproducible execution: operators whose results are the same bits on every device and thread count.
 
-DESIGN.md §3, mode ``reproducible``. torch's kernels reduce in an order that depends on the thread
+docs/design.md §3, mode ``reproducible``. torch's kernels reduce in an order that depends on the thread
 count, the SIMD width, the BLAS blocking and the device (measured here: one SGD step of an MLP
 already differs between 1 and 2 CPU threads), and its transcendental functions come from
 different libraries on CPU and CUDA. Pinpoint's operators remove each source of difference:
