@@ -219,7 +219,8 @@ FAILURES: tuple[FailureMode, ...] = (
 CRASHES: tuple[CrashRecovery, ...] = (
     CrashRecovery(
         "training killed at any step (SIGKILL)", "verification.solver.train",
-        "`<checkpoints>.partial` with checkpoints 0…i and their roots and losses",
+        "`<checkpoints>.partial` with checkpoints 0…i and their roots and losses (storage overlaps "
+        "training, so the checkpoint still being written at the kill may be missing: i is the last stored)",
         "resumes from checkpoint i after checking every stored checkpoint against its root; "
         "the trace root is bit-identical to an uninterrupted run"),
     CrashRecovery(

@@ -153,14 +153,17 @@ def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], jo
     else:
         state, roots, losses = point.state, list(point.partial.roots), list(point.partial.losses)
         writer = CheckpointWriter.reopen(path, point.partial)
-    while state.step < spec.steps:
-        out = strategy.run_step(program, state)
-        state = out.state
-        losses.append(out.loss)
-        if state.step % k == 0:
-            roots.append(state.root(hash_name))
-            writer.write(state.step // k, state, roots[-1], losses)
-    writer.finish(roots)
+    try:
+        while state.step < spec.steps:
+            out = strategy.run_step(program, state)
+            state = out.state
+            losses.append(out.loss)
+            if state.step % k == 0:
+                roots.append(state.root(hash_name))
+                writer.write(state.step // k, state, roots[-1], losses)
+        writer.finish(roots)
+    finally:
+        writer.close()
     return TrainingRun(
         job_id, solver_id, strategy.name, path, k, tuple(roots), tuple(losses),
         strategy.divergence_step(spec), str(program.device), time.perf_counter() - start,

@@ -104,7 +104,9 @@ def test_training_killed_by_sigkill_resumes_to_the_same_trace_root(program, tiny
         assert Path(partial_path(store)).exists() and not store.exists()
         resumed = train(program, Honest(), store, "job", "s")
         k = tiny_spec.checkpoint_interval
-        assert resumed.resumed_from == (step - 1) // k * k, f"killed at step {step}"
+        last = (step - 1) // k * k  # the last checkpoint before the step it was killed in
+        # Storage overlaps training: a kill loses at most the checkpoint still in flight.
+        assert resumed.resumed_from in {last, last - k if last >= k else None}, f"killed at step {step}"
         assert_same_run(resumed, uninterrupted["honest"])
 
     killed_at()

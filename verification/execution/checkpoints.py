@@ -3,8 +3,8 @@
 Layout of ``checkpoints.zarr``: for every canonical state array ``name`` (``param/fc0.weight``,
 ``momentum/…``, ``meta/step``, ``meta/rng``) an array of shape ``(C, *shape)`` where ``C`` is the
 number of checkpoints (steps ``0, k, …, T``); chunks are ``(1, rows, *rest)`` with ``rows`` from
-the canonical chunking of ``proofs.encoding``, so one stored chunk is one Merkle leaf of the
-committed state root.
+the canonical chunking of ``proofs.encoding`` (clipped to the tensor), so one stored chunk is one
+Merkle leaf of the committed state root. Arrays are stored uncompressed.
 
 Group attributes
 ----------------
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +67,21 @@ def encode_roots(roots: Sequence[Root]) -> list[str]:
     return [bytes(r).hex() for r in roots]
 
 
+def compute_store_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    """The zarr chunks of a state array with a leading checkpoint axis: one checkpoint, and the
+    canonical leaf chunking of ``proofs.encoding`` clipped to the tensor (a 64-row weight is
+    stored as a 64-row chunk, not padded to the leaf's 256 rows; its leaf is the same)."""
+    return (1, *(max(1, min(c, n)) for c, n in zip(chunk_shape(shape, dtype), shape, strict=True)))
+
+
 class CheckpointWriter:
-    """Streams the checkpoints of one training run into a zarr store."""
+    """Streams the checkpoints of one training run into a zarr store.
+
+    Storage overlaps training: ``write`` snapshots the state to host arrays and hands them to one
+    background thread, which stores every array (through handles opened once) and then the
+    progress record; at most one checkpoint is in flight, and a failure to store it is raised by
+    the next ``write`` or by ``finish``. Float tensors are stored uncompressed (zstd saved little on
+    them and cost more than the write)."""
 
     def __init__(self, path: str | os.PathLike[str], template: State, interval: int, num_checkpoints: int,
                  hash_name: str = "sha256", run: dict[str, str] | None = None):
@@ -77,13 +91,15 @@ class CheckpointWriter:
         self.group = storage.open_group(self.tmp, mode="w")
         self.interval = interval
         self.roots: list[Root] = []
-        for name, array in template.to_arrays().items():
-            chunks = (1, *chunk_shape(array.shape, array.dtype))
-            self.group.create_array(name, shape=(num_checkpoints, *array.shape),
-                                    chunks=chunks, dtype=array.dtype, fill_value=0)
+        self.arrays = {name: self.group.create_array(name, shape=(num_checkpoints, *array.shape),
+                                                     chunks=compute_store_chunks(array.shape, array.dtype),
+                                                     dtype=array.dtype, fill_value=0, compressors=None)
+                       for name, array in template.to_arrays().items()}
         self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
                                  "hash_name": hash_name, "run": dict(run or {}), "written": 0,
                                  "written_roots": [], "losses": []})
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
+        self.pending: Future | None = None
 
     @classmethod
     def reopen(cls, path: str | os.PathLike[str], partial: PartialCheckpoints) -> CheckpointWriter:
@@ -93,23 +109,57 @@ class CheckpointWriter:
         writer.group = storage.open_group(partial.path, mode="r+")
         writer.interval = partial.interval
         writer.roots = list(partial.roots)
+        writer.arrays = {}
+        writer.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
+        writer.pending = None
         return writer
 
     def write(self, index: int, state: State, root: Root | None = None,
               losses: Sequence[float] | None = None) -> None:
-        """Store checkpoint ``index``. With its state ``root`` and the ``losses`` of steps
-        ``1 … index·k`` the progress record names it, so a crashed run can resume from it."""
-        for name, array in state.to_arrays().items():
-            self.group[name][index] = array
+        """Store checkpoint ``index`` (in the background). With its state ``root`` and the
+        ``losses`` of steps ``1 … index·k`` the progress record names it, so a crashed run can
+        resume from it."""
+        arrays = {name: np.array(a, copy=True) for name, a in state.to_arrays().items()}
         progress: dict[str, Any] = {"written": index + 1}
         if root is not None:
             self.roots = [*self.roots[:index], root]
             progress["written_roots"] = encode_roots(self.roots)
             progress["losses"] = encode_losses(losses or [])
+        self.wait()
+        self.pending = self.worker.submit(self.store, index, arrays, progress)
+
+    def store(self, index: int, arrays: dict[str, np.ndarray], progress: dict[str, Any]) -> None:
+        """Every array of checkpoint ``index``, then (so that it names only stored checkpoints)
+        the progress record, in one write of the group metadata."""
+        for name, array in arrays.items():
+            if name not in self.arrays:
+                self.arrays[name] = self.group[name]
+            self.arrays[name][index] = array
         self.group.attrs.update(progress)
+
+    def wait(self) -> None:
+        """Until the checkpoint in flight is stored (its error, if any, is raised here)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Let the checkpoint in flight land and stop the thread, whatever happens around it: a
+        run that stops with an error leaves a partial store whose progress names only stored
+        checkpoints (the in-flight one's own error is dropped: the run's error is the one raised)."""
+        try:
+            self.wait()
+        except Exception:  # noqa: BLE001 -- see above
+            pass
+        finally:
+            self.worker.shutdown(wait=True)
 
     def finish(self, roots: list[Root]) -> storage.Location:
         """Record the committed ``roots`` (the completion marker) and publish the store."""
+        try:
+            self.wait()
+        finally:
+            self.worker.shutdown(wait=True)
         self.group.attrs["roots"] = encode_roots(roots)
         return storage.publish(self.tmp, self.path)
 
