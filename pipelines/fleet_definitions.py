@@ -12,6 +12,7 @@ FLEET_ASSETS = dg.load_assets_from_modules([fleet])
 defs = dg.Definitions(
     assets=FLEET_ASSETS,
     sensors=[fleet.job_inbox_sensor],
+    jobs=list(fleet.STAGE_JOBS.values()),
     resources={"pinpoint": config_from_env(), "inbox": fleet.JobInbox(path=os.environ.get("PINPOINT_INBOX", ""))},
     executor=default_executor(),
 )

@@ -135,6 +135,15 @@ STAGE_ASSETS = {
     "solver": [fleet_training.key, fleet_commitment.key],
     "outcome": [fleet_outcome.key],
 }
+# One asset job per stage: a job's assets must share one partitions definition (the dataset and
+# the outcome are partitioned by job, training and commitment by job x solver), so the sensor
+# cannot target all four assets as one implicit job.
+STAGE_JOBS = {
+    stage: dg.define_asset_job(f"fleet_{stage}_job", selection=keys, partitions_def=partitions,
+                               tags={"pinpoint/stage": stage})
+    for (stage, keys), partitions in zip(STAGE_ASSETS.items(),
+                                         (jobs_partitions, job_solver_partitions, jobs_partitions), strict=True)
+}
 
 
 def register_inbox(context, inbox: JobInbox, pinpoint: PinpointConfig, seen: dict) -> list[str]:
@@ -158,7 +167,7 @@ def register_inbox(context, inbox: JobInbox, pinpoint: PinpointConfig, seen: dic
 
 
 @dg.sensor(minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING,
-           target=[fleet_dataset, fleet_training, fleet_commitment, fleet_outcome],
+           jobs=list(STAGE_JOBS.values()),
            description="Registers each new job spec dropped in the inbox and drives every job "
                        "through dataset -> per-solver training and commitment -> outcome.")
 def job_inbox_sensor(context: dg.SensorEvaluationContext, inbox: JobInbox,
@@ -177,8 +186,8 @@ def job_inbox_sensor(context: dg.SensorEvaluationContext, inbox: JobInbox,
         "outcome": instance.get_materialized_partitions(fleet_outcome.key),
     }
     requests = [
-        dg.RunRequest(run_key=f"{stage}:{key}", partition_key=key, asset_selection=STAGE_ASSETS[stage],
-                      tags={"pinpoint/stage": stage})
+        dg.RunRequest(run_key=f"{stage}:{key}", partition_key=key, job_name=STAGE_JOBS[stage].name,
+                      asset_selection=STAGE_ASSETS[stage], tags={"pinpoint/job": job_id})
         for job_id in jobs
         for stage, key in compute_next_stage(job_id, [s.solver_id for s in specs[job_id].solvers], done)
     ]

@@ -98,3 +98,22 @@ def test_a_partial_run_for_another_job_refuses_the_stored_inputs_and_writes_noth
     assert first != second and first in str(refused.value) and second in str(refused.value)
     assert not other.paths().report(second).exists() and not other.paths().job(second).exists()
     assert resource.paths().ledger.read_bytes() == ledger_before
+
+
+@pytest.mark.slow
+def test_the_workspace_validates_with_dagsters_own_cli(tmp_path):
+    """Every code location of workspace.yaml loads in Dagster's own code servers (the fleet's used
+    not to: its sensor targeted assets of two partitions definitions as one job)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for location in ("pinpoint", "pinpoint-fleet", "pinpoint-bench"):
+        assert f"Validation successful for code location {location}." in done.stderr + done.stdout
