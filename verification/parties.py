@@ -97,7 +97,8 @@ def describe_exception(exc: BaseException) -> str:
 def get_context() -> multiprocessing.context.BaseContext:
     """The fork-server context, its server preloaded with torch and the party-side modules."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["verification.parties", "verification.providers"])
+    # torch._inductor: torch.use_deterministic_algorithms (every Program) imports it, ~3 s a process.
+    context.set_forkserver_preload(["verification.parties", "verification.providers", "torch._inductor"])
     return context
 
 
