@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from proofs.types import describe_unknown
+
 
 class UnknownSourceError(ValueError):
     """A job spec names a data source that does not exist."""
@@ -108,5 +110,5 @@ SOURCES: dict[str, Callable[..., Source]] = {
 def load_source(name: str, **params: Any) -> Source:
     """Load the named source with its parameters."""
     if name not in SOURCES:
-        raise UnknownSourceError(f"unknown data source {name!r}; known: {sorted(SOURCES)}")
+        raise UnknownSourceError(describe_unknown("data source", name, SOURCES))
     return SOURCES[name](**params)

@@ -20,6 +20,8 @@ SecretKey, PublicKey, Signature
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import NewType
 
 Root = NewType("Root", bytes)
@@ -44,3 +46,12 @@ def decode_root(value: object) -> Root:
     if len(root) != ROOT_SIZE:
         raise ValueError(f"{value!r} is not {ROOT_SIZE} bytes")
     return Root(root)
+
+
+def describe_unknown(kind: str, name: object, known: Iterable[str]) -> str:
+    """``unknown model 'mlpp' (did you mean 'mlp'?); known: [...]``: an unknown name, the closest
+    known one and all of them, for an error a person can act on."""
+    choices = sorted(known)
+    close = difflib.get_close_matches(str(name), choices, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; known: {choices}"

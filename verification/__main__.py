@@ -2,6 +2,8 @@
 
 ``run`` executes a whole job in this process (no Dagster), ``show`` prints the summary of a job's
 report. The Dagster CLI (``make demo``) is the main entry; this one is for scripts and debugging.
+An error is one line naming what is wrong (``--debug`` shows the traceback); ``--help`` answers
+without importing torch.
 """
 
 from __future__ import annotations
@@ -10,26 +12,48 @@ import argparse
 import sys
 from pathlib import Path
 
-from verification.lifecycle import run_job
-from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
-from verification.report import read_report, render_table
-from verification.spec import compute_job_id, get_preset, load_spec
+COMMANDS = {
+    "run": "train, commit, verify, dispute and settle one job in this process, then print its summary",
+    "show": "print the summary of a job's report (artifacts/runs/<job_id>/report.json)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m verification",
+                                     description="Pinpoint: optimistic verification of a training job.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,show}")
+    for name, summary in COMMANDS.items():
+        command = commands.add_parser(name, help=summary, description=summary)
+        command.add_argument("--preset", default="default", help="a built-in job: default or minimal")
+        command.add_argument("--spec", help="job spec file (YAML or JSON); overrides --preset")
+        command.add_argument("--artifacts", type=Path, default=None,
+                             help="where reports, records and the ledger live (default: $PINPOINT_ARTIFACTS "
+                                  "or ./artifacts)")
+        command.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return parser
+
+
+def execute(args: argparse.Namespace) -> None:
+    from verification.lifecycle import run_job
+    from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
+    from verification.report import read_report, render_table
+    from verification.spec import compute_job_id, get_preset, load_spec
+
+    spec = load_spec(args.spec) if args.spec else get_preset(args.preset)
+    paths = ArtifactPaths(args.artifacts.resolve() if args.artifacts else default_artifacts_dir(), default_store())
+    report = run_job(spec, paths) if args.command == "run" else read_report(paths.report(compute_job_id(spec)))
+    print(render_table(report))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m verification")
-    parser.add_argument("command", choices=["run", "show"])
-    parser.add_argument("--preset", default="default")
-    parser.add_argument("--spec", help="job spec file (YAML or JSON); overrides --preset")
-    parser.add_argument("--artifacts", type=Path, default=None)
-    args = parser.parse_args(argv)
-    spec = load_spec(args.spec) if args.spec else get_preset(args.preset)
-    paths = ArtifactPaths(args.artifacts.resolve() if args.artifacts else default_artifacts_dir(), default_store())
-    if args.command == "run":
-        report = run_job(spec, paths)
-    else:
-        report = read_report(paths.report(compute_job_id(spec)))
-    print(render_table(report))
+    args = build_parser().parse_args(argv)
+    try:
+        execute(args)
+    except (ValueError, RuntimeError, OSError) as exc:  # every Pinpoint error is one of these
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

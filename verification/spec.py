@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from proofs.hashing import HASH_NAMES
-from proofs.types import JobId, PartyId, SolverId
+from proofs.types import JobId, PartyId, SolverId, describe_unknown
 
 MODES = ("exact", "reproducible", "tolerance")
 POLICIES = ("replicate", "interval")
@@ -134,7 +134,7 @@ PRESETS: dict[str, JobSpec] = {
 
 def get_preset(name: str) -> JobSpec:
     if name not in PRESETS:
-        raise SpecError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+        raise SpecError(describe_unknown("preset", name, PRESETS))
     return PRESETS[name]
 
 

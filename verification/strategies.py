@@ -61,7 +61,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from proofs.hashing import DOMAIN_TRACE, hash_parts
 from proofs.messages import Commitment
-from proofs.types import Step
+from proofs.types import Step, describe_unknown
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program, StepOutput, derive_seed
 from verification.execution.state import State
@@ -425,7 +425,7 @@ def resolve_strategy(name: str, params: dict[str, Any]) -> Strategy:
     elif name in CATALOG:
         factory = CATALOG[name]
     else:
-        raise StrategyError(f"unknown strategy {name!r}; catalog: {sorted(CATALOG)} or 'package.module:attr'")
+        raise StrategyError(f"{describe_unknown('strategy', name, CATALOG)}, or a plug-in 'package.module:attr'")
     try:
         strategy = factory(**params)
     except TypeError as exc:
@@ -436,12 +436,6 @@ def resolve_strategy(name: str, params: dict[str, Any]) -> Strategy:
         if not callable(getattr(strategy, method, None)):
             raise StrategyError(f"strategy {name!r} has no method {method}()")
     return strategy
-
-
-def resolve_challenger(spec: JobSpec) -> Strategy:
-    """The verifier's strategy when it challenges: ``honest``, or an adversary such as
-    ``false_challenger`` (catalog name or plug-in), from ``spec.challenger_strategy``."""
-    return resolve_strategy(spec.challenger_strategy, spec.challenger_params)
 
 
 def resolve_party_strategy(party: SolverSpec) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
+from proofs.types import describe_unknown
 from verification.execution.repro.rng import StepRng
 
 
@@ -255,7 +256,7 @@ MODELS = {"mlp": build_mlp, "cnn": build_cnn, "transformer": build_transformer}
 def build_model(name: str, params: dict[str, Any], data_meta: dict[str, Any]) -> Model:
     """Instantiate a model by name; input and output sizes default to the dataset's."""
     if name not in MODELS:
-        raise UnknownModelError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+        raise UnknownModelError(describe_unknown("model", name, MODELS))
     try:
         return MODELS[name](params, data_meta)
     except TypeError as exc:
