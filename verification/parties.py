@@ -34,6 +34,7 @@ import io
 import json
 import multiprocessing
 import multiprocessing.connection
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,9 @@ from verification.execution.opgraph import InputRef, Operands, OpRecord, OpsComm
 from verification.execution.state import State
 from verification.solver import TrainingRun
 
+# torch's safe_globals is process-wide state, not per thread: answers decoded on two threads at
+# once (solvers train side by side) would clear each other's allowlist mid-load.
+DECODE_LOCK = threading.Lock()
 MAX_ANSWER_BYTES = 1 << 32  # an answer larger than this is refused (a party cannot flood memory)
 NUMPY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
                  *{type(np.dtype(code)) for code in "?bhilqBHILQefd"}]
@@ -77,7 +81,7 @@ def encode_answer(status: str, value: Any) -> bytes:
 def decode_answer(party: str, data: bytes) -> tuple[str, Any]:
     """``(status, value)`` of an answer; ``PartyError`` for anything that is not one."""
     try:
-        with torch.serialization.safe_globals(ANSWER_CLASSES):
+        with DECODE_LOCK, torch.serialization.safe_globals(ANSWER_CLASSES):
             answer = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 -- any decoding failure is the party's
         raise PartyError(party, f"sent an answer that does not decode: {type(exc).__name__}: "

@@ -273,3 +273,17 @@ def test_the_solver_deadline_is_the_spec_s_or_derived_from_a_measured_step(minim
 
     assert get_solver_deadline(dataclasses.replace(minimal_program.spec, solver_deadline_s=7.5), minimal_program) == 7.5
     assert get_solver_deadline(minimal_program.spec, minimal_program) > DEADLINE_FLOOR_S
+
+
+def test_answers_decode_on_many_threads_at_once():
+    """torch's weights-only allowlist is process-wide: concurrent decodes must not clear each
+    other's (solvers' runs are decoded side by side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from proofs.merkle import MerkleProof
+    from verification.parties import decode_answer, encode_answer
+
+    answer = encode_answer("ok", (b"\x01" * 32, MerkleProof(1, 4, (b"a" * 32,))))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        decoded = list(pool.map(lambda _: decode_answer("p", answer), range(400)))
+    assert all(d == ("ok", (b"\x01" * 32, MerkleProof(1, 4, (b"a" * 32,)))) for d in decoded)
