@@ -36,6 +36,11 @@ Signature = NewType("Signature", bytes)
 ROOT_SIZE = 32
 
 
+def is_root(value: object) -> bool:
+    """Whether ``value`` is a root: ``ROOT_SIZE`` bytes."""
+    return isinstance(value, bytes) and len(value) == ROOT_SIZE
+
+
 def decode_root(value: object) -> Root:
     """A root from its hex form (as written in reports, records and proofs). ``ValueError`` names
     the value when it is not hex or not ``ROOT_SIZE`` bytes; callers wrap it in their own error."""

@@ -74,7 +74,7 @@ import torch
 from proofs.encoding import verify_trace_proof
 from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, HASH_NAMES, hash_parts
 from proofs.merkle import MerkleProof, hash_leaf, verify_merkle_proof
-from proofs.types import ROOT_SIZE, Root, Step
+from proofs.types import Root, Step, is_root
 from verification.execution.opgraph import (
     COMMIT_OP,
     Operands,
@@ -201,10 +201,6 @@ def compute_failure_reason(call: str, exc: BaseException) -> str:
     if isinstance(exc, ProviderError | PartyError):
         return str(exc)
     return f"{call} failed: {describe_exception(exc)}"
-
-
-def is_root(value: Any) -> bool:
-    return isinstance(value, bytes) and len(value) == ROOT_SIZE
 
 
 def is_proven_root(value: Any) -> bool:

@@ -23,7 +23,7 @@ from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
 from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
-from proofs.types import JobId, SolverId, Step
+from proofs.types import JobId, SolverId, Step, is_root
 from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.distributed import DataParallelError, train_data_parallel
@@ -171,14 +171,13 @@ def check_program(spec: JobSpec) -> None:
 def check_funds(spec: JobSpec, ledger_path: Path) -> None:
     """``InsufficientFundsError`` naming every party that cannot cover its part of the job (a
     settled job is not checked again: re-running it moves nothing)."""
-    job_id = compute_job_id(spec)
-    needs = compute_job_requirements(spec.submitter, economic_terms(spec), [s.solver_id for s in spec.solvers],
-                                     [spec.verifier])
+    job_id, terms = compute_job_id(spec), economic_terms(spec)
+    needs = compute_job_requirements(spec.submitter, terms, [s.solver_id for s in spec.solvers], [spec.verifier])
     ledger = Ledger(ledger_path) if ledger_path.exists() else None
     try:
         if ledger is not None and is_job_settled(ledger, job_id):
             return
-        shortfalls = get_shortfalls(ledger, needs, economic_terms(spec))
+        shortfalls = get_shortfalls(ledger, needs, terms)
     finally:
         if ledger is not None:
             ledger.close()
@@ -259,12 +258,7 @@ def train_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: So
     except PartyError as exc:
         return compute_failed_run(spec, solver, path, f"training under strategy {solver.strategy!r} "
                                                       f"failed: {exc.reason}")
-    fault = compute_run_fault(spec, solver.solver_id, run)
-    if fault is not None:
-        return compute_failed_run(spec, solver, path, fault)
-    for notice in run.notices:
-        warnings.warn(f"solver {solver.solver_id!r}: {notice}", DiscardedCheckpointWarning, stacklevel=2)
-    return run
+    return accept_run(spec, solver, path, run)
 
 
 def train_data_parallel_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec) -> TrainingRun:
@@ -275,8 +269,18 @@ def train_data_parallel_party(spec: JobSpec, dataset: DatasetCommitment, path: s
                                   solver.solver_id, world_size=spec.micro_batches)
     except (DataParallelError, PartyError) as exc:
         return compute_failed_run(spec, solver, path, f"data-parallel training failed: {exc}")
+    return accept_run(spec, solver, path, run)
+
+
+def accept_run(spec: JobSpec, solver: SolverSpec, path: str, run: object) -> TrainingRun:
+    """The run a party returned, or a failed run naming what is wrong with it; the warnings the
+    party raised while training are raised here again."""
     fault = compute_run_fault(spec, solver.solver_id, run)
-    return run if fault is None else compute_failed_run(spec, solver, path, fault)
+    if fault is not None:
+        return compute_failed_run(spec, solver, path, fault)
+    for notice in run.notices:
+        warnings.warn(f"solver {solver.solver_id!r}: {notice}", DiscardedCheckpointWarning, stacklevel=3)
+    return run
 
 
 def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | None:
@@ -286,7 +290,7 @@ def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | 
     # Rule: a run is of this job and this solver, with a root for each of the C checkpoints.
     if (run.job_id, run.solver_id, run.interval) != (compute_job_id(spec), solver_id, spec.checkpoint_interval):
         return f"training returned the run of {(run.job_id, run.solver_id, run.interval)}"
-    if len(run.roots) != spec.num_checkpoints or not all(isinstance(r, bytes) and len(r) == 32 for r in run.roots):
+    if len(run.roots) != spec.num_checkpoints or not all(is_root(r) for r in run.roots):
         return f"training returned {len(run.roots)} roots, the job has {spec.num_checkpoints} checkpoints"
     declared = run.injected_divergence_step
     if declared is not None and type(declared) is not int:
@@ -346,8 +350,10 @@ def get_forfeit(spec: JobSpec, runs: dict[SolverId, TrainingRun], commitments: d
                 solver_id: SolverId) -> str | None:
     """Why ``solver_id`` delivered nothing to verify (``None`` when it trained and committed)."""
     run = runs.get(solver_id)
-    if run is None or run.failure is not None:
-        return run.failure if run is not None else "no training run"
+    if run is None:
+        return "no training run"
+    if run.failure is not None:
+        return run.failure
     return None if solver_id in commitments else "no valid signed commitment to its run"
 
 

@@ -98,8 +98,7 @@ class CheckpointWriter:
         self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
                                  "hash_name": hash_name, "run": dict(run or {}), "written": 0,
                                  "written_roots": [], "losses": []})
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
-        self.pending: Future | None = None
+        self.start_worker()
 
     @classmethod
     def reopen(cls, path: str | os.PathLike[str], partial: PartialCheckpoints) -> CheckpointWriter:
@@ -110,9 +109,13 @@ class CheckpointWriter:
         writer.interval = partial.interval
         writer.roots = list(partial.roots)
         writer.arrays = {}
-        writer.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
-        writer.pending = None
+        writer.start_worker()
         return writer
+
+    def start_worker(self) -> None:
+        """The one background thread that stores checkpoints, and no checkpoint in flight yet."""
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
+        self.pending: Future | None = None
 
     def write(self, index: int, state: State, root: Root | None = None,
               losses: Sequence[float] | None = None) -> None:
