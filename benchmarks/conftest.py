@@ -30,7 +30,8 @@ import pytest
 
 from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import load_source
-from verification.execution.models import UnknownModelError, build_model
+from verification.execution.models import UnknownModelError
+from verification.execution.pieces import ProgramError, build_module
 from verification.execution.program import Program, configure_mode, load_program
 from verification.solver import TrainingRun, train
 from verification.spec import JobSpec, SolverSpec, compute_job_id, get_preset
@@ -72,8 +73,8 @@ def make_bench_spec(model: str = DEFAULT_MODEL, width: int = DEFAULT_WIDTH, **fi
 def require_model(spec: JobSpec, dataset: DatasetCommitment) -> None:
     """Skip the calling benchmark, with the reason, when the core cannot build ``spec.model``."""
     try:
-        build_model(spec.model, spec.model_params, dataset.meta)
-    except UnknownModelError as exc:
+        build_module(spec.model, spec.model_params, dataset.meta)
+    except (UnknownModelError, ProgramError) as exc:
         pytest.skip(f"model {spec.model!r} is not available: {exc}")
 
 

@@ -20,6 +20,7 @@ Python version) still yields a well-defined job once it has been sharded and com
 
 from __future__ import annotations
 
+import importlib
 import os
 import sysconfig
 from collections.abc import Callable
@@ -108,7 +109,35 @@ SOURCES: dict[str, Callable[..., Source]] = {
 
 
 def load_source(name: str, **params: Any) -> Source:
-    """Load the named source with its parameters."""
+    """Load the named source with its parameters: a catalog name, or a plug-in
+    ``"package.module:attr"``, a callable ``(dataset_params: dict) -> (x, y, meta)`` of numpy
+    arrays with one sample per row and a dict of sizes (``input_dim``, ``num_classes``, …) that the
+    model builder reads."""
+    if ":" in name:
+        return load_plugin_source(name, params)
     if name not in SOURCES:
-        raise UnknownSourceError(describe_unknown("data source", name, SOURCES))
+        raise UnknownSourceError(describe_unknown("data source", name, SOURCES) + ", or a plug-in 'package.module:attr'")
     return SOURCES[name](**params)
+
+
+def load_plugin_source(name: str, params: dict[str, Any]) -> Source:
+    module_name, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except Exception as exc:  # noqa: BLE001 -- whatever the plug-in's import raises, named
+        raise UnknownSourceError(f"dataset {name!r} cannot be imported: {type(exc).__name__}: {exc}") from None
+    try:
+        result = factory(dict(params))
+    except Exception as exc:  # noqa: BLE001 -- the plug-in's own failure, named with it
+        raise UnknownSourceError(f"dataset {name!r} with dataset_params {params} raised {type(exc).__name__}: {exc}") from None
+    if not (isinstance(result, tuple) and len(result) == 3):
+        raise UnknownSourceError(f"dataset {name!r} must return (x, y, meta), got {type(result).__name__}")
+    x, y, meta = result
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and isinstance(meta, dict)):
+        raise UnknownSourceError(f"dataset {name!r} must return numpy arrays x, y and a dict meta, got "
+                                 f"{type(x).__name__}, {type(y).__name__}, {type(meta).__name__}")
+    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise UnknownSourceError(f"dataset {name!r}: x {x.shape} and y {y.shape} must hold the same number (>0) of rows")
+    if x.dtype.kind not in "fiu" or y.dtype.kind not in "fiu":
+        raise UnknownSourceError(f"dataset {name!r}: x and y must be numeric, got {x.dtype} and {y.dtype}")
+    return Source(name, np.ascontiguousarray(x), np.ascontiguousarray(y), dict(meta))

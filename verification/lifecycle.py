@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import torch
+
 from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
 from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
-from proofs.types import JobId, SolverId, Step, is_root
+from proofs.types import JobId, Root, SolverId, Step, is_root
 from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.distributed import DataParallelError, train_data_parallel
-from verification.execution.models import UnknownModelError, build_model
-from verification.execution.program import Program, load_program
+from verification.execution.program import Program, dry_run, load_program
+from verification.execution.repro.mode import UncoveredOperatorError
 from verification.parties import PartyError, RemoteProvider, run_in_party
 from verification.paths import ArtifactPaths
 from verification.providers import build_trace_provider
@@ -162,10 +164,19 @@ def check_program(spec: JobSpec) -> None:
         raise SpecError(f"num_shards={spec.num_shards} exceeds the {source.num_samples} samples of "
                         f"dataset {spec.dataset!r}")
     try:
-        build_model(spec.model, spec.model_params, source.meta)
-    except (UnknownModelError, TypeError, ValueError, KeyError) as exc:
+        program = Program(spec, source.x, source.y, Root(bytes(32)), source.meta, torch.device("cpu"))
+    except (TypeError, ValueError, KeyError) as exc:
         raise SpecError(f"model {spec.model!r} with model_params {spec.model_params} cannot be built "
                         f"on dataset {spec.dataset!r}: {exc}") from None
+    try:
+        dry_run(program)
+    except UncoveredOperatorError as exc:
+        raise SpecError(f"mode 'reproducible': model {spec.model!r} with loss {spec.loss!r} and optimizer "
+                        f"{spec.optimizer!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- the program's own failure, named before any work
+        raise SpecError(f"job program (model {spec.model!r}, loss {spec.loss!r}, optimizer {spec.optimizer!r}, "
+                        f"schedule {spec.schedule!r}) fails a dry run of one step on dataset {spec.dataset!r}: "
+                        f"{type(exc).__name__}: {exc}") from None
 
 
 def check_funds(spec: JobSpec, ledger_path: Path) -> None:

@@ -52,6 +52,7 @@ from verification.execution.opgraph import (
     get_structure,
     hash_array,
     hash_outputs,
+    is_computation,
     materialize,
 )
 from verification.execution.program import Program
@@ -71,7 +72,7 @@ class OpCounter(TorchDispatchMode):
         self.count = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
+        self.count += is_computation(func)
         return func(*args, **(kwargs or {}))
 
 

@@ -19,7 +19,10 @@ Presets: ``default`` (the demo job, embedded so that the Dagster CLI needs no ru
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import math
 import re
@@ -33,7 +36,9 @@ from proofs.types import JobId, PartyId, SolverId, describe_unknown
 
 MODES = ("exact", "reproducible", "tolerance")
 POLICIES = ("replicate", "interval")
-OPTIMIZERS = ("sgd_momentum",)
+OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw")  # verification.execution.pieces.OPTIMIZERS
+SCHEDULES = ("constant", "cosine")
+LOSSES = ("cross_entropy", "mse")
 
 
 class SpecError(ValueError):
@@ -73,10 +78,14 @@ class JobSpec:
     # program
     model: str = "mlp"
     model_params: dict[str, Any] = field(default_factory=lambda: {"hidden": 64})
-    optimizer: str = "sgd_momentum"
-    lr: float = 0.05
-    momentum: float = 0.9
+    loss: str = "cross_entropy"  # catalog or plug-in "package.module:attr" (verification.execution.pieces)
+    optimizer: str = "sgd_momentum"  # sgd, sgd_momentum, adam, adamw, or a plug-in
+    optimizer_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"betas": [0.9, 0.95]}
+    lr: float = 0.05  # the base learning rate; the schedule scales it per step
+    momentum: float = 0.9  # sgd_momentum's
     weight_decay: float = 0.0
+    schedule: str = "constant"  # constant, cosine, or a plug-in returning an LRScheduler
+    schedule_params: dict[str, Any] = field(default_factory=dict)  # cosine: warmup_steps, min_lr_ratio
     batch_size: int = 32
     micro_batches: int = 1  # gradient of a step = mean over equal micro-batches, summed in order
     data_parallel: bool = False  # one process per micro-batch (torch.distributed); same bits
@@ -144,15 +153,53 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
 
 
 OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1,
-                      "solver_deadline_s": 0.0}
+                      "solver_deadline_s": 0.0, "loss": "cross_entropy", "optimizer_params": {},
+                      "schedule": "constant", "schedule_params": {}}
 # How a job is executed, not what it computes: a data-parallel run has the trace of the
 # one-process run with the same micro-batches, so it is the same job.
 EXECUTION_ONLY_FIELDS = ("data_parallel",)
 
 
+PROGRAM_FIELDS = ("dataset", "model", "optimizer", "schedule", "loss")  # may name plug-in code
+PLUGIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_plugin_name(value: str) -> bool:
+    """``"package.module:attr"``: a plug-in, not a catalog name."""
+    return bool(PLUGIN_NAME.match(value))
+
+
+@functools.lru_cache(maxsize=64)
+def hash_module_source(module_name: str) -> str:
+    """SHA-256 of a plug-in module's source file, located without importing the module itself."""
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        raise SpecError(f"plug-in module {module_name!r} cannot be found: {exc}") from None
+    if found is None or not found.has_location or not found.origin:
+        raise SpecError(f"plug-in module {module_name!r} cannot be found on the Python path")
+    return hashlib.sha256(Path(found.origin).read_bytes()).hexdigest()
+
+
+def get_torch_release() -> str:
+    """torch's release without the local build tag: a CPU and a CUDA wheel of one release run
+    the same operators (read from the package metadata: no torch import)."""
+    return importlib.metadata.version("torch").split("+")[0]
+
+
+def compute_program_binding(spec: JobSpec) -> dict[str, Any]:
+    """What the job id binds besides the spec's fields: torch's release and the source hash of
+    every plug-in module the program names, so two parties cannot run different code, or a
+    different torch, under one job id (the execution mode is a spec field already)."""
+    code = {name: f"{getattr(spec, name)}@{hash_module_source(getattr(spec, name).partition(':')[0])}"
+            for name in PROGRAM_FIELDS if is_plugin_name(getattr(spec, name))}
+    return {"torch": get_torch_release(), "code": code}
+
+
 def compute_job_id(spec: JobSpec) -> JobId:
     fields = {k: v for k, v in spec_to_dict(spec).items()
               if OPTIONAL_ID_FIELDS.get(k, ...) != v and k not in EXECUTION_ONLY_FIELDS}
+    fields["program"] = compute_program_binding(spec)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return JobId("job-" + hashlib.sha256(canonical.encode()).hexdigest()[:12])
 
@@ -317,7 +364,12 @@ def validate_spec(spec: JobSpec) -> None:
     _require(spec.threads >= 1, f"threads must be >= 1, got {spec.threads}")
     _require(spec.mode in MODES, f"mode {spec.mode!r} is not one of {MODES}")
     _require(spec.tolerance_rho > 0, f"tolerance_rho must be > 0, got {spec.tolerance_rho}")
-    _require(spec.optimizer in OPTIMIZERS, f"optimizer {spec.optimizer!r} is not one of {OPTIMIZERS}")
+    for name, value, catalog in (("optimizer", spec.optimizer, OPTIMIZERS), ("schedule", spec.schedule, SCHEDULES),
+                                 ("loss", spec.loss, LOSSES)):
+        _require(isinstance(value, str) and (value in catalog or is_plugin_name(value)),
+                 f"{name} {value!r} is not one of {catalog} or a plug-in 'package.module:attr'")
+    for name in ("model_params", "dataset_params", "optimizer_params", "schedule_params"):
+        _require(isinstance(getattr(spec, name), dict), f"{name} must be a mapping, got {getattr(spec, name)!r}")
     _require(spec.device in ("auto", "cpu", "cuda"), f"device {spec.device!r} is not auto/cpu/cuda")
     _require(spec.hash_name in HASH_NAMES, f"hash_name {spec.hash_name!r} is not one of {HASH_NAMES}")
     # Verification rules

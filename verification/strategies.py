@@ -56,13 +56,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from proofs.hashing import DOMAIN_TRACE, hash_parts
 from proofs.messages import Commitment
 from proofs.types import Step, describe_unknown
 from verification.execution.checkpoints import read_checkpoint
+from verification.execution.opgraph import is_computation
 from verification.execution.program import Program, StepOutput, derive_seed
 from verification.execution.state import State
 from verification.spec import JobSpec, SolverSpec
@@ -216,7 +217,7 @@ class Interpolate:
             for name, p in start.params().items():
                 delta = target.tensors[f"param/{name}"] - p
                 tensors[f"param/{name}"] = p + (t / total) * delta
-                tensors[f"momentum/{name}"] = -delta / (total * program.spec.lr)
+                tensors[f"optim/{name}/momentum_buffer"] = -delta / (total * program.spec.lr)
         return StepOutput(State(Step(t), tensors, state.rng), float("nan"))
 
     def divergence_step(self, spec: JobSpec) -> Step | None:
@@ -339,6 +340,12 @@ def corrupt_output(out: Any, element: int | None, bit: int) -> Any:
     raise StrategyError(f"op_corrupt: the operator's output {type(out).__name__} has no float32 tensor to corrupt")
 
 
+def is_inplace(func: torch._ops.OpOverload) -> bool:
+    """Whether an operator writes into its first argument (``add_``, ``mul_``, ``copy_``)."""
+    first = func._schema.arguments[0] if func._schema.arguments else None
+    return bool(first is not None and first.alias_info is not None and first.alias_info.is_write)
+
+
 class OpCorruptor(TorchDispatchMode):
     """Corrupts the output of the ``op``-th aten operator (counting from 0) run inside the ``with``
     block: a fault, or a tamper, inside one kernel, seen by every later operator."""
@@ -350,8 +357,17 @@ class OpCorruptor(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        if not is_computation(func):  # counted as the op trace counts (verification.execution.opgraph)
+            return out
         index, self.seen = self.seen, self.seen + 1
-        return corrupt_output(out, self.element, self.bit) if index == self.op else out
+        if index != self.op:
+            return out
+        corrupted = corrupt_output(out, self.element, self.bit)
+        if is_inplace(func):  # an optimizer's update: the caller keeps the mutated tensor, not the result
+            with _disable_current_modes():
+                args[0].copy_(tree_flatten(corrupted)[0][0])
+            return out
+        return corrupted
 
 
 @dataclass(frozen=True)

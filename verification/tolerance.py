@@ -127,7 +127,7 @@ def compute_interpolation_spoof(start: State, target: State, steps: int, interva
         tensors = {}
         for n in s0:
             tensors[f"param/{n}"] = s0[n] + (w[n] - s0[n]) * (t / steps)
-            tensors[f"momentum/{n}"] = -velocity[n] if t else torch.zeros_like(s0[n])
+            tensors[f"optim/{n}/momentum_buffer"] = -velocity[n] if t else torch.zeros_like(s0[n])
         trace.append(State(Step(t), tensors, start.rng))
     return trace
 

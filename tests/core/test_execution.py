@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -24,17 +26,20 @@ def test_state_round_trips_through_arrays(minimal_program):
     assert back.root() == s.root() and back.step == 3 and back.rng == s.rng
 
 
-def test_sgd_momentum_matches_torch_optim(minimal_program):
-    """Our functional optimizer is torch.optim.SGD (differential test, torch as the oracle)."""
+def test_sgd_momentum_matches_a_plain_torch_loop(minimal_program):
+    """The State-to-State step equals an ordinary training loop: one module, one torch.optim.SGD
+    kept across steps (differential test, torch as the oracle)."""
     p = minimal_program
     s0 = p.init_state()
-    params = {n: t.clone().requires_grad_(True) for n, t in s0.params().items()}
-    opt = torch.optim.SGD(params.values(), lr=p.spec.lr, momentum=p.spec.momentum)
+    module = copy.deepcopy(p.module)
+    module.load_state_dict(s0.params())
+    params = dict(module.named_parameters())
+    opt = torch.optim.SGD(module.parameters(), lr=p.spec.lr, momentum=p.spec.momentum)
     state = s0
     for t in (1, 2, 3):
         batch = p.batch(Step(t))
         opt.zero_grad()
-        p.model.loss(params, batch.x, batch.y, p.ops).backward()
+        torch.nn.functional.cross_entropy(module(batch.x), batch.y).backward()
         opt.step()
         state = p.step(state, batch).state
     for n, t in params.items():

@@ -61,7 +61,7 @@ def test_op_corrupt_is_pinpointed_at_its_operator(game_program, game_runs, hones
 
 @pytest.mark.parametrize(("strategy", "operator"), [
     (DataOrder(step=11), "aten.slice.Tensor"),  # the first operator that reads the batch
-    (WrongLR(step=17, lr=0.2), "aten.mul.Tensor"),  # lr * buf
+    (WrongLR(step=17, lr=0.2), "aten.add_.Tensor"),  # torch.optim.SGD: p.add_(buf, alpha=-lr)
     (BitFlip(step=13), "pinpoint.commit_state"),  # changed outside the step's operators
     (Lazy(start=9, length=4), "aten.slice.Tensor"),  # the step's first operator, never run
 ])

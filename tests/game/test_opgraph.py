@@ -20,6 +20,7 @@ from verification.execution.opgraph import (
     derive_schedule,
     encode_argument,
     get_structure,
+    is_computation,
     open_operands,
     record_step,
     resolve_operator,
@@ -37,7 +38,8 @@ class OpLog(TorchDispatchMode):
         self.ops = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
+        if is_computation(func):
+            self.ops.append(str(func))
         return func(*args, **(kwargs or {}))
 
 

@@ -209,7 +209,7 @@ def _(env, tmp):
 
     def leave_corrupted_partial() -> None:
         shutil.copytree(store, partial)
-        flip_byte(partial / "momentum" / "fc0.weight" / "c" / "3" / "0" / "0")
+        flip_byte(partial / "optim" / "fc0.weight" / "momentum_buffer" / "c" / "3" / "0" / "0")
 
     def check() -> None:
         assert not partial.exists()

@@ -207,7 +207,7 @@ def test_a_corrupted_checkpoint_of_a_finished_store_is_named(uninterrupted, tmp_
 
     store = tmp_path / "c.zarr"
     shutil.copytree(uninterrupted["honest"].checkpoint_path, store)
-    flip_byte(store / "momentum/fc0.weight/c/3/0/0")
+    flip_byte(store / "optim/fc0.weight/momentum_buffer/c/3/0/0")
     assert read_checkpoint(store, 2).root() == uninterrupted["honest"].roots[2]
     with pytest.raises(CheckpointError, match=r"checkpoint #3 in '.*c\.zarr'"):
         read_checkpoint(store, 3)

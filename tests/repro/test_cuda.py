@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.repro.roots import SETUPS, compute_root
-from tests.repro.test_ops import OP_CASES
-from verification.execution.repro import ReproOps
+from tests.repro.test_ops import OP_CASES, Ops
+from verification.execution.repro import reproducible
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -19,8 +19,9 @@ def test_op_is_bit_identical_on_cpu_and_cuda(case):
     results = []
     for device in ("cpu", "cuda"):
         leaves = [t.detach().clone().to(device).requires_grad_(t.is_floating_point()) for t in inputs]
-        out = fn(ReproOps, *leaves)
-        out.backward(torch.linspace(-1, 1, out.numel()).reshape(out.shape).to(device))
+        with reproducible():
+            out = fn(Ops, *leaves)
+            out.backward(torch.linspace(-1, 1, out.numel()).reshape(out.shape).to(device))
         results.append([out.detach().cpu()] + [t.grad.cpu() for t in leaves if t.grad is not None])
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)

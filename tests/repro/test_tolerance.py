@@ -27,7 +27,7 @@ def state(step: int, **params: list[float]) -> State:
     tensors = {}
     for name, values in params.items():
         tensors[f"param/{name}"] = torch.tensor(values)
-        tensors[f"momentum/{name}"] = torch.zeros(len(values))
+        tensors[f"optim/{name}/momentum_buffer"] = torch.zeros(len(values))
     return State(Step(step), tensors, 0)
 
 
@@ -57,7 +57,7 @@ def test_interpolation_spoof_is_a_straight_line_with_its_velocity():
     assert torch.equal(trace[-1].tensors["param/w"], target.tensors["param/w"])
     assert torch.equal(trace[2].tensors["param/w"], torch.tensor([2.0, -1.0]))
     # one SGD step with zero gradient, p - lr * buf, moves one step along the line
-    moved = trace[1].tensors["param/w"] - 0.5 * trace[1].tensors["momentum/w"]
+    moved = trace[1].tensors["param/w"] - 0.5 * trace[1].tensors["optim/w/momentum_buffer"]
     torch.testing.assert_close(moved, torch.tensor([1.5, -0.5]))
     with pytest.raises(ToleranceError, match="multiple"):
         compute_interpolation_spoof(start, target, steps=7, interval=2, lr=0.5)

@@ -1,7 +1,7 @@
 """Checkpoints in zarr: one array per state tensor, with a leading checkpoint axis.
 
 Layout of ``checkpoints.zarr``: for every canonical state array ``name`` (``param/fc0.weight``,
-``momentum/…``, ``meta/step``, ``meta/rng``) an array of shape ``(C, *shape)`` where ``C`` is the
+``optim/…``, ``meta/step``, ``meta/rng``) an array of shape ``(C, *shape)`` where ``C`` is the
 number of checkpoints (steps ``0, k, …, T``); chunks are ``(1, rows, *rest)`` with ``rows`` from
 the canonical chunking of ``proofs.encoding`` (clipped to the tensor), so one stored chunk is one
 Merkle leaf of the committed state root. Arrays are stored uncompressed.
@@ -197,6 +197,14 @@ def get_stored_root(path: str | os.PathLike[str], group: zarr.Group, index: int)
     return decode_store_root(roots[index], where), hash_name
 
 
+def walk_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Array]]:
+    """Every array under ``group`` by its path (``param/fc0.weight``, ``optim/fc0.weight/step``)."""
+    found = [(prefix + name, arr) for name, arr in group.arrays()]
+    for name, sub in group.groups():
+        found.extend(walk_arrays(sub, f"{prefix}{name}/"))
+    return found
+
+
 def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> State:
     """The state stored at checkpoint ``index`` (step ``index * interval``), checked against the
     root the store records for it."""
@@ -206,10 +214,7 @@ def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> S
         held = f"{count!r} of {total!r}" if count != total else f"{count!r}"
         raise CheckpointError(f"checkpoint store {str(path)!r} holds {held} checkpoints, asked for #{index}")
     try:
-        arrays = {name: np.asarray(arr[index]) for name, arr in group.arrays()}
-        for name, sub in group.groups():
-            arrays.update({f"{name}/{n}": np.asarray(a[index]) for n, a in sub.arrays()})
-        state = state_from_arrays(arrays, device)
+        state = state_from_arrays({name: np.asarray(arr[index]) for name, arr in walk_arrays(group)}, device)
     except Exception as exc:  # zarr/numcodecs raise several types for corrupt chunks and metadata
         raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is unreadable: {exc}") from exc
     stored = get_stored_root(path, group, index)

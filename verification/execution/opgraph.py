@@ -64,7 +64,14 @@ from proofs.encoding import canonical_array, tensor_proof
 from proofs.hashing import DOMAIN_OPS, hash_parts
 from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root
 from proofs.types import Root, Step
-from verification.execution.program import Batch, Program
+from verification.execution.program import (
+    Batch,
+    Program,
+    RealScalars,
+    advance_fake,
+    fake_batch,
+    fake_state,
+)
 from verification.execution.state import RNG_KEY, State
 
 COMMIT_OP = "pinpoint.commit_state"
@@ -208,6 +215,12 @@ def get_structure(record: OpRecord | None) -> tuple | None:
 
 
 # -- recording ------------------------------------------------------------------------------------
+def is_computation(func: torch._ops.OpOverload) -> bool:
+    """Whether an operator computes: ``prim`` metadata queries (a fake tensor's device) and the
+    ``profiler`` markers that torch.optim's ``step`` emits do not, and are not recorded."""
+    return func.namespace not in ("prim", "profiler")
+
+
 def get_view_key(tensor: torch.Tensor) -> tuple:
     """What makes two tensor objects the same value: storage, offset, shape, strides, dtype."""
     return (tensor.untyped_storage()._cdata, tensor.storage_offset(), tuple(tensor.shape),
@@ -269,10 +282,11 @@ class OpRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func.namespace == "prim":  # metadata queries (a fake tensor's device), not computation
+        if not is_computation(func):
             return func(*args, **kwargs)
         # Schedule-only replay: the loss read for the log is the one value-dependent operator.
-        out = 0.0 if self.schedule_only and func is READ_SCALAR_OP else func(*args, **kwargs)
+        reads_fake = func is READ_SCALAR_OP and isinstance(args[0], FakeTensor)
+        out = 0.0 if self.schedule_only and reads_fake else func(*args, **kwargs)
         with _disable_current_modes():
             self._append(str(func), args, kwargs, out)
         return out
@@ -375,19 +389,25 @@ def record_step(program: Program, strategy: Any, pre: State, hash_name: str) -> 
 def derive_schedule(program: Program, step: Step) -> list[tuple]:
     """The canonical schedule of step ``step``: ``Program.step`` replayed on fake tensors.
 
-    The pre-state's names, shapes and dtypes are those of ``S_0`` (the State's schema does not
-    change between steps), its RNG key is the job's; the batch is the step's own.
+    The pre-state is ``S_0`` advanced by honest fake steps to ``S_{step-1}`` when the State has
+    scalar (0-d) tensors, which run for real (``RealScalars``: an optimizer's step counter enters
+    the arguments of its update); otherwise ``S_0``'s names, shapes and dtypes with step
+    ``step - 1``. The batch is the step's own.
     """
     template = program.init_state()
     real = program.batch(step)
     fake = FakeTensorMode(allow_non_fake_inputs=True)
-    pre = State(Step(step - 1), {n: fake.from_tensor(t) for n, t in template.tensors.items()}, template.rng)
-    batch = Batch(real.step, real.indices, fake.from_tensor(real.x), fake.from_tensor(real.y))
     recorder = OpRecorder(program.spec.hash_name, schedule_only=True)
-    recorder.register_state(pre)
-    recorder.register_batch(batch)
-    with fake, recorder:
-        out = program.step(pre, batch)
+    with fake, RealScalars():
+        pre = fake_state(fake, template)
+        if any(t.dim() == 0 for t in template.tensors.values()):
+            pre = advance_fake(program, fake, pre, Step(step - 1))
+        pre = State(Step(step - 1), pre.tensors, pre.rng)
+        batch = fake_batch(fake, real)
+        recorder.register_state(pre)
+        recorder.register_batch(batch)
+        with recorder:
+            out = program.step(pre, batch)
     recorder.append_commit(out.state, pre)
     return [get_structure(r) for r in recorder.records]
 

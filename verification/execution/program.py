@@ -1,9 +1,11 @@
 """The training program: ``init(spec) -> State`` and ``step(State, batch) -> State``.
 
 This is the one code path (docs/design.md §1.3): solvers run it, verifiers re-run it, and the referee
-calls it. The optimizer is SGD with momentum written out functionally (PyTorch's convention,
-``buf <- mu * buf + (g + wd * p)``, ``p <- p - lr * buf``; with a zero initial buffer this equals
-``torch.optim.SGD`` including its first step), so its buffers are part of the committed State.
+calls it. The program is ordinary PyTorch named by the job spec (``verification.execution.pieces``):
+an ``nn.Module``, a ``torch.optim`` optimizer, a learning-rate schedule and a loss. The State holds
+the module's parameters (``param/<name>``) and persistent buffers (``buffer/<name>``) and the
+optimizer's per-parameter state (``optim/<name>/<key>``: ``momentum_buffer``, ``exp_avg``,
+``exp_avg_sq``, ``step``, …), so every step can be replayed from the State alone.
 
 Execution modes (docs/design.md §3):
 
@@ -11,26 +13,42 @@ Execution modes (docs/design.md §3):
     torch's kernels with a pinned thread count and ``torch.use_deterministic_algorithms``. Two
     honest parties agree only on an identical software/hardware environment.
 ``reproducible``
-    the same program on Pinpoint's fixed-order operators (``verification.execution.repro``).
+    the same program with every aten operator run by ``verification.execution.repro.mode``
+    (``reproducible()``): the same bits on every device, thread count and CPU generation.
 ``tolerance``
     torch's kernels; parties are compared up to a distance threshold (Proof-of-Learning).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_flatten
 
 from datasets.schedule import batch_indices
 from datasets.sharding import DatasetCommitment, load_dataset
 from proofs.hashing import DOMAIN_STATE, hash_parts
 from proofs.types import Root, Step
-from verification.execution.models import Model, build_model
-from verification.execution.ops import get_ops
-from verification.execution.repro import StepRng
+from verification.execution.pieces import (
+    LOSSES,
+    OPTIMIZERS,
+    Objective,
+    OptimizerTerms,
+    ProgramError,
+    build_module,
+    make_schedule,
+    resolve_piece,
+    zero_state,
+)
+from verification.execution.repro.mode import reproducible
+from verification.execution.repro.rng import StepRng
 from verification.execution.state import State
 from verification.spec import JobSpec
 
@@ -95,33 +113,69 @@ def derive_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
+PARAM, BUFFER, OPTIM = "param/", "buffer/", "optim/"
+
+
 class Program:
-    """A job's training program bound to its committed dataset and a device."""
+    """A job's training program bound to its committed dataset and a device.
+
+    The program's pieces (``verification.execution.pieces``) are ordinary torch: an ``nn.Module``,
+    a ``torch.optim`` optimizer, a schedule and a loss. The step is still a pure map
+    ``State -> State``: the module's tensors come from the State through
+    ``torch.func.functional_call``, and every update runs a fresh optimizer over copies of the
+    State's tensors, loaded with the State's optimizer state (``optim/<param>/<key>``), whose
+    results become the next State. Nothing survives between steps outside the State.
+    """
 
     def __init__(self, spec: JobSpec, x: np.ndarray, y: np.ndarray, dataset_root: Root,
                  data_meta: dict, device: torch.device | None = None):
         self.spec = spec
         self.device = device or resolve_device(spec.device)
-        self.model: Model = build_model(spec.model, spec.model_params, data_meta)
-        self.ops = get_ops(spec.mode)
+        configure_mode(spec.mode, spec.threads)
+        with self.initialisation():
+            module = build_module(spec.model, spec.model_params, data_meta)
+        self.module = module.to(self.device).train()
+        self.objective = Objective(self.module, resolve_piece("loss", spec.loss, LOSSES), spec.loss)
+        self.make_optimizer = resolve_piece("optimizer", spec.optimizer, OPTIMIZERS)
+        self.lr_at = make_schedule(spec.schedule, spec.lr, spec.steps, spec.schedule_params)
+        self.param_names = sorted(n for n, _ in self.module.named_parameters())
+        persistent = set(self.module.state_dict())
+        self.buffer_names = sorted(n for n, _ in self.module.named_buffers() if n in persistent)
         self.dataset_root = dataset_root
         self.num_samples = int(x.shape[0])
         self._x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
         self._y = torch.from_numpy(np.ascontiguousarray(y)).to(self.device)
-        configure_mode(spec.mode, spec.threads)
 
     def environment(self) -> str:
         """This program's execution environment (``compute_environment``)."""
         return compute_environment(self.device)
 
+    def initialisation(self):
+        """Where the module is built: its random draws come from the job seed (a portable
+        generator in ``reproducible`` mode, torch's own otherwise, restored afterwards)."""
+        seed = derive_seed(self.spec.seed, "init")
+        if self.spec.mode == "reproducible":
+            return reproducible(seed=seed)
+        return seeded_torch_rng(seed, self.device)
+
+    def execution(self, rng: StepRng | None = None):
+        """The context every operator of a step runs in: ``reproducible()`` in that mode (with the
+        step's RNG for dropout); torch's kernels, seeded from the same RNG, otherwise."""
+        if self.spec.mode == "reproducible":
+            return reproducible(rng=rng)
+        if rng is None:
+            return contextlib.nullcontext()
+        return seeded_torch_rng(derive_seed(rng.key, f"step/{rng.step}"), self.device)
+
     def init_state(self) -> State:
-        """``S_0``: parameters from the seeded generator, zero momentum buffers."""
-        generator = torch.Generator().manual_seed(derive_seed(self.spec.seed, "init"))
-        params = self.model.init_params(generator)
-        tensors = {}
-        for name, p in params.items():
-            tensors[f"param/{name}"] = p.to(self.device)
-            tensors[f"momentum/{name}"] = torch.zeros_like(p, device=self.device)
+        """``S_0``: the module's initial parameters and buffers, the optimizer's initial state."""
+        named = dict(self.module.named_parameters())
+        tensors = {PARAM + n: named[n].detach().clone() for n in self.param_names}
+        buffers = dict(self.module.named_buffers())
+        tensors.update({BUFFER + n: buffers[n].detach().clone() for n in self.buffer_names})
+        for n in self.param_names:
+            for key, value in zero_state(self.spec.optimizer, named[n]).items():
+                tensors[f"{OPTIM}{n}/{key}"] = value.to(self.device) if value.dim() else value
         return State(Step(0), tensors, derive_seed(self.spec.seed, "rng"))
 
     def batch(self, step: Step) -> Batch:
@@ -138,19 +192,27 @@ class Program:
 
     def gradients(self, state: State, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Gradients of the mean loss over ``batch`` w.r.t. every parameter, and that loss."""
-        names = sorted(state.params())
-        params = {n: state.tensors[f"param/{n}"].detach().requires_grad_(True) for n in names}
-        rng = batch.rng(state.rng, self.spec.micro_batches)
-        loss = self.model.loss(params, batch.x, batch.y, self.ops, rng=rng)
-        grads = torch.autograd.grad(loss, [params[n] for n in names])
-        return dict(zip(names, grads, strict=True)), loss.detach()
+        params = {n: state.tensors[PARAM + n].detach().requires_grad_(True) for n in self.param_names}
+        buffers = {n: state.tensors[BUFFER + n] for n in self.buffer_names}
+        versions = {n: b._version for n, b in buffers.items()}
+        inputs = {f"model.{n}": t for n, t in {**params, **buffers}.items()}
+        with self.execution(batch.rng(state.rng, self.spec.micro_batches)):
+            loss = torch.func.functional_call(self.objective, inputs, (batch.x, batch.y), strict=True)
+            grads = torch.autograd.grad(loss, [params[n] for n in self.param_names], allow_unused=True)
+        changed = [n for n, b in buffers.items() if b._version != versions[n]]
+        if changed:
+            raise ProgramError(f"model {self.spec.model!r} changes buffers {changed} while training (e.g. "
+                               "BatchNorm running statistics); the State carries buffers unchanged: use "
+                               "track_running_stats=False or a LayerNorm")
+        grads = [torch.zeros_like(params[n]) if g is None else g for n, g in zip(self.param_names, grads, strict=True)]
+        return dict(zip(self.param_names, grads, strict=True)), loss.detach()
 
     def combine(self, parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Mean of micro-batch gradients, summed in micro-batch order (a fixed reduction order:
         data-parallel workers and a single process reduce identically)."""
         if len(parts) == 1:
             return parts[0]
-        with torch.no_grad():
+        with torch.no_grad(), self.execution():
             grads = {}
             for name in parts[0][0]:
                 total = parts[0][0][name]
@@ -160,25 +222,37 @@ class Program:
             loss = parts[0][1]
             for _, part_loss in parts[1:]:
                 loss = loss + part_loss
-        return grads, loss / len(parts)
+            loss = loss / len(parts)
+        return grads, loss
 
     def update(self, state: State, grads: dict[str, torch.Tensor], lr: float | None = None) -> State:
-        """SGD with momentum: ``buf <- mu * buf + (g + wd * p)``, ``p <- p - lr * buf``."""
-        lr = self.spec.lr if lr is None else lr
-        mu, wd = self.spec.momentum, self.spec.weight_decay
-        tensors = {}
-        with torch.no_grad():
-            for n, g in grads.items():
-                p = state.tensors[f"param/{n}"]
-                if wd:
-                    g = g + wd * p
-                buf = mu * state.tensors[f"momentum/{n}"] + g
-                tensors[f"param/{n}"] = p - lr * buf
-                tensors[f"momentum/{n}"] = buf
-        return State(Step(state.step + 1), tensors, state.rng)
+        """One ``optimizer.step()`` of the job's torch.optim optimizer on copies of the State's
+        tensors; ``lr`` overrides the schedule's rate for this step."""
+        step = Step(state.step + 1)
+        lr = self.lr_at(step) if lr is None else lr
+        with torch.no_grad(), self.execution():
+            params = [state.tensors[PARAM + n].clone() for n in self.param_names]
+            for p, n in zip(params, self.param_names, strict=True):
+                p.grad = grads[n]
+            terms = OptimizerTerms(lr, self.spec.momentum, self.spec.weight_decay, dict(self.spec.optimizer_params))
+            optimizer = self.make_optimizer(params, terms if self.spec.optimizer in OPTIMIZERS else terms.params)
+            check_optimizer(self.spec.optimizer, optimizer)
+            for p, n in zip(params, self.param_names, strict=True):
+                prefix = f"{OPTIM}{n}/"
+                loaded = {k[len(prefix):]: v.clone() for k, v in state.tensors.items() if k.startswith(prefix)}
+                if loaded:
+                    optimizer.state[p] = loaded
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+        tensors = {PARAM + n: p.detach() for p, n in zip(params, self.param_names, strict=True)}
+        tensors.update({BUFFER + n: state.tensors[BUFFER + n] for n in self.buffer_names})
+        for p, n in zip(params, self.param_names, strict=True):
+            tensors.update(capture_optimizer_state(self.spec.optimizer, n, optimizer.state.get(p, {})))
+        return State(step, tensors, state.rng)
 
     def step(self, state: State, batch: Batch, lr: float | None = None) -> StepOutput:
-        """One optimizer step ``S_{t-1} -> S_t`` on ``batch`` (``lr`` overrides the spec's)."""
+        """One optimizer step ``S_{t-1} -> S_t`` on ``batch`` (``lr`` overrides the schedule's)."""
         parts = [self.gradients(state, self.micro_batch(batch, r)) for r in range(self.spec.micro_batches)]
         grads, loss = self.combine(parts)
         return StepOutput(self.update(state, grads, lr), float(loss))
@@ -188,6 +262,80 @@ class Program:
         while state.step < end:
             state = self.step(state, self.batch(Step(state.step + 1))).state
         return state
+
+
+class RealScalars(TorchDispatchMode):
+    """Under a ``FakeTensorMode``: operators whose tensor inputs are all real 0-d tensors run for
+    real. An optimizer's scalar state (Adam's ``step``) is read with ``.item()`` into the Python
+    arithmetic of its update, so a fake replay of a step needs those values, and they never
+    depend on a tensor's contents (the schedule of a step is a function of the spec, the
+    shapes and this scalar state)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if tensors and all(not isinstance(t, FakeTensor) and t.dim() == 0 for t in tensors):
+            with _disable_current_modes():
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
+def fake_state(fake: FakeTensorMode, state: State) -> State:
+    """``state`` with every tensor fake except the 0-d ones (``RealScalars``)."""
+    return State(state.step, {n: t if t.dim() == 0 else fake.from_tensor(t) for n, t in state.tensors.items()},
+                 state.rng)
+
+
+def fake_batch(fake: FakeTensorMode, batch: Batch) -> Batch:
+    return Batch(batch.step, batch.indices, fake.from_tensor(batch.x), fake.from_tensor(batch.y), batch.part)
+
+
+def advance_fake(program: Program, fake: FakeTensorMode, state: State, end: Step) -> State:
+    """Honest steps on fake tensors up to ``end`` (zero FLOPs; run under fake and ``RealScalars``)."""
+    while state.step < end:
+        batch = program.batch(Step(state.step + 1))
+        parts = [program.gradients(state, program.micro_batch(fake_batch(fake, batch), r))
+                 for r in range(program.spec.micro_batches)]
+        state = program.update(state, program.combine(parts)[0])
+    return state
+
+
+def dry_run(program: Program) -> None:
+    """One step of the program on fake tensors: the module, loss, optimizer, schedule and (in
+    ``reproducible`` mode) the coverage of every operator are checked before any work, at zero
+    FLOPs. Raises ``ProgramError``/``UncoveredOperatorError``/the plug-in's own error."""
+    fake = FakeTensorMode(allow_non_fake_inputs=True)
+    with fake, RealScalars():
+        advance_fake(program, fake, fake_state(fake, program.init_state()), Step(1))
+
+
+def check_optimizer(name: str, optimizer: Any) -> None:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ProgramError(f"optimizer {name!r} returned a {type(optimizer).__name__}, not a torch.optim.Optimizer")
+    for group in optimizer.param_groups:
+        if group.get("foreach") or group.get("fused"):
+            raise ProgramError(f"optimizer {name!r} uses foreach/fused kernels, whose results depend on the "
+                               "device: construct it with foreach=False, fused=False")
+
+
+def capture_optimizer_state(name: str, param: str, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The optimizer's state of one parameter as State tensors ``optim/<param>/<key>``."""
+    captured = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ProgramError(f"optimizer {name!r} keeps state {key!r} of parameter {param!r} as a "
+                               f"{type(value).__name__}; only tensors can be committed")
+        captured[f"{OPTIM}{param}/{key}"] = value.detach()
+    return captured
+
+
+@contextlib.contextmanager
+def seeded_torch_rng(seed: int, device: torch.device):
+    """torch's global generators seeded with ``seed`` inside, restored afterwards."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(seed & ((1 << 63) - 1))
+        yield
 
 
 def load_program(spec: JobSpec, dataset: DatasetCommitment, device: torch.device | None = None) -> Program:

@@ -1,6 +1,6 @@
 """The training State: everything a step reads, so every step can be replayed from data alone.
 
-``State`` = parameters (``param/<name>``) + optimizer buffers (``momentum/<name>``) + the step
+``State`` = parameters (``param/<name>``), buffers (``buffer/<name>``) and optimizer state (``optim/<name>/<key>``) + the step
 counter + the RNG key. Randomness inside step ``t`` (dropout, for models that use it) is a pure
 function of ``(rng key, t)`` — a counter-based RNG — so there is no hidden global RNG state
 (STYLE.md, nanoGPT and micrograd, but replayable).

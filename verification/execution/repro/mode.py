@@ -576,11 +576,23 @@ class ReproducibleMode(TorchDispatchMode):
         keep = self.draw_words(x.numel(), x.device).reshape(x.shape) >= round(p * MAX_DRAW)
         return (x * keep.to(x.dtype)) * (1.0 / (1.0 - p)), keep
 
+    def draw_tensor(self, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+        """``torch.rand``/``randn`` (and ``*_like``) from the portable generator."""
+        like = args[0] if name.endswith("_like") else None
+        shape = like.shape if like is not None else args[0]
+        dtype = kwargs.get("dtype") or (like.dtype if like is not None else torch.get_default_dtype())
+        device = kwargs.get("device") or (like.device if like is not None else torch.device("cpu"))
+        out = torch.empty(shape, dtype=dtype, device=device)
+        fill = aten.uniform_.default if name.startswith("rand_") or name == "rand" else aten.normal_.default
+        return self.fill_random(fill, out, (), {})
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func._opname
         if name in ("uniform_", "normal_", "bernoulli_"):
             return self.fill_random(func, args[0], args[1:], kwargs)
+        if name in ("rand", "randn", "rand_like", "randn_like"):
+            return self.draw_tensor(name, args, kwargs)
         if name == "native_dropout":
             return self.dropout(*args, **kwargs)
         if is_exact_packet(func):
