@@ -21,10 +21,13 @@ from verification.spec import JobSpec, get_preset
 
 # model -> (spec fields, steps): tiny configurations, many steps
 SETUPS: dict[str, tuple[dict[str, Any], int]] = {
-    "mlp": ({"model": "mlp", "model_params": {"hidden": 32}, "dataset": "digits"}, 40),
+    "mlp": ({"model": "mlp", "model_params": {"hidden": 48}, "dataset": "digits"}, 40),
+    "mlp-adamw": ({"model": "mlp", "model_params": {"hidden": 48, "depth": 2}, "dataset": "digits",
+                   "optimizer": "adamw", "lr": 0.01, "weight_decay": 0.01, "schedule": "cosine",
+                   "schedule_params": {"warmup_steps": 5}}, 20),
     "cnn": ({"model": "cnn", "model_params": {"channels": 4}, "dataset": "digits"}, 20),
-    "transformer": ({"model": "transformer", "dataset": "text",
-                     "model_params": {"n_layer": 1, "n_head": 2, "n_embd": 32},
+    "transformer": ({"model": "transformer", "dataset": "text", "optimizer": "adamw", "lr": 0.003,
+                     "model_params": {"n_layer": 1, "n_head": 2, "n_embd": 32, "dropout": 0.1},
                      "dataset_params": {"block": 16, "max_bytes": 32_768}, "batch_size": 16}, 12),
 }
 MODES = ("exact", "reproducible")

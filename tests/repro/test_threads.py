@@ -1,4 +1,5 @@
-"""1 vs 2 CPU threads: reproducible mode gives identical state roots, native mode does not.
+"""1 vs 2 CPU threads, and vectorised vs scalar CPU kernels: reproducible mode gives identical
+state roots, native mode does not.
 
 Each thread count runs in its own interpreter (``tests.repro.roots``): ``torch.set_num_threads``
 is process-wide and intra-op thread pools are sticky, so two counts in one process would not be
@@ -21,19 +22,24 @@ from verification.tolerance import restoring_torch_settings
 REPO = Path(__file__).resolve().parents[2]
 
 
+# name -> (threads, ATEN_CPU_CAPABILITY): "scalar" simulates another CPU generation, whose
+# vectorised kernels (and their fused multiply-adds) differ from this machine's.
+ENVIRONMENTS: dict[int | str, tuple[int, str | None]] = {1: (1, None), 2: (2, None), "scalar": (1, "default")}
+
+
 @pytest.fixture(scope="module")
-def roots_by_threads() -> dict[int, dict[str, str]]:
+def roots_by_threads() -> dict[int | str, dict[str, str]]:
     # Passive waiting changes how idle OpenMP threads wait (not how work is split): it keeps a
     # 2-thread run from spinning against other processes on a busy machine.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE"}
-    procs = {threads: subprocess.Popen([sys.executable, "-m", "tests.repro.roots", str(threads)], cwd=REPO,
-                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for threads in (1, 2)}
+    base = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE"}
+    base.pop("ATEN_CPU_CAPABILITY", None)
     roots = {}
-    for threads, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        roots[threads] = json.loads(out)
+    for name, (threads, capability) in ENVIRONMENTS.items():  # one at a time: a 2-core machine
+        env = {**base, **({"ATEN_CPU_CAPABILITY": capability} if capability else {})}
+        done = subprocess.run([sys.executable, "-m", "tests.repro.roots", str(threads)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        roots[name] = json.loads(done.stdout)
     return roots
 
 
@@ -41,6 +47,19 @@ def roots_by_threads() -> dict[int, dict[str, str]]:
 def test_reproducible_roots_are_identical_across_thread_counts(roots_by_threads, model):
     key = f"{model}/reproducible"
     assert roots_by_threads[1][key] == roots_by_threads[2][key]
+
+
+@pytest.mark.parametrize("model", sorted(SETUPS))
+def test_reproducible_roots_are_identical_across_cpu_generations(roots_by_threads, model):
+    """Initialisation, forward, backward and AdamW/SGD updates agree between this machine's
+    vectorised kernels and torch's scalar ones (ATEN_CPU_CAPABILITY=default)."""
+    key = f"{model}/reproducible"
+    assert roots_by_threads[1][key] == roots_by_threads["scalar"][key]
+
+
+def test_native_roots_differ_across_cpu_generations(roots_by_threads):
+    differing = [m for m in SETUPS if roots_by_threads[1][f"{m}/exact"] != roots_by_threads["scalar"][f"{m}/exact"]]
+    assert differing, "native execution agreed across CPU kernel generations for every model"
 
 
 def test_native_roots_differ_across_thread_counts(roots_by_threads):
