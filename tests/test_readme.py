@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -39,8 +42,14 @@ def test_readme_custom_job_with_replication_slashes_the_cheater(tmp_path):
     assert report["ledger"]["supply_before"] == report["ledger"]["supply_after"]
 
 
+def python_block(containing: str) -> str:
+    """The README's python block that contains ``containing``."""
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if containing in b]
+    return block
+
+
 def test_readme_plugin_example_is_the_tested_module_and_runs_as_printed(tmp_path):
-    printed = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)[0]
+    printed = python_block("class FlipOnce")
     module = (README.parent / "tests" / "game" / "plugin_example.py").read_text()
     assert printed.strip() in module
     job = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)[1])
@@ -48,3 +57,19 @@ def test_readme_plugin_example_is_the_tested_module_and_runs_as_printed(tmp_path
     assert mallory["outcome"] == "slashed"
     assert mallory["dispute"]["first_divergent_step"] == 13
     assert mallory["dispute"]["operator"] == "pinpoint.commit_state"
+
+
+def test_readme_program_is_the_tested_module():
+    module = (README.parent / "tests" / "programs" / "layernorm_mlp.py").read_text()
+    assert python_block("class Net").strip() in module
+
+
+def test_readme_program_script_runs_as_printed(tmp_path):
+    """The script, written to a file and run from a fresh directory as a user would."""
+    script = tmp_path / "verify_my_program.py"
+    script.write_text(python_block("run_job(job"))
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-2:] == ["honest paid None None", "mallet slashed 13 aten.to.dtype"]

@@ -53,6 +53,9 @@ class ArtifactPaths:
     root: Path
     store: str = ""  # location prefix of the zarr stores; empty: under ``root``
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # a str works as well
+
     def job(self, job_id: JobId) -> Path:
         return self.root / "runs" / check_name("job id", job_id)
 
