@@ -13,3 +13,11 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.time += seconds
+
+    def timeout_for(self, remaining: float) -> float:
+        """Real seconds the chess clock waits for an answer: the budget plus slack for a loaded
+        machine (a hung party still forfeits, a few seconds later)."""
+        return remaining + SLACK_S
+
+
+SLACK_S = 5.0

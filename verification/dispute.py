@@ -236,8 +236,10 @@ class ChessClock:
     """Per-party time budgets (Arbitrum BoLD's chess clocks). Calls run one at a time in a worker
     thread; a call that does not answer within its party's remaining budget forfeits, and a party
     that raises anything at all forfeits too. ``now`` is the clock the budgets are measured on
-    (tests inject a fake one, so no test depends on the machine's speed); waiting for a hung party
-    always takes its remaining budget in real seconds."""
+    (tests inject a fake one, so no test depends on the machine's speed). Waiting for a hung party
+    takes its remaining budget in real seconds, or what ``now.timeout_for(remaining)`` says when
+    the clock has that method (a fake clock gives slow machines slack there, since its own time
+    does not move while a party computes)."""
 
     budget_s: float
     now: Callable[[], float] = time.perf_counter
@@ -254,8 +256,9 @@ class ChessClock:
         remaining, call = self.get_remaining(party), compute_call_name(method, args)
         start = self.now()
         future = self.worker.submit(lambda: getattr(provider, method)(*args))
+        timeout_for = getattr(self.now, "timeout_for", None)
         try:
-            result = future.result(timeout=remaining)
+            result = future.result(timeout=timeout_for(remaining) if callable(timeout_for) else remaining)
         except DeadlineExceeded:
             self.used_s[party] = self.budget_s
             abandon(provider)
