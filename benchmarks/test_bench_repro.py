@@ -1,13 +1,14 @@
-"""What reproducibility costs: Pinpoint's exact-accumulation operators against torch's kernels.
+"""What reproducibility costs: torch's operators under ``reproducible()`` against torch's kernels.
 
 Group ``repro-ops``. Every benchmark comes in a pair that differs only in ``extra_info["mode"]``
 (``reproducible`` / ``native``), so ``benchmarks.report`` states each overhead as the ratio of two
 medians of the same run:
 
 ``step``
-    One ``Program.step`` (forward, backward, SGD-momentum update) per model and thread count, on
-    ``ReproOps`` (job mode ``reproducible``) against ``NativeOps`` (job mode ``exact``: torch's kernels
-    with deterministic algorithms, the native mode that can still commit to roots).
+    One ``Program.step`` (forward, backward, torch.optim update) per model and thread count, under
+    ``reproducible()`` (job mode ``reproducible``: every aten operator intercepted and made
+    device-independent) against job mode ``exact`` (torch's kernels with deterministic algorithms,
+    the native mode that can still commit to roots).
 ``matmul``
     One square float32 matmul ``n x n x n``: ``exact_matmul`` (block floating point, one float64
     GEMM) against ``torch.matmul``. Anchor: Gensyn's RepOps reports under 30% overhead on large

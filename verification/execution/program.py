@@ -331,11 +331,15 @@ def capture_optimizer_state(name: str, param: str, state: dict[str, Any]) -> dic
 
 @contextlib.contextmanager
 def seeded_torch_rng(seed: int, device: torch.device):
-    """torch's global generators seeded with ``seed`` inside, restored afterwards."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
-        torch.manual_seed(seed & ((1 << 63) - 1))
+    """torch's default generator of ``device`` seeded with ``seed`` inside, restored afterwards
+    (the generator's own ``manual_seed``: ``torch.manual_seed`` also queues every other device's)."""
+    generator = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else torch.default_generator
+    saved = generator.get_state()
+    generator.manual_seed(seed & ((1 << 63) - 1))
+    try:
         yield
+    finally:
+        generator.set_state(saved)
 
 
 def load_program(spec: JobSpec, dataset: DatasetCommitment, device: torch.device | None = None) -> Program:
