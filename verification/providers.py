@@ -15,15 +15,16 @@ a *provider* (docs/design.md §1.6):
     level 3 is disabled and the referee re-executes a whole step);
 ``commit_ops(step)``
     re-execute step ``step`` from the party's ``S_{step-1}`` while recording its operators
-    (``verification.execution.opgraph``) and commit to the Merkle root of the op digest chain and
-    the number of records;
+    (``verification.execution.opgraph``), each output hashed and dropped as it is produced, and
+    commit to the Merkle root of the op digest chain and the number of records;
 ``op_digest(index)``
     the digest ``h_index`` of that chain, with its inclusion proof against the op commitment;
 ``open_op(index)``
     the operator record at ``index`` (the receiver checks it chains to the committed digest);
 ``open_operands(index)``
-    the input tensors of that record, with proofs against the agreed pre-state root and the
-    chain segment that carries the agreed hashes of earlier operators' outputs.
+    the input tensors of that record (the party runs the step once more, keeping only those),
+    with proofs against the agreed pre-state root and the chain segment that carries the agreed
+    hashes of earlier operators' outputs.
 
 An honest provider and a cheating one are interchangeable: only the answers differ.
 ``TraceProvider`` is backed by a training run and a strategy; the honest challenger uses the same
@@ -45,8 +46,10 @@ from verification.execution.opgraph import (
     OpRecord,
     OpsCommitment,
     OpTrace,
+    get_input_ops,
     open_operands,
     record_step,
+    reopen_outputs,
 )
 from verification.execution.program import Program, load_program
 from verification.execution.state import State
@@ -126,7 +129,9 @@ class TraceProvider:
     def commit_ops(self, step: Step) -> OpsCommitment:
         if step - 1 not in self._states or step not in self._states:
             raise ProviderError(f"{self.party}: step {step} is outside the committed steps")
-        self._trace = record_step(self.program, self.strategy, self._states[step - 1], self.program.spec.hash_name)
+        # Streaming: outputs are hashed and dropped; an opening runs the step again (open_operands).
+        self._trace = record_step(self.program, self.strategy, self._states[step - 1], self.program.spec.hash_name,
+                                  keep=frozenset())
         return self._trace.commitment()
 
     def get_trace(self) -> OpTrace:
@@ -150,7 +155,11 @@ class TraceProvider:
         trace = self.get_trace()
         if not 0 <= index < len(trace.records):
             raise ProviderError(f"{self.party}: no operator #{index} in step {trace.step}")
-        return open_operands(trace, self._states[trace.step - 1], index)
+        pre = self._states[trace.step - 1]
+        needed = get_input_ops(trace.records[index])
+        if not needed <= set(trace.outputs):
+            self._trace = trace = reopen_outputs(self.program, self.strategy, pre, trace, needed)
+        return open_operands(trace, pre, index)
 
 
 def build_trace_provider(spec: JobSpec, dataset: DatasetCommitment, run: TrainingRun, party: SolverSpec) -> TraceProvider:

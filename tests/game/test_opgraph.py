@@ -19,10 +19,12 @@ from verification.execution.opgraph import (
     decode_argument,
     derive_schedule,
     encode_argument,
+    get_input_ops,
     get_structure,
     is_computation,
     open_operands,
     record_step,
+    reopen_outputs,
     resolve_operator,
 )
 from verification.execution.program import load_program
@@ -146,3 +148,24 @@ def test_only_aten_operators_can_be_called():
     for name in ("builtins.eval.default", "aten.no_such_op.default", "aten"):
         with pytest.raises(OpGraphError):
             resolve_operator(name)
+
+
+def test_a_streaming_recording_keeps_no_outputs_and_reopens_what_an_opening_needs(game_program, pre, trace):
+    """Hashes only while recording; opening record i runs the step again and keeps only i's inputs,
+    which equal those of a full recording."""
+    streamed = record_step(game_program, Honest(), pre, game_program.spec.hash_name, keep=frozenset())
+    assert streamed.root == trace.root and streamed.outputs == {}
+    index = max(i for i, r in enumerate(trace.records) if get_input_ops(r))
+    with pytest.raises(OpGraphError, match="not kept"):
+        open_operands(streamed, pre, index)
+    reopened = reopen_outputs(game_program, Honest(), pre, streamed, get_input_ops(trace.records[index]))
+    assert set(reopened.outputs) == get_input_ops(trace.records[index])
+    full, opened = open_operands(trace, pre, index), open_operands(reopened, pre, index)
+    for a, b in zip(full.arrays, opened.arrays, strict=True):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_reopening_a_trace_the_step_does_not_reproduce_is_refused(game_program, pre, trace):
+    forged = dataclasses.replace(trace, root=bytes(32), outputs={})
+    with pytest.raises(OpGraphError, match="not deterministic"):
+        reopen_outputs(game_program, Honest(), pre, forged, frozenset({1}))

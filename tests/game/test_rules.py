@@ -97,7 +97,7 @@ class HonestPrefix(TraceProvider):
         honest = record_step(self.program, Honest(), pre, h)
         extra = OpRecord(len(honest.records), COMMIT_OP, honest.records[-1].args, honest.records[-1].inputs,
                          (self._states[step].root(h).hex(),))
-        self._trace = build_trace([*honest.records, extra], [*honest.outputs, ()], honest.constants,
+        self._trace = build_trace([*honest.records, extra], honest.outputs, honest.constants,
                                   pre.root(h), step, h)
         return self._trace.commitment()
 

@@ -48,6 +48,7 @@ op digest chain
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import weakref
 from collections.abc import Callable
@@ -240,13 +241,14 @@ class OpRecorder(TorchDispatchMode):
     ``schedule_only`` (on fake tensors) the recorder derives structure only: no output hashes.
     """
 
-    def __init__(self, hash_name: str, schedule_only: bool = False):
+    def __init__(self, hash_name: str, schedule_only: bool = False, keep: frozenset[int] | None = None):
         super().__init__()
         self.hash_name = hash_name
         self.schedule_only = schedule_only
+        self.keep = keep  # which records' outputs to keep (None: all); the rest are hashed and dropped
         self.constants: dict[str, np.ndarray] = {}
         self.records: list[OpRecord] = []
-        self.outputs: list[tuple[np.ndarray | None, ...]] = []
+        self.outputs: dict[int, tuple[np.ndarray | None, ...]] = {}
         self._by_id: dict[int, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
         self._by_view: dict[tuple, tuple[str, str, int, int]] = {}
 
@@ -308,7 +310,8 @@ class OpRecorder(TorchDispatchMode):
             for a, leaf in zip(arrays, leaves, strict=True))
         index = len(self.records)
         self.records.append(OpRecord(index, name, encoded, tuple(inputs), hashes))
-        self.outputs.append(arrays)
+        if self.keep is None or index in self.keep:
+            self.outputs[index] = arrays
         for pos, leaf in enumerate(leaves):
             if isinstance(leaf, torch.Tensor):
                 self.register(leaf, "op", op=index, pos=pos)
@@ -323,7 +326,6 @@ class OpRecorder(TorchDispatchMode):
         args = canonical_json({"names": names, "step": int(post.step)})
         outputs = () if self.schedule_only else (post.root(self.hash_name).hex(),)
         self.records.append(OpRecord(len(self.records), COMMIT_OP, args, tuple(inputs), outputs))
-        self.outputs.append(())
 
 
 class RecordingProgram:
@@ -345,7 +347,9 @@ class RecordingProgram:
 
 @dataclass(frozen=True)
 class OpTrace:
-    """One party's recorded step: records, digest chain, Merkle leaves and the stored outputs."""
+    """One party's recorded step: records, digest chain, Merkle leaves and the outputs it kept
+    (``outputs[i]``: the host arrays of record ``i``; a streaming recording keeps none and reopens
+    the ones an opening needs by running the step again, ``reopen_outputs``)."""
 
     step: Step
     genesis: Root
@@ -353,7 +357,7 @@ class OpTrace:
     digests: tuple[Root, ...]
     leaves: tuple[bytes, ...]
     root: Root
-    outputs: tuple[tuple[np.ndarray | None, ...], ...]
+    outputs: dict[int, tuple[np.ndarray | None, ...]]
     constants: dict[str, np.ndarray]
     hash_name: str
 
@@ -364,7 +368,7 @@ class OpTrace:
         return self.digests[index], merkle_proof(list(self.leaves), index, DOMAIN_OPS, self.hash_name)
 
 
-def build_trace(records: list[OpRecord], outputs: list[tuple], constants: dict[str, np.ndarray],
+def build_trace(records: list[OpRecord], outputs: dict[int, tuple], constants: dict[str, np.ndarray],
                 pre_root: Root, step: Step, hash_name: str) -> OpTrace:
     genesis = compute_genesis(pre_root, step, hash_name)
     digests, digest = [], genesis
@@ -373,12 +377,18 @@ def build_trace(records: list[OpRecord], outputs: list[tuple], constants: dict[s
         digests.append(digest)
     leaves = tuple(hash_leaf(d, DOMAIN_OPS, hash_name) for d in digests)
     return OpTrace(step, genesis, tuple(records), tuple(digests), leaves,
-                   merkle_root(list(leaves), DOMAIN_OPS, hash_name), tuple(outputs), dict(constants), hash_name)
+                   merkle_root(list(leaves), DOMAIN_OPS, hash_name), dict(outputs), dict(constants), hash_name)
 
 
-def record_step(program: Program, strategy: Any, pre: State, hash_name: str) -> OpTrace:
-    """Run ``strategy``'s version of step ``pre.step + 1`` and record its operators."""
-    recorder = OpRecorder(hash_name)
+def record_step(program: Program, strategy: Any, pre: State, hash_name: str,
+                keep: frozenset[int] | None = None) -> OpTrace:
+    """Run ``strategy``'s version of step ``pre.step + 1`` and record its operators.
+
+    ``keep``: the records whose outputs are kept in memory (``None``: all). With ``frozenset()``
+    the recording streams: each output is hashed as it is produced and dropped, so a party's
+    memory is one step's, not one step's plus a copy of every intermediate tensor.
+    """
+    recorder = OpRecorder(hash_name, keep=keep)
     recorder.register_state(pre)
     out = strategy.run_step(RecordingProgram(program, recorder), pre)
     recorder.append_commit(out.state, pre)
@@ -412,9 +422,29 @@ def derive_schedule(program: Program, step: Step) -> list[tuple]:
     return [get_structure(r) for r in recorder.records]
 
 
+def get_input_ops(record: OpRecord) -> frozenset[int]:
+    """The earlier records whose outputs feed ``record``."""
+    return frozenset(ref.op for ref in record.inputs if ref.kind == "op" and 0 <= ref.op < record.index)
+
+
+def reopen_outputs(program: Program, strategy: Any, pre: State, trace: OpTrace, indices: frozenset[int]) -> OpTrace:
+    """``trace`` with the outputs of records ``indices`` kept: the step is run and recorded
+    again (it is deterministic), keeping only those. ``OpGraphError`` if the second run does not
+    reproduce the committed trace."""
+    again = record_step(program, strategy, pre, trace.hash_name, keep=indices)
+    if again.root != trace.root:
+        raise OpGraphError(f"re-running step {trace.step} to open operators {sorted(indices)} gave op root "
+                           f"{again.root.hex()}, committed {trace.root.hex()}: the step is not deterministic")
+    return dataclasses.replace(trace, outputs={**trace.outputs, **again.outputs})
+
+
 def open_operands(trace: OpTrace, pre: State, index: int) -> Operands:
-    """Everything the referee needs to check the inputs of record ``index`` of ``trace``."""
+    """Everything the referee needs to check the inputs of record ``index`` of ``trace`` (whose
+    input records' outputs must be kept, ``reopen_outputs``)."""
     record = trace.records[index]
+    missing = sorted(get_input_ops(record) - set(trace.outputs))
+    if missing:
+        raise OpGraphError(f"the outputs of records {missing} are not kept: reopen them first")
     arrays = pre.to_arrays()
     opened, proofs = [], []
     for ref in record.inputs:
