@@ -22,6 +22,8 @@ from proofs.types import Root, Step
 
 STEP_KEY = "meta/step"
 RNG_KEY = "meta/rng"
+DTYPE_PREFIX = "meta/dtype/"  # meta/dtype/<name>: the torch dtype of a tensor numpy cannot hold
+BIT_VIEWS = {torch.bfloat16: torch.int16}  # committed as its bits, its dtype named beside it
 
 
 class StateError(ValueError):
@@ -35,8 +37,16 @@ class State:
     rng: int
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Canonical host arrays, sorted by name (the committed form)."""
-        arrays = {name: t.detach().cpu().numpy() for name, t in sorted(self.tensors.items())}
+        """Canonical host arrays, sorted by name (the committed form). float32 and float16 are
+        numpy's own; a bfloat16 tensor is committed as its 16-bit patterns (int16) with
+        ``meta/dtype/<name>`` naming its dtype, so every dtype hashes to its exact bits."""
+        arrays = {}
+        for name, t in sorted(self.tensors.items()):
+            t = t.detach().cpu()
+            if t.dtype in BIT_VIEWS:
+                arrays[DTYPE_PREFIX + name] = np.frombuffer(str(t.dtype).removeprefix("torch.").encode(), np.uint8)
+                t = t.view(BIT_VIEWS[t.dtype])
+            arrays[name] = t.numpy()
         arrays[STEP_KEY] = np.asarray(self.step, dtype=np.int64)
         arrays[RNG_KEY] = np.asarray(self.rng, dtype=np.uint64)
         return arrays
@@ -56,9 +66,20 @@ def state_from_arrays(arrays: Mapping[str, np.ndarray], device: torch.device | s
     missing = [k for k in (STEP_KEY, RNG_KEY) if k not in arrays]
     if missing:
         raise StateError(f"state arrays lack {missing}")
-    tensors = {
-        name: torch.from_numpy(np.array(a, copy=True)).to(device)
-        for name, a in arrays.items()
-        if not name.startswith("meta/")
-    }
+    tensors = {}
+    for name, a in arrays.items():
+        if name.startswith("meta/"):
+            continue
+        tensor = torch.from_numpy(np.array(a, copy=True))
+        if DTYPE_PREFIX + name in arrays:
+            tensor = tensor.view(get_viewed_dtype(name, arrays[DTYPE_PREFIX + name], tensor.dtype))
+        tensors[name] = tensor.to(device)
     return State(Step(int(arrays[STEP_KEY])), tensors, int(arrays[RNG_KEY]))
+
+
+def get_viewed_dtype(name: str, label: np.ndarray, stored: torch.dtype) -> torch.dtype:
+    """The dtype ``meta/dtype/<name>`` names, checked against the bits it was stored as."""
+    dtype = getattr(torch, bytes(np.asarray(label, dtype=np.uint8)).decode(errors="replace"), None)
+    if BIT_VIEWS.get(dtype) != stored:
+        raise StateError(f"state tensor {name!r}: {DTYPE_PREFIX}{name} does not name a dtype stored as {stored}")
+    return dtype
