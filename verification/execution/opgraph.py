@@ -250,11 +250,11 @@ class OpRecorder(TorchDispatchMode):
         self.records: list[OpRecord] = []
         self.outputs: dict[int, tuple[np.ndarray | None, ...]] = {}
         self._by_id: dict[int, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
-        self._by_view: dict[tuple, tuple[str, str, int, int]] = {}
+        self._by_view: dict[tuple, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
 
     def register(self, tensor: torch.Tensor, kind: str, name: str = "", op: int = -1, pos: int = -1) -> None:
         self._by_id[id(tensor)] = (weakref.ref(tensor), (kind, name, op, pos))
-        self._by_view[get_view_key(tensor)] = (kind, name, op, pos)
+        self._by_view[get_view_key(tensor)] = (weakref.ref(tensor.untyped_storage()), (kind, name, op, pos))
 
     def register_state(self, state: State) -> None:
         for name, tensor in state.tensors.items():
@@ -264,10 +264,18 @@ class OpRecorder(TorchDispatchMode):
         self.register(batch.x, "batch", "x")
         self.register(batch.y, "batch", "y")
 
+    def get_view_source(self, tensor: torch.Tensor) -> tuple[str, str, int, int] | None:
+        """The source registered for ``tensor``'s memory, if that memory is the registered one: a
+        storage address is reused once freed, and the allocator's reuse differs between two runs
+        of a step, so an entry counts only while its storage lives (a storage's Python object
+        lives exactly as long as the storage, so a weak reference to it tells)."""
+        entry = self._by_view.get(get_view_key(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor.untyped_storage() else None
+
     def get_ref(self, tensor: torch.Tensor) -> InputRef:
         entry = self._by_id.get(id(tensor))
         # An id is the tensor's only while the registered tensor is alive (ids are reused).
-        source = entry[1] if entry is not None and entry[0]() is tensor else self._by_view.get(get_view_key(tensor))
+        source = entry[1] if entry is not None and entry[0]() is tensor else self.get_view_source(tensor)
         if source is None:
             source = ("const", self.add_constant(tensor), -1, -1)
         return InputRef(*source, tuple(tensor.shape), tuple(tensor.stride()))
