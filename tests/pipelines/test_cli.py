@@ -13,8 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
-from verification.spec import compute_job_id, get_preset
+from verification.spec import compute_job_id, get_preset, spec_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -95,3 +96,29 @@ def test_webserver_serves_the_asset_graph_and_checks(cli_env):
         os.killpg(proc.pid, signal.SIGTERM)  # only the process group we started
         proc.wait(timeout=30)
     assert proc.returncode is not None
+
+
+PLUGIN_JOB = {
+    "preset": "minimal", "name": "plugin-program", "steps": 16, "checkpoint_interval": 4,
+    "dataset": "tests.programs.layernorm_mlp:data", "model": "tests.programs.layernorm_mlp:model",
+    "loss": "tests.programs.layernorm_mlp:loss", "optimizer": "adamw", "lr": 0.003,
+    "schedule": "cosine", "schedule_params": {"warmup_steps": 2},
+    "solvers": ["honest", {"solver_id": "mallet", "strategy": "bitflip", "params": {"step": 6, "tensor": "param/inp.weight"}}],
+}
+
+
+def test_cli_materializes_a_users_own_program(cli_env, tmp_path):
+    """A plug-in model, loss and dataset with AdamW through Dagster's CLI: the same job, ids and
+    outcome as through the Python API."""
+    env, artifacts = cli_env
+    spec_path = tmp_path / "job.yaml"
+    spec_path.write_text(yaml.safe_dump(PLUGIN_JOB))
+    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
+    done = subprocess.run(cmd, cwd=REPO, env={**env, "PINPOINT_SPEC": str(spec_path)}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((artifacts / "runs" / compute_job_id(spec_from_dict(PLUGIN_JOB)) / "report.json").read_text())
+    solvers = {s["solver_id"]: s for s in report["solvers"]}
+    assert (solvers["honest"]["outcome"], solvers["mallet"]["outcome"]) == ("paid", "slashed")
+    assert solvers["mallet"]["dispute"]["first_divergent_step"] == 6
+    assert report["spec"]["optimizer"] == "adamw" and report["spec"]["model"] == PLUGIN_JOB["model"]
