@@ -7,8 +7,8 @@ measure: ``train-step``, ``commit``, ``sign``, ``merkle``, ``spot-check``, ``dis
 run and states every verification cost as a ratio to the training cost measured in that run.
 
 Sizes. ``make test`` runs each benchmark once (``--benchmark-disable``) so that the suites cannot
-rot; it uses the small sizes below. ``PINPOINT_BENCH_FULL=1`` (``make bench``) adds the larger
-sizes of a real study.
+rot, with ``PINPOINT_BENCH_SMOKE=1``: the smallest sizes only (``get_smoke``). ``make bench`` uses
+the small sizes below; ``PINPOINT_BENCH_FULL=1`` adds the larger sizes of a real study.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 FULL_ENV_VAR = "PINPOINT_BENCH_FULL"
+SMOKE_ENV_VAR = "PINPOINT_BENCH_SMOKE"
 
 
 def is_full_study() -> bool:
@@ -28,3 +29,13 @@ def get_sizes(small: tuple, full: tuple) -> tuple:
     if not is_full_study():
         return small
     return tuple(dict.fromkeys(small + full))
+
+
+def is_smoke_run() -> bool:
+    """Whether ``PINPOINT_BENCH_SMOKE=1`` (``make test``) asks only that every benchmark runs."""
+    return os.environ.get(SMOKE_ENV_VAR, "") == "1"
+
+
+def get_smoke(value, smoke):
+    """``smoke`` in a smoke run (``make test``), ``value`` otherwise."""
+    return smoke if is_smoke_run() else value

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import get_sizes
+from benchmarks import get_sizes, get_smoke
 from benchmarks.conftest import describe_program
 from benchmarks.schemes import replicate_job
 from proofs.encoding import trace_root
@@ -40,10 +40,10 @@ from verification.strategies import Honest, OpCorrupt, resolve_strategy
 
 WIDTH = 4
 BATCH = 8
-JOBS = {10: 5, 100: 10, 1000: 40, 10_000: 100}  # T -> checkpoint interval k
+JOBS = get_smoke({10: 5, 100: 10, 1000: 40, 10_000: 100}, {10: 5, 100: 10, 1000: 40})  # T -> interval k
 ARITIES = get_sizes((2, 40), (4, 8))
 CORRUPTED_OP = 7  # the first addmm of the MLP's step (after the batch slices, detaches and a t)
-REFEREE_T = 10_000
+REFEREE_T = get_smoke(10_000, 1000)
 REFEREE_WIDTHS = get_sizes((64, 256), (1024,))
 PEDANTIC_ROUNDS = 3
 
