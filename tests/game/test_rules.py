@@ -163,7 +163,7 @@ def test_a_challenger_that_stops_answering_at_level_1_forfeits(game_program, che
     game, result = play(game_program, cheater_run, CHEATER, honest_run, Honest(), budget_s=0.5,
                         challenger_provider=functools.partial(HungAtCheckpoints, release))
     assert not release.is_set()
-    assert result.winner == "solver" and result.first_divergent_step is None
+    assert result.winner == "solver" and result.first_divergent_step is None, result.reason
     assert "challenger forfeits: no answer to checkpoint_root(" in result.reason and "0.50s time budget" in result.reason
 
 

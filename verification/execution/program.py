@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,10 @@ class Program:
         with self.initialisation():
             module = build_module(spec.model, spec.model_params, data_meta)
         self.module = module.to(self.device).train()
+        # S_0's tensors, taken now: functional_call swaps tensors into the module while a step
+        # runs, so the live module is not a record of anything (and calls may overlap in threads).
+        self.initial = {name: t.detach().clone() for name, t in self.module.state_dict(keep_vars=True).items()}
+        self.swap_lock = threading.Lock()
         self.objective = Objective(self.module, resolve_piece("loss", spec.loss, LOSSES), spec.loss)
         self.make_optimizer = resolve_piece("optimizer", spec.optimizer, OPTIMIZERS)
         self.lr_at = make_schedule(spec.schedule, spec.lr, spec.steps, spec.schedule_params)
@@ -169,12 +174,10 @@ class Program:
 
     def init_state(self) -> State:
         """``S_0``: the module's initial parameters and buffers, the optimizer's initial state."""
-        named = dict(self.module.named_parameters())
-        tensors = {PARAM + n: named[n].detach().clone() for n in self.param_names}
-        buffers = dict(self.module.named_buffers())
-        tensors.update({BUFFER + n: buffers[n].detach().clone() for n in self.buffer_names})
+        tensors = {PARAM + n: self.initial[n].clone() for n in self.param_names}
+        tensors.update({BUFFER + n: self.initial[n].clone() for n in self.buffer_names})
         for n in self.param_names:
-            for key, value in zero_state(self.spec.optimizer, named[n]).items():
+            for key, value in zero_state(self.spec.optimizer, self.initial[n]).items():
                 tensors[f"{OPTIM}{n}/{key}"] = value.to(self.device) if value.dim() else value
         return State(Step(0), tensors, derive_seed(self.spec.seed, "rng"))
 
@@ -197,7 +200,8 @@ class Program:
         versions = {n: b._version for n, b in buffers.items()}
         inputs = {f"model.{n}": t for n, t in {**params, **buffers}.items()}
         with self.execution(batch.rng(state.rng, self.spec.micro_batches)):
-            loss = torch.func.functional_call(self.objective, inputs, (batch.x, batch.y), strict=True)
+            with self.swap_lock:  # the module holds this State's tensors until the call returns
+                loss = torch.func.functional_call(self.objective, inputs, (batch.x, batch.y), strict=True)
             grads = torch.autograd.grad(loss, [params[n] for n in self.param_names], allow_unused=True)
         changed = [n for n, b in buffers.items() if b._version != versions[n]]
         if changed:
