@@ -48,9 +48,9 @@ def test_uncovered_operator_is_named():
 
 
 def test_coverage_check_runs_on_fake_tensors_and_names_the_operator():
-    model = nn.Sequential(nn.Linear(4, 4), nn.Softplus())
+    model = nn.Sequential(nn.Linear(4, 4), nn.ELU())
     x = torch.ones(2, 4)
-    with pytest.raises(UncoveredOperatorError, match=r"aten\.softplus"):
+    with pytest.raises(UncoveredOperatorError, match=r"aten\.elu"):
         check_coverage(lambda: model(x).sum().backward())
     check_coverage(lambda: nn.Linear(4, 4)(x).sum().backward())
 
@@ -75,6 +75,12 @@ def float64_reference(fn, *tensors):
     ("exp", torch.exp, [(500,)]),
     ("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), [(2, 3, 6, 6), (4, 3, 3, 3), (4,)]),
     ("var", lambda x: x.var(dim=1), [(5, 40)]),
+    ("sdpa", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [(2, 3, 7, 8)] * 3),
+    ("bce_with_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y.sigmoid()), [(6, 9), (6, 9)]),
+    ("softplus", F.softplus, [(500,)]),
+    ("logsumexp", lambda x: torch.logsumexp(x, dim=1), [(7, 30)]),
+    ("leaky_relu", F.leaky_relu, [(500,)]),
+    ("rms_norm", lambda x: F.rms_norm(x, (16,)), [(5, 16)]),
 ])
 def test_forward_is_float32_accurate(name, fn, shapes):
     """Against float64 torch: within a few float32 ulps of the result's scale."""
@@ -173,3 +179,19 @@ def test_special_functions_are_accurate():
     assert ((portable_erfc(z) - erfc).abs() / erfc).max() < 1e-12
     assert (portable_erf(z) - erf).abs().max() < 1e-14
     assert ((portable_tanh(z) - tanh).abs() / tanh.abs().clamp_min(1e-300)).max() < 1e-12
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("sdpa", lambda x: F.scaled_dot_product_attention(x, x, x, is_causal=True).sum()),
+    ("bce_with_logits", lambda x: F.binary_cross_entropy_with_logits(x, torch.full_like(x, 0.3))),
+    ("softplus", lambda x: F.softplus(x).sum()),
+    ("logsumexp", lambda x: torch.logsumexp(x, dim=-1).sum()),
+])
+def test_more_operators_have_float64_accurate_gradients(name, fn):
+    x = torch.randn(2, 2, 5, 4, generator=torch.Generator().manual_seed(9))
+    got = x.clone().requires_grad_(True)
+    with reproducible():
+        fn(got).backward()
+    want = x.double().requires_grad_(True)
+    fn(want).backward()
+    assert torch.allclose(got.grad.double(), want.grad, rtol=1e-5, atol=1e-6)

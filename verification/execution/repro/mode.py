@@ -43,6 +43,7 @@ from numbers import Number
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from verification.execution.repro.elementwise import (
@@ -91,7 +92,8 @@ EXACT_PACKETS = {
     "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_", "abs", "abs_", "neg",
     "neg_", "sign", "sgn", "floor", "ceil", "round", "trunc", "relu", "relu_", "threshold_backward",
     "max_pool2d_with_indices", "mul", "mul_", "sqrt", "sqrt_", "reciprocal", "reciprocal_",
-    "remainder", "floor_divide",
+    "remainder", "floor_divide", "hardtanh", "hardtanh_", "hardtanh_backward", "leaky_relu",
+    "leaky_relu_", "leaky_relu_backward",
 }
 
 
@@ -285,6 +287,56 @@ def softmax_parts(x, dim):
 def do_softmax(x, dim, half_to_float):
     _, e, total = softmax_parts(x, dim)
     return (e / total).to(torch.float32 if half_to_float else x.dtype)
+
+
+def do_safe_softmax(x, dim, dtype=None):
+    """Softmax whose fully masked rows (all ``-inf``) are 0, not NaN (``F.scaled_dot_product_attention``)."""
+    out = do_softmax(x, dim, False)
+    masked = (x == -math.inf).all(dim=dim, keepdim=True)
+    return torch.where(masked, 0.0, out).to(dtype or x.dtype)
+
+
+def do_logsumexp(x, dims, keepdim=False):
+    x64 = widen(x).double()
+    peak = x64.amax(dim=dims, keepdim=True)
+    peak = torch.where(peak.isinf(), 0.0, peak)
+    total = reduce_exact(portable_exp(x64 - peak), dims, True)
+    out = portable_log(total) + peak
+    return (out if keepdim else out.squeeze(compute_dims(x, dims))).to(x.dtype)
+
+
+def log1p_exp64(z):
+    """``log(1 + exp(z))`` for float64 ``z <= 0`` (``1 + exp(z)`` rounds once, relative 1e-16)."""
+    return portable_log(portable_exp(z) + 1.0)
+
+
+def do_softplus(x, beta=1, threshold=20):
+    x64 = widen(x).double() * float(beta)
+    soft = (log1p_exp64(-x64.abs()) + x64.clamp_min(0.0)) * (1.0 / float(beta))
+    return torch.where(x64 > threshold, widen(x).double(), soft).to(x.dtype)
+
+
+def do_softplus_backward(g, x, beta=1, threshold=20):
+    x64 = widen(x).double() * float(beta)
+    slope = torch.where(x64 > threshold, 1.0, sigmoid64(x64))
+    return (widen(g).double() * slope).to(g.dtype)
+
+
+def do_bce_with_logits(x, y, weight=None, pos_weight=None, reduction=1):
+    """``(1 - y) x + log(1 + exp(-x))`` in a form that does not overflow, as torch computes it."""
+    x64, y64 = widen(x).double(), widen(y).double()
+    log_sig_neg = log1p_exp64(-x64.abs()) + (-x64).clamp_min(0.0)  # log(1 + exp(-x))
+    if pos_weight is not None:
+        scale = (widen(pos_weight).double() - 1.0) * y64 + 1.0
+        loss = (1.0 - y64) * x64 + scale * log_sig_neg
+    else:
+        loss = (1.0 - y64) * x64 + log_sig_neg
+    if weight is not None:
+        loss = loss * widen(weight).double()
+    if reduction == 0:
+        return loss.to(x.dtype)
+    total = exact_sum(loss.reshape(-1), 0)
+    return (total * (1.0 / x.numel()) if reduction == 1 else total).to(x.dtype)
 
 
 def do_log_softmax(x, dim, half_to_float):
@@ -510,7 +562,9 @@ FUNCTIONAL: dict[str, Callable] = {
     "mm": do_mm, "bmm": do_bmm, "addmm": do_addmm, "baddbmm": do_baddbmm, "dot": do_dot, "mv": do_mv,
     "convolution": do_convolution, "convolution_backward": do_convolution_backward,
     "max_pool2d_with_indices_backward": do_max_pool_backward,
-    "_softmax": do_softmax, "_log_softmax": do_log_softmax,
+    "_softmax": do_softmax, "_log_softmax": do_log_softmax, "_safe_softmax": do_safe_softmax,
+    "logsumexp": do_logsumexp, "softplus": do_softplus, "softplus_backward": do_softplus_backward,
+    "binary_cross_entropy_with_logits": do_bce_with_logits,
     "_softmax_backward_data": do_softmax_backward, "_log_softmax_backward_data": do_log_softmax_backward,
     "nll_loss_forward": do_nll_loss, "nll_loss_backward": do_nll_loss_backward,
     "native_layer_norm": do_layer_norm, "native_layer_norm_backward": do_layer_norm_backward,
@@ -617,7 +671,9 @@ def reproducible(seed: int = 0, rng: StepRng | None = None) -> Iterator[Reproduc
     step only.
     """
     mode = ReproducibleMode(seed, rng)
-    with mode:
+    # Attention through its math backend: matmuls and a softmax, which the mode covers, instead
+    # of a fused kernel whose reduction order is the device's.
+    with sdpa_kernel([SDPBackend.MATH]), mode:
         yield mode
 
 
