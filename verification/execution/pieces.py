@@ -42,14 +42,11 @@ import torch.nn.functional as F
 
 from proofs.types import describe_unknown
 from verification.execution.models import MODELS, UnknownModelError
+from verification.spec import is_plugin_name as is_plugin
 
 
 class ProgramError(ValueError):
     """A program piece cannot be resolved or misbehaves; names the field and the value."""
-
-
-def is_plugin(name: str) -> bool:
-    return ":" in name
 
 
 def load_plugin(field_name: str, name: str) -> Callable:
