@@ -161,7 +161,7 @@ class Program:
         seed = derive_seed(self.spec.seed, "init")
         if self.spec.mode == "reproducible":
             return reproducible(seed=seed)
-        return seeded_torch_rng(seed, self.device)
+        return seeded_torch_rng(seed, torch.device("cpu"))  # modules are built on the CPU, then moved
 
     def execution(self, rng: StepRng | None = None):
         """The context every operator of a step runs in: ``reproducible()`` in that mode (with the
