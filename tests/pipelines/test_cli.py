@@ -119,6 +119,8 @@ def test_cli_materializes_a_users_own_program(cli_env, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((artifacts / "runs" / compute_job_id(spec_from_dict(PLUGIN_JOB)) / "report.json").read_text())
     solvers = {s["solver_id"]: s for s in report["solvers"]}
-    assert (solvers["honest"]["outcome"], solvers["mallet"]["outcome"]) == ("paid", "slashed"), solvers
+    assert (solvers["honest"]["outcome"], solvers["mallet"]["outcome"]) == ("paid", "slashed"), \
+        json.dumps({k: v for k, v in solvers["mallet"].items() if k not in ("trace_root", "final_state_root")}) + \
+        (open(solvers["mallet"]["dispute"]["transcript"]).read()[-6000:] if solvers["mallet"].get("dispute") else "")
     assert solvers["mallet"]["dispute"]["first_divergent_step"] == 6
     assert report["spec"]["optimizer"] == "adamw" and report["spec"]["model"] == PLUGIN_JOB["model"]

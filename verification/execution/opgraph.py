@@ -49,6 +49,7 @@ op digest chain
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import weakref
 from collections.abc import Callable
@@ -396,6 +397,7 @@ def record_step(program: Program, strategy: Any, pre: State, hash_name: str,
     the recording streams: each output is hashed as it is produced and dropped, so a party's
     memory is one step's, not one step's plus a copy of every intermediate tensor.
     """
+    gc.collect()  # no garbage of earlier steps alive by chance: tensor lifetimes shape the op trace
     recorder = OpRecorder(hash_name, keep=keep)
     recorder.register_state(pre)
     out = strategy.run_step(RecordingProgram(program, recorder), pre)

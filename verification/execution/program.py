@@ -253,6 +253,14 @@ class Program:
         tensors.update({BUFFER + n: state.tensors[BUFFER + n] for n in self.buffer_names})
         for p, n in zip(params, self.param_names, strict=True):
             tensors.update(capture_optimizer_state(self.spec.optimizer, n, optimizer.state.get(p, {})))
+        # An optimizer sits in reference cycles (its step hooks), freed only when the cyclic GC
+        # runs; emptied now, it keeps no tensor alive past the step. Tensor lifetimes change which
+        # operators autograd runs (an unpacked saved tensor costs a detach while its original lives),
+        # so they must not depend on when the GC happens to run.
+        optimizer.state.clear()
+        optimizer.param_groups.clear()
+        for p in params:
+            p.grad = None
         return State(step, tensors, state.rng)
 
     def step(self, state: State, batch: Batch, lr: float | None = None) -> StepOutput:
