@@ -117,6 +117,21 @@ def derive_seed(seed: int, purpose: str) -> int:
 PARAM, BUFFER, OPTIM = "param/", "buffer/", "optim/"
 
 
+def group_optimizer_state(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``optim/<param>/<key>`` entries of a State by parameter, keys sorted.
+
+    The order is the canonical one (names sorted), never the dict's insertion order: a State
+    computed in memory lists an optimizer's keys in the order torch.optim created them, one read
+    from a checkpoint in sorted order, and ``update`` clones them in this order, which the op
+    trace records. Two honest parties, one resumed from a checkpoint, must record the same step.
+    """
+    slots: dict[str, dict[str, torch.Tensor]] = {}
+    for name in sorted(k for k in tensors if k.startswith(OPTIM)):
+        param, _, key = name[len(OPTIM):].rpartition("/")
+        slots.setdefault(param, {})[key] = tensors[name]
+    return slots
+
+
 class Program:
     """A job's training program bound to its committed dataset and a device.
 
@@ -241,11 +256,10 @@ class Program:
             terms = OptimizerTerms(lr, self.spec.momentum, self.spec.weight_decay, dict(self.spec.optimizer_params))
             optimizer = self.make_optimizer(params, terms if self.spec.optimizer in OPTIMIZERS else terms.params)
             check_optimizer(self.spec.optimizer, optimizer)
+            slots = group_optimizer_state(state.tensors)
             for p, n in zip(params, self.param_names, strict=True):
-                prefix = f"{OPTIM}{n}/"
-                loaded = {k[len(prefix):]: v.clone() for k, v in state.tensors.items() if k.startswith(prefix)}
-                if loaded:
-                    optimizer.state[p] = loaded
+                if n in slots:
+                    optimizer.state[p] = {key: t.clone() for key, t in slots[n].items()}
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.step()
@@ -333,7 +347,7 @@ def check_optimizer(name: str, optimizer: Any) -> None:
 def capture_optimizer_state(name: str, param: str, state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The optimizer's state of one parameter as State tensors ``optim/<param>/<key>``."""
     captured = {}
-    for key, value in state.items():
+    for key, value in sorted(state.items()):
         if not isinstance(value, torch.Tensor):
             raise ProgramError(f"optimizer {name!r} keeps state {key!r} of parameter {param!r} as a "
                                f"{type(value).__name__}; only tensors can be committed")
