@@ -1,6 +1,6 @@
 """Resources: where the job spec and the artifacts come from.
 
-``PinpointConfig`` picks the job: a preset name (``default``, ``minimal``) or a YAML/JSON spec
+``PinpointConfig`` picks the job: a preset name (``default``, ``minimal``, ``gpt``) or a YAML/JSON spec
 file, the artifacts directory, and where the zarr stores go (``store``: empty for under the
 artifacts directory, or an fsspec URL such as ``s3://bucket/pinpoint``; ``verification.paths``).
 Its defaults come from the environment at load time (``PINPOINT_PRESET``, ``PINPOINT_SPEC``,

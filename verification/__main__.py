@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,show}")
     for name, summary in COMMANDS.items():
         command = commands.add_parser(name, help=summary, description=summary)
-        command.add_argument("--preset", default="default", help="a built-in job: default or minimal")
+        command.add_argument("--preset", default="default", help="a built-in job: default, minimal or gpt")
         command.add_argument("--spec", help="job spec file (YAML or JSON); overrides --preset")
         command.add_argument("--artifacts", type=Path, default=None,
                              help="where reports, records and the ledger live (default: $PINPOINT_ARTIFACTS "

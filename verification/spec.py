@@ -12,8 +12,10 @@ The verifier's challenger strategy (``challenger_strategy``/``challenger_params`
 ``false_challenger`` to study the game's other direction) enters the id only when it is not the
 honest default, so a job's id does not change with fields that it does not use.
 
-Presets: ``default`` (the demo job, embedded so that the Dagster CLI needs no run config) and
-``minimal`` (seconds, for tests), in the spirit of consensus-specs' ``minimal``/``mainnet``.
+Presets: ``default`` (the demo job, embedded so that the Dagster CLI needs no run config),
+``minimal`` (seconds, for tests), in the spirit of consensus-specs' ``minimal``/``mainnet``, and
+``gpt`` (a char-level transformer with AdamW and a cosine schedule: a workload that looks like
+research).
 """
 
 from __future__ import annotations
@@ -136,6 +138,32 @@ PRESETS: dict[str, JobSpec] = {
             SolverSpec(SolverId("honest"), "honest"),
             SolverSpec(SolverId("lazy"), "lazy", {"start": 9, "length": 8}),
             SolverSpec(SolverId("bitflip"), "bitflip", {"step": 21}),
+        ),
+    ),
+    # A char-level nanoGPT on the text of the running Python's standard library, trained the way
+    # such a model is: AdamW (decoupled weight decay, betas of nanoGPT's shakespeare-char), a cosine
+    # schedule with warm-up, reproducible mode (bits that hold across CPUs and GPUs). Small enough
+    # for a CPU in a minute; benchmarks/test_bench_gpt.py grows it to 10.9M parameters.
+    "gpt": JobSpec(
+        name="gpt",
+        dataset="text",
+        dataset_params={"block": 32, "max_bytes": 2_000_000},
+        num_shards=2,
+        model="transformer",
+        model_params={"n_layer": 2, "n_head": 2, "n_embd": 64},
+        optimizer="adamw",
+        optimizer_params={"betas": [0.9, 0.99]},
+        lr=1e-3,
+        weight_decay=0.1,
+        schedule="cosine",
+        schedule_params={"warmup_steps": 2},
+        batch_size=8,
+        steps=8,
+        checkpoint_interval=4,
+        mode="reproducible",
+        solvers=(
+            SolverSpec(SolverId("honest"), "honest"),
+            SolverSpec(SolverId("bitflip"), "bitflip", {"step": 6, "tensor": "param/lm_head.weight"}),
         ),
     ),
 }

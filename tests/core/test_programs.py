@@ -119,3 +119,19 @@ def test_job_id_binds_the_plugin_source_and_torch_release(tmp_path, monkeypatch)
     assert compute_job_id(spec) != before
     with pytest.raises(SpecError, match="cannot be found"):
         compute_job_id(minimal(model="idprobe_missing_module:model"))
+
+
+def test_the_gpt_preset_is_a_transformer_with_adamw_covered_in_reproducible_mode():
+    """The research-shaped preset: its one-step dry run in reproducible mode meets no uncovered
+    operator (validation would name it), and its optimizer state is AdamW's."""
+    from datasets.sources import load_source
+    from proofs.types import Root
+    from verification.execution.program import Program
+
+    spec = get_preset("gpt")
+    assert (spec.model, spec.optimizer, spec.schedule, spec.mode) == ("transformer", "adamw", "cosine", "reproducible")
+    validate_job(spec)
+    source = load_source(spec.dataset, **spec.dataset_params)
+    program = Program(spec, source.x, source.y, Root(bytes(32)), source.meta)
+    state = program.step(program.init_state(), program.batch(Step(1))).state
+    assert {"optim/lm_head.weight/exp_avg", "optim/lm_head.weight/exp_avg_sq"} <= set(state.tensors)

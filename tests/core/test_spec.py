@@ -4,12 +4,13 @@ from verification.spec import SpecError, compute_job_id, get_preset, load_spec, 
 
 
 def test_presets_are_valid_and_content_addressed():
-    from verification.spec import validate_spec
+    from verification.spec import PRESETS, validate_spec
 
-    for name in ("default", "minimal"):
+    assert set(PRESETS) == {"default", "minimal", "gpt"}
+    for name in PRESETS:
         validate_spec(get_preset(name))
     assert compute_job_id(get_preset("default")) == compute_job_id(get_preset("default"))
-    assert compute_job_id(get_preset("default")) != compute_job_id(get_preset("minimal"))
+    assert len({compute_job_id(get_preset(name)) for name in PRESETS}) == len(PRESETS)
     assert compute_job_id(get_preset("default")).startswith("job-")
 
 
