@@ -39,8 +39,10 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m verification show --preset default
 
 # Benchmarks run once each, at their smallest sizes (PINPOINT_BENCH_SMOKE), so that they cannot rot.
+# One worker per core (pytest-xdist), a test module per worker: the suite is mostly one-threaded.
 test: venv $(DAGSTER_HOME)/dagster.yaml
-	PINPOINT_BENCH_SMOKE=1 $(PY) -m pytest -q -p no:randomly --benchmark-disable --durations=15
+	PINPOINT_BENCH_SMOKE=1 $(PY) -m pytest -q -p no:randomly --benchmark-disable --durations=15 \
+	  -n $${PINPOINT_TEST_WORKERS:-auto} --dist loadfile
 
 # Dagster UI on 127.0.0.1 (the launcher restores default signal handling: Ctrl-C stops it all).
 ui: venv $(DAGSTER_HOME)/dagster.yaml
