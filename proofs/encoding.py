@@ -8,9 +8,12 @@ one chunk, or one tensor, against a signed root without the rest of the state.
 Terms
 -----
 canonical array
-    The array as little-endian, C-order bytes. Only numeric dtypes (numpy kinds ``b i u f c``:
-    bool, signed and unsigned integers, floats, complex) are accepted; anything else, and any name
-    that is not a ``str``, raises :class:`EncodingError` naming the tensor.
+    The array as little-endian, C-order bytes, every NaN written as the positive quiet NaN with a
+    zero payload (``0x7fc00000`` in float32; IEEE 754 leaves a NaN's sign and payload to the
+    hardware, so two honest devices that both reach NaN may differ only there). Only numeric dtypes
+    (numpy kinds ``b i u f c``: bool, signed and unsigned integers, floats, complex) are accepted;
+    anything else, and any name that is not a ``str``, raises :class:`EncodingError` naming the
+    tensor.
 dtype string
     numpy's ``dtype.str`` of the little-endian dtype, e.g. ``<f4``, ``<i8``; one-byte types have no
     byte order and read ``|u1``, ``|b1``.
@@ -81,12 +84,32 @@ def canonical_dtype(name: str, dtype: np.dtype) -> np.dtype:
 
 
 def canonical_array(name: str, array: np.ndarray) -> np.ndarray:
-    """``array`` as a C-contiguous little-endian array (no copy when it already is one)."""
+    """``array`` as a C-contiguous little-endian array with canonical NaNs (no copy when it
+    already is one)."""
     if not isinstance(array, np.ndarray | np.generic):
         raise EncodingError(f"tensor {name!r} is a {type(array).__name__}, not a numpy array")
     array = np.asarray(array)
     dtype = canonical_dtype(name, array.dtype)
-    return array.astype(dtype, order="C", copy=False)
+    array = array.astype(dtype, order="C", copy=False)
+    return canonical_nans(array) if has_nan(array) else array
+
+
+def has_nan(array: np.ndarray) -> bool:
+    """Whether a float or complex array holds a NaN (``min`` propagates NaN: one pass, no copy)."""
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return False
+    return bool(np.isnan(array).any()) if array.dtype.kind == "c" else bool(np.isnan(array.min()))
+
+
+def canonical_nans(array: np.ndarray) -> np.ndarray:
+    """A copy of ``array`` whose NaNs are all the canonical quiet NaN (numpy's ``nan``, cast)."""
+    out = array.copy()
+    if out.dtype.kind == "c":
+        parts = out.view(out.real.dtype)  # (re, im) interleaved
+        parts[np.isnan(parts)] = np.nan
+    else:
+        out[np.isnan(out)] = np.nan
+    return out
 
 
 def array_bytes(array: np.ndarray) -> memoryview:

@@ -51,3 +51,27 @@ def test_checkpoints_store_low_precision_states(tmp_path):
     writer.finish([state.root()])
     back = read_checkpoint(tmp_path / "c.zarr", 0)
     assert back.root() == state.root() and back.tensors["param/c"].dtype == torch.bfloat16
+
+
+def with_nan_bits(tensor: torch.Tensor, bits: int) -> torch.Tensor:
+    """``tensor`` with element 0 replaced by the NaN whose bit pattern is ``bits``."""
+    view = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}[tensor.dtype]
+    raw = tensor.clone().view(view)
+    raw.view(-1)[0] = torch.tensor(bits, dtype=torch.int64).to(view)
+    out = raw.view(tensor.dtype)
+    assert bool(out.view(-1)[0].isnan())
+    return out
+
+
+@pytest.mark.parametrize(("name", "payloads"), [
+    ("param/a", (0x7FC00000, 0x7FC00001, -0x00400000, 0x7F800001)),  # quiet, payload, -nan, signalling
+    ("param/b", (0x7E00, 0x7E01, -0x0200, 0x7C01)),
+    ("param/c", (0x7FC0, 0x7FC1, -0x0040, 0x7F81)),
+])
+def test_a_nan_hashes_the_same_whatever_its_sign_and_payload(name, payloads):
+    """IEEE 754 leaves a NaN's sign and payload to the hardware: two honest devices that both
+    reach NaN commit the same root (proofs.encoding's canonical NaN)."""
+    state = mixed_state()
+    roots = {State(state.step, {**state.tensors, name: with_nan_bits(state.tensors[name], p)}, state.rng).root()
+             for p in payloads}
+    assert len(roots) == 1 and roots != {state.root()}

@@ -74,6 +74,22 @@ def test_hashing_reads_contiguous_little_endian_arrays_in_place():
     assert canonical_array("a", array.astype(">f8")).dtype.str == "<f8"
 
 
+@pytest.mark.parametrize(("dtype", "bits"), [("<f4", "<u4"), ("<f8", "<u8"), ("<f2", "<u2"), ("<c8", "<u4")])
+def test_every_nan_is_committed_as_the_canonical_one(dtype, bits):
+    """A NaN's sign and payload are the hardware's choice (IEEE 754), not the computation's."""
+    plain = np.array([1.5, np.nan, -2.0, np.nan], dtype=dtype)
+    odd = plain.copy()
+    odd.view(bits)[1 if plain.dtype.kind == "f" else 2] |= 1  # a payload bit
+    odd.view(bits)[3 if plain.dtype.kind == "f" else 6] |= np.array(1, bits) << (8 * np.dtype(bits).itemsize - 1)  # -nan
+    assert not np.array_equal(odd.view(bits), plain.view(bits))
+    assert tensor_root("t", odd) == tensor_root("t", plain)
+    assert np.array_equal(canonical_array("t", odd).view(bits), canonical_array("t", plain).view(bits))
+    assert tensor_root("t", odd) != tensor_root("t", np.nan_to_num(plain))
+    assert np.isnan(odd).sum() == 2  # the input is not modified
+    array = np.arange(8, dtype=dtype)
+    assert np.shares_memory(canonical_array("t", array), array)  # no NaN: no copy
+
+
 def test_roots_bind_name_dtype_shape_and_data():
     a = np.arange(12, dtype=np.int32)
     root = tensor_root("a", a)

@@ -45,6 +45,8 @@ class State:
             t = t.detach().cpu()
             if t.dtype in BIT_VIEWS:
                 arrays[DTYPE_PREFIX + name] = np.frombuffer(str(t.dtype).removeprefix("torch.").encode(), np.uint8)
+                if bool(t.isnan().any()):  # the canonical NaN, as numpy's dtypes get in proofs.encoding
+                    t = torch.where(t.isnan(), torch.tensor(float("nan"), dtype=t.dtype), t)
                 t = t.view(BIT_VIEWS[t.dtype])
             arrays[name] = t.numpy()
         arrays[STEP_KEY] = np.asarray(self.step, dtype=np.int64)
