@@ -10,8 +10,8 @@ medians of the same run:
     device-independent) against job mode ``exact`` (torch's kernels with deterministic algorithms,
     the native mode that can still commit to roots).
 ``matmul``
-    One square float32 matmul ``n x n x n``: ``exact_matmul`` (block floating point, one float64
-    GEMM) against ``torch.matmul``. Anchor: Gensyn's RepOps reports under 30% overhead on large
+    One square float32 matmul ``n x n x n``: ``exact_matmul`` (two-slice fixed point, three float64
+    GEMMs of integers) against ``torch.matmul``. Anchor: Gensyn's RepOps reports under 30% overhead on large
     matmuls and about 60% on a 1B-parameter model.
 """
 

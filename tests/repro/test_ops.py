@@ -1,9 +1,9 @@
 """The reproducible operators: torch as the oracle (close, not equal), exactness, and an audit.
 
 Differential tests (micrograd's habit): every operator a model uses, forward and backward, under
-``reproducible()`` against torch's own kernels on the same inputs. Exactness tests: a result that is an exact sum cannot depend on the
-order of its terms, so permuting the inner dimension of a matmul (or a sum) must give the same bits
-— torch's float32 kernels fail that test. The audit records every aten operator of a reproducible
+``reproducible()`` against torch's own kernels on the same inputs. Exactness tests: a matmul is an exact sum of integer products, which
+cannot depend on the order of its terms, so permuting its inner dimension must give the same bits —
+torch's float32 kernels fail that test. The audit records every aten operator of a reproducible
 training step and rejects torch's own transcendental, normalisation and float32 reduction kernels.
 """
 
@@ -23,7 +23,7 @@ from proofs.types import Step
 from tests.repro.roots import SETUPS, make_program, make_spec
 from verification.execution.repro import ReproError, StepRng, UncoveredOperatorError, reproducible
 from verification.execution.repro.elementwise import EXP_TABLE, portable_exp, portable_log
-from verification.execution.repro.exact import exact_matmul, exact_sum
+from verification.execution.repro.exact import exact_matmul
 from verification.execution.repro.rng import RngError, dropout_scale_mask, random_words
 
 
@@ -93,9 +93,9 @@ def randn(*shape, seed=0, scale=1.0):
 def test_linear_matches_torch(m, k, n, seed):
     x, w, b = randn(m, k, seed=seed), randn(n, k, seed=seed + 1, scale=0.3), randn(n, seed=seed + 2)
     (out_r, _), (out_n, _) = run_both(lambda o, x, w, b: o.linear(x, w, b), x, w, b)
-    # Block fixed point is accurate relative to the terms of each dot product, not to the result:
-    # |error| <= 2^-20 * sum_k |x_mk| |w_nk| + float32 rounding (holds where results nearly cancel).
-    bound = 2.0**-20 * (x.abs() @ w.abs().T) + 1e-6 * out_n.abs() + 1e-7
+    # torch's float32 kernels are the less accurate side here (tests/repro/test_accuracy.py):
+    # |error| <= K 2^-24 sum_k |x_mk| |w_nk| + float32 rounding (holds where results nearly cancel).
+    bound = k * 2.0**-24 * (x.abs() @ w.abs().T) + 1e-6 * out_n.abs() + 1e-7
     assert bool(((out_r - out_n).abs() <= bound).all()), float(((out_r - out_n).abs() - bound).max())
     assert_close_to_torch(lambda o, x, w, b: o.linear(x, w, b), x, w, b, rtol=1e-3, atol=1e-5)
 
@@ -158,7 +158,6 @@ def test_exact_matmul_does_not_depend_on_summation_order(k, seed):
     b = randn(k, 5, seed=seed + 1)
     perm = torch.randperm(k, generator=torch.Generator().manual_seed(seed))
     assert torch.equal(exact_matmul(a, b), exact_matmul(a[:, perm], b[perm]))
-    assert torch.equal(exact_sum(a, 1), exact_sum(a[:, perm], 1))
     assert torch.equal(exact_matmul(a, b), exact_matmul(a.t().contiguous().t(), b))  # other layout
 
 
@@ -172,8 +171,8 @@ def test_float32_matmul_does_depend_on_summation_order():
 
 
 def test_exact_matmul_limits_are_named():
-    with pytest.raises(ReproError, match="K=2097152"):
-        exact_matmul(torch.zeros(1, 2**21), torch.zeros(2**21, 1))
+    with pytest.raises(ReproError, match="K=268435456"):
+        exact_matmul(torch.zeros(1, 2**28, device="meta"), torch.zeros(2**28, 1, device="meta"))
     with pytest.raises(UncoveredOperatorError, match="padding"), reproducible():
         F.conv2d(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 3, 3), None, padding=3)
     with pytest.raises(UncoveredOperatorError, match="stride"), reproducible():

@@ -10,9 +10,9 @@ forward, backward and the optimizer's update — and removes each source of diff
 
 reductions (matmul, convolution, sums, means, softmax denominators, layer-norm statistics,
 broadcast and embedding gradients)
-    exact accumulation in block floating point (``exact``): operands become integers that float64
+    exact accumulation of fixed-point slices (``exact``): operands become integers that float64
     adds without rounding in any order, so native float64 BLAS and ``torch.sum`` are used as they
-    are, and each output is rounded once.
+    are, and the slices' exact sums are combined in a fixed order of IEEE operations.
 elementwise and transcendental functions
     fixed sequences of correctly rounded IEEE operations in float64 (``elementwise``,
     ``special``); no SLEEF, no libdevice, no fused multiply-add a compiler may or may not form;

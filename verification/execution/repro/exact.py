@@ -1,29 +1,51 @@
-"""Exact accumulation: matmul and sums whose result does not depend on the summation order.
+"""Accumulation whose result does not depend on the device, the thread count or the kernel.
 
-Terms
------
+Both reductions are made of exact integer sums (whose value cannot depend on the order of the
+terms) and a fixed sequence of IEEE operations (each correctly rounded, so the same bits on every
+device); neither relies on a library's summation order.
+
+Products: two-slice fixed point
+-------------------------------
 block
-    The values that meet in one accumulation: a row of ``A`` or a column of ``B`` in ``A @ B``, or
-    the slice of ``x`` along the reduced dimension of a sum.
+    The values of one operand that meet in one dot product: a row of ``A`` or a column of ``B``
+    in ``A @ B``.
 block exponent ``e``
-    The smallest integer with ``|v| < 2**e`` for every ``v`` of a block, read from the IEEE bits of
-    the block's largest magnitude (``max`` is exact, so any reduction order finds the same one).
-fixed point with ``b`` bits
-    ``q = round(v * 2**(b - e))``: an integer with ``|q| <= 2**b``, stored in float64. Scaling by a
-    power of two is exact and ``round`` (half to even) is exact, so ``q`` is the same on every
-    device. Values far below the block maximum keep fewer significant bits (block floating point).
+    The smallest integer with ``|v| < 2**e`` for every ``v`` of a block, read from the
+    IEEE bits of the block's largest magnitude (``max`` is exact).
+two-slice fixed point with ``b`` bits
+    ``v * 2**(b - e) = q0 + q1 * 2**-b + r`` with ``q0 = round(v * 2**(b - e))`` and
+    ``q1 = round((v * 2**(b - e) - q0) * 2**b)``: integers of magnitude at most ``2**b``, every step
+    exact in float64 (scaling by powers of two, rounding, and the difference of a number and its
+    rounding), so ``q0`` and ``q1`` are the same on every device.
 
-Why the order stops mattering: if every operand is an integer and the sum of all magnitudes stays
-below ``2**53``, every partial sum in *any* order is an integer below ``2**53``, hence exactly
-representable in float64, hence every addition (and every fused multiply-add) is exact. So
-float64 BLAS (MKL, OpenBLAS, cuBLAS, any blocking, any thread count, FMA or not) and ``torch.sum``
-return the same integer everywhere. The budget follows: a dot product of length ``K`` leaves
-``52 - ceil(log2 K)`` bits to share between the two operands (one bit of headroom for the rounding
-to ``2**b``). The exact integer result is scaled back by a power of two (exact) and rounded to
-float32 once. This is the error-free transformation of Ozaki et al. ("Error-free transformations
-of matrix multiplication by using fast routines of matrix multiplication and its applications",
-Numer. Algorithms 2012) with a single slice per operand; Demmel & Nguyen's ReproBLAS and Gensyn's
+Why the order stops mattering: the three products ``Q0_A Q0_B``, ``Q0_A Q1_B`` and ``Q1_A Q0_B``
+have integer operands whose dot products stay below ``2**52`` in magnitude, so every partial sum in
+*any* order is an integer below ``2**53``, exactly representable: float64 BLAS (MKL, OpenBLAS,
+cuBLAS, any blocking, FMA or not) returns the same integers everywhere. The result is
+``(P00 + (P01 + P10) * 2**-b) * 2**(e_A + e_B - 2b)``, one float64 rounding, then one rounding to
+float32. This is the error-free transformation of Ozaki et al. ("Error-free transformations of
+matrix multiplication by using fast routines of matrix multiplication and its applications",
+Numer. Algorithms 2012) with two slices per operand; Demmel & Nguyen's ReproBLAS and Gensyn's
 RepOps reach the same goal with fixed-order kernels instead.
+
+*Bound.* With ``b = floor((52 - ceil(log2 2K)) / 2)`` (20 bits for ``K = 1024``), for every output
+``|ĉ - c| <= K * 2**(3 - 2b) * 2**(e_A(m) + e_B(n))`` before the final rounding to float32: about
+``2**-28`` of the product of the two blocks' largest magnitudes for ``K = 1024``, so an outlier
+feature 10**4 above the rest costs nothing visible in float32. The bound is relative to the blocks'
+maxima, not to each term: a term more than ``2b`` bits below its block's maximum is rounded on the
+grid (``[2**60, 1] @ [0, 1]`` loses the 1). Balancing the inner dimension by powers of two, tried,
+fixed that case and made a row with one huge entry per column worse; covering every term exactly
+needs a number of slices that depends on the data, which the fixed operator schedule of the
+dispute game (``verification.execution.opgraph``) cannot have.
+
+Sums: three-slice fixed point
+-----------------------------
+``exact_sum`` splits each block (the values reduced into one output) the same way into three
+slices of ``b = 52 - ceil(log2 n)`` bits for ``n`` terms, sums each slice exactly and combines the
+three sums with two float64 roundings. *Bound:* ``|ŝ - s| <= n * 2**(e - 3b) + 2**-52 |s|``:
+for ``n = 4096``, 120 bits below the block's largest term (float32's own sum can lose
+``n * 2**-24`` of ``sum(|x|)``), so 1 next to ``±1e30`` (100 bits apart) is kept up to
+``n = 2**16``.
 """
 
 from __future__ import annotations
@@ -31,7 +53,8 @@ from __future__ import annotations
 import torch
 
 FLOAT64_EXACT_BITS = 52  # integers below 2**53 are exact; one bit of headroom for rounding up
-MIN_OPERAND_BITS = 16  # below this a matmul operand would lose more than float16's precision
+MIN_SLICE_BITS = 12  # two slices then hold a float32 significand (24 bits) of the block maximum
+SUM_SLICES = 3  # a sum keeps 3b bits below its largest term: 1 next to 1e30 for n up to 2**16
 
 
 class ReproError(ValueError):
@@ -48,12 +71,13 @@ def compute_pow2(n: torch.Tensor) -> torch.Tensor:
 
 
 def compute_block_scales(x: torch.Tensor, dim: int, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """float64 ``(2**(bits - e), 2**(e - bits))`` per block along ``dim`` (kept as size 1).
+    """float64 ``(2**(bits - e), 2**(e - bits))`` per block of ``x`` (float32 or float64) along
+    ``dim`` (kept as size 1), assembled directly as IEEE bit patterns.
 
     ``e`` is read from the biased exponent ``be`` of the block's largest magnitude: ``e = be - 126``
     for float32 (zero and subnormal blocks get ``-126``), ``e = be - 1022`` for float64, where
-    blocks below ``2**(bits - 1022)`` are given that exponent so both scales stay normal floats.
-    Both scales are assembled directly as IEEE bit patterns. NaN and inf propagate.
+    blocks below ``2**(bits - 1022)`` are given that exponent so both scales stay normal floats. A
+    NaN or infinite block gets finite scales, and its values stay NaN or infinite.
     """
     amax = x.abs().amax(dim=dim, keepdim=True)
     if amax.dtype == torch.float32:
@@ -67,65 +91,64 @@ def compute_block_scales(x: torch.Tensor, dim: int, bits: int) -> tuple[torch.Te
     return (to_field << 52).view(torch.float64), (from_field << 52).view(torch.float64)
 
 
-def to_fixed_point(x: torch.Tensor, to_grid: torch.Tensor) -> torch.Tensor:
-    """``round(x * 2**(bits - e))`` as float64 integers of magnitude at most ``2**bits``."""
-    return x.to(torch.float64, copy=True).mul_(to_grid).round_()
+def compute_slice_bits(k: int) -> int:
+    """The fixed-point width of both slices of both operands in a dot product of length ``k``."""
+    bits = (FLOAT64_EXACT_BITS - ceil_log2(2 * k)) // 2
+    if bits < MIN_SLICE_BITS:
+        raise ReproError(f"exact matmul: inner dimension K={k} leaves {bits} bits per operand slice; "
+                         f"at most {2 ** (FLOAT64_EXACT_BITS - 2 * MIN_SLICE_BITS - 1)} is supported")
+    return bits
 
 
-def compute_operand_bits(k: int) -> tuple[int, int]:
-    """The fixed-point widths of ``A`` and ``B`` in a dot product of length ``k``."""
-    budget = FLOAT64_EXACT_BITS - ceil_log2(k)
-    if budget // 2 < MIN_OPERAND_BITS:
-        raise ReproError(f"exact matmul: inner dimension K={k} leaves {budget} bits for both "
-                         f"operands; at most {2 ** (FLOAT64_EXACT_BITS - 2 * MIN_OPERAND_BITS)} is supported")
-    return (budget + 1) // 2, budget // 2
+def split_slices(x: torch.Tensor, to_grid: torch.Tensor, bits: int, count: int = 2) -> list[torch.Tensor]:
+    """``[q0, q1, ...]``: the ``count``-slice fixed point of ``x`` (float32 or float64).
+
+    A later slice of an infinite or NaN value is NaN (``inf - inf``); the callers keep it from
+    deciding a result that the first slice already makes infinite or NaN.
+    """
+    rest = torch.mul(x, to_grid)  # float64, exact
+    slices = []
+    for _ in range(count - 1):
+        q = rest.round()
+        slices.append(q)
+        rest = rest.sub_(q).mul_(2.0 ** bits)
+    return [*slices, rest.round_()]
+
+
+def drop_nonfinite(low: torch.Tensor) -> torch.Tensor:
+    """A lower-slice result with its inf and NaN entries zeroed (in place). Where the first slice's
+    result is finite, every term was finite and so is the lower one: this changes only entries that
+    the first slice has made infinite or NaN, which stay so."""
+    return low.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` (float32, ``(..., M, K) @ (..., K, N)``) with one rounding of an exact sum.
+    """``a @ b`` (float32, ``(..., M, K) @ (..., K, N)``), the same bits on every device.
 
-    The result is ``round_f32(sum_k qa[m, k] * qb[k, n] * 2**(ea[m] - bits_a) * 2**(eb[n] - bits_b))``:
-    the exact dot product of the fixed-point operands, the same bits on every device and thread
-    count. Both scalings are exact: the integer product is below ``2**53`` in magnitude and the exponents
-    stay within float64's normal range.
+    Two-slice fixed point (module docstring): three float64 products of integers, each exact,
+    combined with one rounding in float64 and one to float32.
     """
-    bits_a, bits_b = compute_operand_bits(a.shape[-1])
-    to_a, from_a = compute_block_scales(a, -1, bits_a)  # (..., M, 1)
-    to_b, from_b = compute_block_scales(b, -2, bits_b)  # (..., 1, N)
-    product = torch.matmul(to_fixed_point(a, to_a), to_fixed_point(b, to_b))  # exact
-    return product.mul_(from_a).mul_(from_b).to(torch.float32)
+    bits = compute_slice_bits(a.shape[-1])
+    to_a, from_a = compute_block_scales(a, -1, bits)  # (..., M, 1)
+    to_b, from_b = compute_block_scales(b, -2, bits)  # (..., 1, N)
+    qa0, qa1 = split_slices(a, to_a, bits)
+    qb0, qb1 = split_slices(b, to_b, bits)
+    high = torch.matmul(qa0, qb0)  # exact
+    cross = drop_nonfinite(torch.matmul(qa0, qb1).add_(torch.matmul(qa1, qb0)))  # exact: below 2**52
+    return high.add_(cross.mul_(2.0 ** -bits)).mul_(from_a).mul_(from_b).to(torch.float32)
 
 
-def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False, bound: int | None = None) -> torch.Tensor:
-    """The sum of ``x`` (float32 or float64) along ``dim`` as float64, exact after fixed point.
+def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
+    """The sum of ``x`` (float32 or float64) along ``dim`` as float64, by the three-slice fixed
+    point of each block (module docstring): exact integer sums, combined in float64.
 
-    ``bound``: a caller's guarantee that every ``|v| < 2**bound`` (e.g. softmax numerators, at
-    most 1), used as every block's exponent instead of measuring it. The caller rounds
-    (``.float()``) once, after any further float64 arithmetic (e.g. a mean).
+    The caller rounds (``.float()``) once, after any further float64 arithmetic (e.g. a mean).
     """
     bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
-    if bits < MIN_OPERAND_BITS:
-        raise ReproError(f"exact sum: {x.shape[dim]} terms leave only {bits} bits per term")
-    if bound is not None:
-        fixed = x.to(torch.float64, copy=True).mul_(2.0 ** (bits - bound)).round_()
-        total = fixed.sum(dim=dim, keepdim=True)  # exact
-        result = total * 2.0 ** (bound - bits)
-    else:
-        to_grid, from_grid = compute_block_scales(x, dim, bits)
-        result = to_fixed_point(x, to_grid).sum(dim=dim, keepdim=True).mul_(from_grid)  # exact sum
+    if bits < MIN_SLICE_BITS:
+        raise ReproError(f"exact sum: {x.shape[dim]} terms leave only {bits} bits per slice")
+    to_grid, from_grid = compute_block_scales(x, dim, bits)
+    q0, q1, q2 = (q.sum(dim=dim, keepdim=True) for q in split_slices(x, to_grid, bits, SUM_SLICES))  # exact
+    low = drop_nonfinite(q1.add_(q2.mul_(2.0 ** -bits)))
+    result = q0.add_(low.mul_(2.0 ** -bits)).mul_(from_grid)
     return result if keepdim else result.squeeze(dim)
-
-
-def exact_sum_to_shape(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """``g`` (float32) summed over the dimensions that broadcasting expanded from ``shape``.
-
-    The gradient of a broadcast: every reduced element meets in one exact sum (float32 result).
-    """
-    lead = g.dim() - len(shape)
-    dims = list(range(lead)) + [lead + i for i, size in enumerate(shape)
-                                if size == 1 and g.shape[lead + i] != 1]
-    if not dims:
-        return g
-    kept = [d for d in range(g.dim()) if d not in dims]
-    flat = g.permute(dims + kept).reshape(-1, *[g.shape[d] for d in kept])
-    return exact_sum(flat, 0).to(torch.float32).reshape(shape)

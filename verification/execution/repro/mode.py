@@ -13,7 +13,8 @@ exact as it is
 rewritten
     operators whose kernels reduce in a device-, thread- or ISA-dependent order, call a libm
     (SLEEF, glibc, libdevice), or may fuse a multiply and an add into one FMA: matmuls and
-    convolutions become exact block-floating-point products (``exact``), sums and means exact sums,
+    convolutions become exact products of two-slice fixed point (``exact``), sums and means exact
+    sums of three slices,
     softmax / log-softmax / cross-entropy / layer norm and their backward passes are recomposed
     from exact sums and the portable functions (``elementwise``, ``special``), and compound
     updates (``add(alpha=)``, ``addcmul``, ``addcdiv``, ``lerp`` — what ``torch.optim``'s SGD, Adam
@@ -25,8 +26,9 @@ refused
     nothing runs silently native. ``check_coverage`` runs a program on fake tensors to find such
     an operator before any work is done.
 
-Accuracy: a matmul or sum is the exact result of its block-floating-point operands rounded once
-(``exact``'s bound); elementwise functions are float64 evaluations rounded once to the output dtype.
+Accuracy: a matmul keeps 2b bits, a sum 3b bits, below the largest magnitude of each block it
+reduces (``exact``'s bounds; b is 20 for a 1024-long dot product); elementwise functions are
+float64 evaluations rounded once to the output dtype.
 float16 and bfloat16 inputs are widened to float32 (exactly) and rounded back once.
 
 The rules are those of RepOps (Arun et al. 2025, "Verde", §5) and of the batch-invariant kernels
@@ -88,7 +90,7 @@ EXACT_PACKETS = {
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "logical_xor",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
     "bitwise_right_shift", "__and__", "__or__", "__xor__", "__lshift__", "__rshift__", "isnan",
-    "isinf", "isfinite", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
+    "isinf", "isfinite", "equal", "allclose", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
     "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_", "abs", "abs_", "neg",
     "neg_", "sign", "sgn", "floor", "ceil", "round", "trunc", "relu", "relu_", "threshold_backward",
     "max_pool2d_with_indices", "mul", "mul_", "sqrt", "sqrt_", "reciprocal", "reciprocal_",
@@ -281,7 +283,7 @@ def softmax_parts(x, dim):
     x = widen(x)
     z = x.double() - x.amax(dim=dim, keepdim=True).double()
     e = portable_exp(z)
-    return z, e, exact_sum(e, dim, keepdim=True, bound=1)
+    return z, e, exact_sum(e, dim, keepdim=True)
 
 
 def do_softmax(x, dim, half_to_float):
