@@ -22,7 +22,7 @@ def get_bench_json(artifacts: Path) -> Path:
     return artifacts / BENCH_DIR / BENCH_JSON
 
 
-@dg.asset(group_name="benchmarks", compute_kind="matplotlib",
+@dg.asset(group_name="benchmarks", kinds={"matplotlib"},
           description="The overhead report of the latest `make bench` run: every verification cost as a "
                       "ratio to the training cost measured in the same run (reads benchmarks.json; "
                       "never runs the benchmarks).")

@@ -7,7 +7,7 @@ from pipelines.resources import PinpointConfig
 from verification.lifecycle import Timed, check_signatures, require_job, stage_commit, timed
 
 
-@dg.asset(group_name="commitment", compute_kind="bls",
+@dg.asset(group_name="commitment", kinds={"bls"},
           description="Each solver's trace root (Merkle root of its checkpoint state roots) and final "
                       "state root, signed with BLS (IETF proof-of-possession ciphersuite).")
 def commitments(pinpoint: PinpointConfig,

@@ -7,7 +7,7 @@ from pipelines.resources import PinpointConfig
 from verification.lifecycle import Timed, stage_shard, timed, validate_job
 
 
-@dg.asset(group_name="dataset", compute_kind="zarr",
+@dg.asset(group_name="dataset", kinds={"zarr"},
           description="The job's data source split into zarr shards, each with a Merkle root over its "
                       "chunks; the dataset root (Merkle root of shard roots) keys the batch schedule.")
 def dataset_shards(pinpoint: PinpointConfig) -> dg.Output[Timed]:

@@ -49,7 +49,7 @@ def job_and_solver(context: dg.AssetExecutionContext) -> tuple[str, str]:
     return key["job"], key["solver"]
 
 
-@dg.asset(group_name=GROUP, partitions_def=jobs_partitions, compute_kind="zarr",
+@dg.asset(group_name=GROUP, partitions_def=jobs_partitions, kinds={"zarr"},
           description="A fleet job's dataset shards and commitment (partition = job id).")
 def fleet_dataset(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     paths = pinpoint.paths()
@@ -57,7 +57,7 @@ def fleet_dataset(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -
     return dg.MaterializeResult(metadata={"dataset_root": dataset.root.hex(), "shards": len(dataset.shards)})
 
 
-@dg.asset(group_name=GROUP, partitions_def=job_solver_partitions, compute_kind="torch",
+@dg.asset(group_name=GROUP, partitions_def=job_solver_partitions, kinds={"torch"},
           deps=[dg.AssetDep(fleet_dataset, partition_mapping=BY_JOB)],
           description="One solver's training run of a fleet job (partition = job x solver).")
 def fleet_training(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
@@ -76,7 +76,7 @@ def fleet_training(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) 
     })
 
 
-@dg.asset(group_name=GROUP, partitions_def=job_solver_partitions, compute_kind="bls",
+@dg.asset(group_name=GROUP, partitions_def=job_solver_partitions, kinds={"bls"},
           deps=[fleet_training], description="One solver's signed commitment (partition = job x solver).")
 def fleet_commitment(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     job_id, solver_id = job_and_solver(context)
@@ -91,7 +91,7 @@ def fleet_commitment(context: dg.AssetExecutionContext, pinpoint: PinpointConfig
     return dg.MaterializeResult(metadata={"trace_root": signed.message.trace_root.hex()})
 
 
-@dg.asset(group_name=GROUP, partitions_def=jobs_partitions, compute_kind="sqlite",
+@dg.asset(group_name=GROUP, partitions_def=jobs_partitions, kinds={"sqlite"},
           deps=[dg.AssetDep(fleet_commitment, partition_mapping=BY_JOB)],
           description="Spot checks, disputes, settlement and report of a fleet job (partition = job id).")
 def fleet_outcome(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
@@ -137,12 +137,10 @@ STAGE_ASSETS = {
 }
 # One asset job per stage: a job's assets must share one partitions definition (the dataset and
 # the outcome are partitioned by job, training and commitment by job x solver), so the sensor
-# cannot target all four assets as one implicit job.
+# cannot target all four assets as one implicit job. Each job's partitioning is its assets'.
 STAGE_JOBS = {
-    stage: dg.define_asset_job(f"fleet_{stage}_job", selection=keys, partitions_def=partitions,
-                               tags={"pinpoint/stage": stage})
-    for (stage, keys), partitions in zip(STAGE_ASSETS.items(),
-                                         (jobs_partitions, job_solver_partitions, jobs_partitions), strict=True)
+    stage: dg.define_asset_job(f"fleet_{stage}_job", selection=keys, tags={"pinpoint/stage": stage})
+    for stage, keys in STAGE_ASSETS.items()
 }
 
 

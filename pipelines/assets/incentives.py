@@ -8,7 +8,7 @@ from verification.plots import png_markdown
 from verification.spec import compute_job_id
 
 
-@dg.asset(group_name="incentives", compute_kind="numpy",
+@dg.asset(group_name="incentives", kinds={"numpy"},
           description="Monte Carlo of expected profit of cheating vs honest work and of verifying, at the "
                       "job's own stake, payment and spot-check probability p, next to the analytic "
                       "break-even p* = saving / (q (stake + payment)); plus a map of where cheating pays.")

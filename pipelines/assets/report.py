@@ -9,7 +9,7 @@ from verification.report import build_report, render_markdown, write_report
 from verification.spec import compute_job_id
 
 
-@dg.asset(group_name="report", compute_kind="json",
+@dg.asset(group_name="report", kinds={"json"},
           description="artifacts/runs/<job_id>/report.json (schema pinpoint.report/1) and a summary.")
 def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
                training_runs: Timed, commitments: Timed, spot_checks: Timed, disputes: Timed,

@@ -9,7 +9,7 @@ from verification.settlement import Ledger
 from verification.spec import compute_job_id
 
 
-@dg.asset(group_name="settlement", compute_kind="sqlite",
+@dg.asset(group_name="settlement", kinds={"sqlite"},
           description="Stakes locked, payment escrowed; honest solvers paid, cheaters slashed (reward to "
                       "the challenger, the rest burned). Idempotent per job id.")
 def settlement(pinpoint: PinpointConfig, spot_checks: Timed,

@@ -8,7 +8,7 @@ from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.plots import loss_curves_png, png_markdown
 
 
-@dg.asset(group_name="training", compute_kind="torch",
+@dg.asset(group_name="training", kinds={"torch"},
           description="Each solver runs the job's program under its strategy (honest or adversarial), "
                       "checkpointing the full State to zarr every k steps and keeping its state roots.")
 def training_runs(pinpoint: PinpointConfig,

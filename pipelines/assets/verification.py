@@ -7,7 +7,7 @@ from verification.dispute import load_transcript, render_transcript_markdown
 from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
 
 
-@dg.asset(group_name="verification", compute_kind="torch",
+@dg.asset(group_name="verification", kinds={"torch"},
           description="With probability p per solver (seeded coin), the verifier re-executes the job "
                       "(replicate) or random intervals from the solver's checkpoints (interval) and "
                       "compares roots; a mismatch opens a challenge.")
@@ -25,7 +25,7 @@ def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
     })
 
 
-@dg.asset(group_name="verification", compute_kind="torch",
+@dg.asset(group_name="verification", kinds={"torch"},
           description="For every mismatch: k-ary bisection over checkpoints, then over the steps of the "
                       "disputed interval, then over the aten operators of the disputed step; the referee "
                       "re-executes the single disputed operator (the whole step only when operator_level "
