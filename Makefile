@@ -28,15 +28,17 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	printf 'telemetry:\n  enabled: false\n' > $@
 
-# The whole lifecycle of the embedded default job through the Dagster CLI, then its summary.
+# The whole lifecycle of the embedded default job (or $PINPOINT_PRESET / $PINPOINT_SPEC) through
+# the Dagster CLI, stage by stage as it runs, then its summary.
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	mkdir -p $(PINPOINT_ARTIFACTS)
-	@echo "materializing every asset of the default job (log: $(PINPOINT_ARTIFACTS)/demo-dagster.log) ..."
+	@echo "materializing every asset of the job (full log: $(PINPOINT_ARTIFACTS)/demo-dagster.log) ..."
 	@start=$$(date +%s); \
-	if ! $(DAGSTER) asset materialize -m pipelines.definitions --select '*' > $(PINPOINT_ARTIFACTS)/demo-dagster.log 2>&1; then \
+	if ! $(DAGSTER) asset materialize -m pipelines.definitions --select '*' 2>&1 \
+	  | $(PY) -m pipelines.progress $(PINPOINT_ARTIFACTS)/demo-dagster.log; then \
 	  tail -n 60 $(PINPOINT_ARTIFACTS)/demo-dagster.log; exit 1; fi; \
 	echo "done in $$(( $$(date +%s) - start ))s"
-	$(PY) -m verification show --preset default
+	$(PY) -m verification show
 
 # Benchmarks run once each, at their smallest sizes (PINPOINT_BENCH_SMOKE), so that they cannot rot.
 # One worker per core (pytest-xdist), a test module per worker: the suite is mostly one-threaded.

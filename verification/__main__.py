@@ -9,6 +9,7 @@ without importing torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,8 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,show}")
     for name, summary in COMMANDS.items():
         command = commands.add_parser(name, help=summary, description=summary)
-        command.add_argument("--preset", default="default", help="a built-in job: default, minimal or gpt")
-        command.add_argument("--spec", help="job spec file (YAML or JSON); overrides --preset")
+        # The same environment variables choose the job for the Dagster code location
+        # (pipelines.resources), so `make demo` shows the job that Dagster ran.
+        command.add_argument("--preset", default=os.environ.get("PINPOINT_PRESET", "default"),
+                             help="a built-in job: default, minimal or gpt (default: $PINPOINT_PRESET or default)")
+        command.add_argument("--spec", default=os.environ.get("PINPOINT_SPEC") or None,
+                             help="job spec file (YAML or JSON); overrides --preset (default: $PINPOINT_SPEC)")
         command.add_argument("--artifacts", type=Path, default=None,
                              help="where reports, records and the ledger live (default: $PINPOINT_ARTIFACTS "
                                   "or ./artifacts)")

@@ -45,3 +45,19 @@ def test_each_subcommand_has_its_own_help_without_importing_torch():
              "print('torch' in sys.modules, 'usage: python -m verification run' in out.getvalue())\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
+
+
+def test_the_job_comes_from_the_same_environment_as_dagsters(monkeypatch, tmp_path, capsys):
+    """``make demo`` runs ``show`` after Dagster: PINPOINT_PRESET / PINPOINT_SPEC pick the job for
+    both (pipelines.resources.config_from_env), so the summary is the job that ran."""
+    from verification.__main__ import build_parser
+
+    monkeypatch.setenv("PINPOINT_PRESET", "minimal")
+    monkeypatch.delenv("PINPOINT_SPEC", raising=False)
+    assert build_parser().parse_args(["show"]).preset == "minimal"
+    spec = tmp_path / "job.yaml"
+    spec.write_text("preset: minimal\nsteps: 16\n")
+    monkeypatch.setenv("PINPOINT_SPEC", str(spec))
+    assert build_parser().parse_args(["show"]).spec == str(spec)
+    assert main(["show", "--artifacts", str(tmp_path / "none")]) == 2  # that job has no report yet
+    assert "report" in capsys.readouterr().err
