@@ -181,3 +181,23 @@ def test_reopening_a_trace_the_step_does_not_reproduce_is_refused(game_program, 
     forged = dataclasses.replace(trace, root=bytes(32), outputs={})
     with pytest.raises(OpGraphError, match="not deterministic"):
         reopen_outputs(game_program, Honest(), pre, forged, frozenset({1}))
+
+
+def test_uninitialized_memory_does_not_reach_the_trace(minimal_dataset):
+    """A step that allocates with ``empty_like`` (dropout and a convolution in reproducible mode)
+    records the same trace twice, and the referee reproduces that operator: its output is given
+    torch's deterministic fill (NaN) instead of the allocator's leftovers."""
+    from verification.spec import spec_from_dict
+
+    spec = spec_from_dict({"preset": "minimal", "mode": "reproducible", "model": "tests.programs.conv_regressor:model",
+                           "loss": "tests.programs.conv_regressor:loss", "optimizer": "adam", "lr": 0.01})
+    program = load_program(spec, minimal_dataset[0])
+    pre = program.run(program.init_state(), Step(2))
+    first, again = (record_step(program, Honest(), pre, spec.hash_name) for _ in range(2))
+    assert first.root == again.root
+    allocations = [r for r in first.records if r.op.startswith(("aten.empty", "aten.new_empty"))]
+    assert allocations
+    for record in allocations:
+        ruling = rule_on_output(program, Step(3), pre.root(spec.hash_name), agreed_digest(first, record.index),
+                                record, open_operands(first, pre, record.index))
+        assert ruling.winner == "solver", record.op

@@ -223,6 +223,28 @@ def is_computation(func: torch._ops.OpOverload) -> bool:
     return func.namespace not in ("prim", "profiler")
 
 
+# Operators whose output is uninitialized memory: its bits are whatever the allocator left there.
+UNINITIALIZED_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
+
+
+def fill_uninitialized(func: torch._ops.OpOverload, out: Any) -> None:
+    """Give an uninitialized output defined contents, in place, as torch's deterministic mode does
+    (``torch.utils.deterministic.fill_uninitialized_memory``): NaN for floating point, the largest
+    value for integers. Recorded and re-executed, such an output would otherwise hash to whatever
+    the allocator left, and two runs of one step would differ (a correct program overwrites it)."""
+    if func._opname not in UNINITIALIZED_OPS:
+        return
+    with _disable_current_modes():
+        for leaf in tree_flatten(out)[0]:
+            if isinstance(leaf, torch.Tensor) and not isinstance(leaf, FakeTensor) and leaf.device.type != "meta":
+                if leaf.is_floating_point() or leaf.is_complex():
+                    leaf.fill_(float("nan"))
+                elif leaf.dtype == torch.bool:
+                    leaf.fill_(True)
+                else:
+                    leaf.fill_(torch.iinfo(leaf.dtype).max)
+
+
 def get_view_key(tensor: torch.Tensor) -> tuple:
     """What makes two tensor objects the same value: storage, offset, shape, strides, dtype."""
     return (tensor.untyped_storage()._cdata, tensor.storage_offset(), tuple(tensor.shape),
@@ -298,6 +320,7 @@ class OpRecorder(TorchDispatchMode):
         # Schedule-only replay: the loss read for the log is the one value-dependent operator.
         reads_fake = func is READ_SCALAR_OP and isinstance(args[0], FakeTensor)
         out = 0.0 if self.schedule_only and reads_fake else func(*args, **kwargs)
+        fill_uninitialized(func, out)
         with _disable_current_modes():
             self._append(str(func), args, kwargs, out)
         return out
@@ -509,7 +532,9 @@ def call_operator(record: OpRecord, inputs: list[torch.Tensor], device: torch.de
     kwargs = {k: decode_argument(v, inputs, device) for k, v in payload["kwargs"].items()}
     operator = resolve_operator(record.op)
     with torch._C._AutoDispatchBelowADInplaceOrView():
-        return operator(*args, **kwargs)
+        out = operator(*args, **kwargs)
+    fill_uninitialized(operator, out)
+    return out
 
 
 def hash_outputs(out: Any, hash_name: str) -> tuple[str, ...]:
