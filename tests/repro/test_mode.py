@@ -195,3 +195,13 @@ def test_more_operators_have_float64_accurate_gradients(name, fn):
     want = x.double().requires_grad_(True)
     fn(want).backward()
     assert torch.allclose(got.grad.double(), want.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_one_hot_targets_run_but_scattering_values_is_refused():
+    """``F.one_hot`` (aminmax, then scattering the value 1) is exact; scattering a tensor of
+    values is not (which duplicate lands last is the kernel's choice)."""
+    y = torch.tensor([2, 0, 1, 2])
+    with reproducible():
+        assert torch.equal(F.one_hot(y, 3), torch.eye(3, dtype=torch.int64)[y])
+        with pytest.raises(UncoveredOperatorError, match=r"aten\.scatter\.src"):
+            torch.zeros(3).scatter(0, torch.tensor([0, 0]), torch.tensor([1.0, 2.0]))

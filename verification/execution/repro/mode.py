@@ -80,7 +80,7 @@ EXACT_PACKETS = {
     "narrow", "diagonal", "as_strided", "alias", "detach", "lift_fresh", "lift_fresh_copy", "clone",
     "contiguous", "_to_copy", "copy_", "fill_", "zero_", "zeros", "zeros_like", "ones", "ones_like",
     "empty", "empty_like", "empty_strided", "new_zeros", "new_ones", "new_empty",
-    "new_empty_strided", "new_full", "full", "full_like", "scalar_tensor", "arange", "tril", "triu",
+    "new_empty_strided", "new_full", "full", "full_like", "scalar_tensor", "arange", "eye", "tril", "triu",
     "flip", "roll", "repeat", "constant_pad_nd", "unfold", "im2col", "cat", "stack", "index_select",
     "gather", "index", "_unsafe_index", "masked_fill", "masked_fill_", "where", "slice_scatter",
     "select_scatter", "slice_backward", "select_backward", "as_strided_scatter", "embedding",
@@ -90,7 +90,7 @@ EXACT_PACKETS = {
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "logical_xor",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
     "bitwise_right_shift", "__and__", "__or__", "__xor__", "__lshift__", "__rshift__", "isnan",
-    "isinf", "isfinite", "equal", "allclose", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
+    "isinf", "isfinite", "equal", "allclose", "max", "min", "amax", "amin", "aminmax", "argmax", "argmin", "maximum", "minimum",
     "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_", "abs", "abs_", "neg",
     "neg_", "sign", "sgn", "floor", "ceil", "round", "trunc", "relu", "relu_", "threshold_backward",
     "max_pool2d_with_indices", "mul", "mul_", "sqrt", "sqrt_", "reciprocal", "reciprocal_",
@@ -99,8 +99,14 @@ EXACT_PACKETS = {
 }
 
 
+# Overloads that are exact where others of the same name are not: scattering one value writes the
+# same bits whichever duplicate index lands last (F.one_hot); scattering a tensor of values does not.
+EXACT_OVERLOADS = {("scatter", "value"), ("scatter_", "value")}
+
+
 def is_exact_packet(func: torch._ops.OpOverload) -> bool:
-    return func.namespace in ("prim", "profiler") or func._opname in EXACT_PACKETS
+    return (func.namespace in ("prim", "profiler") or func._opname in EXACT_PACKETS
+            or (func._opname, func._overloadname) in EXACT_OVERLOADS)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
