@@ -50,16 +50,14 @@ def format_event(event: StepEvent, elapsed: float) -> str:
     return f"[{elapsed:7.1f}s] {event.step:<24} {what}"
 
 
-def relay(lines: TextIO, log: TextIO, out: TextIO, clock=time.monotonic) -> int:
-    """Copy ``lines`` to ``log`` and progress lines to ``out``; return how many steps failed."""
-    start, failed = clock(), 0
+def relay(lines: TextIO, log: TextIO, out: TextIO, clock=time.monotonic) -> None:
+    """Copy ``lines`` to ``log`` and a progress line per step event to ``out``."""
+    start = clock()
     for line in lines:
         log.write(line)
         event = parse_event(line)
         if event is not None:
-            failed += event.event == "STEP_FAILURE"
             print(format_event(event, clock() - start), file=out, flush=True)
-    return failed
 
 
 def main(argv: list[str]) -> int:
