@@ -44,7 +44,7 @@ def rejected(spec: JobSpec, tmp_path, match: str) -> None:
     ({"model": f"{BROKEN}:raises_on_build"}, r"raised RuntimeError: out of coffee"),
     ({"loss": f"{BROKEN}:vector_loss"}, r"loss 'tests\.programs\.broken:vector_loss' must return a floating-point scalar"),
     ({"optimizer": f"{BROKEN}:list_state_optimizer"}, r"keeps state 'history' of parameter 'fc0\.bias' as a list"),
-    ({"model": f"{BROKEN}:uses_cumsum", "mode": "reproducible"}, r"aten\.cumsum\.default"),
+    ({"model": f"{BROKEN}:uses_cumprod", "mode": "reproducible"}, r"aten\.cumprod\.default"),
     ({"dataset": "tests.programs.layernorm_mlp:nothing"}, r"dataset 'tests\.programs\.layernorm_mlp:nothing'"),
     ({"schedule": "cosine", "schedule_params": {"warmup": 3}}, r"unknown schedule_params \['warmup'\]"),
     ({"optimizer": "adamw", "optimizer_params": {"betas": [0.9]}}, r"optimizer 'adamw'"),

@@ -27,17 +27,17 @@ def vector_loss(model, x, y):
     return F.cross_entropy(model(x), y, reduction="none")
 
 
-class CumulativeNet(nn.Module):
+class CumulativeProductNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(64, 10)
 
     def forward(self, x):
-        return self.fc(torch.cumsum(x, dim=1))
+        return self.fc(torch.cumprod(x, dim=1))
 
 
-def uses_cumsum(params, meta):
-    return CumulativeNet()
+def uses_cumprod(params, meta):
+    return CumulativeProductNet()
 
 
 class ListStateSGD(torch.optim.SGD):

@@ -23,6 +23,7 @@ from verification.execution.repro.exact import (
     SUM_SLICES,
     ceil_log2,
     compute_slice_bits,
+    exact_cumsum,
     exact_matmul,
     exact_sum,
 )
@@ -172,3 +173,19 @@ def test_mean_and_variance_are_accurate(n):
     exact_var = math.fsum((v - exact_mean) ** 2 for v in values) / n
     assert mean.item() == pytest.approx(exact_mean, rel=2**-23)
     assert var.item() == pytest.approx(exact_var, rel=2**-20, abs=2**-20 * exact_mean**2 / max(n, 1))
+
+
+def test_running_sums_keep_their_bound_and_survive_cancellation():
+    x = torch.tensor([1e30, 1.0, -1e30, 1.0, 0.5])
+    big = x[0].item()  # 1e30 as float32
+    assert exact_cumsum(x, 0).tolist() == [big, big, 1.0, 2.0, 2.5]
+    values = torch.randn(3, 1000, generator=torch.Generator().manual_seed(3)) * torch.logspace(-4, 4, 1000)
+    ours = exact_cumsum(values, 1)
+    bits = 52 - ceil_log2(1000)
+    for row, got in zip(values.double().tolist(), ours.tolist(), strict=True):
+        e = math.frexp(max(abs(v) for v in row))[1]
+        for i in range(0, 1000, 97):
+            exact = math.fsum(row[: i + 1])
+            assert abs(got[i] - exact) <= 1000 * 2.0 ** (e - SUM_SLICES * bits) + 2.0**-52 * abs(exact)
+    with reproducible():
+        assert torch.equal(torch.cumsum(values, 1), ours.float())

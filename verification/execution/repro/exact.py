@@ -45,7 +45,7 @@ slices of ``b = 52 - ceil(log2 n)`` bits for ``n`` terms, sums each slice exactl
 three sums with two float64 roundings. *Bound:* ``|ŝ - s| <= n * 2**(e - 3b) + 2**-52 |s|``:
 for ``n = 4096``, 120 bits below the block's largest term (float32's own sum can lose
 ``n * 2**-24`` of ``sum(|x|)``), so 1 next to ``±1e30`` (100 bits apart) is kept up to
-``n = 2**16``.
+``n = 2**16``. ``exact_cumsum`` gives every running sum of a row the same bound.
 """
 
 from __future__ import annotations
@@ -152,3 +152,17 @@ def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     low = drop_nonfinite(q1.add_(q2.mul_(2.0 ** -bits)))
     result = q0.add_(low.mul_(2.0 ** -bits)).mul_(from_grid)
     return result if keepdim else result.squeeze(dim)
+
+
+def exact_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """The running sums of ``x`` (float32 or float64) along ``dim`` as float64, each with the
+    bound of ``exact_sum`` for its block (the whole row along ``dim``): prefix sums of integer
+    slices are exact in any scan order, so a parallel scan on a GPU and a sequential one on a CPU
+    agree."""
+    bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
+    if bits < MIN_SLICE_BITS:
+        raise ReproError(f"exact cumsum: {x.shape[dim]} terms leave only {bits} bits per slice")
+    to_grid, from_grid = compute_block_scales(x, dim, bits)
+    q0, q1, q2 = (q.cumsum(dim=dim) for q in split_slices(x, to_grid, bits, SUM_SLICES))  # exact
+    low = drop_nonfinite(q1.add_(q2.mul_(2.0 ** -bits)))
+    return q0.add_(low.mul_(2.0 ** -bits)).mul_(from_grid)

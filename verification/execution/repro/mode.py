@@ -22,7 +22,7 @@ rewritten
     ``normal_``, ``bernoulli_``: initialisation and dropout) come from the counter-based integer
     generator (``rng``), keyed by the mode's seed and a per-draw counter.
 refused
-    every other operator raises ``UncoveredOperatorError`` naming it (``aten.cumsum.default``);
+    every other operator raises ``UncoveredOperatorError`` naming it (``aten.cumprod.default``);
     nothing runs silently native. ``check_coverage`` runs a program on fake tensors to find such
     an operator before any work is done.
 
@@ -54,7 +54,7 @@ from verification.execution.repro.elementwise import (
     portable_gelu_grad,
     portable_log,
 )
-from verification.execution.repro.exact import ReproError, exact_matmul, exact_sum
+from verification.execution.repro.exact import ReproError, exact_cumsum, exact_matmul, exact_sum
 from verification.execution.repro.rng import MAX_DRAW, StepRng, random_words
 from verification.execution.repro.special import (
     portable_cos_2pi,
@@ -163,6 +163,12 @@ def do_sum(x, dims=None, keepdim=False, *, dtype=None):
     if not x.is_floating_point():
         return aten.sum.dim_IntList(x, compute_dims(x, dims), keepdim, dtype=dtype)
     return reduce_exact(x, dims, keepdim).to(dtype or x.dtype)
+
+
+def do_cumsum(x, dim, *, dtype=None):
+    if not x.is_floating_point() or x.dim() == 0:
+        return aten.cumsum.default(x, dim, dtype=dtype)
+    return exact_cumsum(widen(x), dim).to(dtype or x.dtype)
 
 
 def do_mean(x, dims=None, keepdim=False, *, dtype=None):
@@ -566,7 +572,7 @@ def do_mse_loss_backward(g, x, target, reduction=1):
 
 # -- the table ---------------------------------------------------------------------------------------
 FUNCTIONAL: dict[str, Callable] = {
-    "sum": do_sum, "mean": do_mean, "var": do_var, "linalg_vector_norm": do_norm,
+    "sum": do_sum, "cumsum": do_cumsum, "mean": do_mean, "var": do_var, "linalg_vector_norm": do_norm,
     "mm": do_mm, "bmm": do_bmm, "addmm": do_addmm, "baddbmm": do_baddbmm, "dot": do_dot, "mv": do_mv,
     "convolution": do_convolution, "convolution_backward": do_convolution_backward,
     "max_pool2d_with_indices_backward": do_max_pool_backward,
