@@ -48,9 +48,9 @@ def test_uncovered_operator_is_named():
 
 
 def test_coverage_check_runs_on_fake_tensors_and_names_the_operator():
-    model = nn.Sequential(nn.Linear(4, 4), nn.ELU())
+    model = nn.Sequential(nn.Linear(4, 4), nn.Mish())
     x = torch.ones(2, 4)
-    with pytest.raises(UncoveredOperatorError, match=r"aten\.elu"):
+    with pytest.raises(UncoveredOperatorError, match=r"aten\.mish"):
         check_coverage(lambda: model(x).sum().backward())
     check_coverage(lambda: nn.Linear(4, 4)(x).sum().backward())
 
@@ -187,6 +187,10 @@ def test_special_functions_are_accurate():
     ("softplus", lambda x: F.softplus(x).sum()),
     ("logsumexp", lambda x: torch.logsumexp(x, dim=-1).sum()),
     ("cumsum", lambda x: (torch.cumsum(x, dim=-1) ** 2).sum()),
+    ("elu", lambda x: (F.elu(x * 3.0, alpha=0.7) ** 2).sum()),
+    ("selu", lambda x: (F.selu(x * 3.0) ** 2).sum()),
+    ("celu", lambda x: (F.celu(x * 3.0, alpha=1.5) ** 2).sum()),
+    ("elu_inplace", lambda x: (F.elu(x * 3.0, inplace=True) ** 2).sum()),
 ])
 def test_more_operators_have_float64_accurate_gradients(name, fn):
     x = torch.randn(2, 2, 5, 4, generator=torch.Generator().manual_seed(9))
@@ -206,3 +210,13 @@ def test_one_hot_targets_run_but_scattering_values_is_refused():
         assert torch.equal(F.one_hot(y, 3), torch.eye(3, dtype=torch.int64)[y])
         with pytest.raises(UncoveredOperatorError, match=r"aten\.scatter\.src"):
             torch.zeros(3).scatter(0, torch.tensor([0, 0]), torch.tensor([1.0, 2.0]))
+
+
+def test_portable_expm1_has_no_cancellation_near_zero():
+    from verification.execution.repro.elementwise import portable_expm1
+
+    values = [0.0, -0.0, 1e-300, -1e-30, 1e-8, -3e-4, 1e-3, 0.01, -0.5, 2.0, -30.0, 80.0]
+    got = portable_expm1(torch.tensor(values, dtype=torch.float64)).tolist()
+    for v, g in zip(values, got, strict=True):
+        want = math.expm1(v)
+        assert g == want or abs(g - want) <= 1e-9 * abs(want), (v, g, want)

@@ -51,6 +51,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from verification.execution.repro.elementwise import (
     compute_gelu_gates,
     portable_exp,
+    portable_expm1,
     portable_gelu_grad,
     portable_log,
 )
@@ -324,6 +325,30 @@ def log1p_exp64(z):
     return portable_log(portable_exp(z) + 1.0)
 
 
+def do_elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
+    """``scale * x`` above 0, ``alpha * scale * expm1(input_scale * x)`` at or below (ELU, and
+    SELU and CELU, which torch writes as ELU with other coefficients)."""
+    x64 = widen(x).double()
+    negative = portable_expm1(x64 * float(input_scale)).mul_(float(alpha) * float(scale))
+    return torch.where(x64 > 0, x64 * float(scale), negative).to(x.dtype)
+
+
+def do_celu(x, alpha=1.0):
+    return do_elu(x, alpha, 1.0, 1.0 / float(alpha))
+
+
+def do_elu_backward(g, alpha, scale, input_scale, is_result, self_or_result):
+    """torch's ``elu_backward``: the slope from the input, or from the output when ``is_result``."""
+    v = widen(self_or_result).double()
+    negcoef, poscoef, negiptcoef = float(alpha) * float(scale), float(scale), float(input_scale)
+    if is_result:
+        slope_negative = (v + negcoef) * negiptcoef
+    else:
+        slope_negative = portable_exp(v * negiptcoef).mul_(negiptcoef * negcoef)
+    slope = torch.where(v > 0, poscoef, slope_negative)
+    return (widen(g).double() * slope).to(g.dtype)
+
+
 def do_softplus(x, beta=1, threshold=20):
     x64 = widen(x).double() * float(beta)
     soft = (log1p_exp64(-x64.abs()) + x64.clamp_min(0.0)) * (1.0 / float(beta))
@@ -578,6 +603,7 @@ FUNCTIONAL: dict[str, Callable] = {
     "max_pool2d_with_indices_backward": do_max_pool_backward,
     "_softmax": do_softmax, "_log_softmax": do_log_softmax, "_safe_softmax": do_safe_softmax,
     "logsumexp": do_logsumexp, "softplus": do_softplus, "softplus_backward": do_softplus_backward,
+    "elu": do_elu, "celu": do_celu, "elu_backward": do_elu_backward,
     "binary_cross_entropy_with_logits": do_bce_with_logits,
     "_softmax_backward_data": do_softmax_backward, "_log_softmax_backward_data": do_log_softmax_backward,
     "nll_loss_forward": do_nll_loss, "nll_loss_backward": do_nll_loss_backward,
@@ -593,7 +619,7 @@ FUNCTIONAL: dict[str, Callable] = {
     "mse_loss": do_mse_loss, "mse_loss_backward": do_mse_loss_backward,
 }
 INPLACE = {f"{name}_" for name in ("exp", "log", "tanh", "sigmoid", "pow", "add", "sub", "div",
-                                   "addcmul", "addcdiv", "lerp", "erf", "rsqrt")}
+                                   "addcmul", "addcdiv", "lerp", "erf", "rsqrt", "elu", "celu")}
 
 
 class ReproducibleMode(TorchDispatchMode):
