@@ -191,6 +191,8 @@ def test_special_functions_are_accurate():
     ("selu", lambda x: (F.selu(x * 3.0) ** 2).sum()),
     ("celu", lambda x: (F.celu(x * 3.0, alpha=1.5) ** 2).sum()),
     ("elu_inplace", lambda x: (F.elu(x * 3.0, inplace=True) ** 2).sum()),
+    ("cross_entropy_per_pixel", lambda x: F.cross_entropy(x, torch.tensor([[[0, 1, 1, 0]] * 5, [[1, 0, -100, 1]] * 5]))),
+    ("per_pixel_unreduced", lambda x: (F.cross_entropy(x, torch.ones(2, 5, 4, dtype=torch.int64), reduction="none") ** 2).sum()),
 ])
 def test_more_operators_have_float64_accurate_gradients(name, fn):
     x = torch.randn(2, 2, 5, 4, generator=torch.Generator().manual_seed(9))

@@ -426,6 +426,24 @@ def do_nll_loss_backward(g, x, target, weight, reduction, ignore_index, total_we
     return grad.scatter_(1, torch.where(valid, target, 0).unsqueeze(1), value.unsqueeze(1))
 
 
+def flatten_spatial(x, target):
+    """``(N, C, *S)`` scores and ``(N, *S)`` targets as ``(N * S, C)`` and ``(N * S,)``."""
+    return x.movedim(1, -1).reshape(-1, x.shape[1]), target.reshape(-1)
+
+
+def do_nll_loss2d(x, target, weight, reduction, ignore_index):
+    """The per-pixel loss (``F.cross_entropy`` on images): ``nll_loss`` over every position."""
+    out, total_weight = do_nll_loss(*flatten_spatial(x, target), weight, reduction, ignore_index)
+    return (out.reshape(target.shape) if reduction == 0 else out), total_weight
+
+
+def do_nll_loss2d_backward(g, x, target, weight, reduction, ignore_index, total_weight):
+    flat_x, flat_target = flatten_spatial(x, target)
+    grad = do_nll_loss_backward(g.reshape(-1) if reduction == 0 else g, flat_x, flat_target, weight,
+                                reduction, ignore_index, total_weight)
+    return grad.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1).contiguous()
+
+
 def layer_norm_rows(x, normalized_shape):
     n = math.prod(normalized_shape)
     lead = x.shape[: x.dim() - len(normalized_shape)]
@@ -607,6 +625,7 @@ FUNCTIONAL: dict[str, Callable] = {
     "binary_cross_entropy_with_logits": do_bce_with_logits,
     "_softmax_backward_data": do_softmax_backward, "_log_softmax_backward_data": do_log_softmax_backward,
     "nll_loss_forward": do_nll_loss, "nll_loss_backward": do_nll_loss_backward,
+    "nll_loss2d_forward": do_nll_loss2d, "nll_loss2d_backward": do_nll_loss2d_backward,
     "native_layer_norm": do_layer_norm, "native_layer_norm_backward": do_layer_norm_backward,
     "embedding_dense_backward": do_embedding_backward,
     "exp": unary(portable_exp), "log": unary(portable_log), "tanh": unary(portable_tanh),
