@@ -30,9 +30,15 @@ from verification.execution.repro.exact import (
 
 
 def fsum_matmul(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Correctly rounded float64 ``a @ b`` for float32 operands (each product is exact in float64)."""
+    """Correctly rounded float64 ``a @ b`` for float32 operands (each product is exact in float64);
+    where a product is infinite or NaN, IEEE's own sum (inf or NaN, which the bound checks skip)."""
     a64, b64 = a.double().numpy(), b.double().numpy()
-    return np.array([[math.fsum(a64[m] * b64[:, n]) for n in range(b64.shape[1])] for m in range(a64.shape[0])])
+
+    def dot(products: np.ndarray) -> float:
+        return math.fsum(products) if np.isfinite(products).all() else float(np.sum(products))
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.array([[dot(a64[m] * b64[:, n]) for n in range(b64.shape[1])] for m in range(a64.shape[0])])
 
 
 def matmul_bound(a: torch.Tensor, b: torch.Tensor, exact: np.ndarray) -> np.ndarray:
