@@ -138,19 +138,27 @@ def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return high.add_(cross.mul_(2.0 ** -bits)).mul_(from_a).mul_(from_b).to(torch.float32)
 
 
+def reduce_slices(x: torch.Tensor, dim: int, reduce: str) -> torch.Tensor:
+    """``reduce`` (``"sum"`` with the dim kept, or ``"cumsum"``) of the three-slice fixed point of
+    ``x`` along ``dim`` as float64: each slice reduced exactly, the three combined in float64."""
+    bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
+    if bits < MIN_SLICE_BITS:
+        raise ReproError(f"exact {reduce}: {x.shape[dim]} terms leave only {bits} bits per slice")
+    to_grid, from_grid = compute_block_scales(x, dim, bits)
+    kwargs = {"keepdim": True} if reduce == "sum" else {}
+    q0, q1, q2 = (getattr(q, reduce)(dim=dim, **kwargs)  # exact
+                  for q in split_slices(x, to_grid, bits, SUM_SLICES))
+    low = drop_nonfinite(q1.add_(q2.mul_(2.0 ** -bits)))
+    return q0.add_(low.mul_(2.0 ** -bits)).mul_(from_grid)
+
+
 def exact_sum(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     """The sum of ``x`` (float32 or float64) along ``dim`` as float64, by the three-slice fixed
     point of each block (module docstring): exact integer sums, combined in float64.
 
     The caller rounds (``.float()``) once, after any further float64 arithmetic (e.g. a mean).
     """
-    bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
-    if bits < MIN_SLICE_BITS:
-        raise ReproError(f"exact sum: {x.shape[dim]} terms leave only {bits} bits per slice")
-    to_grid, from_grid = compute_block_scales(x, dim, bits)
-    q0, q1, q2 = (q.sum(dim=dim, keepdim=True) for q in split_slices(x, to_grid, bits, SUM_SLICES))  # exact
-    low = drop_nonfinite(q1.add_(q2.mul_(2.0 ** -bits)))
-    result = q0.add_(low.mul_(2.0 ** -bits)).mul_(from_grid)
+    result = reduce_slices(x, dim, "sum")
     return result if keepdim else result.squeeze(dim)
 
 
@@ -159,10 +167,4 @@ def exact_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
     bound of ``exact_sum`` for its block (the whole row along ``dim``): prefix sums of integer
     slices are exact in any scan order, so a parallel scan on a GPU and a sequential one on a CPU
     agree."""
-    bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
-    if bits < MIN_SLICE_BITS:
-        raise ReproError(f"exact cumsum: {x.shape[dim]} terms leave only {bits} bits per slice")
-    to_grid, from_grid = compute_block_scales(x, dim, bits)
-    q0, q1, q2 = (q.cumsum(dim=dim) for q in split_slices(x, to_grid, bits, SUM_SLICES))  # exact
-    low = drop_nonfinite(q1.add_(q2.mul_(2.0 ** -bits)))
-    return q0.add_(low.mul_(2.0 ** -bits)).mul_(from_grid)
+    return reduce_slices(x, dim, "cumsum")
