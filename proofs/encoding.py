@@ -105,7 +105,7 @@ def canonical_nans(array: np.ndarray) -> np.ndarray:
     """A copy of ``array`` whose NaNs are all the canonical quiet NaN (numpy's ``nan``, cast)."""
     out = array.copy()
     if out.dtype.kind == "c":
-        parts = out.view(out.real.dtype)  # (re, im) interleaved
+        parts = out.reshape(-1).view(out.real.dtype)  # (re, im) interleaved; a view of the copy, 0-d too
         parts[np.isnan(parts)] = np.nan
     else:
         out[np.isnan(out)] = np.nan

@@ -88,6 +88,9 @@ def test_every_nan_is_committed_as_the_canonical_one(dtype, bits):
     assert np.isnan(odd).sum() == 2  # the input is not modified
     array = np.arange(8, dtype=dtype)
     assert np.shares_memory(canonical_array("t", array), array)  # no NaN: no copy
+    scalar = np.array(complex(1, np.nan) if plain.dtype.kind == "c" else np.nan, dtype=dtype)  # 0-d
+    flipped = np.array(complex(1, -np.nan) if plain.dtype.kind == "c" else -np.nan, dtype=dtype)
+    assert tensor_root("t", scalar) == tensor_root("t", flipped)
 
 
 def test_roots_bind_name_dtype_shape_and_data():
