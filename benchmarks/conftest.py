@@ -30,12 +30,15 @@ import pytest
 
 from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import load_source
+from proofs.messages import Signed, sign_message
+from proofs.types import PartyId
 from verification.execution.models import UnknownModelError
 from verification.execution.pieces import ProgramError, build_module
 from verification.execution.program import Program, configure_mode, load_program
-from verification.solver import TrainingRun, train
+from verification.solver import TrainingRun, build_commitment, party_keypair, train
 from verification.spec import JobSpec, SolverSpec, compute_job_id, get_preset
 from verification.strategies import resolve_strategy
+from verification.verifier import SECRET_SIZE, CoinReveal
 
 DEFAULT_MODEL = "mlp"
 DEFAULT_WIDTH = 64  # the hidden width of the default preset's MLP
@@ -138,6 +141,17 @@ def describe_program(program: Program) -> dict[str, Any]:
         "device": str(program.device),
         "hash_name": spec.hash_name,
     }
+
+
+def bench_coin(spec: JobSpec) -> CoinReveal:
+    """A fixed verifier coin for the job: benchmarks sample intervals as a verifier does, repeatably."""
+    return CoinReveal(compute_job_id(spec), PartyId(spec.verifier), bytes(SECRET_SIZE))
+
+
+def sign_run(spec: JobSpec, run: TrainingRun) -> Signed:
+    """The solver's signed commitment to ``run`` (the coin's other input)."""
+    sk, _ = party_keypair(spec, run.solver_id)
+    return sign_message(build_commitment(spec, run), sk, run.solver_id)
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ import math
 import pytest
 
 from benchmarks import get_sizes, is_full_study
-from benchmarks.conftest import DEFAULT_WIDTH, describe_program
+from benchmarks.conftest import DEFAULT_WIDTH, bench_coin, describe_program, sign_run
 from benchmarks.schemes import replicate_job
 from proofs.bls import BACKEND_NAMES, get_backend
 from proofs.encoding import trace_root
@@ -143,7 +143,7 @@ def test_spot_check_interval(benchmark, spot_job, m):
     program, run = spot_job
     spec, solver = program.spec, HONEST.solver_id
     claimed = trace_root(list(run.roots), spec.hash_name)
-    intervals = compute_check_intervals(compute_job_id(spec), solver, spec.seed, SPOT_N, m, spec.hash_name)
+    intervals = compute_check_intervals(bench_coin(spec), run.solver_id, sign_run(spec, run).signature, SPOT_N, m, spec.hash_name)
     check = benchmark(check_interval, program, solver, run.roots, claimed, run.checkpoint_path, intervals)
     benchmark.extra_info.update(spot_info(program, "interval", m, check.steps_executed))
     assert not check.mismatch and check.steps_executed == m * SPOT_K

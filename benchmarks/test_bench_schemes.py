@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import is_full_study
-from benchmarks.conftest import DEFAULT_WIDTH, describe_program
+from benchmarks.conftest import DEFAULT_WIDTH, bench_coin, describe_program, sign_run
 from benchmarks.schemes import (
     get_lazy_interval_params,
     play_dispute,
@@ -96,8 +96,7 @@ def test_scheme_optimistic_check(benchmark, scheme_job):
     m = spec.intervals_per_check
 
     def spot_check(run, strategy):
-        intervals = compute_check_intervals(compute_job_id(spec), run.solver_id, spec.seed, SCHEME_N, m,
-                                            spec.hash_name)
+        intervals = compute_check_intervals(bench_coin(spec), run.solver_id, sign_run(spec, run).signature, SCHEME_N, m, spec.hash_name)
         return check_interval(program, run.solver_id, run.roots, claimed_root(program, run),
                               run.checkpoint_path, intervals)
 

@@ -13,6 +13,7 @@ import yaml
 from verification.lifecycle import run_job
 from verification.paths import ArtifactPaths
 from verification.spec import spec_from_dict
+from verification.verifier import CoinReveal, compute_check_intervals
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -26,12 +27,23 @@ def solvers(report: dict) -> dict:
 
 
 def test_readme_custom_job_runs_as_printed(tmp_path):
-    report = run_job(spec_from_dict(readme_job()), ArtifactPaths(tmp_path))
+    """As the README says: 3 of 6 intervals sampled by the verifier's secret coin; ``sneaky`` is
+    slashed at step 30 exactly when its interval 3 (steps 25..32) is among them, and anyone can
+    recompute the sample from the revealed secret."""
+    spec = spec_from_dict(readme_job())
+    report = run_job(spec, ArtifactPaths(tmp_path))
     sneaky = solvers(report)["sneaky"]
     assert sneaky["injected_divergence_step"] == 30
-    # As the README says: interval 3 (steps 25..32) is not sampled, so the cheater is paid.
-    assert 3 not in sneaky["spot_check"]["intervals"] and sneaky["outcome"] == "paid"
+    intervals = tuple(sneaky["spot_check"]["intervals"])
+    assert len(intervals) == 3
+    if 3 in intervals:
+        assert sneaky["outcome"] == "slashed" and sneaky["dispute"]["first_divergent_step"] == 30
+    else:
+        assert sneaky["outcome"] == "paid" and sneaky["dispute"] is None
     assert solvers(report)["honest"]["outcome"] == "paid"
+    coin = CoinReveal(report["job_id"], spec.verifier, bytes.fromhex(report["spot_check_coin"]["secret"]))
+    signature = bytes.fromhex(sneaky["signature"])
+    assert compute_check_intervals(coin, "sneaky", signature, 6, 3, spec.hash_name) == intervals
 
 
 def test_readme_custom_job_with_replication_slashes_the_cheater(tmp_path):

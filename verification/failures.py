@@ -69,7 +69,7 @@ FAILURES: tuple[FailureMode, ...] = (
         "the spec file, the field, its value and the rule (k=…, T=…)", NOTHING),
     FailureMode(
         "spec-negative-amount", "negative or non-integer token amount (stake, bond, fee, payment)",
-        "verification.spec.validate_spec", "verification.spec.SpecError", "raises",
+        "verification.spec.spec_from_dict", "verification.spec.SpecError", "raises",
         "the spec file, economics.<field> and its value", NOTHING),
     FailureMode(
         "spec-unknown-field", "unknown (misspelt) field in the spec or its economics",
@@ -198,6 +198,16 @@ FAILURES: tuple[FailureMode, ...] = (
         "verification.dispute.load_transcript", "verification.dispute.TranscriptError", "raises",
         "the transcript file, its head and the anchored head (the report's transcript_head)",
         NOTHING),
+    # -- the spot-check coin -------------------------------------------------------------
+    FailureMode(
+        "coin-secret-replaced", "the verifier's stored coin secret no longer opens the coin "
+        "commitment it published when the job opened (a redrawn coin)",
+        "verification.lifecycle.reveal_spot_check_coin", "verification.lifecycle.LifecycleError", "raises",
+        "the job, the published commitment and the secret's file", NOTHING),
+    FailureMode(
+        "check-not-selected", "settlement is handed a check of a solver that the revealed coin did "
+        "not select", "verification.verifier.compute_selection_faults",
+        "verification.lifecycle.LifecycleError", "raises", "the job and the solver", NOTHING),
     # -- settlement and the report ---------------------------------------------------------
     FailureMode(
         "insufficient-funds", "a party cannot cover its stake, payment or bond",

@@ -25,7 +25,7 @@ from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
 from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
-from proofs.types import JobId, Root, SolverId, Step, is_root
+from proofs.types import JobId, PartyId, Root, SolverId, Step, is_root
 from verification import store
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.distributed import DataParallelError, train_data_parallel
@@ -35,7 +35,6 @@ from verification.parties import PartyError, RemoteProvider, run_in_party
 from verification.paths import ArtifactPaths
 from verification.providers import build_trace_provider
 from verification.settlement import (
-    EconomicTerms,
     Ledger,
     SettlementResult,
     SolverVerdict,
@@ -68,16 +67,22 @@ from verification.strategies import (
     resolve_party_strategy,
 )
 from verification.verifier import (
+    SECRET_SIZE,
+    CoinCommitment,
+    CoinReveal,
     SpotCheck,
     check_equivocation,
     check_interval,
     check_replicate,
     check_tolerance,
     compute_check_intervals,
+    compute_coin_commitment,
+    compute_selection_faults,
     find_equivocation,
     forfeited,
     inconclusive,
     is_selected_for_check,
+    is_valid_coin_reveal,
     not_checked,
 )
 
@@ -182,7 +187,7 @@ def check_program(spec: JobSpec) -> None:
 def check_funds(spec: JobSpec, ledger_path: Path) -> None:
     """``InsufficientFundsError`` naming every party that cannot cover its part of the job (a
     settled job is not checked again: re-running it moves nothing)."""
-    job_id, terms = compute_job_id(spec), economic_terms(spec)
+    job_id, terms = compute_job_id(spec), spec.economics
     needs = compute_job_requirements(spec.submitter, terms, [s.solver_id for s in spec.solvers], [spec.verifier])
     ledger = Ledger(ledger_path) if ledger_path.exists() else None
     try:
@@ -209,11 +214,40 @@ def challenger_of(spec: JobSpec) -> SolverSpec:
     return SolverSpec(SolverId(spec.verifier), spec.challenger_strategy, spec.challenger_params)
 
 
-# -- 1. dataset --------------------------------------------------------------------------------
+# -- 1. the job opens: dataset and the verifier's coin ------------------------------------------
 def stage_shard(spec: JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
-    """Split the spec's data source into zarr shards and commit to their Merkle roots."""
+    """The job opens: the spec's data source is split into zarr shards committed by their Merkle
+    roots, and the verifier commits to its spot-check coin (``open_spot_check_coin``)."""
     source = load_source(spec.dataset, **spec.dataset_params)
-    return write_shards(source, paths.dataset(compute_job_id(spec)), spec.num_shards, spec.hash_name)
+    dataset = write_shards(source, paths.dataset(compute_job_id(spec)), spec.num_shards, spec.hash_name)
+    open_spot_check_coin(spec, paths)
+    return dataset
+
+
+def open_spot_check_coin(spec: JobSpec, paths: ArtifactPaths) -> CoinCommitment:
+    """The verifier draws its coin's secret and publishes its commitment, before any solver trains
+    (``verification.verifier``). Both are write-once: opening the job again keeps the first coin,
+    so nobody can redraw it after seeing the solvers' commitments."""
+    job_id = compute_job_id(spec)
+    secret = store.save_coin_secret(paths, job_id, secrets.token_bytes(SECRET_SIZE))
+    commitment = compute_coin_commitment(job_id, PartyId(spec.verifier), secret, spec.hash_name)
+    return store.save_coin_commitment(paths, CoinCommitment(job_id, PartyId(spec.verifier), commitment))
+
+
+def reveal_spot_check_coin(spec: JobSpec, paths: ArtifactPaths) -> tuple[CoinCommitment, CoinReveal]:
+    """The verifier's published coin commitment and its reveal; ``LifecycleError`` when the stored
+    secret does not open the commitment (the secret was replaced after the job opened)."""
+    job_id = compute_job_id(spec)
+    try:
+        published = store.load_coin_commitment(paths, job_id)
+        reveal = CoinReveal(job_id, PartyId(spec.verifier), store.load_coin_secret(paths, job_id))
+    except store.StoreError as exc:
+        raise LifecycleError(f"job {job_id} has no spot-check coin: {exc}; materialize the dataset stage "
+                             f"(the job's opening) first") from None
+    if not is_valid_coin_reveal(published, reveal, spec.hash_name):
+        raise LifecycleError(f"the verifier's secret for job {job_id} does not open its published coin "
+                             f"commitment {published.commitment.hex()} ({store.coin_secret_path(paths, job_id)})")
+    return published, reveal
 
 
 # -- 2. training -------------------------------------------------------------------------------
@@ -322,6 +356,9 @@ def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun],
     conflicting one a strategy also signs — is published on the job's bulletin, where verifiers
     look for equivocation. A solver whose run failed, or that fails to sign its own run, has no
     commitment (it forfeits)."""
+    if paths is not None:
+        # Rule: solvers commit after the verifier committed to its coin, so none can predict it.
+        reveal_spot_check_coin(spec, paths)
     signed = {}
     for solver in spec.solvers:
         run = runs.get(solver.solver_id)
@@ -414,6 +451,7 @@ class VerifyOutput:
     checks: dict[SolverId, SpotCheck]
     replica: TrainingRun | None
     seconds: float
+    coin: CoinReveal | None = None  # the verifier's revealed coin, which settlement audits
 
 
 def get_declared_divergence(spec: JobSpec) -> Step | None:
@@ -446,11 +484,13 @@ def is_environment_bound(spec: JobSpec) -> bool:
 
 def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], paths: ArtifactPaths) -> VerifyOutput:
-    """The verifier checks each solver with probability ``p`` under the spec's policy."""
+    """The verifier reveals its coin and checks each solver it selects (probability ``p``) under
+    the spec's policy."""
     start = time.perf_counter()
     # Rule: nothing is verified (nor, downstream, settled) on a commitment that fails its checks
     require_valid_commitments(spec, commitments)
     job_id, hash_name = compute_job_id(spec), spec.hash_name
+    _, coin = reveal_spot_check_coin(spec, paths)
     program = load_program(spec, dataset)
     forfeits = {s.solver_id: get_forfeit(spec, runs, commitments, s.solver_id) for s in spec.solvers}
     delivered = [sid for sid, reason in forfeits.items() if reason is None]
@@ -459,7 +499,7 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     evidence = {sid: find_equivocation(commitments[sid], published, party_keypair(spec, sid)[1])
                 for sid in delivered}
     selected = [sid for sid in delivered if evidence[sid] is None and is_selected_for_check(
-        job_id, sid, spec.seed, spec.spot_check_probability, hash_name)]
+        coin, sid, commitments[sid].signature, spec.spot_check_probability, hash_name)]
     # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
     accused = get_declared_divergence(spec)
     replica = None
@@ -484,7 +524,7 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
         elif spec.mode == "tolerance" and accused is None:  # PoL: distances, not roots
             every = tuple(range(spec.num_checkpoints - 1))
             intervals = every if spec.spot_check_policy == "replicate" else compute_check_intervals(
-                job_id, sid, spec.seed, spec.num_checkpoints - 1, spec.intervals_per_check, hash_name)
+                coin, sid, commitments[sid].signature, spec.num_checkpoints - 1, spec.intervals_per_check, hash_name)
             checks[sid] = check_tolerance(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                           intervals, spec.tolerance_rho)
         elif replica is not None:
@@ -493,11 +533,11 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
             interval = (accused - 1) // spec.checkpoint_interval
             checks[sid] = SpotCheck(sid, True, "interval", (interval,), True, interval, 0, 0.0)
         else:
-            intervals = compute_check_intervals(job_id, sid, spec.seed, spec.num_checkpoints - 1,
+            intervals = compute_check_intervals(coin, sid, commitments[sid].signature, spec.num_checkpoints - 1,
                                                 spec.intervals_per_check, hash_name)
             checks[sid] = check_interval(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                          intervals)
-    return VerifyOutput(checks, replica, time.perf_counter() - start)
+    return VerifyOutput(checks, replica, time.perf_counter() - start, coin)
 
 
 # -- 5. disputes -------------------------------------------------------------------------------
@@ -557,22 +597,20 @@ def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
     return verdicts
 
 
-def economic_terms(spec: JobSpec) -> EconomicTerms:
-    e = spec.economics
-    return EconomicTerms(
-        payment_per_solver=e.payment_per_solver, solver_stake=e.solver_stake,
-        challenger_bond=e.challenger_bond, verifier_fee=e.verifier_fee,
-        slash_reward_bps=e.slash_reward_bps, initial_balance=e.initial_balance,
-    )
-
-
-def stage_settle(spec: JobSpec, checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
-                 ledger_path: Path) -> SettlementResult:
-    """Apply the verdicts to the SQLite ledger, once (idempotent per job id)."""
-    ledger = Ledger(ledger_path)
+def stage_settle(spec: JobSpec, verified: VerifyOutput, commitments: dict[SolverId, Signed],
+                 disputes: dict[SolverId, DisputeResult], paths: ArtifactPaths) -> SettlementResult:
+    """Audit the verifier's checks against its coin, then apply the verdicts to the SQLite ledger,
+    once (idempotent per job id)."""
+    job_id = compute_job_id(spec)
+    # Rule: settlement accepts checks only from a coin the verifier committed to before the solvers.
+    faults = compute_selection_faults(store.load_coin_commitment(paths, job_id), verified.coin, commitments,
+                                      verified.checks, spec.spot_check_probability, spec.hash_name)
+    if faults:
+        raise LifecycleError(f"job {job_id} is not settled: {'; '.join(faults)}")
+    ledger = Ledger(paths.ledger)
     try:
-        return settle_job(ledger, compute_job_id(spec), spec.submitter, economic_terms(spec),
-                          compute_verdicts(spec, checks, disputes), verifiers=[spec.verifier])
+        return settle_job(ledger, job_id, spec.submitter, spec.economics,
+                          compute_verdicts(spec, verified.checks, disputes), verifiers=[spec.verifier])
     finally:
         ledger.close()
 
@@ -587,9 +625,8 @@ class IncentiveStudy:
 
 def incentive_params(spec: JobSpec) -> IncentiveParams:
     """The job's economics as seen by a would-be cheater skipping half the work."""
-    return IncentiveParams(terms=economic_terms(spec), check_probability=spec.spot_check_probability,
-                           compute_cost=spec.economics.compute_cost,
-                           verifier_cost=spec.economics.verifier_cost)
+    return IncentiveParams(terms=spec.economics, check_probability=spec.spot_check_probability,
+                           compute_cost=spec.compute_cost, verifier_cost=spec.verifier_cost)
 
 
 def stage_incentives(spec: JobSpec, out_dir: Path, n_jobs: int = 20_000) -> IncentiveStudy:
@@ -621,10 +658,10 @@ def conclude(spec: JobSpec, paths: ArtifactPaths, dataset: DatasetCommitment,
 
     verified = timed(stage_verify, spec, dataset, runs, commitments, paths)
     disputes = timed(stage_dispute, spec, dataset, runs, commitments, verified.value, paths)
-    settled = timed(stage_settle, spec, verified.value.checks, disputes.value, paths.ledger)
+    settled = timed(stage_settle, spec, verified.value, commitments, disputes.value, paths)
     timings = {**timings, "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
     report = build_report(spec, dataset, runs, commitments, check_signatures(spec, commitments),
-                          verified.value.checks, disputes.value, settled.value, timings)
+                          verified.value.checks, disputes.value, settled.value, timings, verified.value.coin)
     write_report(paths.report(compute_job_id(spec)), report)
     return report
 

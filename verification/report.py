@@ -15,7 +15,7 @@ from verification.records import write_json
 from verification.settlement import SettlementResult
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_to_dict
-from verification.verifier import SpotCheck
+from verification.verifier import CoinReveal, SpotCheck
 
 SCHEMA = "pinpoint.report/1"
 STAGES = ("shard", "train", "commit", "verify", "dispute", "settle")
@@ -38,7 +38,10 @@ def compute_outcome(check: SpotCheck, dispute: DisputeResult | None) -> str:
 def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], signatures: dict[SolverId, bool],
                  checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
-                 settlement: SettlementResult, timings: dict[str, float]) -> dict[str, Any]:
+                 settlement: SettlementResult, timings: dict[str, float],
+                 coin: CoinReveal | None = None) -> dict[str, Any]:
+    """The report; ``coin``, the verifier's revealed spot-check secret, lets anyone recompute which
+    solvers had to be checked (``verification.verifier.is_selected_for_check``)."""
     solvers = []
     for solver in spec.solvers:
         sid = solver.solver_id
@@ -49,6 +52,7 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
             "trace_root": "" if signed is None else signed.message.trace_root.hex(),
             "final_state_root": "" if signed is None else signed.message.final_state_root.hex(),
             "environment": "" if signed is None else signed.message.environment,
+            "signature": "" if signed is None else bytes(signed.signature).hex(),
             "signature_valid": bool(signatures.get(sid, False)),
             "forfeit": checks[sid].forfeit,
             "spot_check": checks[sid].to_report(),
@@ -62,6 +66,7 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
         "spec": spec_to_dict(spec),
         "dataset": {"name": dataset.name, "shards": len(dataset.shards), "root": dataset.root.hex()},
         "solvers": solvers,
+        "spot_check_coin": None if coin is None else {"verifier": coin.verifier, "secret": coin.secret.hex()},
         "ledger": {
             "supply_before": settlement.supply_before, "supply_after": settlement.supply_after,
             "burned": settlement.burned, "balances": dict(settlement.balances),

@@ -35,6 +35,7 @@ from typing import Any
 
 from proofs.hashing import HASH_NAMES
 from proofs.types import JobId, PartyId, SolverId, describe_unknown
+from verification.settlement.rules import EconomicTerms, InvalidTermsError
 
 MODES = ("exact", "reproducible", "tolerance")
 POLICIES = ("replicate", "interval")
@@ -54,20 +55,6 @@ class SolverSpec:
     solver_id: SolverId
     strategy: str = "honest"
     params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Economics:
-    """Integer token units (never floats); bps = basis points (1/10,000)."""
-
-    payment_per_solver: int = 1_000
-    solver_stake: int = 5_000
-    challenger_bond: int = 500
-    verifier_fee: int = 50
-    slash_reward_bps: int = 5_000
-    initial_balance: int = 100_000
-    compute_cost: int = 800  # what honest training costs a solver (incentive study)
-    verifier_cost: int = 100  # what one spot check costs a verifier (incentive study)
 
 
 @dataclass(frozen=True)
@@ -113,7 +100,9 @@ class JobSpec:
     # parties and economics
     submitter: PartyId = PartyId("submitter")
     verifier: PartyId = PartyId("verifier")
-    economics: Economics = field(default_factory=Economics)
+    economics: EconomicTerms = field(default_factory=EconomicTerms)  # the one schedule settlement applies
+    compute_cost: int = 800  # token units honest training costs a solver (declared; the incentive study's C)
+    verifier_cost: int = 100  # token units one spot check costs the verifier (declared; the study's v)
     solvers: tuple[SolverSpec, ...] = (
         SolverSpec(SolverId("honest"), "honest"),
         SolverSpec(SolverId("lazy"), "lazy", {"start": 101, "length": 25}),
@@ -250,8 +239,15 @@ def spec_from_dict(data: dict[str, Any], base: JobSpec | None = None) -> JobSpec
     if "economics" in data:
         if not isinstance(data["economics"], dict):
             raise SpecError("job spec: economics must be a mapping")
-        _check_keys(data["economics"], Economics, "job spec economics")
-        fields["economics"] = dataclasses.replace(base.economics, **data["economics"])
+        _check_keys(data["economics"], EconomicTerms, "job spec economics")
+        for name, value in data["economics"].items():
+            # Rule: token amounts and basis points are non-negative integers, never floats
+            _require(type(value) is int and value >= 0,
+                     f"economics.{name} must be a non-negative integer, got {value!r}")
+        try:
+            fields["economics"] = dataclasses.replace(base.economics, **data["economics"])
+        except InvalidTermsError as exc:
+            raise SpecError(f"job spec economics: {exc}") from None
     if "solvers" in data:
         if not isinstance(data["solvers"], list | tuple):
             raise SpecError(f"job spec: solvers must be a list, got {data['solvers']!r}")
@@ -414,11 +410,9 @@ def validate_spec(spec: JobSpec) -> None:
              f"challenger_strategy must be a strategy name, got {spec.challenger_strategy!r}")
     _require(isinstance(spec.challenger_params, dict),
              f"challenger_params must be a mapping, got {spec.challenger_params!r}")
-    # Economic rules: integer token units, never negative
-    for name, value in dataclasses.asdict(spec.economics).items():
-        _require(value >= 0, f"economics.{name} must be >= 0, got {value}")
-    _require(spec.economics.slash_reward_bps <= 10_000,
-             f"economics.slash_reward_bps must be <= 10000, got {spec.economics.slash_reward_bps}")
+    # Economic rules: the one schedule (EconomicTerms) checks its own terms when it is built
+    _require(spec.compute_cost > 0, f"compute_cost must be > 0 (training costs something), got {spec.compute_cost}")
+    _require(spec.verifier_cost >= 0, f"verifier_cost must be >= 0, got {spec.verifier_cost}")
     # Parties
     _require(len(spec.solvers) >= 1, "a job needs at least one solver")
     ids = [s.solver_id for s in spec.solvers]

@@ -12,6 +12,8 @@ than receiving Python objects. Records are plain JSON (roots in hex) and are wri
 ``runs/<job_id>/solvers/<id>/commitment.json`` its signed commitment
 ``runs/<job_id>/solvers/<id>/published.jsonl`` every commitment it published (the bulletin,
                                                 where verifiers look for equivocation)
+``runs/<job_id>/coin/commitment.json``  the verifier's spot-check coin commitment (public, write-once)
+``runs/<job_id>/coin/secret``           its secret (owner-only, write-once; revealed at verification)
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from datasets.storage import join, read_bytes
 from proofs.messages import Signed, decode_message, encode_message
 from proofs.types import JobId, PartyId, SolverId, Step, decode_root
 from verification.paths import ArtifactPaths
-from verification.records import write_json
+from verification.records import write_json, write_once
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_from_dict, spec_to_dict
+from verification.verifier import CoinCommitment
 
 
 class StoreError(FileNotFoundError):
@@ -165,3 +168,48 @@ def parse_record_line(path: Path, number: int, line: str) -> Signed:
         return parse_commitment(json.loads(line))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StoreError(f"bulletin {str(path)!r} line {number} is malformed: {exc}") from exc
+
+
+# -- the verifier's spot-check coin (``verification.verifier``) ----------------------------------
+def coin_path(paths: ArtifactPaths, job_id: JobId) -> Path:
+    return paths.job(job_id) / "coin" / "commitment.json"
+
+
+def coin_secret_path(paths: ArtifactPaths, job_id: JobId) -> Path:
+    return paths.job(job_id) / "coin" / "secret"
+
+
+def save_coin_secret(paths: ArtifactPaths, job_id: JobId, secret: bytes) -> bytes:
+    """Keep the verifier's coin secret (readable by its owner only); the first secret stored for a
+    job stays, and is returned."""
+    return write_once(coin_secret_path(paths, job_id), secret, mode=0o600)
+
+
+def load_coin_secret(paths: ArtifactPaths, job_id: JobId) -> bytes:
+    try:
+        return coin_secret_path(paths, job_id).read_bytes()
+    except OSError as exc:
+        raise StoreError(f"the verifier's coin secret for job {job_id} is missing: {exc}") from exc
+
+
+def save_coin_commitment(paths: ArtifactPaths, published: CoinCommitment) -> CoinCommitment:
+    """Publish the coin commitment; the first one published for a job stays, and is returned."""
+    record = {"job_id": published.job_id, "verifier": published.verifier, "commitment": published.commitment.hex()}
+    written = write_once(coin_path(paths, published.job_id), json.dumps(record, indent=1).encode())
+    return parse_record_bytes(coin_path(paths, published.job_id), written, parse_coin_commitment)
+
+
+def parse_coin_commitment(data: dict) -> CoinCommitment:
+    return CoinCommitment(JobId(str(data["job_id"])), PartyId(str(data["verifier"])), decode_root(data["commitment"]))
+
+
+def parse_record_bytes(path: Path, data: bytes, parse):
+    try:
+        return parse(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"stage record {str(path)!r} is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def load_coin_commitment(paths: ArtifactPaths, job_id: JobId) -> CoinCommitment:
+    """The coin commitment published for the job (``StoreError`` when the job was never opened)."""
+    return parse_record(coin_path(paths, job_id), parse_coin_commitment)

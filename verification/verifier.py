@@ -1,9 +1,24 @@
 """The verifier role: decide whether to check a job, check it, and open a challenge on mismatch.
 
-Selection (docs/design.md §1.5): a verifier checks a solver's job with probability ``p``. The coin is
-``H(job id, solver id, seed) < p · 2^64`` — seeded and public, so anyone can audit which jobs were
-checked (a real network would use a VRF or a beacon; Truebit and Verde leave the sampling to the
-verifier's own randomness).
+Selection (docs/design.md §1.5): a verifier checks a solver's job with probability ``p``. The coin
+must be one the solver cannot compute before it commits, or a cheater cheats exactly when it will
+not be checked (an adaptive cheater; the spot check's deterrence assumes it cannot). Pinpoint's
+coin is a *commit-reveal* of the verifier's secret, mixed with the solver's own signature:
+
+1. When the job opens, before anyone trains, the verifier draws a secret ``s`` and publishes
+   ``H(job id, verifier, s)`` (``compute_coin_commitment``; write-once).
+2. Each solver signs its commitment. A BLS signature is unique (one valid signature per key and
+   message), so the solver's signature ``σ`` is a value the verifier cannot choose or know before
+   the solver signs.
+3. The verifier reveals ``s``; the solver is checked iff ``H(job id, solver, σ, s) < p · 2^64``
+   (``is_selected_for_check``), and the interval policy samples intervals from the same coin.
+4. Settlement checks the reveal against the published commitment and every check against the coin
+   (``compute_selection_faults``), so anyone can audit which solvers had to be checked.
+
+The solver does not know ``s`` when it decides how to train; the verifier fixed ``s`` before it
+saw ``σ``, so it cannot grind the coin to skip (or to harass) a particular solver. This is the
+commit-reveal of RANDAO and of Truebit's forced-error draw, with the solver's signature in the
+role of a VRF output. A verifier that withholds its reveal checks nothing: settlement refuses it.
 
 Policies
 --------
@@ -32,9 +47,9 @@ import time
 from dataclasses import dataclass
 
 from proofs.encoding import trace_root
-from proofs.hashing import DOMAIN_STATE, hash_parts
+from proofs.hashing import DOMAIN_COIN, hash_parts
 from proofs.messages import Equivocation, Signed, is_valid_equivocation
-from proofs.types import JobId, Root, SolverId, Step
+from proofs.types import JobId, PartyId, Root, SolverId, Step
 from verification.execution.checkpoints import CheckpointError, read_checkpoint
 from verification.execution.program import Program
 from verification.execution.state import State, StateError
@@ -66,23 +81,79 @@ class SpotCheck:
                 "inconclusive": self.inconclusive}
 
 
-def _coin(job_id: JobId, solver_id: SolverId, seed: int, label: bytes, hash_name: str) -> int:
-    digest = hash_parts(DOMAIN_STATE, label, job_id.encode(), solver_id.encode(),
-                        seed.to_bytes(8, "big"), hash_name=hash_name)
+SECRET_SIZE = 32  # bytes of the verifier's coin secret
+
+
+@dataclass(frozen=True)
+class CoinCommitment:
+    """What the verifier publishes when a job opens: ``H(job id, verifier, secret)``."""
+
+    job_id: JobId
+    verifier: PartyId
+    commitment: Root
+
+
+@dataclass(frozen=True)
+class CoinReveal:
+    """The verifier's secret, revealed after every solver committed."""
+
+    job_id: JobId
+    verifier: PartyId
+    secret: bytes
+
+
+def compute_coin_commitment(job_id: JobId, verifier: PartyId, secret: bytes, hash_name: str) -> Root:
+    return hash_parts(DOMAIN_COIN, b"commit", job_id.encode(), verifier.encode(), secret, hash_name=hash_name)
+
+
+def is_valid_coin_reveal(published: CoinCommitment, reveal: CoinReveal, hash_name: str) -> bool:
+    """Whether ``reveal`` opens ``published``: same job, same verifier, the committed secret."""
+    # Rule: the coin's secret is the one committed to before any solver committed.
+    return (reveal.job_id, reveal.verifier) == (published.job_id, published.verifier) and \
+        len(reveal.secret) == SECRET_SIZE and \
+        compute_coin_commitment(reveal.job_id, reveal.verifier, reveal.secret, hash_name) == published.commitment
+
+
+def compute_coin(reveal: CoinReveal, solver_id: SolverId, signature: bytes, label: bytes, index: int,
+                 hash_name: str) -> int:
+    """A 64-bit draw from the verifier's secret and the solver's signature on its commitment."""
+    digest = hash_parts(DOMAIN_COIN, label, reveal.job_id.encode(), solver_id.encode(), bytes(signature),
+                        reveal.secret, index.to_bytes(8, "big"), hash_name=hash_name)
     return int.from_bytes(digest[:8], "big")
 
 
-def is_selected_for_check(job_id: JobId, solver_id: SolverId, seed: int, p: float, hash_name: str) -> bool:
-    """The public, seeded coin that decides whether this solver's work is checked."""
-    return _coin(job_id, solver_id, seed, b"spot-check", hash_name) < int(p * 2**64)
+def is_selected_for_check(reveal: CoinReveal, solver_id: SolverId, signature: bytes, p: float,
+                          hash_name: str) -> bool:
+    """Whether the solver whose commitment carries ``signature`` must be checked: its coin is
+    below ``p · 2^64``."""
+    return compute_coin(reveal, solver_id, signature, b"spot-check", 0, hash_name) < int(p * 2**64)
 
 
-def compute_check_intervals(job_id: JobId, solver_id: SolverId, seed: int, num_intervals: int,
+def compute_check_intervals(reveal: CoinReveal, solver_id: SolverId, signature: bytes, num_intervals: int,
                             count: int, hash_name: str) -> tuple[int, ...]:
-    """``count`` distinct intervals out of ``num_intervals``, drawn from the seeded coin."""
+    """``count`` distinct intervals out of ``num_intervals``, drawn from the same coin."""
     scored = sorted(range(num_intervals),
-                    key=lambda i: _coin(job_id, solver_id, seed + i + 1, b"interval", hash_name))
+                    key=lambda i: compute_coin(reveal, solver_id, signature, b"interval", i, hash_name))
     return tuple(sorted(scored[: min(count, num_intervals)]))
+
+
+def compute_selection_faults(published: CoinCommitment, reveal: CoinReveal | None, signed: dict[SolverId, Signed],
+                             checks: dict[SolverId, SpotCheck], p: float, hash_name: str) -> list[str]:
+    """What is wrong with a verifier's checks against its coin (empty: nothing). Equivocation
+    evidence and forfeits need no coin; every other checked solver must be one the revealed coin
+    selected. (Which intervals were sampled is in the report for anyone to recompute; a verifier
+    that samples badly only lowers its own chance of a finding.)"""
+    if reveal is None or not is_valid_coin_reveal(published, reveal, hash_name):
+        return [f"the verifier's reveal does not open its coin commitment {published.commitment.hex()} "
+                f"for job {published.job_id}"]
+    faults = []
+    for sid, check in checks.items():
+        if check.equivocation is not None or check.forfeit is not None or not check.checked:
+            continue
+        # Rule: a verifier checks only the solvers its coin selected.
+        if sid not in signed or not is_selected_for_check(reveal, sid, signed[sid].signature, p, hash_name):
+            faults.append(f"solver {sid!r} was checked, but the coin did not select it")
+    return faults
 
 
 def check_replicate(solver_id: SolverId, claimed_trace_root: Root, replica: TrainingRun, hash_name: str) -> SpotCheck:

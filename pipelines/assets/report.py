@@ -22,7 +22,7 @@ def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
                "dispute": disputes.seconds, "settle": settlement.seconds}
     report = build_report(spec, dataset_shards.value, training_runs.value, commitments.value,
                           check_signatures(spec, commitments.value), spot_checks.value.checks,
-                          disputes.value, settlement.value, timings)
+                          disputes.value, settlement.value, timings, spot_checks.value.coin)
     path = write_report(pinpoint.paths().report(compute_job_id(spec)), report)
     return dg.Output(report, metadata={"path": dg.MetadataValue.path(str(path)),
                                        "job_id": report["job_id"],

@@ -10,13 +10,13 @@ from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="settlement", kinds={"sqlite"},
-          description="Stakes locked, payment escrowed; honest solvers paid, cheaters slashed (reward to "
+          description="The verifier's checks audited against its revealed coin; stakes locked, payment escrowed; honest solvers paid, cheaters slashed (reward to "
                       "the challenger, the rest burned). Idempotent per job id.")
-def settlement(pinpoint: PinpointConfig, spot_checks: Timed,
+def settlement(pinpoint: PinpointConfig, commitments: Timed, spot_checks: Timed,
                disputes: Timed) -> dg.Output[Timed]:
     paths = pinpoint.paths()
-    require_job(pinpoint.spec(), spot_checks=spot_checks, disputes=disputes)
-    out = timed(stage_settle, pinpoint.spec(), spot_checks.value.checks, disputes.value, paths.ledger)
+    require_job(pinpoint.spec(), commitments=commitments, spot_checks=spot_checks, disputes=disputes)
+    out = timed(stage_settle, pinpoint.spec(), spot_checks.value, commitments.value, disputes.value, paths)
     result = out.value
     return dg.Output(out, metadata={
         "already_settled": result.already_settled,

@@ -8,7 +8,8 @@ from verification.lifecycle import Timed, require_job, stage_dispute, stage_veri
 
 
 @dg.asset(group_name="verification", kinds={"torch"},
-          description="With probability p per solver (seeded coin), the verifier re-executes the job "
+          description="With probability p per solver (the verifier's committed secret coin, revealed now), "
+                      "the verifier re-executes the job "
                       "(replicate) or random intervals from the solver's checkpoints (interval) and "
                       "compares roots; a mismatch opens a challenge.")
 def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,

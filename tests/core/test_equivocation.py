@@ -7,7 +7,7 @@ import json
 from datasets.storage import exists
 from proofs.types import SolverId
 from verification import store
-from verification.lifecycle import party_keypair, run_job, stage_commit
+from verification.lifecycle import open_spot_check_coin, party_keypair, run_job, stage_commit
 from verification.paths import ArtifactPaths
 from verification.solver import train
 from verification.spec import compute_job_id, spec_from_dict
@@ -36,6 +36,7 @@ def test_a_forged_second_signature_is_no_evidence(minimal_spec, minimal_program,
     paths = ArtifactPaths(tmp_path)
     job_id = compute_job_id(spec)
     run = train(minimal_program, Honest(), paths.checkpoints(job_id, "honest"), job_id, SolverId("honest"))
+    open_spot_check_coin(spec, paths)
     signed = stage_commit(spec, {SolverId("honest"): run}, paths)[SolverId("honest")]
     _, pk = party_keypair(spec, "honest")
     assert find_equivocation(signed, store.read_bulletin(paths, job_id), pk) is None  # its own copy only

@@ -52,3 +52,18 @@ def test_unreadable_spec_file_is_named(tmp_path):
     path.write_text("steps: [unclosed")
     with pytest.raises(SpecError, match="broken.yaml"):
         load_spec(path)
+
+
+def test_the_spec_holds_the_one_economic_schedule_that_settlement_applies():
+    """``economics`` is settlement's own ``EconomicTerms``: every term of it (the jackpot's
+    included) is set in the spec, and a term settlement refuses is refused with the spec."""
+    from verification.settlement import EconomicTerms
+
+    spec = spec_from_dict({"preset": "minimal", "economics": {"jackpot_bps": 0, "challenger_bond": 700}})
+    assert type(spec.economics) is EconomicTerms
+    assert (spec.economics.jackpot_bps, spec.economics.challenger_bond) == (0, 700)
+    assert spec_from_dict({"preset": "minimal"}).economics == EconomicTerms()
+    with pytest.raises(SpecError, match="economics.solver_stake must be a non-negative integer, got 1.5"):
+        spec_from_dict({"preset": "minimal", "economics": {"solver_stake": 1.5}})
+    with pytest.raises(SpecError, match="slash_reward_bps \\+ slash_burn_bps"):
+        spec_from_dict({"preset": "minimal", "economics": {"slash_reward_bps": 9_000, "slash_burn_bps": 2_000}})

@@ -27,19 +27,23 @@ from proofs.types import PartyId, SolverId
 from tests.clocks import FakeClock
 from tests.game.test_transcript import rechain
 from tests.settlement.support import dump
+from verification import store
 from verification.dispute import DisputeGame, load_transcript, save_transcript
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import load_program
 from verification.failures import CRASHES, FAILURES
 from verification.lifecycle import (
-    economic_terms,
+    VerifyOutput,
+    open_spot_check_coin,
     party_keypair,
     require_valid_commitments,
+    reveal_spot_check_coin,
     run_job,
     stage_commit,
     stage_settle,
     stage_shard,
     stage_train,
+    stage_verify,
 )
 from verification.paths import ArtifactPaths
 from verification.providers import ProviderError, TraceProvider
@@ -74,7 +78,7 @@ def env(tmp_path_factory) -> Env:
     dataset = stage_shard(spec, paths)
     runs = stage_train(spec, dataset, paths)
     with Ledger(paths.ledger) as ledger:
-        settle_job(ledger, "job-earlier", spec.submitter, economic_terms(spec),
+        settle_job(ledger, "job-earlier", spec.submitter, spec.economics,
                    [SolverVerdict("honest", "paid")], [spec.verifier])
     return Env(spec, paths, dataset, runs, stage_commit(spec, runs))
 
@@ -429,20 +433,54 @@ def _(env, tmp):
 
 
 # -- settlement and the report -------------------------------------------------------------------
-def unchecked(env: Env) -> dict:
-    return {s.solver_id: not_checked(s.solver_id, env.spec.spot_check_policy) for s in env.spec.solvers}
+def unchecked(env: Env, spec=None, paths=None) -> VerifyOutput:
+    """A verification that checked nobody, with the verifier's coin for ``spec`` under ``paths``
+    (opened if new)."""
+    spec, paths = spec or env.spec, paths or env.paths
+    open_spot_check_coin(spec, paths)
+    checks = {s.solver_id: not_checked(s.solver_id, spec.spot_check_policy) for s in spec.solvers}
+    return VerifyOutput(checks, None, 0.0, reveal_spot_check_coin(spec, paths)[1])
+
+
+@trigger("coin-secret-replaced")
+def _(env, tmp):
+    path = store.coin_secret_path(env.paths, compute_job_id(env.spec))
+    original = path.read_bytes()
+
+    @contextmanager
+    def redrawn():
+        path.write_bytes(bytes(len(original)))
+        try:
+            yield
+        finally:
+            path.write_bytes(original)
+
+    return Case(lambda: stage_verify(env.spec, env.dataset, env.runs, env.commitments, env.paths),
+                (compute_job_id(env.spec), str(path), "does not open"), damage=redrawn)
+
+
+@trigger("check-not-selected")
+def _(env, tmp):
+    spec = dataclasses.replace(env.spec, spot_check_probability=0.0)  # the coin selects nobody
+    verified = unchecked(env, spec)
+    checks = {**verified.checks, "bitflip": dataclasses.replace(verified.checks["bitflip"], checked=True)}
+    forged = dataclasses.replace(verified, checks=checks)
+    return Case(lambda: stage_settle(spec, forged, env.commitments, {}, env.paths),
+                (compute_job_id(spec), "'bitflip'", "coin did not select"))
 
 
 @trigger("insufficient-funds")
 def _(env, tmp):
     spec = dataclasses.replace(env.spec, economics=dataclasses.replace(env.spec.economics, solver_stake=10**9))
-    return Case(lambda: stage_settle(spec, unchecked(env), {}, env.paths.ledger),
+    verified = unchecked(env, spec)  # the job opened (its coin), as before any settlement
+    return Case(lambda: stage_settle(spec, verified, env.commitments, {}, env.paths),
                 ("party:bitflip", "holds 100000", "must pay out 1000000000"))
 
 
 @trigger("ledger-schema")
 def _(env, tmp):
-    path = tmp / "foreign.sqlite"
+    paths = ArtifactPaths(tmp)
+    path = paths.ledger
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=7")
         conn.execute("CREATE TABLE notes(x)")
@@ -456,7 +494,8 @@ def _(env, tmp):
             assert after.execute("SELECT x FROM notes").fetchall() == [("keep me",)]
         after.close()
 
-    return Case(lambda: stage_settle(env.spec, unchecked(env), {}, path),
+    verified = unchecked(env, paths=paths)
+    return Case(lambda: stage_settle(env.spec, verified, env.commitments, {}, paths),
                 (str(path), "schema version 7"), check=check)
 
 

@@ -30,9 +30,9 @@ from verification.execution.checkpoints import (
     read_checkpoint,
 )
 from verification.report import ReportError, read_report
+from verification.settlement import EconomicTerms
 from verification.solver import train
 from verification.spec import (
-    Economics,
     JobSpec,
     SolverSpec,
     SpecError,
@@ -56,7 +56,7 @@ def is_well_typed(obj: object) -> bool:
 
 
 spec_fields = [f.name for f in dataclasses.fields(JobSpec)] + ["preset"]
-economics = st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(Economics)] + ["x"]),
+economics = st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(EconomicTerms)] + ["x"]),
                             json_values, max_size=3)
 solvers = st.lists(json_values | st.fixed_dictionaries(
     {"solver_id": json_values}, optional={"strategy": json_values, "params": json_values}), max_size=3)

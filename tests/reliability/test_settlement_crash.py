@@ -16,13 +16,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.settlement.support import dump
-from verification.lifecycle import economic_terms
 from verification.settlement import Ledger, SolverVerdict, settle_job
 from verification.spec import get_preset
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = get_preset("minimal")
-JOB = ("job-crash", SPEC.submitter, economic_terms(SPEC),
+JOB = ("job-crash", SPEC.submitter, SPEC.economics,
        (SolverVerdict("honest", "paid"), SolverVerdict("lazy", "slashed", challenger=SPEC.verifier),
         SolverVerdict("bitflip", "paid", challenger=SPEC.verifier, false_challenge=True),
         SolverVerdict("idle", "unverified")),

@@ -25,7 +25,7 @@ from verification.settlement import (
 )
 from verification.settlement.settle import get_job_transfers
 
-TERMS = EconomicTerms(initial_balance=100_000, forced_error_rate_bps=0)
+TERMS = EconomicTerms(initial_balance=100_000, forced_error_rate_bps=0, challenger_bond=1_000)
 MIXED = [
     SolverVerdict("honest", "paid"),
     SolverVerdict("cheater", "slashed", challenger="verifier"),

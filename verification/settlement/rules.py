@@ -106,11 +106,14 @@ class EconomicTerms:
     the submitter. ``forced_error_rate_bps``: probability that a solver is drawn for a forced error.
     ``jackpot_payout_cap``: most a single forced-error finding pays. ``challenge_window``: ticks from
     the lock to the earliest settlement. ``initial_balance``: what a party is minted when first seen.
+
+    This is the one economic schedule: a job spec's ``economics`` is an ``EconomicTerms``, and the
+    ledger, the lifecycle and the incentive study all read it from there.
     """
 
     payment_per_solver: TokenAmount = TokenAmount(1_000)
     solver_stake: TokenAmount = TokenAmount(5_000)
-    challenger_bond: TokenAmount = TokenAmount(1_000)
+    challenger_bond: TokenAmount = TokenAmount(500)
     verifier_fee: TokenAmount = TokenAmount(50)
     slash_reward_bps: int = 5_000
     slash_burn_bps: int = 2_500
@@ -118,7 +121,7 @@ class EconomicTerms:
     forced_error_rate_bps: int = 100
     jackpot_payout_cap: TokenAmount = TokenAmount(10_000)
     challenge_window: int = 0
-    initial_balance: TokenAmount = TokenAmount(1_000_000)
+    initial_balance: TokenAmount = TokenAmount(100_000)
 
     def __post_init__(self) -> None:
         for field in fields(self):
