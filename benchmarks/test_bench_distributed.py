@@ -1,4 +1,4 @@
-"""Data-parallel training (``verification.execution.distributed``) next to one process.
+"""Data-parallel training (``verification.data_parallel``) next to one process.
 
 Group ``train-step``, ``extra_info["mode"] = "data-parallel"``. One benchmark round is one whole
 job of ``T = DP_STEPS`` steps (``extra_info["unit"] = "job"``) on the MLP with ``micro_batches = 2``:
@@ -27,7 +27,7 @@ import torch.distributed as dist
 from benchmarks import get_sizes
 from benchmarks.conftest import DEFAULT_WIDTH, describe_program
 from proofs.types import SolverId
-from verification.execution.distributed import LOOPBACK, train_data_parallel
+from verification.data_parallel import LOOPBACK, train_data_parallel
 from verification.solver import TrainingRun, train
 from verification.spec import SolverSpec, compute_job_id
 from verification.strategies import Honest

@@ -48,6 +48,7 @@ DOMAIN_KEYS = b"pinpoint/keys/v1"
 DOMAIN_OPS = b"pinpoint/ops/v1"
 DOMAIN_STEPS = b"pinpoint/steps/v1"
 DOMAIN_COIN = b"pinpoint/coin/v1"
+DOMAIN_FORCED_ERROR = b"pinpoint/forced-error/v1"
 
 MAX_DOMAIN_SIZE = 255
 

@@ -27,8 +27,8 @@ from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
 from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
 from proofs.types import JobId, PartyId, Root, SolverId, Step, is_root
 from verification import store
+from verification.data_parallel import DataParallelError, train_data_parallel
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
-from verification.execution.distributed import DataParallelError, train_data_parallel
 from verification.execution.program import Program, dry_run, load_program
 from verification.execution.repro.mode import UncoveredOperatorError
 from verification.parties import PartyError, RemoteProvider, run_in_party
@@ -38,6 +38,7 @@ from verification.settlement import (
     Ledger,
     SettlementResult,
     SolverVerdict,
+    is_forced_error,
     is_job_settled,
     settle_job,
 )
@@ -54,6 +55,7 @@ from verification.solver import (
     DiscardedCheckpointWarning,
     TrainingRun,
     build_commitment,
+    is_valid_ticket,
     party_keypair,
     sign_commitments,
     train_solver,
@@ -575,13 +577,28 @@ def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId
 
 
 # -- 6. settlement -----------------------------------------------------------------------------
-def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
+def get_revealed_ticket(spec: JobSpec, run: TrainingRun | None) -> bytes | None:
+    """The forced-error ticket a solver revealed with its run, if it is a valid one that draws a
+    forced error (``verification.solver.get_forced_error_ticket``); ``None`` otherwise."""
+    if run is None or not run.forced_error_ticket:
+        return None
+    try:
+        ticket = bytes.fromhex(run.forced_error_ticket)
+    except ValueError:
+        return None
+    # Rule: a forced error is claimed with the solver's valid signature on its draw, and the draw hits.
+    if not is_valid_ticket(spec, run.solver_id, ticket):
+        return None
+    return ticket if is_forced_error(compute_job_id(spec), run.solver_id, spec.economics, ticket) else None
+
+
+def compute_verdicts(spec: JobSpec, runs: dict[SolverId, TrainingRun], checks: dict[SolverId, SpotCheck],
                      disputes: dict[SolverId, DisputeResult]) -> list[SolverVerdict]:
-    """Map verification results to settlement verdicts."""
+    """Map verification results to settlement verdicts (the report's outcomes are these too)."""
     verdicts = []
     for solver in spec.solvers:
         sid, check = solver.solver_id, checks[solver.solver_id]
-        dispute = disputes.get(sid)
+        dispute, ticket = disputes.get(sid), get_revealed_ticket(spec, runs.get(sid))
         if check.forfeit is not None:  # it delivered no signed trace: its stake is forfeited
             verdicts.append(SolverVerdict(sid, "slashed", forfeit=True))
         elif check.equivocation is not None:
@@ -590,6 +607,11 @@ def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
             verdicts.append(SolverVerdict(sid, "unverified"))
         elif dispute is None:
             verdicts.append(SolverVerdict(sid, "paid"))
+        elif dispute.winner == "challenger" and ticket is not None and dispute.first_divergent_step == spec.steps:
+            # Rule (Truebit §4.4): a forced error found is paid to the solver as correct work and to
+            # the challenger from the jackpot; it excuses only the last step, where it was injected.
+            verdicts.append(SolverVerdict(sid, "paid", challenger=spec.verifier, forced_error=True,
+                                          forced_ticket=ticket))
         elif dispute.winner == "challenger":
             verdicts.append(SolverVerdict(sid, "slashed", challenger=spec.verifier))
         else:
@@ -597,8 +619,9 @@ def compute_verdicts(spec: JobSpec, checks: dict[SolverId, SpotCheck],
     return verdicts
 
 
-def stage_settle(spec: JobSpec, verified: VerifyOutput, commitments: dict[SolverId, Signed],
-                 disputes: dict[SolverId, DisputeResult], paths: ArtifactPaths) -> SettlementResult:
+def stage_settle(spec: JobSpec, runs: dict[SolverId, TrainingRun], verified: VerifyOutput,
+                 commitments: dict[SolverId, Signed], disputes: dict[SolverId, DisputeResult],
+                 paths: ArtifactPaths) -> SettlementResult:
     """Audit the verifier's checks against its coin, then apply the verdicts to the SQLite ledger,
     once (idempotent per job id)."""
     job_id = compute_job_id(spec)
@@ -610,7 +633,7 @@ def stage_settle(spec: JobSpec, verified: VerifyOutput, commitments: dict[Solver
     ledger = Ledger(paths.ledger)
     try:
         return settle_job(ledger, job_id, spec.submitter, spec.economics,
-                          compute_verdicts(spec, verified.checks, disputes), verifiers=[spec.verifier])
+                          compute_verdicts(spec, runs, verified.checks, disputes), verifiers=[spec.verifier])
     finally:
         ledger.close()
 
@@ -658,10 +681,12 @@ def conclude(spec: JobSpec, paths: ArtifactPaths, dataset: DatasetCommitment,
 
     verified = timed(stage_verify, spec, dataset, runs, commitments, paths)
     disputes = timed(stage_dispute, spec, dataset, runs, commitments, verified.value, paths)
-    settled = timed(stage_settle, spec, verified.value, commitments, disputes.value, paths)
+    settled = timed(stage_settle, spec, runs, verified.value, commitments, disputes.value, paths)
     timings = {**timings, "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
+    verdicts = compute_verdicts(spec, runs, verified.value.checks, disputes.value)
     report = build_report(spec, dataset, runs, commitments, check_signatures(spec, commitments),
-                          verified.value.checks, disputes.value, settled.value, timings, verified.value.coin)
+                          verified.value.checks, disputes.value, verdicts, settled.value, timings,
+                          verified.value.coin)
     write_report(paths.report(compute_job_id(spec)), report)
     return report
 

@@ -53,9 +53,9 @@ from verification.execution.opgraph import (
 )
 from verification.execution.program import Program, load_program
 from verification.execution.state import State
-from verification.solver import TrainingRun, replay
+from verification.solver import TrainingRun, replay, resolve_solver_strategy
 from verification.spec import JobSpec, SolverSpec
-from verification.strategies import Strategy, resolve_strategy
+from verification.strategies import Strategy
 
 
 class ProviderError(RuntimeError):
@@ -166,4 +166,4 @@ def build_trace_provider(spec: JobSpec, dataset: DatasetCommitment, run: Trainin
     """A party's provider as its own process builds it (``verification.parties.RemoteProvider``):
     its own program from the job and the committed dataset, its own strategy."""
     program = load_program(spec, dataset)
-    return TraceProvider(PartyId(party.solver_id), run, program, resolve_strategy(party.strategy, party.params))
+    return TraceProvider(PartyId(party.solver_id), run, program, resolve_solver_strategy(spec, party))

@@ -55,9 +55,8 @@ from verification.execution.opgraph import (
     is_computation,
     materialize,
 )
-from verification.execution.program import Program
+from verification.execution.program import Program, honest_step
 from verification.execution.state import RNG_KEY, STEP_KEY, State
-from verification.strategies import honest_step
 
 
 class RefereeError(ValueError):

@@ -12,7 +12,7 @@ from proofs.messages import Signed
 from proofs.types import SolverId
 from verification.dispute import DisputeResult
 from verification.records import write_json
-from verification.settlement import SettlementResult
+from verification.settlement import JACKPOT, SettlementResult, SolverVerdict
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_to_dict
 from verification.verifier import CoinReveal, SpotCheck
@@ -25,27 +25,20 @@ class ReportError(ValueError):
     """A report file is missing or does not follow the schema."""
 
 
-def compute_outcome(check: SpotCheck, dispute: DisputeResult | None) -> str:
-    if check.forfeit is not None or check.equivocation is not None:
-        return "slashed"
-    if not check.checked:
-        return "unverified"
-    if dispute is not None and dispute.winner == "challenger":
-        return "slashed"
-    return "paid"
-
-
 def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], signatures: dict[SolverId, bool],
                  checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
-                 settlement: SettlementResult, timings: dict[str, float],
+                 verdicts: list[SolverVerdict], settlement: SettlementResult, timings: dict[str, float],
                  coin: CoinReveal | None = None) -> dict[str, Any]:
-    """The report; ``coin``, the verifier's revealed spot-check secret, lets anyone recompute which
-    solvers had to be checked (``verification.verifier.is_selected_for_check``)."""
-    solvers = []
+    """The report. Each solver's ``outcome`` is its settlement verdict's. ``coin``, the verifier's
+    revealed spot-check secret, lets anyone recompute which solvers had to be checked
+    (``verification.verifier.is_selected_for_check``). ``forced_error``: the solver revealed a valid
+    ticket drawing a forced error, and whether the verifier found it (a verifier that did not
+    check it, or checked it and saw nothing, is visible here)."""
+    solvers, by_solver = [], {v.solver_id: v for v in verdicts}
     for solver in spec.solvers:
         sid = solver.solver_id
-        run, signed, dispute = runs[sid], commitments.get(sid), disputes.get(sid)
+        run, signed, dispute, verdict = runs[sid], commitments.get(sid), disputes.get(sid), by_solver[sid]
         solvers.append({
             "solver_id": sid,
             "strategy": solver.strategy,
@@ -57,7 +50,8 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
             "forfeit": checks[sid].forfeit,
             "spot_check": checks[sid].to_report(),
             "dispute": None if dispute is None else dispute.to_report(),
-            "outcome": compute_outcome(checks[sid], dispute),
+            "outcome": verdict.outcome,
+            "forced_error": None if not run.forced_error_ticket else {"found": verdict.forced_error},
             "injected_divergence_step": run.injected_divergence_step,
         })
     return {
@@ -70,6 +64,8 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
         "ledger": {
             "supply_before": settlement.supply_before, "supply_after": settlement.supply_after,
             "burned": settlement.burned, "balances": dict(settlement.balances),
+            "jackpot_in": sum(int(t.amount) for t in settlement.transfers if t.dest == JACKPOT),
+            "jackpot_out": sum(int(t.amount) for t in settlement.transfers if t.source == JACKPOT),
             "already_settled": settlement.already_settled,
             "movements": [{"from": t.source, "to": t.dest, "amount": int(t.amount), "memo": t.memo}
                           for t in settlement.transfers],

@@ -29,6 +29,7 @@ from datasets import storage
 from datasets.sharding import DatasetCommitment
 from proofs.bls import get_backend
 from proofs.encoding import trace_root
+from proofs.hashing import DOMAIN_FORCED_ERROR, hash_parts
 from proofs.keys import derive_keypair
 from proofs.messages import Commitment, Signed, sign_message
 from proofs.types import JobId, PartyId, Root, SolverId, Step
@@ -43,8 +44,9 @@ from verification.execution.checkpoints import (
 )
 from verification.execution.program import Program, load_program
 from verification.execution.state import State
+from verification.settlement.rules import is_forced_error
 from verification.spec import JobSpec, SolverSpec, compute_job_id
-from verification.strategies import Strategy, resolve_strategy
+from verification.strategies import ForcedError, Strategy, resolve_strategy
 
 
 class DiscardedCheckpointWarning(UserWarning):
@@ -69,6 +71,7 @@ class TrainingRun:
     environment: str = ""  # where it ran (``compute_environment``); committed with the trace
     failure: str | None = None  # why the solver delivered no trace (it forfeits); roots are empty then
     notices: tuple[str, ...] = ()  # warnings raised while training (e.g. a discarded partial store)
+    forced_error_ticket: str = ""  # hex: the solver was drawn for a forced error (revealed at settlement)
 
     @property
     def final_root(self) -> Root:
@@ -180,17 +183,59 @@ def replay(program: Program, strategy: Strategy, state: State, end: Step) -> lis
     return states
 
 
+# -- forced errors (Truebit §4.4; ``verification.settlement.rules``) --------------------------------
+def compute_ticket_message(job_id: JobId, solver_id: SolverId, hash_name: str) -> bytes:
+    """What a solver signs to draw its forced error: ``H(job id, solver id)``."""
+    return hash_parts(DOMAIN_FORCED_ERROR, job_id.encode(), solver_id.encode(), hash_name=hash_name)
+
+
+def compute_forced_error_ticket(spec: JobSpec, solver_id: SolverId) -> bytes:
+    """The solver's ticket: its BLS signature on ``compute_ticket_message``. Unique, and only the
+    solver can make it, so only the solver knows its draw before it reveals the ticket."""
+    sk, _ = party_keypair(spec, solver_id)
+    return bytes(get_backend().sign(sk, compute_ticket_message(compute_job_id(spec), solver_id, spec.hash_name)))
+
+
+def is_valid_ticket(spec: JobSpec, solver_id: SolverId, ticket: bytes) -> bool:
+    """Whether ``ticket`` is ``solver_id``'s signature on its draw, by its registered key. Never raises."""
+    _, public_key = party_keypair(spec, solver_id)
+    message = compute_ticket_message(compute_job_id(spec), solver_id, spec.hash_name)
+    try:
+        return bool(get_backend().verify(public_key, message, ticket))
+    except (ValueError, TypeError):
+        return False
+
+
+def get_forced_error_ticket(spec: JobSpec, solver_id: SolverId) -> bytes | None:
+    """The solver's ticket when it is drawn for a forced error in this job; ``None`` otherwise (the
+    verifier, which is no solver of the job, is never drawn)."""
+    if solver_id not in {s.solver_id for s in spec.solvers}:
+        return None
+    ticket = compute_forced_error_ticket(spec, solver_id)
+    return ticket if is_forced_error(compute_job_id(spec), solver_id, spec.economics, ticket) else None
+
+
+def resolve_solver_strategy(spec: JobSpec, solver: SolverSpec) -> Strategy:
+    """The strategy a party runs: its own, wrapped in a ``ForcedError`` at step ``T`` when its
+    ticket draws one. Training, the dispute and data-parallel ranks all resolve it here."""
+    strategy = resolve_strategy(solver.strategy, solver.params)
+    if get_forced_error_ticket(spec, solver.solver_id) is None:
+        return strategy
+    return ForcedError(strategy, Step(spec.steps))
+
+
 # -- the solver's own process (``verification.parties``) ------------------------------------------
 def train_solver(spec: JobSpec, dataset: DatasetCommitment, path: storage.Location, solver: SolverSpec) -> TrainingRun:
     """A solver's whole training, as its own party process runs it: the program it builds itself
-    from the job and the committed dataset, under the strategy it resolves itself."""
+    from the job and the committed dataset, under the strategy it resolves itself. A solver drawn
+    for a forced error keeps its ticket in its run, to reveal at settlement."""
     program = load_program(spec, dataset)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiscardedCheckpointWarning)
-        run = train(program, resolve_strategy(solver.strategy, solver.params), path, compute_job_id(spec),
-                    solver.solver_id)
+        run = train(program, resolve_solver_strategy(spec, solver), path, compute_job_id(spec), solver.solver_id)
     notices = tuple(str(w.message) for w in caught if issubclass(w.category, DiscardedCheckpointWarning))
-    return replace(run, notices=notices)
+    ticket = get_forced_error_ticket(spec, solver.solver_id)
+    return replace(run, notices=notices, forced_error_ticket="" if ticket is None else ticket.hex())
 
 
 def party_keypair(spec: JobSpec, party: PartyId | str) -> tuple[int, bytes]:

@@ -64,7 +64,7 @@ from proofs.messages import Commitment
 from proofs.types import Step, describe_unknown
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.opgraph import is_computation
-from verification.execution.program import Program, StepOutput, derive_seed
+from verification.execution.program import Program, StepOutput, derive_seed, honest_step
 from verification.execution.state import State
 from verification.spec import JobSpec, SolverSpec
 
@@ -79,11 +79,6 @@ class Strategy(Protocol):
     def run_step(self, program: Program, state: State) -> StepOutput: ...
 
     def divergence_step(self, spec: JobSpec) -> Step | None: ...
-
-
-def honest_step(program: Program, state: State) -> StepOutput:
-    """The step every honest party computes."""
-    return program.step(state, program.batch(Step(state.step + 1)))
 
 
 @dataclass(frozen=True)
@@ -126,6 +121,35 @@ def flip_bit(tensor: torch.Tensor, index: int | None, bit: int) -> torch.Tensor:
     else:
         as_int[index] ^= mask
     return flat.view(tensor.shape)
+
+
+@dataclass(frozen=True)
+class ForcedError:
+    """Truebit's forced error (§4.4): a solver drawn for one submits a wrong result on purpose.
+
+    It runs its own strategy, then flips one bit of its *final* state ``S_T`` (bit 20 of the first
+    element of the first float32 parameter, by name). At the last step, so that the forced error
+    excuses nothing else: a dispute over the trace must end at step ``T``, or the solver's earlier
+    steps were wrong of its own accord and it is slashed as any cheater."""
+
+    inner: Strategy
+    step: Step
+
+    @property
+    def name(self) -> str:
+        return self.inner.name  # nothing in its run says it was drawn: the ticket does, at settlement
+
+    def run_step(self, program: Program, state: State) -> StepOutput:
+        out = self.inner.run_step(program, state)
+        if out.state.step != self.step:
+            return out
+        tensors = out.state.tensors
+        target = next(n for n in sorted(tensors) if n.startswith("param/") and tensors[n].dtype == torch.float32)
+        return StepOutput(out.state.with_tensors({**tensors, target: flip_bit(tensors[target], 0, 20)}), out.loss)
+
+    def divergence_step(self, spec: JobSpec) -> Step | None:
+        inner = self.inner.divergence_step(spec)
+        return self.step if inner is None else min(inner, self.step)
 
 
 @dataclass(frozen=True)

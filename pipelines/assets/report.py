@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig
-from verification.lifecycle import Timed, check_signatures, require_job
+from verification.lifecycle import Timed, check_signatures, compute_verdicts, require_job
 from verification.report import build_report, render_markdown, write_report
 from verification.spec import compute_job_id
 
@@ -20,9 +20,10 @@ def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
     timings = {"shard": dataset_shards.seconds, "train": training_runs.seconds,
                "commit": commitments.seconds, "verify": spot_checks.seconds,
                "dispute": disputes.seconds, "settle": settlement.seconds}
+    verdicts = compute_verdicts(spec, training_runs.value, spot_checks.value.checks, disputes.value)
     report = build_report(spec, dataset_shards.value, training_runs.value, commitments.value,
                           check_signatures(spec, commitments.value), spot_checks.value.checks,
-                          disputes.value, settlement.value, timings, spot_checks.value.coin)
+                          disputes.value, verdicts, settlement.value, timings, spot_checks.value.coin)
     path = write_report(pinpoint.paths().report(compute_job_id(spec)), report)
     return dg.Output(report, metadata={"path": dg.MetadataValue.path(str(path)),
                                        "job_id": report["job_id"],

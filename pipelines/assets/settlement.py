@@ -12,11 +12,13 @@ from verification.spec import compute_job_id
 @dg.asset(group_name="settlement", kinds={"sqlite"},
           description="The verifier's checks audited against its revealed coin; stakes locked, payment escrowed; honest solvers paid, cheaters slashed (reward to "
                       "the challenger, the rest burned). Idempotent per job id.")
-def settlement(pinpoint: PinpointConfig, commitments: Timed, spot_checks: Timed,
+def settlement(pinpoint: PinpointConfig, training_runs: Timed, commitments: Timed, spot_checks: Timed,
                disputes: Timed) -> dg.Output[Timed]:
     paths = pinpoint.paths()
-    require_job(pinpoint.spec(), commitments=commitments, spot_checks=spot_checks, disputes=disputes)
-    out = timed(stage_settle, pinpoint.spec(), spot_checks.value, commitments.value, disputes.value, paths)
+    require_job(pinpoint.spec(), training_runs=training_runs, commitments=commitments, spot_checks=spot_checks,
+                disputes=disputes)
+    out = timed(stage_settle, pinpoint.spec(), training_runs.value, spot_checks.value, commitments.value,
+                disputes.value, paths)
     result = out.value
     return dg.Output(out, metadata={
         "already_settled": result.already_settled,

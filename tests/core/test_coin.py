@@ -110,17 +110,18 @@ def test_settlement_refuses_checks_the_coin_did_not_select_and_a_reveal_that_doe
     job_id = compute_job_id(spec)
     run = train(minimal_program, Honest(), paths.checkpoints(job_id, "honest"), job_id, SolverId("honest"))
     open_spot_check_coin(spec, paths)
-    commitments = stage_commit(spec, {SolverId("honest"): run}, paths)
+    runs = {SolverId("honest"): run}
+    commitments = stage_commit(spec, runs, paths)
     coin = reveal_spot_check_coin(spec, paths)[1]
     unchecked = {SolverId("honest"): not_checked(SolverId("honest"), spec.spot_check_policy)}
     checked = {SolverId("honest"): dataclasses.replace(unchecked[SolverId("honest")], checked=True)}
     with pytest.raises(LifecycleError, match="'honest' was checked, but the coin did not select it"):
-        stage_settle(spec, VerifyOutput(checked, None, 0.0, coin), commitments, {}, paths)
+        stage_settle(spec, runs, VerifyOutput(checked, None, 0.0, coin), commitments, {}, paths)
     redrawn = dataclasses.replace(coin, secret=secret(0))
     with pytest.raises(LifecycleError, match="reveal does not open its coin commitment"):
-        stage_settle(spec, VerifyOutput(unchecked, None, 0.0, redrawn), commitments, {}, paths)
+        stage_settle(spec, runs, VerifyOutput(unchecked, None, 0.0, redrawn), commitments, {}, paths)
     with pytest.raises(LifecycleError, match="reveal does not open"):
-        stage_settle(spec, VerifyOutput(unchecked, None, 0.0, None), commitments, {}, paths)
+        stage_settle(spec, runs, VerifyOutput(unchecked, None, 0.0, None), commitments, {}, paths)
     assert not paths.ledger.exists()
     assert not compute_selection_faults(store.load_coin_commitment(paths, job_id), coin, commitments, unchecked,
                                         0.0, spec.hash_name)

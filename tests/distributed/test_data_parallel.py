@@ -13,9 +13,9 @@ import pytest
 import torch.distributed as dist
 
 from proofs.encoding import trace_root
+from verification.data_parallel import LOOPBACK, DataParallelError, train_data_parallel
 from verification.dispute import DisputeGame
 from verification.execution.checkpoints import read_checkpoint, read_roots
-from verification.execution.distributed import LOOPBACK, DataParallelError, train_data_parallel
 from verification.execution.program import load_program
 from verification.providers import TraceProvider
 from verification.solver import train
@@ -147,7 +147,7 @@ def test_a_crashed_worker_stops_the_others_and_is_named(dp_spec, dataset, tmp_pa
 
 
 def test_the_root_cause_is_the_rank_that_did_not_merely_lose_a_peer():
-    from verification.execution.distributed import compute_root_cause
+    from verification.data_parallel import compute_root_cause
 
     lost = "Traceback ...\nverification.execution.distributed.PeerLost: a peer left the all-gather"
     crash = "Traceback ...\nWorkerCrash: rank 1 crashes at step 3"

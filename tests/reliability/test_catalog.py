@@ -465,7 +465,7 @@ def _(env, tmp):
     verified = unchecked(env, spec)
     checks = {**verified.checks, "bitflip": dataclasses.replace(verified.checks["bitflip"], checked=True)}
     forged = dataclasses.replace(verified, checks=checks)
-    return Case(lambda: stage_settle(spec, forged, env.commitments, {}, env.paths),
+    return Case(lambda: stage_settle(spec, env.runs, forged, env.commitments, {}, env.paths),
                 (compute_job_id(spec), "'bitflip'", "coin did not select"))
 
 
@@ -473,7 +473,7 @@ def _(env, tmp):
 def _(env, tmp):
     spec = dataclasses.replace(env.spec, economics=dataclasses.replace(env.spec.economics, solver_stake=10**9))
     verified = unchecked(env, spec)  # the job opened (its coin), as before any settlement
-    return Case(lambda: stage_settle(spec, verified, env.commitments, {}, env.paths),
+    return Case(lambda: stage_settle(spec, env.runs, verified, env.commitments, {}, env.paths),
                 ("party:bitflip", "holds 100000", "must pay out 1000000000"))
 
 
@@ -495,7 +495,7 @@ def _(env, tmp):
         after.close()
 
     verified = unchecked(env, paths=paths)
-    return Case(lambda: stage_settle(env.spec, verified, env.commitments, {}, paths),
+    return Case(lambda: stage_settle(env.spec, env.runs, verified, env.commitments, {}, paths),
                 (str(path), "schema version 7"), check=check)
 
 

@@ -326,6 +326,11 @@ def advance_fake(program: Program, fake: FakeTensorMode, state: State, end: Step
     return state
 
 
+def honest_step(program: Program, state: State) -> StepOutput:
+    """The step every honest party computes: ``program.step`` on step ``state.step + 1``'s batch."""
+    return program.step(state, program.batch(Step(state.step + 1)))
+
+
 def dry_run(program: Program) -> None:
     """One step of the program on fake tensors: the module, loss, optimizer, schedule and (in
     ``reproducible`` mode) the coverage of every operator are checked before any work, at zero

@@ -42,8 +42,11 @@ Forced errors and the jackpot
     ``forced_error_rate_bps`` a solver must submit a wrong result on purpose; it is not punished for it,
     and whoever challenges it is paid from the ``jackpot``, which a tax on every job fills (§4.2,
     ``jackpot_bps`` of the payment). A payout is capped by ``jackpot_payout_cap`` and by what the
-    jackpot holds. Which solvers are forced is a public draw here (`is_forced_error`); Truebit draws
-    it from the solver's committed randomness and a later block hash so nobody knows it in advance.
+    jackpot holds. Which solvers are forced is drawn from the solver's *ticket* (`is_forced_error`):
+    its BLS signature on ``(job id, solver id)``. A BLS signature is unique and only its signer can
+    make it, so the solver knows its draw and no verifier does until the solver reveals the ticket
+    at settlement, where anyone can check it against the solver's key; Truebit likewise draws from
+    randomness the solver commits to.
 Challenge window
     The number of ticks after the stakes are locked during which challenges may still arrive; a job
     cannot be settled before it closes (the optimistic rollup challenge period of Arbitrum).
@@ -162,6 +165,7 @@ class SolverVerdict:
     equivocation: bool = False
     forfeit: bool = False
     forced_error: bool = False
+    forced_ticket: bytes = b""  # the solver's revealed forced-error ticket (its signature on the draw)
 
 
 @dataclass(frozen=True)
@@ -201,15 +205,15 @@ def compute_job_escrow(terms: EconomicTerms, n_solvers: int, n_verifiers: int) -
     return TokenAmount(n_solvers * per_solver + n_verifiers * terms.verifier_fee)
 
 
-def is_forced_error(job_id: JobId, solver_id: SolverId, terms: EconomicTerms) -> bool:
+def is_forced_error(job_id: JobId, solver_id: SolverId, terms: EconomicTerms, ticket: bytes = b"") -> bool:
     """Whether ``solver_id`` is drawn to submit a forced error in ``job_id`` (Truebit §4.4).
 
-    A public, deterministic draw: the first 8 bytes of a domain-separated BLAKE2b hash of the ids,
-    modulo 10000, below ``forced_error_rate_bps``.
+    The first 8 bytes of a domain-separated BLAKE2b hash of the ids and the solver's ``ticket``
+    (its signature on the draw, see above), modulo 10000, below ``forced_error_rate_bps``.
+    Whether the ticket is a valid signature is checked where keys are known (the lifecycle).
     """
-    digest = hashlib.blake2b(
-        b"\x00".join((FORCED_ERROR_DOMAIN, job_id.encode(), solver_id.encode())), digest_size=8
-    ).digest()
+    parts = (FORCED_ERROR_DOMAIN, job_id.encode(), solver_id.encode(), *((ticket,) if ticket else ()))
+    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BPS < terms.forced_error_rate_bps
 
 
@@ -269,7 +273,7 @@ def check_verdict(job_id: JobId, terms: EconomicTerms, v: SolverVerdict) -> None
             f"outcome 'paid' and a challenger, got outcome={v.outcome!r}, challenger={v.challenger!r}"
         )
     # Rule: only a solver drawn for a forced error can be claimed against the jackpot
-    if v.forced_error and not is_forced_error(job_id, v.solver_id, terms):
+    if v.forced_error and not is_forced_error(job_id, v.solver_id, terms, v.forced_ticket):
         raise InvalidVerdictError(
             f"{where}: jackpot claimed but the solver was not drawn for a forced error"
         )
