@@ -37,6 +37,7 @@ from verification.dispute import DisputeGame, DisputeResult
 from verification.execution.checkpoints import read_checkpoint
 from verification.execution.program import Program
 from verification.execution.state import State
+from verification.lifecycle import get_party_time_budget, measure_step_seconds
 from verification.providers import TraceProvider
 from verification.solver import TrainingRun, train
 from verification.strategies import Honest, Strategy
@@ -129,7 +130,7 @@ def play_dispute(program: Program, solver_run: TrainingRun, solver_strategy: Str
     solver = TraceProvider(PartyId(solver_run.solver_id), solver_run, program, solver_strategy)
     honest = TraceProvider(challenger, challenger_run, program, Honest())
     game = DisputeGame(program, solver, honest, claimed_trace_root, spec.dissection_arity,
-                       spec.party_time_budget_s)
+                       get_party_time_budget(spec, measure_step_seconds(program)))
     return game.play(spec.num_checkpoints - 1, spec.checkpoint_interval)
 
 

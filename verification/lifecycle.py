@@ -289,6 +289,22 @@ def get_solver_deadline(spec: JobSpec, program: Program) -> float:
     return DEADLINE_FLOOR_S + DEADLINE_SLACK * spec.steps * measure_step_seconds(program)
 
 
+BUDGET_FLOOR_S = 60.0  # a party's process start, imports, program build and the game's messages
+RECORDING_STEPS = 10  # recording one step's operators and re-running it to open operands, in steps
+
+
+def get_party_time_budget(spec: JobSpec, step_seconds: float) -> float:
+    """Seconds on each dispute party's chess clock: ``spec.party_time_budget_s`` when set, else
+    ``BUDGET_FLOOR_S + DEADLINE_SLACK · (k + RECORDING_STEPS) · (one honest step)``. A party replays
+    at most one interval of ``k`` steps and records one step, so an honest party on hardware up to
+    ``DEADLINE_SLACK`` times slower than the coordinator's never runs out (a fixed 60 s did, at 1M
+    parameters in reproducible mode); a hung one is cut off in minutes. Arbitrum's chess clock
+    likewise gives each side a budget sized to the work its moves need."""
+    if spec.party_time_budget_s > 0:
+        return spec.party_time_budget_s
+    return BUDGET_FLOOR_S + DEADLINE_SLACK * (spec.checkpoint_interval + RECORDING_STEPS) * step_seconds
+
+
 def measure_step_seconds(program: Program) -> float:
     """Wall time of the job's first honest step, from ``S_0``."""
     state = program.init_state()
@@ -551,12 +567,13 @@ def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId
     program it built itself."""
     job_id = compute_job_id(spec)
     program = load_program(spec, dataset)
-    results = {}
+    results, budget = {}, None
     for solver in spec.solvers:
         sid = solver.solver_id
         check = verified.checks[sid]
         if not check.mismatch:
             continue
+        budget = budget or get_party_time_budget(spec, measure_step_seconds(program))
         run = runs[sid]
         # The interval policy's challenger replays from the solver's own checkpoints.
         challenger_run = verified.replica if verified.replica is not None else run
@@ -565,7 +582,7 @@ def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId
                                     challenger_of(spec)))
         try:
             game = DisputeGame(program, *providers, commitments[sid].message.trace_root,
-                               spec.dissection_arity, spec.party_time_budget_s)
+                               spec.dissection_arity, budget)
             interval = None if verified.replica is not None else check.disputed_interval
             result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
         finally:

@@ -93,7 +93,7 @@ class JobSpec:
     intervals_per_check: int = 2
     dissection_arity: int = 2
     operator_level: bool = True
-    party_time_budget_s: float = 60.0
+    party_time_budget_s: float = 0.0  # each dispute party's chess clock; 0: derived from the job's step cost
     solver_deadline_s: float = 0.0  # train and sign by then or forfeit; 0: derived from the job's step cost
     challenger_strategy: str = "honest"  # the verifier's strategy when it challenges (catalog or plug-in)
     challenger_params: dict[str, Any] = field(default_factory=dict)
@@ -404,7 +404,8 @@ def validate_spec(spec: JobSpec) -> None:
     _require(2 <= spec.dissection_arity <= 40,
              f"dissection_arity must be in 2..40 (Arbitrum uses 40), got {spec.dissection_arity}")
     _require(spec.intervals_per_check >= 1, f"intervals_per_check must be >= 1, got {spec.intervals_per_check}")
-    _require(spec.party_time_budget_s > 0, f"party_time_budget_s must be > 0, got {spec.party_time_budget_s}")
+    _require(spec.party_time_budget_s >= 0, f"party_time_budget_s must be >= 0 (0: derived), got "
+                                            f"{spec.party_time_budget_s}")
     _require(spec.solver_deadline_s >= 0, f"solver_deadline_s must be >= 0 (0: derived), got {spec.solver_deadline_s}")
     _require(isinstance(spec.challenger_strategy, str) and spec.challenger_strategy != "",
              f"challenger_strategy must be a strategy name, got {spec.challenger_strategy!r}")

@@ -28,3 +28,18 @@ def test_verification_refuses_a_tampered_commitment(minimal_spec, minimal_datase
     with pytest.raises(LifecycleError, match="does not verify"):
         stage_verify(minimal_spec, minimal_dataset[0], {SolverId("honest"): run}, {SolverId("honest"): forged}, paths)
     assert not paths.ledger.exists() and not exists(paths.verifier_store(job_id))
+
+
+def test_a_dispute_partys_budget_is_derived_from_the_jobs_step_cost(minimal_spec):
+    """A fixed 60 s budget ran out for an honest party at 1M parameters; the derived one grows with
+    the interval and the measured step, and an explicit budget is kept as given."""
+    from verification.lifecycle import BUDGET_FLOOR_S, get_party_time_budget
+
+    assert minimal_spec.party_time_budget_s == 0  # derived by default
+    small = get_party_time_budget(minimal_spec, 0.001)
+    assert BUDGET_FLOOR_S < small < BUDGET_FLOOR_S + 1
+    slow = get_party_time_budget(minimal_spec, 2.0)  # a step of a 1M-parameter reproducible job
+    assert slow == BUDGET_FLOOR_S + 20 * (minimal_spec.checkpoint_interval + 10) * 2.0
+    longer = dataclasses.replace(minimal_spec, checkpoint_interval=minimal_spec.checkpoint_interval * 2)
+    assert get_party_time_budget(longer, 2.0) > slow
+    assert get_party_time_budget(dataclasses.replace(minimal_spec, party_time_budget_s=7.5), 2.0) == 7.5
