@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 	  print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	$(PY) -m pip install -q --no-deps -e .  # the packages, and the `pinpoint` command
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:

@@ -1,4 +1,5 @@
-"""Command line: ``python -m verification run|show [--preset NAME | --spec FILE] [--artifacts DIR]``.
+"""Command line: ``pinpoint run|show [--preset NAME | --spec FILE] [--artifacts DIR]`` (the console
+script ``pip install -e .`` installs; ``python -m verification`` is the same).
 
 ``run`` executes a whole job in this process (no Dagster), ``show`` prints the summary of a job's
 report. The Dagster CLI (``make demo``) is the main entry; this one is for scripts and debugging.
@@ -20,7 +21,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m verification",
+    parser = argparse.ArgumentParser(prog="pinpoint",
                                      description="Pinpoint: optimistic verification of a training job.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,show}")
     for name, summary in COMMANDS.items():

@@ -42,7 +42,7 @@ def test_each_subcommand_has_its_own_help_without_importing_torch():
              "out = io.StringIO()\n"
              "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
              "    main(['run', '--help'])\n"
-             "print('torch' in sys.modules, 'usage: python -m verification run' in out.getvalue())\n")
+             "print('torch' in sys.modules, 'usage: pinpoint run' in out.getvalue())\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
 
