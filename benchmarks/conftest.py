@@ -40,6 +40,33 @@ from verification.spec import JobSpec, SolverSpec, compute_job_id, get_preset
 from verification.strategies import resolve_strategy
 from verification.verifier import SECRET_SIZE, CoinReveal
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--group", action="append", default=[], metavar="NAME",
+                     help="run only the benchmarks of group NAME (repeatable), e.g. commit, spot-check, repro-ops")
+
+
+def get_group(item: pytest.Item) -> str | None:
+    """The group a benchmark declares with ``@pytest.mark.benchmark(group=...)``."""
+    marker = item.get_closest_marker("benchmark")
+    return None if marker is None else marker.kwargs.get("group")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--group NAME``: keep the benchmarks of the named groups; an unknown name is an error that
+    lists the groups there are (``-k`` matches test names, not groups)."""
+    wanted = config.getoption("--group")
+    if not wanted:
+        return
+    known = sorted({g for g in map(get_group, items) if g})
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise pytest.UsageError(f"--group {unknown}: no such benchmark group; the groups are {known}")
+    keep = [item for item in items if get_group(item) in wanted]
+    config.hook.pytest_deselected(items=[item for item in items if get_group(item) not in wanted])
+    items[:] = keep
+
+
 DEFAULT_MODEL = "mlp"
 DEFAULT_WIDTH = 64  # the hidden width of the default preset's MLP
 

@@ -70,6 +70,7 @@ def new_game(program, run, strategy, replica, arity: int) -> DisputeGame:
                        trace_root(list(run.roots), program.spec.hash_name), arity, 600.0)
 
 
+@pytest.mark.benchmark(group="dispute")
 @pytest.mark.parametrize("arity", ARITIES)
 @pytest.mark.parametrize("T", sorted(JOBS))
 def test_dispute(benchmark, dispute_job, T, arity):
@@ -82,7 +83,6 @@ def test_dispute(benchmark, dispute_job, T, arity):
     def play(game):
         return game.play(spec.num_checkpoints - 1, spec.checkpoint_interval)
 
-    benchmark.group = "dispute"
     result = benchmark.pedantic(play, setup=setup, rounds=PEDANTIC_ROUNDS)
     ops = len(derive_schedule(program, Step(strategy.step)))
     assert (result.winner, result.first_divergent_step, result.operator_index) == \
@@ -94,6 +94,7 @@ def test_dispute(benchmark, dispute_job, T, arity):
                                 divergent_step=result.first_divergent_step)
 
 
+@pytest.mark.benchmark(group="dispute")
 @pytest.mark.parametrize("T", sorted(JOBS))
 def test_replication(benchmark, dispute_job, tmp_path_factory, T):
     program, run, _, _ = dispute_job(T)
@@ -104,7 +105,6 @@ def test_replication(benchmark, dispute_job, tmp_path_factory, T):
         path = tmp_path_factory.mktemp("replica") / "checkpoints.zarr"
         return (program, run.solver_id, claimed, path, "bench", SolverId("verifier")), {}
 
-    benchmark.group = "dispute"
     check = benchmark.pedantic(replicate_job, setup=setup, rounds=PEDANTIC_ROUNDS)
     assert check.mismatch
     benchmark.extra_info.update(describe_program(program), T=T, k=spec.checkpoint_interval, role="replication")
@@ -131,12 +131,12 @@ def run_referees(benchmark, part, program, strategy, pre):
                                                None, honest.records[-1]),
         "step": lambda: rule_on_step(program, pre, pre_root, step, bytes.fromhex(honest_root), bytes(32)),
     }
-    benchmark.group = "referee"
     ruling = benchmark(rulings[part])
     assert ruling.winner == ("solver" if part == "step" else "challenger")
     return ruling
 
 
+@pytest.mark.benchmark(group="referee")
 @pytest.mark.parametrize("part", ["operator", "structure", "step"])
 def test_referee(benchmark, dispute_job, part):
     program, run, strategy, _ = dispute_job(REFEREE_T)
@@ -149,6 +149,7 @@ def test_referee(benchmark, dispute_job, part):
                                 schedule_ops=getattr(ruling, "schedule_ops", 0))
 
 
+@pytest.mark.benchmark(group="referee")
 @pytest.mark.parametrize("part", ["operator", "structure", "step"])
 @pytest.mark.parametrize("width", REFEREE_WIDTHS)
 def test_referee_width(benchmark, bench_program, width, part):

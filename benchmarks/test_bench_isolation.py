@@ -41,6 +41,7 @@ def make_providers(parties, program, dataset, cheater, run, replica):
             RemoteProvider("verifier", build_trace_provider, program.spec, dataset, replica, HONEST))
 
 
+@pytest.mark.benchmark(group="isolation")
 @pytest.mark.parametrize("parties", ["in-process", "processes"])
 def test_dispute_isolation(benchmark, isolation_job, parties):
     program, dataset, cheater, run, replica = isolation_job
@@ -55,7 +56,6 @@ def test_dispute_isolation(benchmark, isolation_job, parties):
             for provider in providers:
                 getattr(provider, "close", lambda: None)()
 
-    benchmark.group = "isolation"
     result = benchmark.pedantic(play, rounds=3)
     assert (result.winner, result.first_divergent_step) == ("challenger", cheater.params["step"])
     benchmark.extra_info.update(parties=parties, T=T, rounds=result.rounds)
@@ -65,7 +65,7 @@ def answer() -> int:
     return 0
 
 
+@pytest.mark.benchmark(group="isolation")
 def test_party_start(benchmark):
-    benchmark.group = "isolation"
     assert benchmark.pedantic(run_in_party, args=("bench", answer), rounds=5) == 0
     benchmark.extra_info.update(parties="start")
