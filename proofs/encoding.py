@@ -50,8 +50,10 @@ of the hash function over its bytes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,7 +92,8 @@ def canonical_array(name: str, array: np.ndarray) -> np.ndarray:
         raise EncodingError(f"tensor {name!r} is a {type(array).__name__}, not a numpy array")
     array = np.asarray(array)
     dtype = canonical_dtype(name, array.dtype)
-    array = array.astype(dtype, order="C", copy=False)
+    if array.dtype != dtype or not array.flags.c_contiguous:  # else it already is: no call, no copy
+        array = array.astype(dtype, order="C", copy=False)
     return canonical_nans(array) if has_nan(array) else array
 
 
@@ -98,7 +101,10 @@ def has_nan(array: np.ndarray) -> bool:
     """Whether a float or complex array holds a NaN (``min`` propagates NaN: one pass, no copy)."""
     if array.dtype.kind not in "fc" or array.size == 0:
         return False
-    return bool(np.isnan(array).any()) if array.dtype.kind == "c" else bool(np.isnan(array.min()))
+    if array.dtype.kind == "c":
+        return bool(np.isnan(array).any())
+    least = array.min()
+    return bool(least != least)  # NaN is the one value unequal to itself
 
 
 def canonical_nans(array: np.ndarray) -> np.ndarray:
@@ -193,16 +199,41 @@ def hash_chunk(base: Hasher, chunk_index: int, data: bytes | memoryview) -> byte
     return hasher.digest()
 
 
+@dataclass(frozen=True)
+class TensorPlan:
+    """What hashing a tensor needs besides its bytes, a function of (name, shape, dtype, hash)
+    only: the header leaf, a hash object primed with the chunk leaf prefix, and each chunk's
+    ``(index bytes, start byte, stop byte)``. Checkpoints of one job hash the same tensors again
+    and again, so the plan is computed once (``get_tensor_plan``), not per checkpoint."""
+
+    header_leaf: bytes
+    base: Hasher
+    chunks: tuple[tuple[bytes, int, int], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def get_tensor_plan(name: str, shape: tuple[int, ...], dtype: np.dtype, hash_name: str) -> TensorPlan:
+    """The (cached) plan of a canonical tensor; ``dtype`` is already little-endian."""
+    header_leaf = hash_leaf(encode_header(name, shape, dtype), DOMAIN_TENSOR, hash_name)
+    width = row_bytes(shape, dtype)
+    chunks = []
+    for index in range(chunk_count(shape, dtype)):
+        start, stop = chunk_rows(shape, dtype, index)
+        chunks.append((index.to_bytes(8, "big"), start * width, stop * width))
+    return TensorPlan(header_leaf, chunk_hasher(header_leaf, hash_name), tuple(chunks))
+
+
 def tensor_leaves(name: str, array: np.ndarray, hash_name: str = "sha256") -> list[bytes]:
     """``[header leaf, chunk leaf 0, ...]`` of one tensor."""
     array = canonical_array(name, array)
-    header_leaf = hash_leaf(encode_header(name, array.shape, array.dtype), DOMAIN_TENSOR, hash_name)
-    base, data = chunk_hasher(header_leaf, hash_name), array_bytes(array)
-    width = row_bytes(array.shape, array.dtype)
-    leaves = [header_leaf]
-    for index in range(chunk_count(array.shape, array.dtype)):
-        start, stop = chunk_rows(array.shape, array.dtype, index)
-        leaves.append(hash_chunk(base, index, data[start * width : stop * width]))
+    encode_name(name)  # a plan is cached by name: a bad one must still raise, every time
+    plan, data = get_tensor_plan(name, array.shape, array.dtype, hash_name), array_bytes(array)
+    leaves = [plan.header_leaf]
+    for index, start, stop in plan.chunks:
+        hasher = plan.base.copy()
+        hasher.update(index)
+        hasher.update(data[start:stop])
+        leaves.append(hasher.digest())
     return leaves
 
 

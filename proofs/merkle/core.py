@@ -27,6 +27,7 @@ inclusion proof (RFC 6962 "audit path", RFC 9162 section 2.1.3)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -81,11 +82,13 @@ def _decode_path_hash(value: object) -> bytes:
         raise MalformedProofError(f"Merkle proof path hash {error}") from None
 
 
+@functools.lru_cache(maxsize=64)
 def leaf_prefix(domain: bytes) -> bytes:
     """The bytes hashed before a leaf's data: ``0x00 || dom``."""
     return LEAF_PREFIX + encode_domain(domain)
 
 
+@functools.lru_cache(maxsize=64)
 def node_prefix(domain: bytes) -> bytes:
     """The bytes hashed before a node's two children: ``0x01 || dom``."""
     return NODE_PREFIX + encode_domain(domain)

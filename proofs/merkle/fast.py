@@ -29,6 +29,9 @@ def merkle_root(leaf_hashes: Sequence[bytes], domain: bytes, hash_name: str = "s
     if len(leaf_hashes) == 0:
         return empty_root(domain, hash_name)
     prefix, new = node_prefix(domain), get_hasher(hash_name)
+    if len(leaf_hashes) <= 2:  # a lone leaf, or one node: most tensors of a small state
+        return Root(bytes(leaf_hashes[0]) if len(leaf_hashes) == 1 else
+                    new(prefix + bytes(leaf_hashes[0]) + bytes(leaf_hashes[1])).digest())
     level = [bytes(h) for h in leaf_hashes]
     while len(level) > 1:
         level = next_level(level, prefix, new)

@@ -262,3 +262,19 @@ def test_trace_openings_need_the_verifiers_size():
     assert verify_merkle_proof(root, hash_leaf(states[4], DOMAIN_TRACE), forged, DOMAIN_TRACE)
     assert verify_trace_proof(root, states[2], honest, index=2, size=5)
     assert not verify_trace_proof(root, states[4], forged, index=2, size=5)
+
+
+def test_a_cached_tensor_plan_gives_the_roots_of_a_fresh_one():
+    """Plans are cached by (name, shape, dtype, hash); a cached plan must hash exactly as a fresh one,
+    for every hash function and for tensors that share a name but not a shape."""
+    from proofs.encoding import get_tensor_plan, tensor_root
+
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(shape).astype("<f4") for shape in [(3, 5), (5, 3), (70_000,), ()]]
+    for hash_name in ("sha256", "blake3"):
+        get_tensor_plan.cache_clear()
+        fresh = [tensor_root("w", a, hash_name) for a in arrays]
+        cached = [tensor_root("w", a, hash_name) for a in arrays]
+        assert fresh == cached and len(set(fresh)) == len(arrays)
+    with pytest.raises(EncodingError):
+        tensor_root(["not", "a", "str"], arrays[0])  # an unhashable name is refused, not a TypeError
