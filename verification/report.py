@@ -143,6 +143,40 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def compute_net_movements(movements: list[dict[str, Any]]) -> dict[str, int]:
+    """What a job's movements (``{"from", "to", "amount"}``) moved into (positive) or out of
+    (negative) each account; accounts that net to zero are left out."""
+    net: dict[str, int] = {}
+    for move in movements:
+        net[move["from"]] = net.get(move["from"], 0) - move["amount"]
+        net[move["to"]] = net.get(move["to"], 0) + move["amount"]
+    return {account: amount for account, amount in sorted(net.items()) if amount}
+
+
+def render_verdicts_markdown(report: dict[str, Any]) -> str:
+    """Who cheated, where, and what it cost, in one table narrow enough for the UI: per solver its
+    outcome, the step it diverged at and the step the game found, the operator the referee ruled
+    on, and the net tokens its account moved in this job's settlement."""
+    net = compute_net_movements(report["ledger"]["movements"])
+    lines = ["| solver | outcome | injected → found | operator | tokens |", "|---|---|---|---|---|"]
+    for s in report["solvers"]:
+        d = s["dispute"] or {}
+        steps = f"{s['injected_divergence_step'] or '-'} → {d.get('first_divergent_step') or '-'}"
+        outcome = s["outcome"] + (" (forced error found)" if (s.get("forced_error") or {}).get("found") else "")
+        lines.append(f"| {s['solver_id']} | {outcome} | {steps} | {d.get('operator') or '-'} | "
+                     f"{net.get('party:' + s['solver_id'], 0):+d} |")
+    return "\n".join(lines)
+
+
+def render_net_markdown(report: dict[str, Any]) -> str:
+    """The job's settlement as its net effect on each party (escrow accounts net to zero or to
+    the burn; the jackpot's line is what this job added to it)."""
+    lines = ["| account | net |", "|---|---|"]
+    lines += [f"| {account} | {amount:+d} |"
+              for account, amount in compute_net_movements(report["ledger"]["movements"]).items()]
+    return "\n".join(lines)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The summary as a markdown table (Dagster metadata)."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]

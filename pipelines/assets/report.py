@@ -5,7 +5,13 @@ import dagster as dg
 
 from pipelines.resources import PinpointConfig
 from verification.lifecycle import Timed, check_signatures, compute_verdicts, require_job
-from verification.report import build_report, render_markdown, write_report
+from verification.report import (
+    build_report,
+    render_markdown,
+    render_net_markdown,
+    render_verdicts_markdown,
+    write_report,
+)
 from verification.spec import compute_job_id
 
 
@@ -25,6 +31,10 @@ def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
                           check_signatures(spec, commitments.value), spot_checks.value.checks,
                           disputes.value, verdicts, settlement.value, timings, spot_checks.value.coin)
     path = write_report(pinpoint.paths().report(compute_job_id(spec)), report)
-    return dg.Output(report, metadata={"path": dg.MetadataValue.path(str(path)),
+    # The verdicts first: who cheated, where, and what it cost. ("path" would be overwritten by the
+    # IO manager's pickle path, hence "report_json".)
+    return dg.Output(report, metadata={"verdicts": dg.MetadataValue.md(render_verdicts_markdown(report)),
+                                       "report_json": dg.MetadataValue.path(str(path)),
                                        "job_id": report["job_id"],
+                                       "net_by_account": dg.MetadataValue.md(render_net_markdown(report)),
                                        "summary": dg.MetadataValue.md(render_markdown(report))})

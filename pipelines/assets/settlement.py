@@ -5,6 +5,7 @@ import dagster as dg
 
 from pipelines.resources import PinpointConfig
 from verification.lifecycle import Timed, require_job, stage_settle, timed
+from verification.report import compute_net_movements
 from verification.settlement import Ledger
 from verification.spec import compute_job_id
 
@@ -20,7 +21,12 @@ def settlement(pinpoint: PinpointConfig, training_runs: Timed, commitments: Time
     out = timed(stage_settle, pinpoint.spec(), training_runs.value, spot_checks.value, commitments.value,
                 disputes.value, paths)
     result = out.value
+    net = compute_net_movements([{"from": t.source, "to": t.dest, "amount": int(t.amount)} for t in result.transfers])
     return dg.Output(out, metadata={
+        "net_by_account": dg.MetadataValue.table(
+            [dg.TableRecord({"account": account, "net": amount}) for account, amount in net.items()],
+            schema=dg.TableSchema([dg.TableColumn("account", "string"), dg.TableColumn("net", "int")]),
+        ),
         "already_settled": result.already_settled,
         "supply_before": result.supply_before,
         "supply_after": result.supply_after,

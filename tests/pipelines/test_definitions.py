@@ -58,7 +58,15 @@ def test_materializations_carry_useful_metadata(materialized):
     assert "data:image/png;base64," in metadata["training_runs"]["loss_curve"].value
     assert any(k.endswith("_transcript") for k in metadata["disputes"])
     assert metadata["settlement"]["movements"].value.records
+    assert list(metadata["settlement"])[0] == "net_by_account"
+    assert {r.data["account"]: r.data["net"] for r in metadata["settlement"]["net_by_account"].value.records}[
+        "party:honest"] == 1000
     assert "| solver |" in metadata["job_report"]["summary"].value
+    report = metadata["job_report"]
+    assert list(report)[:2] == ["verdicts", "report_json"]  # the verdicts first, then the file
+    assert report["report_json"].value.endswith("report.json")
+    assert "| bitflip | slashed | 21 → 21 | pinpoint.commit_state | -5000 |" in report["verdicts"].value
+    assert "| party:honest | +1000 |" in report["net_by_account"].value
     assert {r.data["kind"] for r in metadata["settlement"]["history"].value.records} >= {"lock", "settle"}
     study = metadata["incentive_study"]
     assert 0 < study["break_even_p"].value < 1 and "data:image/png" in study["cheating_region"].value
