@@ -30,9 +30,9 @@ from typing import Protocol
 
 import blake3
 
-from proofs.types import Root
+from proofs.types import HashName, Root
 
-HASH_NAMES = ("sha256", "blake3")
+HASH_NAMES = tuple(h.value for h in HashName)  # ("sha256", "blake3")
 DIGEST_SIZE = 32
 
 DOMAIN_TENSOR = b"pinpoint/tensor/v1"

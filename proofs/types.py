@@ -16,12 +16,16 @@ JobId, SolverId, PartyId
 SecretKey, PublicKey, Signature
     A BLS secret key (an integer ``0 < sk < r``), a 48-byte compressed G1 public key and a 96-byte
     compressed G2 signature (see :mod:`proofs.bls`).
+HashName
+    The hash function a job commits with (:mod:`proofs.hashing`). Like every protocol enum it is a
+    ``StrEnum``: a member is its string, so records, JSON and job ids read the same as before.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import NewType
 
 Root = NewType("Root", bytes)
@@ -34,6 +38,11 @@ PublicKey = NewType("PublicKey", bytes)
 Signature = NewType("Signature", bytes)
 
 ROOT_SIZE = 32
+
+
+class HashName(StrEnum):
+    SHA256 = "sha256"  # FIPS 180-4, via hashlib
+    BLAKE3 = "blake3"
 
 
 def is_root(value: object) -> bool:

@@ -30,15 +30,33 @@ import math
 import re
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from proofs.hashing import HASH_NAMES
-from proofs.types import JobId, PartyId, SolverId, describe_unknown
+from proofs.types import HashName, JobId, PartyId, SolverId, describe_unknown
 from verification.settlement.rules import EconomicTerms, InvalidTermsError
 
-MODES = ("exact", "reproducible", "tolerance")
-POLICIES = ("replicate", "interval")
+
+class Mode(StrEnum):
+    """How the program executes (docs/design.md §3)."""
+
+    EXACT = "exact"  # torch's deterministic kernels: bit-identical on one environment
+    REPRODUCIBLE = "reproducible"  # Pinpoint's operators: bit-identical across CPUs, threads and devices
+    TOLERANCE = "tolerance"  # native kernels, states compared by distance (Proof-of-Learning)
+
+
+class Policy(StrEnum):
+    """How a verifier spot-checks a solver it selected (``verification.verifier``)."""
+
+    REPLICATE = "replicate"  # re-execute the whole job
+    INTERVAL = "interval"  # re-execute sampled intervals from the solver's checkpoints
+
+
+MODES = tuple(m.value for m in Mode)
+POLICIES = tuple(p.value for p in Policy)
+ENUM_FIELDS = {"mode": Mode, "spot_check_policy": Policy, "hash_name": HashName}
 OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw")  # verification.execution.pieces.OPTIMIZERS
 SCHEDULES = ("constant", "cosine")
 LOSSES = ("cross_entropy", "mse")
@@ -81,15 +99,15 @@ class JobSpec:
     seed: int = 0
     steps: int = 300
     checkpoint_interval: int = 25
-    mode: str = "exact"
+    mode: Mode = Mode.EXACT
     tolerance_rho: float = 0.1  # mode "tolerance": accepted distance / distance re-execution moved
     threads: int = 1
     device: str = "auto"
     # commitments
-    hash_name: str = "sha256"
+    hash_name: HashName = HashName.SHA256
     # verification
     spot_check_probability: float = 1.0
-    spot_check_policy: str = "replicate"
+    spot_check_policy: Policy = Policy.REPLICATE
     intervals_per_check: int = 2
     dissection_arity: int = 2
     operator_level: bool = True
@@ -108,6 +126,14 @@ class JobSpec:
         SolverSpec(SolverId("lazy"), "lazy", {"start": 101, "length": 25}),
         SolverSpec(SolverId("bitflip"), "bitflip", {"step": 137}),
     )
+
+    def __post_init__(self) -> None:
+        # A protocol noun given as its string becomes its member; an unknown string is left for
+        # validate_spec to name with the choices.
+        for name, kind in ENUM_FIELDS.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and not isinstance(value, kind) and value in {m.value for m in kind}:
+                object.__setattr__(self, name, kind(value))
 
     @property
     def num_checkpoints(self) -> int:
@@ -336,6 +362,8 @@ def is_of_type(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
         return isinstance(value, hint) and not get_type_errors(value)
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return isinstance(value, str)  # which strings are members is a rule of its own, with the choices
     if origin is tuple:
         return isinstance(value, tuple) and all(is_of_type(v, args[0]) for v in value)
     if origin is dict:

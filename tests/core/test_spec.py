@@ -67,3 +67,24 @@ def test_the_spec_holds_the_one_economic_schedule_that_settlement_applies():
         spec_from_dict({"preset": "minimal", "economics": {"solver_stake": 1.5}})
     with pytest.raises(SpecError, match="slash_reward_bps \\+ slash_burn_bps"):
         spec_from_dict({"preset": "minimal", "economics": {"slash_reward_bps": 9_000, "slash_burn_bps": 2_000}})
+
+
+def test_protocol_nouns_are_typed_and_read_as_their_strings():
+    """``mode``, ``spot_check_policy`` and ``hash_name`` are StrEnum members however they are given,
+    and a member is its string: records, JSON and job ids are those of the plain strings."""
+    import dataclasses
+    import json
+
+    from proofs.types import HashName
+    from verification.spec import Mode, Policy, spec_to_dict
+
+    spec = spec_from_dict({"preset": "minimal", "mode": "reproducible", "spot_check_policy": "interval",
+                           "hash_name": "blake3"})
+    assert (spec.mode, spec.spot_check_policy, spec.hash_name) == (Mode.REPRODUCIBLE, Policy.INTERVAL,
+                                                                  HashName.BLAKE3)
+    assert type(dataclasses.replace(spec, mode="exact").mode) is Mode  # a string from code converts too
+    assert json.dumps(spec_to_dict(spec)["mode"]) == '"reproducible"' and spec.mode == "reproducible"
+    assert compute_job_id(spec) == compute_job_id(spec_from_dict(json.loads(json.dumps(spec_to_dict(spec))),
+                                                                  base=get_preset("minimal")))
+    with pytest.raises(SpecError, match="mode 'exactt' is not one of"):
+        spec_from_dict({"preset": "minimal", "mode": "exactt"})
