@@ -19,7 +19,7 @@ def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
     out = timed(stage_verify, spec, dataset_shards.value, training_runs.value, commitments.value,
                 pinpoint.paths())
     return dg.Output(out, metadata={
-        "policy": spec.spot_check_policy,
+        "policy": str(spec.spot_check_policy),  # a plain str: Dagster serializes no foreign enums
         "p": spec.spot_check_probability,
         "checks": dg.MetadataValue.json({sid: c.to_report() for sid, c in out.value.checks.items()}),
         "seconds": out.seconds,
