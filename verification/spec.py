@@ -265,6 +265,10 @@ def spec_from_dict(data: dict[str, Any], base: JobSpec | None = None) -> JobSpec
     if "economics" in data:
         if not isinstance(data["economics"], dict):
             raise SpecError("job spec: economics must be a mapping")
+        moved = sorted({"compute_cost", "verifier_cost"} & set(data["economics"]))
+        # Rule: economics is settlement's schedule; the incentive study's declared costs are job fields
+        _require(not moved, f"job spec economics: {moved} are top-level fields of the job spec now "
+                            f"(the incentive study's declared costs, not settlement terms): move them out of economics")
         _check_keys(data["economics"], EconomicTerms, "job spec economics")
         for name, value in data["economics"].items():
             # Rule: token amounts and basis points are non-negative integers, never floats

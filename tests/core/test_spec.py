@@ -65,6 +65,9 @@ def test_the_spec_holds_the_one_economic_schedule_that_settlement_applies():
     assert spec_from_dict({"preset": "minimal"}).economics == EconomicTerms()
     with pytest.raises(SpecError, match="economics.solver_stake must be a non-negative integer, got 1.5"):
         spec_from_dict({"preset": "minimal", "economics": {"solver_stake": 1.5}})
+    with pytest.raises(SpecError, match=r"\['compute_cost'\] are top-level fields of the job spec now"):
+        spec_from_dict({"preset": "minimal", "economics": {"compute_cost": 800}})
+    assert spec_from_dict({"preset": "minimal", "compute_cost": 900}).compute_cost == 900
     with pytest.raises(SpecError, match="slash_reward_bps \\+ slash_burn_bps"):
         spec_from_dict({"preset": "minimal", "economics": {"slash_reward_bps": 9_000, "slash_burn_bps": 2_000}})
 
