@@ -195,19 +195,12 @@ def load_coin_secret(paths: ArtifactPaths, job_id: JobId) -> bytes:
 def save_coin_commitment(paths: ArtifactPaths, published: CoinCommitment) -> CoinCommitment:
     """Publish the coin commitment; the first one published for a job stays, and is returned."""
     record = {"job_id": published.job_id, "verifier": published.verifier, "commitment": published.commitment.hex()}
-    written = write_once(coin_path(paths, published.job_id), json.dumps(record, indent=1).encode())
-    return parse_record_bytes(coin_path(paths, published.job_id), written, parse_coin_commitment)
+    write_once(coin_path(paths, published.job_id), json.dumps(record, indent=1).encode())
+    return load_coin_commitment(paths, published.job_id)
 
 
 def parse_coin_commitment(data: dict) -> CoinCommitment:
     return CoinCommitment(JobId(str(data["job_id"])), PartyId(str(data["verifier"])), decode_root(data["commitment"]))
-
-
-def parse_record_bytes(path: Path, data: bytes, parse):
-    try:
-        return parse(json.loads(data.decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise StoreError(f"stage record {str(path)!r} is malformed: {type(exc).__name__}: {exc}") from exc
 
 
 def load_coin_commitment(paths: ArtifactPaths, job_id: JobId) -> CoinCommitment:
