@@ -4,7 +4,13 @@ A *source* is a pair of arrays ``x`` (N, ...) and ``y`` (N, ...) plus the metada
 (input shape, number of classes or vocabulary size). Every source here is available offline:
 
 ``digits``
-    scikit-learn's 8x8 handwritten digits (1,797 samples, shipped inside the scikit-learn wheel).
+    The 8x8 handwritten digits (1,797 samples), shipped in this package as
+    ``datasets/data/digits.csv.gz``: one row per sample, 64 pixel counts in 0..16 then the label.
+    The file is the copy that scikit-learn ships (byte for byte, SHA-256 ``09f66e6d…``), so the
+    arrays, and every dataset root built on them, are the ones scikit-learn's ``load_digits`` gives.
+    It is the test set of the UCI ML "Optical Recognition of Handwritten Digits" data set
+    (E. Alpaydin, C. Kaynak, 1998; https://archive.ics.uci.edu/ml/datasets/Optical+Recognition+of+Handwritten+Digits),
+    licensed CC BY 4.0.
     Pixels are scaled to [0, 1] as float32; labels are int64 in 0..9.
 ``synthetic``
     Gaussian class blobs generated from a seed (any size, for scaling studies).
@@ -51,13 +57,26 @@ class Source:
         return int(self.x.shape[0])
 
 
-def load_digits_source() -> Source:
-    """scikit-learn's digits: (1797, 64) float32 in [0, 1], labels int64."""
-    from sklearn.datasets import load_digits
+DIGITS_FILE = Path(__file__).parent / "data" / "digits.csv.gz"
+DIGITS_SHAPE = (1797, 65)  # 64 pixels and the label per row
 
-    bunch = load_digits()
-    x = (bunch.data / 16.0).astype(np.float32)
-    y = bunch.target.astype(np.int64)
+
+def load_digits_source() -> Source:
+    """The shipped digits: (1797, 64) float32 in [0, 1], labels int64."""
+    try:
+        table = np.loadtxt(DIGITS_FILE, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise UnknownSourceError(f"digits data {str(DIGITS_FILE)!r} cannot be read: {exc}") from None
+    # Rule: the shipped table is 1797 rows of 64 pixels and a label.
+    if table.shape != DIGITS_SHAPE:
+        raise UnknownSourceError(f"digits data {str(DIGITS_FILE)!r} holds a {table.shape} table, expected {DIGITS_SHAPE}")
+    # Rule: pixels are counts in 0..16, labels digits in 0..9.
+    pixels, labels = table[:, :-1], table[:, -1]
+    if not (0 <= pixels.min() and pixels.max() <= 16 and 0 <= labels.min() and labels.max() <= 9):
+        raise UnknownSourceError(f"digits data {str(DIGITS_FILE)!r} has pixels in {pixels.min()}..{pixels.max()} "
+                                 f"and labels in {labels.min()}..{labels.max()}, expected 0..16 and 0..9")
+    x = (pixels / 16.0).astype(np.float32)
+    y = labels.astype(np.int64)
     return Source("digits", x, y, {"input_dim": 64, "num_classes": 10, "image_shape": [1, 8, 8]})
 
 
