@@ -84,11 +84,13 @@ def test_commit_checkpoint(benchmark, bench_program, model, width):
 def test_commit_store(benchmark, bench_program, model, width, tmp_path):
     program = bench_program(model, width)
     state = program.step(program.init_state(), program.batch(Step(1))).state
-    writer = CheckpointWriter(tmp_path / "checkpoints.zarr", state, interval=1, num_checkpoints=2)
+    arrays = state.to_arrays()
+    root = state.root(program.spec.hash_name)
+    writer = CheckpointWriter(tmp_path / "checkpoints.zarr", arrays, interval=1, num_checkpoints=2)
     benchmark.extra_info.update(describe_program(program), part="store")
 
     def store() -> None:  # the whole write, not just handing it to the writer's thread
-        writer.write(1, state)
+        writer.write(1, arrays, root, (0.0,))
         writer.wait()
 
     benchmark(store)

@@ -236,7 +236,7 @@ CRASHES: tuple[CrashRecovery, ...] = (
     CrashRecovery(
         "killed while a checkpoint is written",
         "verification.execution.checkpoints.CheckpointWriter.write",
-        "that checkpoint's arrays without its progress record (zarr metadata writes are atomic)",
+        "that checkpoint's row without its progress count (zarr metadata writes are atomic)",
         "resumes from the checkpoint before and overwrites it"),
     CrashRecovery(
         "killed after the last checkpoint, before the rename",

@@ -166,10 +166,10 @@ def set_attr(store: Path, **values) -> None:
 
 
 UNTRUSTED = {
-    "flipped chunk": (lambda p: flip_byte(p / "param/fc0.weight/c/1/0/0"), "checkpoint #1"),
-    "missing chunk": (lambda p: (p / "param/fc1.bias/c/2/0").unlink(), "checkpoint #2"),
-    "truncated record": (lambda p: set_attr(p, losses=["0x1p-1"]), "losses recorded for 8 steps"),
-    "lost root": (lambda p: set_attr(p, written_roots=[]), "3 checkpoints written but 0 roots"),
+    "flipped chunk": (lambda p: flip_byte(p / "rows/c/1/0"), "checkpoint #1"),
+    "missing chunk": (lambda p: (p / "rows/c/2/0").unlink(), "checkpoint #2"),
+    "overstated progress": (lambda p: set_attr(p, written=4), "checkpoint #3"),
+    "lost layout": (lambda p: set_attr(p, layout=[]), "do not hold rows of 64 bytes"),
     "unreadable metadata": (lambda p: (p / "zarr.json").write_text("{"), "cannot be opened"),
     "another run": (lambda p: set_attr(p, run={"job_id": "other"}), "belongs to another run"),
     "another checkpoint count": (lambda p: set_attr(p, num_checkpoints=9), "belongs to another run"),
@@ -207,7 +207,7 @@ def test_a_corrupted_checkpoint_of_a_finished_store_is_named(uninterrupted, tmp_
 
     store = tmp_path / "c.zarr"
     shutil.copytree(uninterrupted["honest"].checkpoint_path, store)
-    flip_byte(store / "optim/fc0.weight/momentum_buffer/c/3/0/0")
+    flip_byte(store / "rows/c/3/0")
     assert read_checkpoint(store, 2).root() == uninterrupted["honest"].roots[2]
     with pytest.raises(CheckpointError, match=r"checkpoint #3 in '.*c\.zarr'"):
         read_checkpoint(store, 3)

@@ -130,7 +130,7 @@ def test_a_half_published_checkpoint_store_is_refused_and_publication_resumes(
     with pytest.raises(Crash):
         train(program, Honest(), location, "job", "s")
     publish_dies_before_the_marker.undo()
-    assert storage.exists(storage.join(location, "meta"))  # the body arrived, the marker did not
+    assert storage.exists(storage.join(location, "rows"))  # the body arrived, the marker did not
     with pytest.raises(CheckpointError, match="cannot be opened"):
         read_roots(location)
     with pytest.raises(CheckpointError, match="cannot be opened"):

@@ -1,21 +1,32 @@
-"""Checkpoints in zarr: one array per state tensor, with a leading checkpoint axis.
+"""Checkpoints in zarr: one stored object per checkpoint.
 
-Layout of ``checkpoints.zarr``: for every canonical state array ``name`` (``param/fc0.weight``,
-``optim/…``, ``meta/step``, ``meta/rng``) an array of shape ``(C, *shape)`` where ``C`` is the
-number of checkpoints (steps ``0, k, …, T``); chunks are ``(1, rows, *rest)`` with ``rows`` from
-the canonical chunking of ``proofs.encoding`` (clipped to the tensor), so one stored chunk is one
-Merkle leaf of the committed state root. Arrays are stored uncompressed.
+Layout of ``checkpoints.zarr``: one uint8 array ``rows`` of shape ``(C, row bytes)`` with chunks
+``(1, row bytes)``, uncompressed, where ``C`` is the number of checkpoints (steps ``0, k, …, T``).
+Storing checkpoint ``i`` is one chunk write — one file locally, one object on an object store —
+whatever the number of tensors (a store per tensor cost a zarr round-trip per tensor: 15 ms for
+the default MLP's 10 tensors, against 2 ms now).
+
+Terms
+-----
+row
+    ``root (32 bytes) || losses (k × float64, little-endian) || tensor bytes``. ``root`` is the
+    state root of the checkpoint; ``losses`` are the losses of steps ``(i-1)·k+1 … i·k`` (the
+    interval that ends at this checkpoint; zeros in row 0), bit for bit, so NaN and ``-0.0``
+    survive; the tensor bytes are every array of ``State.to_arrays`` in the order of ``layout``,
+    each as its C-order bytes (the canonical arrays, which are little-endian).
+layout
+    The group attribute ``[[name, dtype string, shape], …]``: what the tensor bytes of every row
+    hold, fixed when the store is created (a state's names, dtypes and shapes do not change while
+    training).
 
 Group attributes
 ----------------
-``interval``, ``num_checkpoints``, ``hash_name``
-    ``k``, ``C`` and the hash function of the state roots.
-``written``, ``written_roots``, ``losses``
-    the *progress*: how many checkpoints are stored, their state roots, and the loss of every step
-    up to the last one (``float.hex`` strings, so NaN and every bit survive JSON). They are
-    updated together, in one atomic write of the group metadata, after a checkpoint's arrays are
-    stored — so a crash at any point leaves a progress record that describes only complete
-    checkpoints.
+``interval``, ``num_checkpoints``, ``hash_name``, ``layout``
+    ``k``, ``C``, the hash function of the state roots, and the layout above.
+``written``
+    the *progress*: how many checkpoints are stored. It is set after a checkpoint's row is stored,
+    so a crash at any point leaves a count that names only complete rows. It does not grow with
+    ``T``: the roots and losses it used to list are in the rows themselves.
 ``run``
     who wrote the store (job, solver, strategy, spec id): a resumed run must be the same run.
 ``roots``
@@ -27,26 +38,32 @@ under ``<location>`` by ``finish`` (``datasets.storage.publish``: a rename local
 store a copy whose root ``zarr.json`` — holding ``roots`` — comes last): a crash never leaves a
 store that claims to be complete. A partial store keeps the checkpoints written so far, so training
 can resume from the last one (``open_partial``; ``verification.solver.train``). Every read of a
-checkpoint whose root the store records is checked against that root, so a corrupted or missing
-chunk is a ``CheckpointError`` naming the store and the checkpoint, never a silently wrong state.
+checkpoint is checked against the root its row records (and, in a finished store, the committed
+one), so a corrupted or missing chunk is a ``CheckpointError`` naming the store and the
+checkpoint, never a silently wrong state.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import zarr
 
 from datasets import storage
-from proofs.encoding import chunk_shape
+from proofs.encoding import state_root
 from proofs.hashing import HASH_NAMES
 from proofs.types import Root, decode_root
 from verification.execution.state import State, state_from_arrays
+
+ROWS = "rows"
+ROOT_BYTES = 32
+LOSS_DTYPE = np.dtype("<f8")
 
 
 class CheckpointError(ValueError):
@@ -58,46 +75,103 @@ def partial_path(location: str | os.PathLike[str]) -> storage.Location:
     return storage.compute_staging(location, ".partial")
 
 
-def encode_losses(losses: Sequence[float]) -> list[str]:
-    """Losses as ``float.hex`` strings: exact, and NaN/inf survive JSON."""
-    return [float(loss).hex() for loss in losses]
-
-
 def encode_roots(roots: Sequence[Root]) -> list[str]:
     return [bytes(r).hex() for r in roots]
 
 
-def compute_store_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
-    """The zarr chunks of a state array with a leading checkpoint axis: one checkpoint, and the
-    canonical leaf chunking of ``proofs.encoding`` clipped to the tensor (a 64-row weight is
-    stored as a 64-row chunk, not padded to the leaf's 256 rows; its leaf is the same)."""
-    return (1, *(max(1, min(c, n)) for c, n in zip(chunk_shape(shape, dtype), shape, strict=True)))
+@dataclass(frozen=True)
+class RowLayout:
+    """Where each part of a checkpoint row lies (see *row* and *layout* above)."""
+
+    interval: int
+    tensors: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]
+
+    @property
+    def header_bytes(self) -> int:
+        """Bytes before the tensors: the root and the interval's losses."""
+        return ROOT_BYTES + self.interval * LOSS_DTYPE.itemsize
+
+    @cached_property
+    def bounds(self) -> tuple[tuple[int, int], ...]:
+        """``(start, stop)`` of every tensor's bytes in the row."""
+        out, start = [], self.header_bytes
+        for _, dtype, shape in self.tensors:
+            stop = start + dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+            out.append((start, stop))
+            start = stop
+        return tuple(out)
+
+    @property
+    def row_bytes(self) -> int:
+        return self.bounds[-1][1] if self.bounds else self.header_bytes
+
+    def to_attr(self) -> list[list[Any]]:
+        return [[name, dtype.str, list(shape)] for name, dtype, shape in self.tensors]
+
+
+def compute_layout(arrays: Mapping[str, np.ndarray], interval: int) -> RowLayout:
+    """The layout of a state's arrays, in their (sorted) order."""
+    return RowLayout(interval, tuple((name, a.dtype, tuple(a.shape)) for name, a in arrays.items()))
+
+
+def decode_layout(value: object, interval: int, where: str) -> RowLayout:
+    """A layout attribute read back; ``CheckpointError`` naming the store when it is not one."""
+    try:
+        tensors = tuple((str(name), np.dtype(dtype), tuple(int(d) for d in shape)) for name, dtype, shape in value)
+        # Rule: a layout names numeric tensors of non-negative sizes, each once.
+        ok = all(dt.kind in "biufc" and min(shape, default=0) >= 0 for _, dt, shape in tensors) \
+            and len({name for name, _, _ in tensors}) == len(tensors)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{where}: layout {value!r} is not a list of [name, dtype, shape]")
+    return RowLayout(interval, tensors)
+
+
+def pack_row(layout: RowLayout, arrays: Mapping[str, np.ndarray], root: Root, losses: Sequence[float]) -> np.ndarray:
+    """One checkpoint's row (a copy: the state may be reused after it is handed to the writer)."""
+    if compute_layout(arrays, layout.interval).tensors != layout.tensors:
+        raise CheckpointError(f"a state of {sorted(arrays)} does not fit the store's layout "
+                              f"{[name for name, _, _ in layout.tensors]} (names, dtypes and shapes are fixed)")
+    if len(losses) > layout.interval:
+        raise CheckpointError(f"{len(losses)} losses for one checkpoint interval of {layout.interval} steps")
+    row = np.zeros(layout.row_bytes, np.uint8)
+    row[:ROOT_BYTES] = np.frombuffer(root, np.uint8)
+    row[ROOT_BYTES:ROOT_BYTES + len(losses) * LOSS_DTYPE.itemsize] = np.asarray(losses, LOSS_DTYPE).view(np.uint8)
+    for (start, stop), array in zip(layout.bounds, arrays.values(), strict=True):
+        row[start:stop] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    return row
+
+
+def unpack_row(layout: RowLayout, row: np.ndarray) -> tuple[Root, tuple[float, ...], dict[str, np.ndarray]]:
+    """``(root, losses, arrays)`` of one row (the arrays are views of ``row``)."""
+    losses = row[ROOT_BYTES:layout.header_bytes].view(LOSS_DTYPE)
+    arrays = {name: row[start:stop].view(dtype).reshape(shape)
+              for (name, dtype, shape), (start, stop) in zip(layout.tensors, layout.bounds, strict=True)}
+    return Root(row[:ROOT_BYTES].tobytes()), tuple(float(v) for v in losses), arrays
 
 
 class CheckpointWriter:
     """Streams the checkpoints of one training run into a zarr store.
 
-    Storage overlaps training: ``write`` snapshots the state to host arrays and hands them to one
-    background thread, which stores every array (through handles opened once) and then the
-    progress record; at most one checkpoint is in flight, and a failure to store it is raised by
-    the next ``write`` or by ``finish``. Float tensors are stored uncompressed (zstd saved little on
-    them and cost more than the write)."""
+    Storage overlaps training: ``write`` packs the state into its row (one copy) and hands it to
+    one background thread, which stores the row and then the progress count; at most one
+    checkpoint is in flight, and a failure to store it is raised by the next ``write`` or by
+    ``finish``."""
 
-    def __init__(self, path: str | os.PathLike[str], template: State, interval: int, num_checkpoints: int,
-                 hash_name: str = "sha256", run: dict[str, str] | None = None):
+    def __init__(self, path: str | os.PathLike[str], template: Mapping[str, np.ndarray], interval: int,
+                 num_checkpoints: int, hash_name: str = "sha256", run: dict[str, str] | None = None):
         self.path = storage.as_location(path)
         self.tmp = partial_path(self.path)
         storage.remove(self.tmp)
         self.group = storage.open_group(self.tmp, mode="w")
-        self.interval = interval
-        self.roots: list[Root] = []
-        self.arrays = {name: self.group.create_array(name, shape=(num_checkpoints, *array.shape),
-                                                     chunks=compute_store_chunks(array.shape, array.dtype),
-                                                     dtype=array.dtype, fill_value=0, compressors=None)
-                       for name, array in template.to_arrays().items()}
+        self.layout = compute_layout(template, interval)
+        self.rows = self.group.create_array(ROWS, shape=(num_checkpoints, self.layout.row_bytes),
+                                            chunks=(1, self.layout.row_bytes), dtype="u1", fill_value=0,
+                                            compressors=None)
         self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
-                                 "hash_name": hash_name, "run": dict(run or {}), "written": 0,
-                                 "written_roots": [], "losses": []})
+                                 "hash_name": hash_name, "run": dict(run or {}),
+                                 "layout": self.layout.to_attr(), "written": 0})
         self.start_worker()
 
     @classmethod
@@ -106,9 +180,7 @@ class CheckpointWriter:
         writer = cls.__new__(cls)
         writer.path, writer.tmp = storage.as_location(path), partial.path
         writer.group = storage.open_group(partial.path, mode="r+")
-        writer.interval = partial.interval
-        writer.roots = list(partial.roots)
-        writer.arrays = {}
+        writer.layout, writer.rows = partial.layout, writer.group[ROWS]
         writer.start_worker()
         return writer
 
@@ -117,28 +189,17 @@ class CheckpointWriter:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
         self.pending: Future | None = None
 
-    def write(self, index: int, state: State, root: Root | None = None,
-              losses: Sequence[float] | None = None) -> None:
-        """Store checkpoint ``index`` (in the background). With its state ``root`` and the
-        ``losses`` of steps ``1 … index·k`` the progress record names it, so a crashed run can
-        resume from it."""
-        arrays = {name: np.array(a, copy=True) for name, a in state.to_arrays().items()}
-        progress: dict[str, Any] = {"written": index + 1}
-        if root is not None:
-            self.roots = [*self.roots[:index], root]
-            progress["written_roots"] = encode_roots(self.roots)
-            progress["losses"] = encode_losses(losses or [])
+    def write(self, index: int, arrays: Mapping[str, np.ndarray], root: Root, losses: Sequence[float]) -> None:
+        """Store checkpoint ``index`` (in the background): the state's ``arrays``
+        (``State.to_arrays``), its state ``root`` and the ``losses`` of the interval that ends at it."""
+        row = pack_row(self.layout, arrays, root, losses)
         self.wait()
-        self.pending = self.worker.submit(self.store, index, arrays, progress)
+        self.pending = self.worker.submit(self.store, index, row)
 
-    def store(self, index: int, arrays: dict[str, np.ndarray], progress: dict[str, Any]) -> None:
-        """Every array of checkpoint ``index``, then (so that it names only stored checkpoints)
-        the progress record, in one write of the group metadata."""
-        for name, array in arrays.items():
-            if name not in self.arrays:
-                self.arrays[name] = self.group[name]
-            self.arrays[name][index] = array
-        self.group.attrs.update(progress)
+    def store(self, index: int, row: np.ndarray) -> None:
+        """The row of checkpoint ``index``, then (so that it names only stored rows) the count."""
+        self.rows[index] = row
+        self.group.attrs.update({"written": index + 1})
 
     def wait(self) -> None:
         """Until the checkpoint in flight is stored (its error, if any, is raised here)."""
@@ -179,50 +240,71 @@ def open_store(path: str | os.PathLike[str]) -> zarr.Group:
         raise CheckpointError(f"checkpoint store {str(path)!r} cannot be opened: {exc}") from exc
 
 
-def get_stored_root(path: str | os.PathLike[str], group: zarr.Group, index: int) -> tuple[Root, str] | None:
-    """The root a store records for checkpoint ``index`` and its hash function; None for a store
-    that records no roots (written without them) or a partial store not yet naming ``index``."""
-    attrs, where = group.attrs, f"checkpoint store {str(path)!r}"
-    if "hash_name" not in attrs:
-        return None
-    hash_name, roots = attrs["hash_name"], attrs.get("roots", attrs.get("written_roots"))
-    if hash_name not in HASH_NAMES:
-        raise CheckpointError(f"{where} records unknown hash_name {hash_name!r}")
-    if not isinstance(roots, list):
-        raise CheckpointError(f"{where} records roots {roots!r}, not a list")
-    if index >= len(roots):
-        if "roots" in attrs:
-            raise CheckpointError(f"{where} records {len(roots)} roots, none for checkpoint #{index}")
-        return None
-    return decode_store_root(roots[index], where), hash_name
+def _require(ok: bool, where: str, problem: str) -> None:
+    if not ok:
+        raise CheckpointError(f"{where}: {problem}")
 
 
-def walk_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Array]]:
-    """Every array under ``group`` by its path (``param/fc0.weight``, ``optim/fc0.weight/step``)."""
-    found = [(prefix + name, arr) for name, arr in group.arrays()]
-    for name, sub in group.groups():
-        found.extend(walk_arrays(sub, f"{prefix}{name}/"))
-    return found
+def is_count(value: object) -> bool:
+    return type(value) is int and value >= 1
+
+
+def get_layout(group: zarr.Group, where: str) -> RowLayout:
+    """The store's layout, checked against its rows array."""
+    interval = group.attrs.get("interval")
+    _require(is_count(interval), where, f"bad interval {interval!r}")
+    layout = decode_layout(group.attrs.get("layout"), interval, where)
+    try:
+        rows = group[ROWS]
+    except Exception as exc:  # zarr raises several types for missing or corrupt array metadata
+        raise CheckpointError(f"{where}: its rows cannot be opened: {exc}") from exc
+    # Rule: every row holds exactly the bytes the layout names.
+    _require(isinstance(rows, zarr.Array) and rows.ndim == 2 and rows.shape[1] == layout.row_bytes, where,
+             f"rows {getattr(rows, 'shape', rows)!r} do not hold rows of {layout.row_bytes} bytes")
+    return layout
+
+
+def read_row(path: str | os.PathLike[str], group: zarr.Group, layout: RowLayout, index: int,
+             stop: int | None = None) -> np.ndarray:
+    """The bytes of row ``index`` (or only its first ``stop``)."""
+    try:
+        return np.asarray(group[ROWS][index, :stop])
+    except Exception as exc:  # zarr/numcodecs raise several types for corrupt chunks and metadata
+        raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is unreadable: {exc}") from exc
+
+
+def get_committed_root(path: str | os.PathLike[str], group: zarr.Group, index: int) -> Root | None:
+    """The root ``finish`` committed for checkpoint ``index``; None in a partial store."""
+    roots = group.attrs.get("roots")
+    if roots is None:
+        return None
+    _require(isinstance(roots, list) and index < len(roots), f"checkpoint store {str(path)!r}",
+             f"records roots {roots!r}, none for checkpoint #{index}")
+    return decode_store_root(roots[index], f"checkpoint store {str(path)!r}")
 
 
 def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> State:
     """The state stored at checkpoint ``index`` (step ``index * interval``), checked against the
-    root the store records for it."""
-    group = open_store(path)
+    root its row records and, in a finished store, the committed one."""
+    group, where = open_store(path), f"checkpoint store {str(path)!r}"
     count, total = group.attrs.get("written", 0), group.attrs.get("num_checkpoints")
     if type(count) is not int or not 0 <= index < count:
         held = f"{count!r} of {total!r}" if count != total else f"{count!r}"
-        raise CheckpointError(f"checkpoint store {str(path)!r} holds {held} checkpoints, asked for #{index}")
-    try:
-        state = state_from_arrays({name: np.asarray(arr[index]) for name, arr in walk_arrays(group)}, device)
-    except Exception as exc:  # zarr/numcodecs raise several types for corrupt chunks and metadata
-        raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is unreadable: {exc}") from exc
-    stored = get_stored_root(path, group, index)
+        raise CheckpointError(f"{where} holds {held} checkpoints, asked for #{index}")
+    hash_name = group.attrs.get("hash_name")
+    _require(hash_name in HASH_NAMES, where, f"records unknown hash_name {hash_name!r}")
+    layout = get_layout(group, where)
+    recorded, _, arrays = unpack_row(layout, read_row(path, group, layout, index))
+    root = state_root(arrays, hash_name)
+    committed = get_committed_root(path, group, index)
     # Rule: a checkpoint is used only if it hashes to the root recorded when it was written
-    if stored is not None and state.root(stored[1]) != stored[0]:
-        raise CheckpointError(f"checkpoint #{index} in {str(path)!r} has root {state.root(stored[1]).hex()}, "
-                              f"recorded {stored[0].hex()}: the store is corrupted")
-    return state
+    if root != recorded or committed not in (None, recorded):
+        raise CheckpointError(f"checkpoint #{index} in {str(path)!r} has root {root.hex()}, "
+                              f"recorded {(committed or recorded).hex()}: the store is corrupted")
+    try:
+        return state_from_arrays(arrays, device)
+    except Exception as exc:  # a layout whose names are not a State's
+        raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is not a state: {exc}") from exc
 
 
 def read_roots(path: str | os.PathLike[str]) -> list[Root]:
@@ -244,13 +326,6 @@ def decode_store_root(value: object, where: str) -> Root:
         raise CheckpointError(f"{where}: root {error}") from None
 
 
-def decode_loss(value: object, where: str) -> float:
-    try:
-        return float.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        raise CheckpointError(f"{where}: loss {value!r} is not a float.hex string") from None
-
-
 @dataclass(frozen=True)
 class PartialCheckpoints:
     """What an interrupted run left in ``<path>.partial``: checkpoints ``0 … written-1``, their
@@ -261,6 +336,7 @@ class PartialCheckpoints:
     num_checkpoints: int
     hash_name: str
     run: dict[str, str]
+    layout: RowLayout
     roots: tuple[Root, ...]
     losses: tuple[float, ...]
 
@@ -269,35 +345,23 @@ class PartialCheckpoints:
         return len(self.roots)
 
 
-def _require(ok: bool, where: str, problem: str) -> None:
-    if not ok:
-        raise CheckpointError(f"{where}: {problem}")
-
-
-def is_count(value: object) -> bool:
-    return type(value) is int and value >= 1
-
-
 def open_partial(path: str | os.PathLike[str]) -> PartialCheckpoints:
-    """The progress record of the partial store of ``path``; ``CheckpointError`` naming the
-    store and the problem when it is missing or inconsistent. The checkpoints themselves are
-    checked against their roots when read (``read_checkpoint``)."""
+    """The progress of the partial store of ``path`` (the roots and losses its rows record);
+    ``CheckpointError`` naming the store and the problem when it is missing or inconsistent. The
+    checkpoints themselves are checked against their roots when read (``read_checkpoint``)."""
     tmp = partial_path(path)
     where = f"partial checkpoint store {str(tmp)!r}"
-    attrs = dict(open_store(tmp).attrs)
-    interval, total, written = attrs.get("interval"), attrs.get("num_checkpoints"), attrs.get("written")
-    roots, losses, hash_name, run = (attrs.get(k) for k in ("written_roots", "losses", "hash_name", "run"))
-    _require(is_count(interval) and is_count(total), where, f"bad interval/num_checkpoints {interval!r}/{total!r}")
+    group = open_store(tmp)
+    attrs = dict(group.attrs)
+    total, written, hash_name, run = (attrs.get(k) for k in ("num_checkpoints", "written", "hash_name", "run"))
+    _require(is_count(total), where, f"bad num_checkpoints {total!r}")
     _require(hash_name in HASH_NAMES, where, f"unknown hash_name {hash_name!r}")
     _require(isinstance(run, dict), where, f"run identity {run!r} is not a mapping")
-    # Rule: progress names only complete checkpoints: at least S_0, at most C, one root each
+    # Rule: progress names only complete checkpoints: at least S_0, at most C
     _require(is_count(written) and written <= total, where, f"written={written!r} is not in 1..{total}")
-    _require(isinstance(roots, list) and len(roots) == written, where,
-             f"{written} checkpoints written but {len(roots) if isinstance(roots, list) else roots!r} roots recorded")
-    # Rule: one loss per step up to the last checkpoint
-    _require(isinstance(losses, list) and len(losses) == (written - 1) * interval, where,
-             f"{len(losses) if isinstance(losses, list) else losses!r} losses recorded for "
-             f"{(written - 1) * interval} steps")
-    return PartialCheckpoints(tmp, interval, total, hash_name, dict(run),
-                              tuple(decode_store_root(r, where) for r in roots),
-                              tuple(decode_loss(v, where) for v in losses))
+    layout = get_layout(group, where)
+    headers = [unpack_row(RowLayout(layout.interval, ()), read_row(tmp, group, layout, i, layout.header_bytes))
+               for i in range(written)]
+    losses = tuple(loss for _, interval_losses, _ in headers[1:] for loss in interval_losses)
+    return PartialCheckpoints(tmp, layout.interval, total, hash_name, dict(run), layout,
+                              tuple(root for root, _, _ in headers), losses)
