@@ -4,12 +4,13 @@ This code location is the default job: one unpartitioned graph that ``make demo`
 no run config. Its steps run in one process (``in_process_executor``): the stages of one job run
 one after another anyway, and the parties already run in processes of their own
 (``verification.parties``), so a process per step would only re-import torch and Pinpoint for
-every stage. The fleet keeps the multiprocess executor: there, jobs run side by side. The stream of jobs (partitioned by job and by job x solver) is the second code
-location, ``pipelines.fleet_definitions``; ``workspace.yaml`` loads both for the UI.
+every stage. The fleet keeps the multiprocess executor: there, jobs run side by side. The stream of
+jobs (partitioned by job and by job x solver) is the second code location,
+``pipelines.fleet_definitions``; the same graph on Dask is a third, ``pipelines.dask_definitions``
+(so that this one never imports an optional engine); ``workspace.yaml`` loads them all for the UI.
 """
 
 import dagster as dg
-from dagster_dask import dask_executor
 
 from pipelines.assets import (
     commitments,
@@ -31,16 +32,6 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     resources={"pinpoint": config_from_env()},
     executor=dg.in_process_executor,
-    jobs=[
-        dg.define_asset_job("job_lifecycle", selection=dg.AssetSelection.all(),
-                            description="One job from dataset to settlement and report."),
-        # The same graph on a Dask cluster (run config picks it: local here, or a scheduler address).
-        dg.define_asset_job("job_lifecycle_dask", selection=dg.AssetSelection.all(), executor_def=dask_executor,
-                            description="The default job with each step on a Dask worker."),
-    ],
+    jobs=[dg.define_asset_job("job_lifecycle", selection=dg.AssetSelection.all(),
+                              description="One job from dataset to settlement and report.")],
 )
-
-
-def lifecycle_dask_job() -> dg.JobDefinition:
-    """Importable handle for ``dg.reconstructable`` (executors that start new processes need one)."""
-    return defs.resolve_job_def("job_lifecycle_dask")

@@ -81,7 +81,8 @@ def test_every_code_location_of_the_workspace_loads():
 
     with open("workspace.yaml") as fh:
         modules = [entry["python_module"]["module_name"] for entry in yaml.safe_load(fh)["load_from"]]
-    assert modules == ["pipelines.definitions", "pipelines.fleet_definitions", "pipelines.bench_definitions"]
+    assert modules == ["pipelines.definitions", "pipelines.fleet_definitions", "pipelines.bench_definitions",
+                       "pipelines.dask_definitions"]
     for name in modules:
         location = importlib.import_module(name).defs
         assert location.resolve_asset_graph().get_all_asset_keys()
@@ -123,5 +124,5 @@ def test_the_workspace_validates_with_dagsters_own_cli(tmp_path):
     done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    for location in ("pinpoint", "pinpoint-fleet", "pinpoint-bench"):
+    for location in ("pinpoint", "pinpoint-fleet", "pinpoint-bench", "pinpoint-dask"):
         assert f"Validation successful for code location {location}." in done.stderr + done.stdout
