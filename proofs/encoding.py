@@ -67,7 +67,7 @@ from proofs.hashing import (
     get_hasher,
 )
 from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root, verify_merkle_proof
-from proofs.merkle.core import leaf_prefix
+from proofs.merkle.core import leaf_prefix, node_prefix
 from proofs.types import Root
 
 CHUNK_TARGET_BYTES = 64 * 1024
@@ -88,13 +88,24 @@ def canonical_dtype(name: str, dtype: np.dtype) -> np.dtype:
 def canonical_array(name: str, array: np.ndarray) -> np.ndarray:
     """``array`` as a C-contiguous little-endian array with canonical NaNs (no copy when it
     already is one)."""
+    array = canonical_layout(name, array)
+    return canonical_nans(array) if has_nan(array) else array
+
+
+def canonical_layout(name: str, array: np.ndarray) -> np.ndarray:
+    """``array`` as a C-contiguous little-endian array (NaNs not yet canonical)."""
+    if type(array) is np.ndarray and array.dtype in CANONICAL_DTYPES and array.flags.c_contiguous:
+        return array  # the common case, decided without building a dtype
     if not isinstance(array, np.ndarray | np.generic):
         raise EncodingError(f"tensor {name!r} is a {type(array).__name__}, not a numpy array")
     array = np.asarray(array)
     dtype = canonical_dtype(name, array.dtype)
     if array.dtype != dtype or not array.flags.c_contiguous:  # else it already is: no call, no copy
         array = array.astype(dtype, order="C", copy=False)
-    return canonical_nans(array) if has_nan(array) else array
+    return array
+
+
+CANONICAL_DTYPES = frozenset(np.dtype(code).newbyteorder("<") for code in "?bBhHiIlLqQefdgFDG")
 
 
 def has_nan(array: np.ndarray) -> bool:
@@ -202,39 +213,69 @@ def hash_chunk(base: Hasher, chunk_index: int, data: bytes | memoryview) -> byte
 @dataclass(frozen=True)
 class TensorPlan:
     """What hashing a tensor needs besides its bytes, a function of (name, shape, dtype, hash)
-    only: the header leaf, a hash object primed with the chunk leaf prefix, and each chunk's
-    ``(index bytes, start byte, stop byte)``. Checkpoints of one job hash the same tensors again
-    and again, so the plan is computed once (``get_tensor_plan``), not per checkpoint."""
+    only: the header leaf, and for each chunk ``(hasher, start byte, stop byte)`` where the hasher
+    is primed with the chunk leaf's prefix ``0x00 || dom || header leaf || u64(index)``.
+    Checkpoints of one job hash the same tensors again and again, so the plan is computed once
+    (``get_tensor_plan``), not per checkpoint; every hash is then one ``copy`` of a primed object,
+    one ``update`` with the data and one ``digest``."""
 
     header_leaf: bytes
-    base: Hasher
-    chunks: tuple[tuple[bytes, int, int], ...]
+    chunks: tuple[tuple[Hasher, int, int], ...]
+    node: Hasher  # primed with ``0x01 || dom(DOMAIN_TENSOR) || header leaf``: a one-chunk tensor's root
+    state_leaf: Hasher  # primed with ``0x00 || dom(DOMAIN_STATE)``: the tensor's leaf in the state tree
 
 
 @functools.lru_cache(maxsize=4096)
 def get_tensor_plan(name: str, shape: tuple[int, ...], dtype: np.dtype, hash_name: str) -> TensorPlan:
     """The (cached) plan of a canonical tensor; ``dtype`` is already little-endian."""
     header_leaf = hash_leaf(encode_header(name, shape, dtype), DOMAIN_TENSOR, hash_name)
-    width = row_bytes(shape, dtype)
-    chunks = []
+    base, width, chunks = chunk_hasher(header_leaf, hash_name), row_bytes(shape, dtype), []
     for index in range(chunk_count(shape, dtype)):
         start, stop = chunk_rows(shape, dtype, index)
-        chunks.append((index.to_bytes(8, "big"), start * width, stop * width))
-    return TensorPlan(header_leaf, chunk_hasher(header_leaf, hash_name), tuple(chunks))
+        primed = base.copy()
+        primed.update(index.to_bytes(8, "big"))
+        chunks.append((primed, start * width, stop * width))
+    new = get_hasher(hash_name)
+    return TensorPlan(header_leaf, tuple(chunks), new(node_prefix(DOMAIN_TENSOR) + header_leaf),
+                      new(leaf_prefix(DOMAIN_STATE)))
+
+
+def compute_digest(primed: Hasher, data: bytes | memoryview) -> bytes:
+    """``H(prefix || data)`` from a hash object primed with ``prefix`` (left untouched)."""
+    hasher = primed.copy()
+    hasher.update(data)
+    return hasher.digest()
 
 
 def tensor_leaves(name: str, array: np.ndarray, hash_name: str = "sha256") -> list[bytes]:
     """``[header leaf, chunk leaf 0, ...]`` of one tensor."""
     array = canonical_array(name, array)
     encode_name(name)  # a plan is cached by name: a bad one must still raise, every time
-    plan, data = get_tensor_plan(name, array.shape, array.dtype, hash_name), array_bytes(array)
-    leaves = [plan.header_leaf]
-    for index, start, stop in plan.chunks:
-        hasher = plan.base.copy()
-        hasher.update(index)
-        hasher.update(data[start:stop])
-        leaves.append(hasher.digest())
-    return leaves
+    plan = get_tensor_plan(name, array.shape, array.dtype, hash_name)
+    return [plan.header_leaf, *compute_chunk_leaves(plan, array_bytes(array))]
+
+
+def compute_chunk_leaves(plan: TensorPlan, data: memoryview) -> list[bytes]:
+    """The chunk leaves of a canonical tensor's bytes."""
+    return [compute_digest(primed, data[start:stop]) for primed, start, stop in plan.chunks]
+
+
+def compute_state_leaf(plan: TensorPlan, array: np.ndarray, hash_name: str) -> bytes:
+    """``hash_leaf(tensor root, DOMAIN_STATE)`` of a canonical tensor. A tensor of one chunk (most
+    tensors of a small state) has the root ``node(header leaf, chunk leaf)``: three digests from
+    the plan's primed objects, no tree."""
+    if len(plan.chunks) == 1:
+        leaf = plan.chunks[0][0].copy()
+        leaf.update(array_bytes(array))
+        node = plan.node.copy()
+        node.update(leaf.digest())
+        root = node.digest()
+    else:
+        root = merkle_root([plan.header_leaf, *compute_chunk_leaves(plan, array_bytes(array))],
+                           DOMAIN_TENSOR, hash_name)
+    out = plan.state_leaf.copy()
+    out.update(root)
+    return out.digest()
 
 
 def tensor_root(name: str, array: np.ndarray, hash_name: str = "sha256") -> Root:
@@ -257,11 +298,37 @@ def state_leaf_hashes(leaves: Sequence[tuple[str, Root]], hash_name: str) -> lis
 
 
 def state_root(arrays: Mapping[str, np.ndarray], hash_name: str = "sha256") -> Root:
-    """State root of a mapping name -> array."""
-    leaves = state_leaf_hashes(state_leaves(arrays, hash_name), hash_name)
+    """State root of a mapping name -> array (the same value as hashing the leaves of
+    :func:`state_leaves`, computed with cached plans and one NaN check for all small tensors)."""
+    names = sorted(arrays)
+    canonical = canonical_arrays(names, [arrays[name] for name in names])
+    leaves = []
+    for name, array in zip(names, canonical, strict=True):
+        plan = get_tensor_plan(name, array.shape, array.dtype, hash_name)
+        leaves.append(compute_state_leaf(plan, array, hash_name))
     return merkle_root(leaves, DOMAIN_STATE, hash_name)
 
 
+SMALL_TENSOR_BYTES = 1 << 16  # below this, a tensor's NaN check is mostly call overhead
+
+
+def canonical_arrays(names: Sequence[str], arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """:func:`canonical_array` of each, with one NaN check over every small float tensor: one
+    ``min`` of their concatenation instead of one per tensor (a copy of at most 64 KiB each).
+    Only when it finds a NaN are they checked one by one."""
+    out, small, large = [], [], []
+    for name, array in zip(names, arrays, strict=True):
+        encode_name(name)
+        array = canonical_layout(name, array)
+        if array.dtype.kind in "fc":
+            (small if array.dtype.kind == "f" and array.nbytes <= SMALL_TENSOR_BYTES else large).append(len(out))
+        out.append(array)
+    if small and has_nan(np.concatenate([out[i] for i in small], axis=None)):
+        large += small
+    for i in large:
+        if has_nan(out[i]):
+            out[i] = canonical_nans(out[i])
+    return out
 def tensor_proof(
     arrays: Mapping[str, np.ndarray], name: str, hash_name: str = "sha256"
 ) -> MerkleProof:
