@@ -278,3 +278,25 @@ def test_a_cached_tensor_plan_gives_the_roots_of_a_fresh_one():
         assert fresh == cached and len(set(fresh)) == len(arrays)
     with pytest.raises(EncodingError):
         tensor_root(["not", "a", "str"], arrays[0])  # an unhashable name is refused, not a TypeError
+
+
+state_arrays = st.dictionaries(
+    st.text(min_size=1, max_size=6),
+    hnp.arrays(dtype=st.one_of(hnp.boolean_dtypes(), hnp.integer_dtypes(), hnp.floating_dtypes(),
+                               hnp.complex_number_dtypes()),
+               shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=300)),
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(state_arrays, st.sampled_from(HASH_NAMES))
+def test_the_state_root_is_its_definition_over_tensor_roots(arrays, hash_name):
+    """``state_root``'s fast path (primed hashers, one-chunk tensors without a tree, one NaN check
+    for all small tensors) is the tree of the module docstring: RFC 6962 over the tensor roots."""
+    from proofs.hashing import DOMAIN_STATE
+    from proofs.merkle.reference import merkle_root
+
+    leaves = [hash_leaf(tensor_root(name, arrays[name], hash_name), DOMAIN_STATE, hash_name)
+              for name in sorted(arrays)]
+    assert state_root(arrays, hash_name) == merkle_root(leaves, DOMAIN_STATE, hash_name)
