@@ -6,6 +6,10 @@ artifacts directory, or an fsspec URL such as ``s3://bucket/pinpoint``; ``verifi
 Its defaults come from the environment at load time (``PINPOINT_PRESET``, ``PINPOINT_SPEC``,
 ``PINPOINT_ARTIFACTS``, ``PINPOINT_STORE``) so the CLI materializes the embedded default job with
 no run config; run config can still override every field.
+
+Every run that materializes a job's assets is tagged ``pinpoint/job_id=<job id>`` by its assets
+themselves (``tag_run``), whatever launched it: the UI, a sensor, or ``dagster asset materialize``
+(which takes no run tags in Dagster 1.13). The runs page filters by that tag.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from proofs.types import JobId
+from verification.lifecycle import ForeignInputError
 from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
-from verification.spec import JobSpec, get_preset, load_spec
+from verification.spec import JobSpec, compute_job_id, get_preset, load_spec
+
+JOB_ID_TAG = "pinpoint/job_id"
 
 
 class PinpointConfig(dg.ConfigurableResource):
@@ -33,6 +41,25 @@ class PinpointConfig(dg.ConfigurableResource):
     def paths(self) -> ArtifactPaths:
         root = Path(self.artifacts_dir).resolve() if self.artifacts_dir else default_artifacts_dir()
         return ArtifactPaths(root, self.store)
+
+
+def tag_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, job_id: JobId) -> None:
+    """Tag the running run with the job its assets belong to (``pinpoint/job_id``)."""
+    run_id = context.run.run_id
+    tagged = context.instance.get_run_by_id(run_id).tags.get(JOB_ID_TAG)
+    # Rule: a run belongs to one job (design contract "one job per run").
+    if tagged not in (None, job_id):
+        raise ForeignInputError(f"run {run_id} is tagged {JOB_ID_TAG}={tagged}, but this step works on job {job_id}")
+    if tagged is None:
+        context.instance.add_run_tags(run_id, {JOB_ID_TAG: job_id})
+
+
+def get_run_spec(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+                 pinpoint: PinpointConfig) -> JobSpec:
+    """The job spec this step works on; its run is tagged with its job id (``tag_run``)."""
+    spec = pinpoint.spec()
+    tag_run(context, compute_job_id(spec))
+    return spec
 
 
 def config_from_env() -> PinpointConfig:

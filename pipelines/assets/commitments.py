@@ -3,17 +3,18 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import Timed, check_signatures, require_job, stage_commit, timed
 
 
 @dg.asset(group_name="commitment", kinds={"bls"},
           description="Each solver's trace root (Merkle root of its checkpoint state roots) and final "
                       "state root, signed with BLS (IETF proof-of-possession ciphersuite).")
-def commitments(pinpoint: PinpointConfig,
+def commitments(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                 training_runs: Timed) -> dg.Output[Timed]:
-    require_job(pinpoint.spec(), training_runs=training_runs)
-    out = timed(stage_commit, pinpoint.spec(), training_runs.value, pinpoint.paths())
+    spec = get_run_spec(context, pinpoint)
+    require_job(spec, training_runs=training_runs)
+    out = timed(stage_commit, spec, training_runs.value, pinpoint.paths())
     return dg.Output(out, metadata={
         "commitments": dg.MetadataValue.table(
             [dg.TableRecord({"solver": sid, "trace_root": s.message.trace_root.hex(),
@@ -29,7 +30,9 @@ def commitments(pinpoint: PinpointConfig,
 
 @dg.asset_check(asset=commitments, description="Every commitment carries a valid BLS signature "
                                                "by its solver's registered key.")
-def signatures_valid(pinpoint: PinpointConfig, commitments: Timed) -> dg.AssetCheckResult:
-    require_job(pinpoint.spec(), commitments=commitments)
-    valid = check_signatures(pinpoint.spec(), commitments.value)
+def signatures_valid(context: dg.AssetCheckExecutionContext, pinpoint: PinpointConfig,
+                     commitments: Timed) -> dg.AssetCheckResult:
+    spec = get_run_spec(context, pinpoint)
+    require_job(spec, commitments=commitments)
+    valid = check_signatures(spec, commitments.value)
     return dg.AssetCheckResult(passed=all(valid.values()), metadata={"valid": dg.MetadataValue.json(valid)})

@@ -3,15 +3,15 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import Timed, stage_shard, timed, validate_job
 
 
 @dg.asset(group_name="dataset", kinds={"zarr"},
           description="The job's data source split into zarr shards, each with a Merkle root over its "
                       "chunks; the dataset root (Merkle root of shard roots) keys the batch schedule.")
-def dataset_shards(pinpoint: PinpointConfig) -> dg.Output[Timed]:
-    spec = pinpoint.spec()
+def dataset_shards(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.Output[Timed]:
+    spec = get_run_spec(context, pinpoint)
     validate_job(spec, pinpoint.paths())  # before anything is written
     out = timed(stage_shard, spec, pinpoint.paths())
     ds = out.value

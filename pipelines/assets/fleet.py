@@ -10,7 +10,8 @@ solvers train in parallel) -> ``fleet_outcome[job]`` (spot checks, disputes, set
 
 Stages exchange records on disk (``verification.store``) rather than through the IO manager: the
 ``job x solver`` grid is a cross product, and a per-job stage must read only its own solvers.
-Runs carry a ``run_key`` per (stage, partition), so a tick never launches the same work twice.
+Runs carry a ``run_key`` per (stage, partition), so a tick never launches the same work twice, and
+the tag ``pinpoint/job_id`` (which a run launched by hand gets from its assets: ``tag_run``).
 """
 
 import dataclasses
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import JOB_ID_TAG, PinpointConfig, tag_run
 from verification import store
 from verification.lifecycle import (
     LifecycleError,
@@ -53,6 +54,7 @@ def job_and_solver(context: dg.AssetExecutionContext) -> tuple[str, str]:
           description="A fleet job's dataset shards and commitment (partition = job id).")
 def fleet_dataset(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     paths = pinpoint.paths()
+    tag_run(context, context.partition_key)
     dataset = stage_shard(store.load_spec_of(paths, context.partition_key), paths)
     return dg.MaterializeResult(metadata={"dataset_root": dataset.root.hex(), "shards": len(dataset.shards)})
 
@@ -63,6 +65,7 @@ def fleet_dataset(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -
 def fleet_training(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     job_id, solver_id = job_and_solver(context)
     paths = pinpoint.paths()
+    tag_run(context, job_id)
     spec = store.load_spec_of(paths, job_id)
     runs = stage_train(spec, store.load_dataset_commitment(paths, job_id), paths, [solver_id])
     if solver_id not in runs:
@@ -81,6 +84,7 @@ def fleet_training(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) 
 def fleet_commitment(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     job_id, solver_id = job_and_solver(context)
     paths = pinpoint.paths()
+    tag_run(context, job_id)
     run = store.load_run(paths, job_id, solver_id)
     signed = stage_commit(store.load_spec_of(paths, job_id), {solver_id: run}, paths).get(solver_id)
     if signed is None:  # no trace, or no valid signature on its own run: the solver forfeits
@@ -96,6 +100,7 @@ def fleet_commitment(context: dg.AssetExecutionContext, pinpoint: PinpointConfig
           description="Spot checks, disputes, settlement and report of a fleet job (partition = job id).")
 def fleet_outcome(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     paths = pinpoint.paths()
+    tag_run(context, context.partition_key)
     report = conclude_from_store(store.load_spec_of(paths, context.partition_key), paths)
     return dg.MaterializeResult(metadata={
         "summary": dg.MetadataValue.md(render_markdown(report)),
@@ -185,7 +190,7 @@ def job_inbox_sensor(context: dg.SensorEvaluationContext, inbox: JobInbox,
     }
     requests = [
         dg.RunRequest(run_key=f"{stage}:{key}", partition_key=key, job_name=STAGE_JOBS[stage].name,
-                      asset_selection=STAGE_ASSETS[stage], tags={"pinpoint/job": job_id})
+                      asset_selection=STAGE_ASSETS[stage], tags={JOB_ID_TAG: job_id})
         for job_id in jobs
         for stage, key in compute_next_stage(job_id, [s.solver_id for s in specs[job_id].solvers], done)
     ]

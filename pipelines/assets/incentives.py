@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import stage_incentives
 from verification.plots import png_markdown
 from verification.spec import compute_job_id
@@ -12,8 +12,8 @@ from verification.spec import compute_job_id
           description="Monte Carlo of expected profit of cheating vs honest work and of verifying, at the "
                       "job's own stake, payment and spot-check probability p, next to the analytic "
                       "break-even p* = saving / (q (stake + payment)); plus a map of where cheating pays.")
-def incentive_study(pinpoint: PinpointConfig) -> dg.MaterializeResult:
-    spec = pinpoint.spec()
+def incentive_study(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
+    spec = get_run_spec(context, pinpoint)
     study = stage_incentives(spec, pinpoint.paths().incentives(compute_job_id(spec)))
     sim = study.simulation
     rows = [("honest", sim.honest_profit), ("cheating", sim.cheating_profit),

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import Timed, check_signatures, compute_verdicts, require_job
 from verification.report import (
     build_report,
@@ -17,10 +17,10 @@ from verification.spec import compute_job_id
 
 @dg.asset(group_name="report", kinds={"json"},
           description="artifacts/runs/<job_id>/report.json (schema pinpoint.report/1) and a summary.")
-def job_report(pinpoint: PinpointConfig, dataset_shards: Timed,
+def job_report(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
                training_runs: Timed, commitments: Timed, spot_checks: Timed, disputes: Timed,
                settlement: Timed) -> dg.Output[dict]:
-    spec = pinpoint.spec()
+    spec = get_run_spec(context, pinpoint)
     require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments,
                 spot_checks=spot_checks, disputes=disputes, settlement=settlement)
     timings = {"shard": dataset_shards.seconds, "train": training_runs.seconds,

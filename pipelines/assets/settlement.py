@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import Timed, require_job, stage_settle, timed
 from verification.report import compute_net_movements
 from verification.settlement import Ledger
@@ -13,12 +13,12 @@ from verification.spec import compute_job_id
 @dg.asset(group_name="settlement", kinds={"sqlite"},
           description="The verifier's checks audited against its revealed coin; stakes locked, payment escrowed; honest solvers paid, cheaters slashed (reward to "
                       "the challenger, the rest burned). Idempotent per job id.")
-def settlement(pinpoint: PinpointConfig, training_runs: Timed, commitments: Timed, spot_checks: Timed,
-               disputes: Timed) -> dg.Output[Timed]:
-    paths = pinpoint.paths()
-    require_job(pinpoint.spec(), training_runs=training_runs, commitments=commitments, spot_checks=spot_checks,
+def settlement(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, training_runs: Timed,
+               commitments: Timed, spot_checks: Timed, disputes: Timed) -> dg.Output[Timed]:
+    spec, paths = get_run_spec(context, pinpoint), pinpoint.paths()
+    require_job(spec, training_runs=training_runs, commitments=commitments, spot_checks=spot_checks,
                 disputes=disputes)
-    out = timed(stage_settle, pinpoint.spec(), training_runs.value, spot_checks.value, commitments.value,
+    out = timed(stage_settle, spec, training_runs.value, spot_checks.value, commitments.value,
                 disputes.value, paths)
     result = out.value
     net = compute_net_movements([{"from": t.source, "to": t.dest, "amount": int(t.amount)} for t in result.transfers])
@@ -42,7 +42,7 @@ def settlement(pinpoint: PinpointConfig, training_runs: Timed, commitments: Time
             [dg.TableRecord({"account": k, "balance": int(v)}) for k, v in sorted(result.balances.items())],
             schema=dg.TableSchema([dg.TableColumn("account", "string"), dg.TableColumn("balance", "int")]),
         ),
-        "history": ledger_history_table(paths.ledger, compute_job_id(pinpoint.spec())),
+        "history": ledger_history_table(paths.ledger, compute_job_id(spec)),
         "seconds": out.seconds,
     })
 

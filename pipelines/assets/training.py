@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.plots import loss_curves_png, png_markdown
 
@@ -11,9 +11,9 @@ from verification.plots import loss_curves_png, png_markdown
 @dg.asset(group_name="training", kinds={"torch"},
           description="Each solver runs the job's program under its strategy (honest or adversarial), "
                       "checkpointing the full State to zarr every k steps and keeping its state roots.")
-def training_runs(pinpoint: PinpointConfig,
+def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                   dataset_shards: Timed) -> dg.Output[Timed]:
-    spec = pinpoint.spec()
+    spec = get_run_spec(context, pinpoint)
     require_job(spec, dataset_shards=dataset_shards)
     out = timed(stage_train, spec, dataset_shards.value, pinpoint.paths())
     runs = out.value

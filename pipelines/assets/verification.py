@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig
+from pipelines.resources import PinpointConfig, get_run_spec
 from verification.dispute import load_transcript, render_transcript_markdown
 from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
 
@@ -12,9 +12,9 @@ from verification.lifecycle import Timed, require_job, stage_dispute, stage_veri
                       "the verifier re-executes the job "
                       "(replicate) or random intervals from the solver's checkpoints (interval) and "
                       "compares roots; a mismatch opens a challenge.")
-def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
+def spot_checks(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
                 training_runs: Timed, commitments: Timed) -> dg.Output[Timed]:
-    spec = pinpoint.spec()
+    spec = get_run_spec(context, pinpoint)
     require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments)
     out = timed(stage_verify, spec, dataset_shards.value, training_runs.value, commitments.value,
                 pinpoint.paths())
@@ -31,11 +31,12 @@ def spot_checks(pinpoint: PinpointConfig, dataset_shards: Timed,
                       "disputed interval, then over the aten operators of the disputed step; the referee "
                       "re-executes the single disputed operator (the whole step only when operator_level "
                       "is off) and rules.")
-def disputes(pinpoint: PinpointConfig, dataset_shards: Timed,
+def disputes(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
              training_runs: Timed, commitments: Timed, spot_checks: Timed) -> dg.Output[Timed]:
-    require_job(pinpoint.spec(), dataset_shards=dataset_shards, training_runs=training_runs,
+    spec = get_run_spec(context, pinpoint)
+    require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs,
                 commitments=commitments, spot_checks=spot_checks)
-    out = timed(stage_dispute, pinpoint.spec(), dataset_shards.value, training_runs.value,
+    out = timed(stage_dispute, spec, dataset_shards.value, training_runs.value,
                 commitments.value, spot_checks.value, pinpoint.paths())
     metadata = {"disputes": len(out.value), "seconds": out.seconds}
     for sid, result in out.value.items():

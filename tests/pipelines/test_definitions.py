@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import ASSETS, CHECKS, defs
-from pipelines.resources import PinpointConfig
+from pipelines.resources import JOB_ID_TAG, PinpointConfig
 
 STAGES = ["dataset_shards", "training_runs", "commitments", "spot_checks", "disputes", "settlement",
           "job_report", "incentive_study"]
@@ -48,6 +48,22 @@ def test_in_process_materialize_of_the_whole_graph(materialized):
             assert s["dispute"]["first_divergent_step"] == s["injected_divergence_step"]
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
+
+
+def test_the_run_is_tagged_with_the_job_id(materialized):
+    result, _, instance = materialized
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags[JOB_ID_TAG] == result.output_for_node("job_report")["job_id"]
+
+
+def test_a_run_tagged_for_another_job_is_refused_before_anything_is_written(tmp_path):
+    from verification.lifecycle import ForeignInputError
+
+    resource = PinpointConfig(preset="minimal", artifacts_dir=str(tmp_path))
+    with pytest.raises(ForeignInputError, match=r"tagged pinpoint/job_id=job-000000000000, but this step works on job job-"):
+        dg.materialize([*ASSETS, *CHECKS], selection=["dataset_shards"], resources={"pinpoint": resource},
+                       instance=dg.DagsterInstance.ephemeral(), tags={JOB_ID_TAG: "job-000000000000"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_materializations_carry_useful_metadata(materialized):

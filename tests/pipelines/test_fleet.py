@@ -11,7 +11,7 @@ import yaml
 from pipelines.assets.fleet import JobInbox, compute_next_stage
 from pipelines.fleet_driver import drive
 from pipelines.load_run import audit
-from pipelines.resources import PinpointConfig
+from pipelines.resources import JOB_ID_TAG, PinpointConfig
 from verification.settlement import Ledger
 from verification.spec import compute_job_id, load_spec
 
@@ -60,5 +60,10 @@ def test_inbox_jobs_run_to_settlement_once_each(tmp_path):
     with Ledger(pinpoint.paths().ledger) as ledger:
         settles = [tx for tx in ledger.history() if tx.kind == "settle"]
         assert sorted(tx.job_id for tx in settles) == job_ids
+    # Every run carries its job's id: the sensor's run requests are tagged with it.
+    runs = instance.get_runs()
+    assert len(runs) == stats.runs
+    assert all(r.tags[JOB_ID_TAG] == r.tags["dagster/partition"].split("|")[0] for r in runs)
+    assert {r.tags[JOB_ID_TAG] for r in runs} == set(job_ids)
     # Ticking again launches nothing: every run key was used, every job is concluded.
     assert drive(instance, pinpoint, JobInbox(path=str(inbox)), workers=1).runs == 0
