@@ -201,3 +201,16 @@ def test_uninitialized_memory_does_not_reach_the_trace(minimal_dataset):
         ruling = rule_on_output(program, Step(3), pre.root(spec.hash_name), agreed_digest(first, record.index),
                                 record, open_operands(first, pre, record.index))
         assert ruling.winner == "solver", record.op
+
+
+def test_a_records_encoding_is_the_canonical_json_of_all_its_fields(trace):
+    """``encode_record`` builds the record's dict by hand (``asdict`` deep-copies, and cost the
+    referee most of a ruling); it must stay the canonical JSON of every field, fields added later
+    included, or op digests would change."""
+    import json
+
+    from verification.execution.opgraph import encode_record
+
+    for record in trace.records:
+        expected = json.dumps(dataclasses.asdict(record), sort_keys=True, separators=(",", ":"))
+        assert encode_record(record) == expected.encode()
