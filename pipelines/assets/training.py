@@ -4,8 +4,15 @@
 import dagster as dg
 
 from pipelines.resources import PinpointConfig, get_run_spec
+from proofs.types import SolverId
+from verification.divergence import (
+    DivergenceError,
+    compute_parameter_distances,
+    get_reference_solver,
+)
 from verification.lifecycle import Timed, require_job, stage_train, timed
-from verification.plots import loss_curves_png, png_markdown
+from verification.plots import divergence_png, loss_curves_png, png_markdown
+from verification.solver import TrainingRun
 
 
 @dg.asset(group_name="training", kinds={"torch"},
@@ -19,6 +26,7 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
     runs = out.value
     png = loss_curves_png({sid: run.losses for sid, run in runs.items()})
     return dg.Output(out, metadata={
+        **divergence_metadata(runs),
         "loss_curve": dg.MetadataValue.md(png_markdown(png, "loss per solver")),
         "final_state_roots": dg.MetadataValue.json({sid: r.final_root.hex() if r.failure is None else None
                                                     for sid, r in runs.items()}),
@@ -28,3 +36,20 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
         "checkpoint_interval": spec.checkpoint_interval,
         "seconds": out.seconds,
     })
+
+
+def divergence_metadata(runs: dict[SolverId, TrainingRun]) -> dict[str, dg.MetadataValue]:
+    """Where each solver left the honest trace: a log-scale figure and the first divergent step."""
+    reference = get_reference_solver(runs)
+    if reference is None:
+        return {"distance_to_honest": dg.MetadataValue.md("No honest solver delivered a trace to measure against.")}
+    try:
+        distances = compute_parameter_distances(runs, reference)
+    except DivergenceError as exc:  # a solver's own store: shown, and left to the spot checks
+        return {"distance_to_honest": dg.MetadataValue.md(f"Not measured: {exc}")}
+    png = divergence_png(distances, reference)
+    return {
+        "distance_to_honest": dg.MetadataValue.md(png_markdown(png, f"parameter distance to {reference}")),
+        "first_divergent_checkpoint": dg.MetadataValue.json(
+            {sid: d.first_divergent_step for sid, d in distances.items()}),
+    }

@@ -72,6 +72,10 @@ def test_materializations_carry_useful_metadata(materialized):
     metadata = {m.asset_key.to_user_string(): m.metadata for m in events}
     assert "dataset_root" in metadata["dataset_shards"] and "shards" in metadata["dataset_shards"]
     assert "data:image/png;base64," in metadata["training_runs"]["loss_curve"].value
+    training = metadata["training_runs"]
+    assert list(training)[0] == "distance_to_honest" and "data:image/png;base64," in training["distance_to_honest"].value
+    # minimal: k = 8, lazy skips from step 9, bitflip flips at step 21
+    assert training["first_divergent_checkpoint"].value == {"lazy": 16, "bitflip": 24}
     assert any(k.endswith("_transcript") for k in metadata["disputes"])
     assert metadata["settlement"]["movements"].value.records
     assert list(metadata["settlement"])[0] == "net_by_account"
