@@ -4,6 +4,7 @@ docs/design.md §4) and its human summaries (terminal table, markdown for the Da
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,84 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
     return "\n".join(lines)
+
+
+# The transcript, round by round (for the Dagster UI). A *round* is every move up to and including
+# the challenger's ``narrow`` (the interval it keeps: agreed at ``lo``, differing at ``hi``), or the
+# referee's ``rule`` or a ``forfeit`` that ends the game. Revealing moves name a position and an
+# answer: (what the position is, its payload key, the answer's payload key).
+REVEALS = {"reveal-checkpoint": ("checkpoint", "index", "root"), "reveal-step": ("step", "step", "root"),
+           "reveal-op": ("op", "index", "digest")}
+POSITION_ORDER = ("checkpoint", "step", "op")
+LEVEL_UNITS = {"checkpoints": "checkpoint", "steps": "step", "operators": "op"}
+ANSWER_CHARS = 8
+
+
+@dataclass(frozen=True)
+class TranscriptRound:
+    """One round of a dispute: the positions asked, each party's answers, and what it settled."""
+
+    round: int
+    level: str  # checkpoints | steps | operators | referee | forfeit
+    asked: str  # "step 20, step 22"
+    answers: str  # "step 20 both 8518f341 · step 22 solver e03a26ef ≠ challenger 053587fd"
+    outcome: str  # "agree at step 20, differ at step 22" | "challenger wins: …"
+
+
+def compute_transcript_rounds(transcript: dict[str, Any]) -> list[TranscriptRound]:
+    """The rounds of a loaded transcript (``verification.dispute.load_transcript``)."""
+    rounds, answers = [], {}
+    for move in transcript["moves"]:
+        kind, payload = move["kind"], move["payload"]
+        if kind in REVEALS:
+            label, position_key, answer_key = REVEALS[kind]
+            answers.setdefault((label, payload.get(position_key)), {})[move["party"]] = str(payload.get(answer_key))
+        elif kind in ("narrow", "rule", "forfeit"):
+            level, outcome = compute_round_outcome(move)
+            rounds.append(TranscriptRound(len(rounds) + 1, level, render_positions(answers),
+                                          render_answers(answers), outcome))
+            answers = {}
+    return rounds
+
+
+def compute_round_outcome(move: dict[str, Any]) -> tuple[str, str]:
+    """(level, outcome) of the move that closes a round."""
+    payload = move["payload"]
+    if move["kind"] == "narrow":
+        return str(payload.get("level")), render_narrowed(payload.get("level"), payload.get("lo"), payload.get("hi"))
+    if move["kind"] == "forfeit":
+        return "forfeit", f"{move['party']} forfeits: {payload.get('reason')}"
+    where = (f"{payload['operator']} (op {payload.get('index')}) at step {payload.get('step')}"
+             if payload.get("operator") else f"step {payload.get('step')} re-executed")
+    return "referee", f"{payload.get('winner')} wins: {where}"
+
+
+def render_narrowed(level: Any, lo: Any, hi: Any) -> str:
+    """The interval a ``narrow`` keeps: agreed at ``lo``, differing at ``hi``. Operator positions
+    count digests: position ``p`` is the chain after op ``p - 1`` (``verification.dispute``)."""
+    if level == "operators" and isinstance(lo, int) and isinstance(hi, int):
+        start = f"after op {lo - 1}" if lo > 0 else "before op 0"
+        return f"agree {start}, differ after op {hi - 1}"
+    unit = LEVEL_UNITS.get(level, "position")
+    return f"agree at {unit} {lo}, differ at {unit} {hi}"
+
+
+def sort_positions(answers: dict[tuple[str, Any], dict[str, str]]) -> list[tuple[str, Any]]:
+    return sorted(answers, key=lambda p: (POSITION_ORDER.index(p[0]), str(p[1]).zfill(12)))
+
+
+def render_positions(answers: dict[tuple[str, Any], dict[str, str]]) -> str:
+    return ", ".join(f"{label} {position}" for label, position in sort_positions(answers)) or "-"
+
+
+def render_answers(answers: dict[tuple[str, Any], dict[str, str]]) -> str:
+    """Each position's answers: ``both <root>`` when the parties agree, ``solver a ≠ challenger b``."""
+    parts = []
+    for label, position in sort_positions(answers):
+        by_party = {party: value[:ANSWER_CHARS] for party, value in answers[(label, position)].items()}
+        if len(by_party) > 1 and len(set(by_party.values())) == 1:
+            said = f"both {next(iter(by_party.values()))}"
+        else:
+            said = " ≠ ".join(f"{party} {value}" for party, value in sorted(by_party.items(), key=lambda kv: kv[0] != "solver"))
+        parts.append(f"{label} {position} {said}")
+    return " · ".join(parts) or "-"

@@ -5,6 +5,7 @@ import dagster as dg
 from pipelines.resources import PinpointConfig, get_run_spec
 from verification.dispute import load_transcript, render_transcript_markdown
 from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
+from verification.report import compute_transcript_rounds
 
 
 @dg.asset(group_name="verification", kinds={"torch"},
@@ -40,7 +41,20 @@ def disputes(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, datase
                 commitments.value, spot_checks.value, pinpoint.paths())
     metadata = {"disputes": len(out.value), "seconds": out.seconds}
     for sid, result in out.value.items():
-        metadata[f"{sid}_result"] = dg.MetadataValue.json(result.to_report())
         transcript = load_transcript(result.transcript, result.transcript_head)  # refuses a tampered file
+        metadata[f"{sid}_rounds"] = transcript_rounds_table(transcript)
+        metadata[f"{sid}_result"] = dg.MetadataValue.json(result.to_report())
         metadata[f"{sid}_transcript"] = dg.MetadataValue.md(render_transcript_markdown(transcript))
     return dg.Output(out, metadata=metadata)
+
+
+ROUND_COLUMNS = ("level", "asked", "answers", "outcome")
+
+
+def transcript_rounds_table(transcript: dict) -> dg.MetadataValue:
+    """The dispute round by round: positions asked, who answered what, what the round settled."""
+    return dg.MetadataValue.table(
+        [dg.TableRecord({"round": r.round, **{c: getattr(r, c) for c in ROUND_COLUMNS}})
+         for r in compute_transcript_rounds(transcript)],
+        schema=dg.TableSchema([dg.TableColumn("round", "int"), *(dg.TableColumn(c, "string") for c in ROUND_COLUMNS)]),
+    )

@@ -77,6 +77,12 @@ def test_materializations_carry_useful_metadata(materialized):
     # minimal: k = 8, lazy skips from step 9, bitflip flips at step 21
     assert training["first_divergent_checkpoint"].value == {"lazy": 16, "bitflip": 24}
     assert any(k.endswith("_transcript") for k in metadata["disputes"])
+    rounds = metadata["disputes"]["bitflip_rounds"].value.records
+    assert [k for k in metadata["disputes"] if k.startswith("bitflip_")] == [
+        "bitflip_rounds", "bitflip_result", "bitflip_transcript"]  # the readable table first
+    assert rounds[0].data["level"] == "checkpoints" and rounds[-1].data["level"] == "referee"
+    assert rounds[-1].data["outcome"].startswith("challenger wins: pinpoint.commit_state (op ")
+    assert rounds[-1].data["outcome"].endswith(") at step 21")
     assert metadata["settlement"]["movements"].value.records
     assert list(metadata["settlement"])[0] == "net_by_account"
     assert {r.data["account"]: r.data["net"] for r in metadata["settlement"]["net_by_account"].value.records}[
