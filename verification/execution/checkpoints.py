@@ -169,6 +169,7 @@ class CheckpointWriter:
         self.rows = self.group.create_array(ROWS, shape=(num_checkpoints, self.layout.row_bytes),
                                             chunks=(1, self.layout.row_bytes), dtype="u1", fill_value=0,
                                             compressors=None)
+        require_raw_chunks(self.rows, self.tmp)
         self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
                                  "hash_name": hash_name, "run": dict(run or {}),
                                  "layout": self.layout.to_attr(), "written": 0})
@@ -197,8 +198,10 @@ class CheckpointWriter:
         self.pending = self.worker.submit(self.store, index, row)
 
     def store(self, index: int, row: np.ndarray) -> None:
-        """The row of checkpoint ``index``, then (so that it names only stored rows) the count."""
-        self.rows[index] = row
+        """The row of checkpoint ``index``, then (so that it names only stored rows) the count.
+
+        The row is written as its chunk object directly (``write_chunk``); zarr reads it back."""
+        write_chunk(self.tmp, self.rows, index, row)
         self.group.attrs.update({"written": index + 1})
 
     def wait(self) -> None:
@@ -226,6 +229,26 @@ class CheckpointWriter:
             self.worker.shutdown(wait=True)
         self.group.attrs["roots"] = encode_roots(roots)
         return storage.publish(self.tmp, self.path)
+
+
+def require_raw_chunks(rows: zarr.Array, where: str) -> None:
+    """``CheckpointError`` unless a chunk of ``rows`` is stored as its bytes, unchanged: one
+    serializer (``bytes``), no filters, no compressor — what ``write_chunk`` relies on."""
+    codecs = rows.metadata.codecs
+    if len(codecs) != 1 or type(codecs[0]).__name__ != "BytesCodec" or rows.dtype != np.uint8:
+        raise CheckpointError(f"checkpoint store {where!r}: rows are stored through {codecs}, not as raw bytes")
+
+
+def write_chunk(location: storage.Location, rows: zarr.Array, index: int, row: np.ndarray) -> None:
+    """Store row ``index`` as the chunk object zarr reads for it (key ``rows/c/<index>/0``).
+
+    With raw chunks (``require_raw_chunks``) the object is the row's bytes, so one write of them is
+    what ``rows[index] = row`` stores; zarr's own write goes through its event loop and a worker
+    thread and cost 1.6 ms per checkpoint here, this one 0.1 ms."""
+    fs, path = storage.get_fs(storage.join(location, ROWS, rows.metadata.encode_chunk_key((index, 0))))
+    if storage.is_local_fs(fs):
+        fs.makedirs(fs._parent(path), exist_ok=True)
+    fs.pipe_file(path, memoryview(row))
 
 
 def discard_partial(path: str | os.PathLike[str]) -> None:

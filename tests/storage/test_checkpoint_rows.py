@@ -1,0 +1,85 @@
+"""The checkpoint store's rows: one object per checkpoint, written directly, read back by zarr."""
+
+from __future__ import annotations
+
+import struct
+import uuid
+
+import numpy as np
+import pytest
+
+from datasets import storage
+from proofs.encoding import state_root
+from verification.execution.checkpoints import (
+    CheckpointError,
+    CheckpointWriter,
+    compute_layout,
+    pack_row,
+    read_checkpoint,
+    unpack_row,
+    write_chunk,
+)
+from verification.execution.state import RNG_KEY, STEP_KEY
+
+
+def make_arrays(step: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(step)
+    return {STEP_KEY: np.asarray(step, np.int64), RNG_KEY: np.asarray(7, np.uint64),
+            "param/w": rng.standard_normal((5, 3)).astype(np.float32),
+            "param/b": rng.standard_normal(4).astype(np.float16)}
+
+
+@pytest.fixture(params=["local", "memory"])
+def location(request, tmp_path):
+    if request.param == "local":
+        yield storage.as_location(tmp_path / "c.zarr")
+        return
+    prefix = f"memory://pinpoint-test-{uuid.uuid4().hex}"
+    yield storage.join(prefix, "c.zarr")
+    storage.remove(prefix)
+
+
+def test_a_directly_written_row_is_the_object_zarr_writes_and_reads(location):
+    arrays = make_arrays(0)
+    writer = CheckpointWriter(location, arrays, 2, 3)
+    row = pack_row(writer.layout, arrays, state_root(arrays), (0.5, -0.0))
+    write_chunk(writer.tmp, writer.rows, 1, row)
+    writer.rows[2] = row  # zarr's own write of the same row
+    fs, base = storage.get_fs(storage.join(writer.tmp, "rows"))
+    assert fs.cat_file(f"{base}/c/1/0") == fs.cat_file(f"{base}/c/2/0") == row.tobytes()
+    assert np.array_equal(np.asarray(writer.rows[1]), row)
+    writer.close()
+
+
+def test_rows_keep_every_bit_of_the_losses_and_tensors():
+    arrays = make_arrays(3)
+    layout = compute_layout(arrays, 4)
+    nan_with_payload = struct.unpack("<d", struct.pack("<Q", 0x7FF8_0000_0000_1234))[0]
+    losses = (1.25, -0.0, float("inf"), nan_with_payload)
+    root, back_losses, back = unpack_row(layout, pack_row(layout, arrays, state_root(arrays), losses))
+    assert root == state_root(arrays) and list(back) == list(arrays)
+    assert [struct.pack("<d", v) for v in back_losses] == [struct.pack("<d", v) for v in losses]
+    assert all(np.array_equal(back[name], arrays[name]) and back[name].dtype == arrays[name].dtype for name in arrays)
+
+
+def test_a_state_that_does_not_fit_the_layout_is_refused_by_name():
+    layout = compute_layout(make_arrays(0), 2)
+    other = {**make_arrays(0), "param/w": np.zeros((3, 5), np.float32)}
+    with pytest.raises(CheckpointError, match="does not fit the store's layout"):
+        pack_row(layout, other, bytes(32), ())
+    with pytest.raises(CheckpointError, match="3 losses for one checkpoint interval of 2 steps"):
+        pack_row(layout, make_arrays(0), bytes(32), (1.0, 2.0, 3.0))
+
+
+def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path):
+    """The group metadata holds the count of stored rows, not every loss and root so far."""
+    arrays, sizes = make_arrays(0), []
+    writer = CheckpointWriter(tmp_path / "c.zarr", arrays, 50, 6)
+    for index in range(6):
+        step_arrays = {**make_arrays(index), STEP_KEY: np.asarray(index * 50, np.int64)}
+        writer.write(index, step_arrays, state_root(step_arrays), (float(index),) * (50 if index else 0))
+        writer.wait()
+        sizes.append((tmp_path / "c.zarr.partial" / "zarr.json").stat().st_size)
+    writer.close()
+    assert len(set(sizes)) == 1
+    assert read_checkpoint(tmp_path / "c.zarr.partial", 5).step == 250
