@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep = [item for item in items if get_group(item) in wanted]
     config.hook.pytest_deselected(items=[item for item in items if get_group(item) not in wanted])
     items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def record_load(request: pytest.FixtureRequest):
+    """Every benchmark records the 1-minute load before and after it and the machine's cores, so
+    that the report can label a multi-threaded timing the machine could not make
+    (``benchmarks.paired``, *measurable*)."""
+    if "benchmark" not in request.fixturenames:
+        yield
+        return
+    benchmark, before = request.getfixturevalue("benchmark"), os.getloadavg()[0]
+    yield
+    benchmark.extra_info.update(load=[before, os.getloadavg()[0]], cores=os.cpu_count())
 
 
 DEFAULT_MODEL = "mlp"

@@ -45,6 +45,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmarks.paired import is_measurable_setting  # noqa: E402
 from benchmarks.schemes import KAIZEN_VGG11, ZkProvingModel, compute_zk_prover_seconds  # noqa: E402
 from verification.spec import JobSpec, get_preset  # noqa: E402
 
@@ -254,13 +255,27 @@ class PairRow:
     numerator_s: float
     denominator_s: float
     ratio: float
+    unmeasurable: str = ""  # why this machine could not time it (benchmarks.paired, *measurable*)
+
+
+def get_unmeasurable(*entries: Entry) -> str:
+    """Why an entry's timing is not the work's (threads or processes on oversubscribed cores), or ''."""
+    for e in entries:
+        workers = (get_int(e, "threads") or 1) * (get_int(e, "world_size") or 1)
+        load = e.info.get("load")
+        peak = max(load) if isinstance(load, list) and load and all(map(is_number, load)) else None
+        if not is_measurable_setting(workers, peak, get_int(e, "cores")):
+            return (f"not measurable here: {workers} workers on {e.info.get('cores', '?')} cores at load "
+                    f"{'?' if peak is None else f'{peak:.1f}'}")
+    return ""
 
 
 def describe_rest(entry: Entry, key: str, keys: Iterable[str] | None = None,
                   ignore: Iterable[str] = ()) -> str:
     """The test and its info values but ``key`` and ``ignore`` (only ``keys``, if given): what two
     paired entries must share, or, with ``keys``, a short label."""
-    shown = sorted(k for k in entry.info if k != key and k not in ignore and (keys is None or k in keys))
+    shown = sorted(k for k in entry.info if k != key and k not in ignore and k not in RUN_FACTS
+                   and (keys is None or k in keys))
     rest = ", ".join(f"{k}={entry.info[k]}" for k in shown)
     return f"{entry.test} ({rest})" if rest else entry.test
 
@@ -304,7 +319,8 @@ def compute_pairs(entries: Sequence[Entry], group: str, key: str, numerator: Any
         top, bottom = get_seconds(pair[numerator], value_key), get_seconds(pair[denominator], value_key)
         if top is not None and bottom is not None:
             label = describe_rest(pair[numerator], key, varying[pair[numerator].test])
-            rows.append(PairRow(group, label, top, bottom, top / bottom))
+            rows.append(PairRow(group, label, top, bottom, top / bottom,
+                                get_unmeasurable(pair[numerator], pair[denominator])))
     return rows
 
 
@@ -314,6 +330,8 @@ MEASURED_INFO = ("train_s", "step_s")
 REFEREE_MEASURED_INFO = ("referee_ops", "schedule_ops")
 # Info keys that follow from others (model and width; T and k): matched on, left out of labels.
 DERIVED_INFO = ("params", "state_bytes", "checkpoints")
+# Info keys every benchmark records about the run rather than its setting (benchmarks/conftest.py).
+RUN_FACTS = ("load", "cores", "paired")
 
 
 # -- schemes side by side ------------------------------------------------------------------------
@@ -364,6 +382,124 @@ def compute_schemes(entries: Sequence[Entry], model: ZkProvingModel = KAIZEN_VGG
         return []
     rows = [compute_scheme_row(e, training) for e in schemes]
     return rows + compute_zk_rows(training, model)
+
+
+# -- paired measurements (benchmarks.paired) -----------------------------------------------------
+# Goals of the overhead study, per (group, ratio): what "cheap enough" means for each headline.
+GOALS: dict[tuple[str, str], tuple[str, float]] = {
+    ("overhead", "commit"): ("≤", 0.01),  # hash + Merkle + sign of a whole job, over its training
+    ("overhead", "commit+storage"): ("≤", 0.10),
+    ("referee", "ruling/step"): ("≤", 0.5),
+    ("repro-ops", "reproducible/native"): ("≤", 1.5),
+}
+LARGE_STATE_BYTES = 2**20  # from here the state root should run at ≥ 0.8 of raw SHA-256
+
+
+def get_goal(group: str, ratio: str, info: Mapping[str, Any]) -> tuple[str, float] | None:
+    """The goal a paired ratio is held to, if any."""
+    if (group, ratio) == ("commit", "raw/state_root"):
+        return ("≥", 0.8) if (get_int_value(info.get("bytes")) or 0) >= LARGE_STATE_BYTES else ("≥", 0.5)
+    return GOALS.get((group, ratio))
+
+
+def get_int_value(value: Any) -> int | None:
+    return int(value) if is_number(value) and float(value).is_integer() else None
+
+
+@dataclass(frozen=True)
+class PairedRow:
+    """One ratio of one paired benchmark: its spread over rounds, the load, and its goal."""
+
+    group: str
+    case: str
+    ratio: str
+    median: float
+    low: float
+    high: float
+    rounds: int
+    load: tuple[float, float]
+    cores: int
+    params: int | None
+    goal: tuple[str, float] | None
+    unmeasurable: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.goal is None or self.unmeasurable:
+            return ""
+        sign, bound = self.goal
+        return "met" if (self.median <= bound if sign == "≤" else self.median >= bound) else "**missed**"
+
+
+def parse_paired(entry: Entry) -> list[PairedRow]:
+    """The rows of one entry's ``info["paired"]`` (none when it has none, or a malformed one)."""
+    paired = entry.info.get("paired")
+    if not isinstance(paired, dict) or not isinstance(paired.get("ratios"), dict):
+        return []
+    load = paired.get("load") if isinstance(paired.get("load"), list) else []
+    load = tuple(float(x) for x in load[:2] if is_number(x)) or (math.nan, math.nan)
+    cores, threads = get_int_value(paired.get("cores")) or 0, get_int_value(paired.get("threads")) or 1
+    unmeasurable = "" if paired.get("measurable", True) else \
+        f"not measurable here: {threads} threads on {cores} cores at load {max(load):.1f}"
+    case = str(entry.info.get("case", entry.name))
+    return [PairedRow(entry.group, case, name, float(v["median"]), float(v["min"]), float(v["max"]),
+                      get_int_value(paired.get("rounds")) or 0, (load[0], load[-1]), cores,
+                      get_int(entry, "params"), get_goal(entry.group, name, entry.info), unmeasurable)
+            for name, v in paired["ratios"].items()
+            if isinstance(v, dict) and all(is_number(v.get(k)) for k in ("median", "min", "max"))]
+
+
+def compute_paired(entries: Sequence[Entry]) -> list[PairedRow]:
+    return [row for e in entries for row in parse_paired(e)]
+
+
+def format_goal(goal: tuple[str, float] | None) -> str:
+    return "" if goal is None else f"{goal[0]} {format_ratio(goal[1])}"
+
+
+def render_paired(rows: Sequence[PairedRow]) -> str:
+    table = markdown_table(
+        ["group", "case", "ratio", "median", "min – max", "rounds", "load (cores)", "goal", ""],
+        [[r.group, r.case, r.ratio, r.unmeasurable or format_ratio(r.median),
+          "" if r.unmeasurable else f"{format_ratio(r.low)} – {format_ratio(r.high)}", r.rounds,
+          f"{r.load[0]:.1f} → {r.load[1]:.1f} ({r.cores})", format_goal(r.goal), r.verdict] for r in rows])
+    return ("Each ratio is computed per round from times taken back to back (the sides of a round "
+            "alternate, in rotated order) and shown as the median over rounds with its range; the load "
+            "is the 1-minute load average before and after. `overhead` is a whole job of T steps with a "
+            "checkpoint every k (benchmarks/test_bench_paired.py): hash = (T/k + 1) state roots, merkle = "
+            "the trace root, sign = one BLS signature, storage = (T/k + 1) checkpoint writes, each over "
+            f"the job's training time.\n\n{table}")
+
+
+def plot_overhead_parts(rows: Sequence[PairedRow]) -> bytes:
+    """The honest overhead of each model split into its parts, stacked, models by size."""
+    parts = ("hash", "merkle", "sign", "storage")
+    cases = sorted({(r.params or 0, r.case) for r in rows if r.group == "overhead" and r.ratio in parts})
+    value = {(r.case, r.ratio): r.median for r in rows if r.group == "overhead"}
+
+    def draw(ax):
+        left = [0.0] * len(cases)
+        for part in parts:
+            widths = [value.get((case, part), 0.0) * 100 for _, case in cases]
+            ax.barh(range(len(cases)), widths, left=left, label=part)
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+        for i, total in enumerate(left):
+            ax.text(total, i, f" {total:.2g} %", va="center", fontsize=7)
+        ax.set_yticks(range(len(cases)), [f"{case}\n{params:,} params" for params, case in cases], fontsize=7)
+        for goal, style in ((1, ":"), (10, "--")):
+            ax.axvline(goal, color="black", lw=0.8, ls=style)
+        ax.set_xlim(0, max([*left, 10.0]) * 1.15)
+        ax.set(xlabel="% of the job's training time (dotted: 1 %, dashed: 10 %)",
+               title="Honest overhead by part, models by size")
+        ax.legend(fontsize=7, loc="upper right")
+    return figure_png([draw], (7.2, 1.4 + 0.55 * len(cases)))
+
+
+def compute_paired_headlines(rows: Sequence[PairedRow]) -> list[str]:
+    return [f"{r.group} {r.ratio}, {r.case}: {r.unmeasurable or format_ratio(r.median)} "
+            f"[{format_ratio(r.low)} – {format_ratio(r.high)}] (goal {format_goal(r.goal)}: "
+            f"{r.verdict.strip('*') or '–'}; load {max(r.load):.1f}, paired)"
+            for r in rows if r.goal is not None]
 
 
 # -- headline numbers ----------------------------------------------------------------------------
@@ -543,6 +679,7 @@ class Tables:
     default: tuple[str, int, int]  # (model, width, k) of the default job
     meta: dict[str, str] = field(default_factory=dict)
     isolation: list[PairRow] = field(default_factory=list)  # parties in processes / in-process
+    paired: list[PairedRow] = field(default_factory=list)  # the paired ratios (the headline figures)
 
 
 def get_run_meta(data: Mapping[str, Any]) -> dict[str, str]:
@@ -570,10 +707,11 @@ def build_tables(data: Mapping[str, Any], default: tuple[str, int, int] | None =
          compute_pairs(entries, "train-step", "world_size", 2, 1, ignore=MEASURED_INFO, value_key="train_s")]
     referee = compute_pairs(entries, "referee", "part", "operator", "step", ignore=REFEREE_MEASURED_INFO)
     default = default or get_default_setting()
-    headlines = compute_headlines(overhead, disputes, spots, schemes, default)
+    paired = compute_paired(entries)
+    headlines = compute_paired_headlines(paired) + compute_headlines(overhead, disputes, spots, schemes, default)
     isolation = compute_pairs(entries, "isolation", "parties", "processes", "in-process", ignore=("rounds",))
     return Tables(entries, overhead, spots, disputes, repro, bls, schemes, data_parallel, referee, headlines,
-                  default, get_run_meta(data), isolation)
+                  default, get_run_meta(data), isolation, paired)
 
 
 def render_overhead(rows: Sequence[OverheadRow]) -> str:
@@ -621,9 +759,12 @@ def render_markdown(tables: Tables, images: Mapping[str, str]) -> str:
     meta = "; ".join(f"{k}: {v}" for k, v in tables.meta.items())
     parts = [
         "# Pinpoint overhead report",
-        f"{len(tables.entries)} benchmarks; every time is the median of its rounds and every ratio "
-        f"divides two medians of this one run ({meta}).",
+        f"{len(tables.entries)} benchmarks ({meta}). The paired ratios come first: both sides timed "
+        f"in alternation, with their spread and the load. The sections after them divide the medians "
+        f"of two separate benchmarks of this run (unpaired: load may differ between the two).",
         "## Headlines\n\n" + ("\n".join(f"- {h}" for h in tables.headlines) or "_no headline figures_"),
+        render_section("Paired ratios", render_paired(tables.paired) if tables.paired else None,
+                       "needs the paired benchmarks (benchmarks/test_bench_paired.py)", images.get("overhead_parts")),
         render_section("Honest-case overhead vs interval and model size",
                        render_overhead(tables.overhead) if tables.overhead else None,
                        "needs groups train-step and commit (benchmarks/test_bench_lifecycle.py)",
@@ -671,7 +812,7 @@ def render_disputes(rows: Sequence[DisputeRow], referee: Sequence[PairRow]) -> s
 def render_pairs(rows: Sequence[PairRow]) -> str:
     return markdown_table(["group", "pair", "numerator", "denominator", "ratio"],
                           [[r.group, r.label, format_seconds(r.numerator_s), format_seconds(r.denominator_s),
-                            format_ratio(r.ratio)] for r in rows])
+                            r.unmeasurable or format_ratio(r.ratio)] for r in rows])
 
 
 def render_all(entries: Sequence[Entry]) -> str:
@@ -684,14 +825,16 @@ def render_all(entries: Sequence[Entry]) -> str:
 def render_plots(tables: Tables) -> dict[str, bytes]:
     """PNG bytes of every plot the tables can support, by plot name."""
     plots = {}
+    if any(r.group == "overhead" for r in tables.paired):
+        plots["overhead_parts"] = plot_overhead_parts(tables.paired)
     if tables.overhead:
         plots["overhead"] = plot_overhead(tables.overhead, tables.default[2])
     if tables.disputes:
         plots["disputes"] = plot_disputes(tables.disputes)
     if any(s.detection is not None and s.ratio is not None for s in tables.spots):
         plots["spot_checks"] = plot_spot_checks(tables.spots)
-    if tables.repro:
-        plots["repro"] = plot_pairs(tables.repro, "Reproducible / native", "time ratio (reproducible / native)")
+    if measurable := [r for r in tables.repro if not r.unmeasurable]:
+        plots["repro"] = plot_pairs(measurable, "Reproducible / native", "time ratio (reproducible / native)")
     if tables.bls:
         plots["bls"] = plot_pairs(tables.bls, "BLS backends", "time ratio (py_ecc / arkworks)")
     if tables.schemes:

@@ -19,7 +19,7 @@ def test_a_group_is_selected_by_its_name_and_an_unknown_one_is_named():
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     ids = [line for line in done.stdout.splitlines() if "::" in line]
     assert ids and {i.split("::")[1].split("[")[0] for i in ids} == {
-        "test_spot_check_interval", "test_spot_check_replicate", "test_referee", "test_referee_width"}
+        "test_spot_check_interval", "test_spot_check_replicate", "test_referee", "test_referee_width", "test_paired_referee"}
     wrong = collect("--group", "spot_check")
     assert wrong.returncode != 0
     assert "no such benchmark group" in wrong.stderr + wrong.stdout and "'spot-check'" in wrong.stderr + wrong.stdout

@@ -1,0 +1,237 @@
+"""The headline ratios, each a paired, interleaved measurement (``benchmarks.paired``).
+
+Every benchmark here times both sides of its ratios in alternation, round after round, and stores
+per-ratio median/min/max with the machine's load in ``extra_info["paired"]``; the report shows
+those and nothing derived from two separate benchmarks.
+
+Groups
+------
+``overhead``
+    What verification costs an honest solver, per model (the default job's MLP, a CNN, a small
+    transformer, the ``gpt`` preset's char-level GPT; with ``PINPOINT_BENCH_FULL=1`` also the
+    10.9M-parameter GPT), for a job of ``T`` steps with a checkpoint every ``k`` (``n = T/k``
+    intervals). Sides of one round: ``train`` (``m`` training steps, continuing the run; ``m = k``
+    except for the 10.9M GPT), ``hash`` (the checkpoint's host arrays and state root), ``store``
+    (writing it to the zarr checkpoint store, waited for), ``merkle`` (the trace root over ``n + 1``
+    roots) and ``sign`` (one BLS signature of the commitment, default backend). Ratios, over the
+    job's training ``n·k`` steps: ``hash`` = (n+1)·hash, ``merkle``, ``sign``, ``storage`` =
+    (n+1)·store, ``commit`` = hash + merkle + sign (goal ≤ 1 %), ``commit+storage`` (goal ≤ 10 %).
+    Storage overlaps training in a real run (a background writer); here it is timed on its own,
+    so the figure is what it costs, not what it hides.
+``referee``
+    ``test_paired_referee``: the referee's output ruling on one disputed matmul of a step (open,
+    check against the agreed hashes, re-execute, compare) against re-executing that whole step
+    (goal ≤ 0.5).
+``repro-ops``
+    ``test_paired_repro_step``: one step in ``reproducible`` mode against the same step in
+    ``exact`` (native kernels), per model, one thread.
+``commit``
+    ``test_paired_state_root``: the state root against one raw SHA-256 pass over the same tensors
+    (throughput = raw / root; goals ≥ 0.5 for the default MLP's state, ≥ 0.8 from 1 MB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from benchmarks import get_smoke, is_full_study
+from benchmarks.conftest import describe_program, make_bench_spec
+from benchmarks.paired import Times, measure_paired, ratio_of
+from benchmarks.test_bench_gpt import gpt_spec
+from proofs.encoding import state_root, trace_root
+from proofs.messages import Commitment, sign_message
+from proofs.types import JobId, Root, SolverId, Step
+from verification.execution.checkpoints import CheckpointWriter
+from verification.execution.opgraph import open_operands, record_step
+from verification.execution.program import configure_mode, honest_step, load_program
+from verification.referee import rule_on_output
+from verification.solver import party_keypair
+from verification.spec import JobSpec, compute_job_id, get_preset
+from verification.strategies import Honest, OpCorrupt
+
+ROUNDS = get_smoke(9 if is_full_study() else 7, 1)  # rounds of every paired measurement
+JOB_T, JOB_K = 300, 25  # the default job's T and k, for every model
+MATMULS = ("aten.addmm.default", "aten.mm.default", "aten.bmm.default", "aten.convolution.default")
+
+
+@dataclasses.dataclass(frozen=True)
+class OverheadCase:
+    """One row of the overhead table: the job's spec and the training steps one round times."""
+
+    label: str
+    spec: Callable[[], JobSpec]
+    steps_per_round: int = JOB_K
+
+
+def bench(model: str, width: int) -> Callable[[], JobSpec]:
+    return lambda: make_bench_spec(model, width, steps=JOB_T, checkpoint_interval=JOB_K)
+
+
+def gpt(size: str) -> Callable[[], JobSpec]:
+    return lambda: dataclasses.replace(gpt_spec(size=size), steps=JOB_T, checkpoint_interval=JOB_K)
+
+
+CASES = [OverheadCase("mlp-64 (default job)", lambda: get_preset("default")),
+         OverheadCase("cnn-16", bench("cnn", 16)),
+         OverheadCase("transformer-32", bench("transformer", 32)),
+         OverheadCase("gpt-small (gpt preset)", gpt("small"))]
+if is_full_study():
+    CASES.append(OverheadCase("gpt-10.9M", gpt("full"), steps_per_round=2))
+
+
+@pytest.fixture(scope="module")
+def programs(bench_dataset):
+    """``get(spec) -> Program`` on the committed data, its mode pinned, one program per spec."""
+    cache = {}
+
+    def get(spec: JobSpec):
+        key = compute_job_id(spec)
+        if key not in cache:
+            cache[key] = load_program(spec, bench_dataset(spec))
+        configure_mode(spec.mode, spec.threads)
+        return cache[key]
+
+    return get
+
+
+def compute_job_ratios(n: int, k: int, m: int) -> dict[str, Callable[[Times], float]]:
+    """The overhead ratios of a job of ``n`` intervals of ``k`` steps, from a round whose
+    ``train`` side ran ``m`` steps (the job trains ``n·k`` steps and stores ``n + 1`` checkpoints)."""
+    def training(t: Times) -> float:
+        return t["train"] / m * k * n
+
+    parts = {"hash": lambda t: (n + 1) * t["hash"], "merkle": lambda t: t["merkle"],
+             "sign": lambda t: t["sign"], "storage": lambda t: (n + 1) * t["store"]}
+    ratios = {name: (lambda t, part=part: part(t) / training(t)) for name, part in parts.items()}
+    ratios["commit"] = lambda t: sum(ratios[p](t) for p in ("hash", "merkle", "sign"))
+    ratios["commit+storage"] = lambda t: ratios["commit"](t) + ratios["storage"](t)
+    return ratios
+
+
+@pytest.mark.benchmark(group="overhead")
+@pytest.mark.parametrize("case", CASES, ids=[c.label.split()[0] for c in CASES])
+def test_paired_overhead(benchmark, programs, tmp_path, case):
+    spec = case.spec()
+    program = programs(spec)
+    n, k, hash_name = spec.steps // spec.checkpoint_interval, spec.checkpoint_interval, spec.hash_name
+    run = {"state": program.init_state()}
+    run["arrays"] = run["state"].to_arrays()
+    run["root"] = state_root(run["arrays"], hash_name)
+    writer = CheckpointWriter(tmp_path / "c.zarr", run["arrays"], k, ROUNDS + 1, hash_name)
+    sk, _ = party_keypair(spec, "honest")
+    roots = [Root(hashlib.sha256(i.to_bytes(8, "big")).digest()) for i in range(n + 1)]
+    written = iter(range(1, writer.rows.shape[0]))
+
+    def train() -> None:
+        run["state"] = program.run(run["state"], Step(run["state"].step + case.steps_per_round))
+
+    def hash_() -> None:
+        run["arrays"] = run["state"].to_arrays()
+        run["root"] = state_root(run["arrays"], hash_name)
+
+    def store() -> None:
+        writer.write(next(written), run["arrays"], run["root"], (0.0,) * k)
+        writer.wait()
+
+    def sign() -> None:
+        commitment = Commitment(JobId("bench"), SolverId("honest"), trace_root(roots, hash_name),
+                                roots[-1], Step(spec.steps), Step(k), program.environment())
+        sign_message(commitment, sk, SolverId("honest"))
+
+    sides = {"train": train, "hash": hash_, "store": store, "merkle": lambda: trace_root(roots, hash_name),
+             "sign": sign}
+    result = benchmark.pedantic(measure_paired, (sides, compute_job_ratios(n, k, case.steps_per_round), ROUNDS),
+                                {"threads": spec.threads}, rounds=1, iterations=1)
+    writer.close()
+    benchmark.extra_info.update(describe_program(program), case=case.label, T=spec.steps, k=k,
+                                steps_per_round=case.steps_per_round, paired=result.to_info())
+    assert all(v > 0 for v in result.ratios["commit"])
+
+
+def find_matmul(program, pre) -> int:
+    """The index of the first matmul-like operator of the step after ``pre`` (what a dispute over a
+    corrupted layer rules on)."""
+    records = record_step(program, Honest(), pre, program.spec.hash_name).records
+    return next(r.index for r in records if r.op in MATMULS)
+
+
+@pytest.mark.benchmark(group="referee")
+@pytest.mark.parametrize("case", CASES[:3], ids=[c.label.split()[0] for c in CASES[:3]])
+def test_paired_referee(benchmark, programs, case):
+    spec = case.spec()
+    program, hash_name = programs(spec), spec.hash_name
+    pre = program.run(program.init_state(), Step(3))
+    strategy = OpCorrupt(step=4, op=find_matmul(program, pre))
+    theirs = record_step(program, strategy, pre, hash_name)
+    index = strategy.op
+    record, operands = theirs.records[index], open_operands(theirs, pre, index)
+    agreed, pre_root = theirs.genesis if index == 0 else theirs.digests[index - 1], pre.root(hash_name)
+    sides = {"ruling": lambda: rule_on_output(program, Step(4), pre_root, agreed, record, operands),
+             "step": lambda: honest_step(program, pre)}
+    result = benchmark.pedantic(measure_paired, (sides, {"ruling/step": ratio_of("ruling", "step")}, ROUNDS),
+                                rounds=1, iterations=1)
+    assert rule_on_output(program, Step(4), pre_root, agreed, record, operands).winner == "challenger"
+    benchmark.extra_info.update(describe_program(program), case=case.label, part="paired",
+                                operator=record.op, paired=result.to_info())
+
+
+@pytest.mark.benchmark(group="repro-ops")
+@pytest.mark.parametrize("case", CASES[:3], ids=[c.label.split()[0] for c in CASES[:3]])
+def test_paired_repro_step(benchmark, programs, case):
+    native_spec = dataclasses.replace(case.spec(), mode="exact")
+    repro_spec = dataclasses.replace(native_spec, name=f"{native_spec.name}-repro", mode="reproducible")
+    native, repro = programs(native_spec), programs(repro_spec)
+    state, batch = native.init_state(), native.batch(Step(1))
+
+    def step(program, spec) -> None:
+        configure_mode(spec.mode, spec.threads)
+        program.step(state, batch)
+
+    sides = {"reproducible": lambda: step(repro, repro_spec), "native": lambda: step(native, native_spec)}
+    result = benchmark.pedantic(measure_paired,
+                                (sides, {"reproducible/native": ratio_of("reproducible", "native")}, ROUNDS),
+                                rounds=1, iterations=1)
+    benchmark.extra_info.update(describe_program(native), case=case.label, mode="paired", op="step",
+                                paired=result.to_info())
+
+
+def synthetic_state(total_bytes: int) -> dict[str, np.ndarray]:
+    """A model-like state: four float32 matrices, a bias and a step counter, ``total_bytes`` in all."""
+    rng = np.random.default_rng(0)
+    rows = max(1, total_bytes // (4 * 4 * 1024))
+    state = {f"layer{i}.weight": rng.standard_normal((rows, 1024), np.float32) for i in range(4)}
+    state.update({"layer0.bias": np.zeros(1024, np.float32), "step": np.int64(1)})
+    return state
+
+
+def raw_sha256(state: dict[str, np.ndarray]) -> list[bytes]:
+    """One raw SHA-256 pass over every tensor's bytes: the floor for any commitment."""
+    return [hashlib.sha256(memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))).digest()
+            for a in state.values()]
+
+
+STATE_SIZES = ["mlp-64 (default job)", 1, 16] + ([64] if is_full_study() else [])
+
+
+@pytest.mark.benchmark(group="commit")
+@pytest.mark.parametrize("size", STATE_SIZES, ids=[str(s).split()[0] for s in STATE_SIZES])
+def test_paired_state_root(benchmark, programs, size):
+    if isinstance(size, str):
+        program = programs(get_preset("default"))
+        state = program.run(program.init_state(), Step(1)).to_arrays()
+    else:
+        state = synthetic_state(size * 2**20)
+    repeat = max(1, 2**22 // sum(a.nbytes for a in state.values()))  # each side ≥ ~4 MB hashed
+
+    sides = {"state_root": lambda: [state_root(state) for _ in range(repeat)],
+             "raw": lambda: [raw_sha256(state) for _ in range(repeat)]}
+    result = benchmark.pedantic(measure_paired, (sides, {"raw/state_root": ratio_of("raw", "state_root")},
+                                                 get_smoke(ROUNDS * 3, 1)), rounds=1, iterations=1)
+    benchmark.extra_info.update(case=str(size) if isinstance(size, str) else f"{size} MB",
+                                bytes=int(sum(a.nbytes for a in state.values())), tensors=len(state),
+                                method="paired", paired=result.to_info())
