@@ -112,8 +112,9 @@ FAILURES: tuple[FailureMode, ...] = (
         "the store, how many checkpoints it holds of how many, and the one asked for",
         SOLVERS_DATA),
     FailureMode(
-        "partial-store-untrusted", "an interrupted run's partial store is corrupted, inconsistent "
-        "or written by another run (job, solver, strategy, spec, k)",
+        "partial-store-untrusted", "an interrupted run's partial store has no intact first checkpoint, "
+        "is not a checkpoint store, or was written by another run (job, solver, strategy, spec, k); "
+        "a later damaged checkpoint only ends its progress at the one before",
         "verification.solver.load_resume_point",
         "verification.solver.DiscardedCheckpointWarning", "warns",
         "the partial store and the problem (checkpoint and roots, or the mismatching run)",
@@ -236,7 +237,8 @@ CRASHES: tuple[CrashRecovery, ...] = (
     CrashRecovery(
         "killed while a checkpoint is written",
         "verification.execution.checkpoints.CheckpointWriter.write",
-        "that checkpoint's row without its progress count (zarr metadata writes are atomic)",
+        "that checkpoint's row missing or torn (progress is the leading rows that hash to the roots "
+        "they record, so a torn row counts for nothing)",
         "resumes from the checkpoint before and overwrites it"),
     CrashRecovery(
         "killed after the last checkpoint, before the rename",

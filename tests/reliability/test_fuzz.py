@@ -191,7 +191,7 @@ def test_a_corrupted_checkpoint_store_is_named_or_reads_exactly(finished, tmp_pa
             assert state.root() == root and state.step == index * finished.interval
 
 
-PROGRESS = ("interval", "num_checkpoints", "hash_name", "run", "written", "layout")
+PROGRESS = ("interval", "num_checkpoints", "hash_name", "run", "layout")
 
 
 @FUZZ

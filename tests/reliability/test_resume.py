@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,22 +124,34 @@ def test_a_run_interrupted_at_any_step_resumes_exactly(program, uninterrupted, t
     assert_same_run(resumed, uninterrupted[strategy])
 
 
-def test_a_crash_between_a_checkpoints_arrays_and_its_record_resumes_from_the_one_before(
+def test_a_crash_while_a_checkpoint_is_written_resumes_from_the_one_before(
         program, uninterrupted, tmp_path, monkeypatch):
-    real_update = zarr.core.attributes.Attributes.update
+    real_write = checkpoints.write_chunk
 
-    def update(self, values):
-        if values.get("written") == 3:  # checkpoint #2 is stored, its record not yet
-            raise Crash("killed before recording checkpoint #2")
-        return real_update(self, values)
+    def torn(location, rows, index, row):
+        if index == 2:  # half of checkpoint #2's object reaches the store, then the process dies
+            real_write(location, rows, index, row[: len(row) // 2])
+            raise Crash("killed while storing checkpoint #2")
+        return real_write(location, rows, index, row)
 
-    monkeypatch.setattr(zarr.core.attributes.Attributes, "update", update)
+    monkeypatch.setattr(checkpoints, "write_chunk", torn)
     with pytest.raises(Crash):
         train(program, Honest(), tmp_path / "c.zarr", "job", "s")
     monkeypatch.undo()
     assert open_partial(tmp_path / "c.zarr").written == 2
     resumed = train(program, Honest(), tmp_path / "c.zarr", "job", "s")
     assert resumed.resumed_from == 4
+    assert_same_run(resumed, uninterrupted["honest"])
+
+
+@pytest.mark.parametrize("damage, intact", [("flipped", 1), ("missing", 2)])
+def test_a_damaged_row_ends_the_progress_at_the_row_before(program, uninterrupted, tmp_path, damage, intact):
+    crash(program, Honest(), tmp_path / "c.zarr", 14)  # checkpoints #0..#3 stored
+    row = Path(partial_path(tmp_path / "c.zarr")) / "rows" / "c" / str(intact) / "0"
+    flip_byte(row) if damage == "flipped" else row.unlink()
+    assert open_partial(tmp_path / "c.zarr").written == intact
+    resumed = train(program, Honest(), tmp_path / "c.zarr", "job", "s")
+    assert resumed.resumed_from == (intact - 1) * 4
     assert_same_run(resumed, uninterrupted["honest"])
 
 
@@ -166,9 +179,8 @@ def set_attr(store: Path, **values) -> None:
 
 
 UNTRUSTED = {
-    "flipped chunk": (lambda p: flip_byte(p / "rows/c/1/0"), "checkpoint #1"),
-    "missing chunk": (lambda p: (p / "rows/c/2/0").unlink(), "checkpoint #2"),
-    "overstated progress": (lambda p: set_attr(p, written=4), "checkpoint #3"),
+    "flipped first row": (lambda p: flip_byte(p / "rows/c/0/0"), "no usable checkpoint #0"),
+    "missing rows": (lambda p: shutil.rmtree(p / "rows" / "c"), "no usable checkpoint #0"),
     "lost layout": (lambda p: set_attr(p, layout=[]), "do not hold rows of 64 bytes"),
     "unreadable metadata": (lambda p: (p / "zarr.json").write_text("{"), "cannot be opened"),
     "another run": (lambda p: set_attr(p, run={"job_id": "other"}), "belongs to another run"),

@@ -72,7 +72,7 @@ def test_a_state_that_does_not_fit_the_layout_is_refused_by_name():
 
 
 def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path):
-    """The group metadata holds the count of stored rows, not every loss and root so far."""
+    """Storing checkpoints leaves the group metadata as it was: no count, no list of losses or roots."""
     arrays, sizes = make_arrays(0), []
     writer = CheckpointWriter(tmp_path / "c.zarr", arrays, 50, 6)
     for index in range(6):
