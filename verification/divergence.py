@@ -52,6 +52,15 @@ class ParameterDistances:
     def first_divergent_step(self) -> Step | None:
         return next((s for s, d in zip(self.steps, self.distances, strict=True) if d != 0.0), None)
 
+    @property
+    def divergent_steps(self) -> tuple[Step, Step] | None:
+        """The steps where the solver left the reference: after its last equal checkpoint, up to
+        its first divergent one (``None`` if it never did)."""
+        first = self.first_divergent_step
+        if first is None:
+            return None
+        return Step(max((s for s in self.steps if s < first), default=-1) + 1), first
+
 
 def get_reference_solver(runs: Mapping[SolverId, TrainingRun]) -> SolverId | None:
     """The first honest solver with a trace; None when the job has none."""
@@ -93,3 +102,14 @@ def compute_parameter_distances(runs: Mapping[SolverId, TrainingRun],
             result[sid] = ParameterDistances(sid, tuple(Step(r.step) for _, r in pairs),
                                              tuple(compute_parameter_distance(s, r) for s, r in pairs))
     return result
+
+
+def render_divergence_markdown(distances: Mapping[SolverId, ParameterDistances], reference: SolverId) -> str:
+    """A short table (the Dagster UI shows markdown under 1,000 characters inline): per solver,
+    the steps where it left ``reference``'s trace and its distance at the last checkpoint."""
+    lines = [f"| solver | left {reference}'s trace in steps | distance at the end |", "|---|---|---|"]
+    for sid, d in distances.items():
+        steps = d.divergent_steps
+        where = "never (identical)" if steps is None else f"{steps[0]}–{steps[1]}"
+        lines.append(f"| {sid} | {where} | {d.distances[-1]:.3g} |" if d.distances else f"| {sid} | no checkpoints | - |")
+    return "\n".join(lines)

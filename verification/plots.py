@@ -36,12 +36,11 @@ def divergence_png(distances: Mapping[str, ParameterDistances], reference: str) 
     fig, ax = plt.subplots(figsize=(7, 3.4), dpi=100)
     for index, (name, d) in enumerate(distances.items()):
         color = f"C{index}"
-        first = d.first_divergent_step
-        if first is None:  # nothing to draw on a log scale: say so in the legend
+        if d.divergent_steps is None:  # nothing to draw on a log scale: say so in the legend
             ax.plot([], [], color=color, label=f"{name}: identical to {reference}")
             continue
+        after, first = d.divergent_steps
         shown = [(s, v) for s, v in zip(d.steps, d.distances, strict=True) if s >= first]
-        after = max((s for s in d.steps if s < first), default=-1) + 1  # the last equal checkpoint, + 1
         ax.plot([s for s, _ in shown], [v if v > 0 else float("nan") for _, v in shown], marker="o", ms=3,
                 lw=1.2, color=color, label=f"{name}: diverged in steps {after}–{first}")
         ax.axvline(first, color=color, ls=":", lw=1)

@@ -198,18 +198,18 @@ ANSWER_CHARS = 8
 
 @dataclass(frozen=True)
 class TranscriptRound:
-    """One round of a dispute: the positions asked, each party's answers, and what it settled."""
+    """One round of a dispute: each party's answers, and what the round settled."""
 
     round: int
     level: str  # checkpoints | steps | operators | referee | forfeit
-    asked: str  # "step 20, step 22"
     answers: str  # "step 20 both 8518f341 · step 22 solver e03a26ef ≠ challenger 053587fd"
     outcome: str  # "agree at step 20, differ at step 22" | "challenger wins: …"
 
 
 def compute_transcript_rounds(transcript: dict[str, Any]) -> list[TranscriptRound]:
-    """The rounds of a loaded transcript (``verification.dispute.load_transcript``)."""
-    rounds, answers = [], {}
+    """The rounds of a loaded transcript (``verification.dispute.load_transcript``). An answer
+    already shown in an earlier round (a level re-reveals the ends of its interval) is not repeated."""
+    rounds, answers, shown = [], {}, set()
     for move in transcript["moves"]:
         kind, payload = move["kind"], move["payload"]
         if kind in REVEALS:
@@ -217,8 +217,9 @@ def compute_transcript_rounds(transcript: dict[str, Any]) -> list[TranscriptRoun
             answers.setdefault((label, payload.get(position_key)), {})[move["party"]] = str(payload.get(answer_key))
         elif kind in ("narrow", "rule", "forfeit"):
             level, outcome = compute_round_outcome(move)
-            rounds.append(TranscriptRound(len(rounds) + 1, level, render_positions(answers),
-                                          render_answers(answers), outcome))
+            fresh = {p: a for p, a in answers.items() if (p, tuple(sorted(a.items()))) not in shown}
+            shown |= {(p, tuple(sorted(a.items()))) for p, a in answers.items()}
+            rounds.append(TranscriptRound(len(rounds) + 1, level, render_answers(fresh), outcome))
             answers = {}
     return rounds
 
@@ -247,10 +248,6 @@ def render_narrowed(level: Any, lo: Any, hi: Any) -> str:
 
 def sort_positions(answers: dict[tuple[str, Any], dict[str, str]]) -> list[tuple[str, Any]]:
     return sorted(answers, key=lambda p: (POSITION_ORDER.index(p[0]), str(p[1]).zfill(12)))
-
-
-def render_positions(answers: dict[tuple[str, Any], dict[str, str]]) -> str:
-    return ", ".join(f"{label} {position}" for label, position in sort_positions(answers)) or "-"
 
 
 def render_answers(answers: dict[tuple[str, Any], dict[str, str]]) -> str:

@@ -9,6 +9,7 @@ from verification.divergence import (
     DivergenceError,
     compute_parameter_distances,
     get_reference_solver,
+    render_divergence_markdown,
 )
 from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.plots import divergence_png, loss_curves_png, png_markdown
@@ -39,17 +40,16 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
 
 
 def divergence_metadata(runs: dict[SolverId, TrainingRun]) -> dict[str, dg.MetadataValue]:
-    """Where each solver left the honest trace: a log-scale figure and the first divergent step."""
+    """Where each solver left the honest trace: a short table (shown inline) and a log-scale figure."""
     reference = get_reference_solver(runs)
     if reference is None:
-        return {"distance_to_honest": dg.MetadataValue.md("No honest solver delivered a trace to measure against.")}
+        return {"divergence": dg.MetadataValue.md("No honest solver delivered a trace to measure against.")}
     try:
         distances = compute_parameter_distances(runs, reference)
     except DivergenceError as exc:  # a solver's own store: shown, and left to the spot checks
-        return {"distance_to_honest": dg.MetadataValue.md(f"Not measured: {exc}")}
+        return {"divergence": dg.MetadataValue.md(f"Not measured: {exc}")}
     png = divergence_png(distances, reference)
     return {
+        "divergence": dg.MetadataValue.md(render_divergence_markdown(distances, reference)),
         "distance_to_honest": dg.MetadataValue.md(png_markdown(png, f"parameter distance to {reference}")),
-        "first_divergent_checkpoint": dg.MetadataValue.json(
-            {sid: d.first_divergent_step for sid, d in distances.items()}),
     }

@@ -48,11 +48,11 @@ def disputes(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, datase
     return dg.Output(out, metadata=metadata)
 
 
-ROUND_COLUMNS = ("level", "asked", "answers", "outcome")
+ROUND_COLUMNS = ("level", "answers", "outcome")
 
 
 def transcript_rounds_table(transcript: dict) -> dg.MetadataValue:
-    """The dispute round by round: positions asked, who answered what, what the round settled."""
+    """The dispute round by round: who answered what, and what the round settled."""
     return dg.MetadataValue.table(
         [dg.TableRecord({"round": r.round, **{c: getattr(r, c) for c in ROUND_COLUMNS}})
          for r in compute_transcript_rounds(transcript)],

@@ -14,6 +14,7 @@ from verification.divergence import (
     compute_parameter_distance,
     compute_parameter_distances,
     get_reference_solver,
+    render_divergence_markdown,
 )
 from verification.execution.state import State
 from verification.plots import divergence_png
@@ -56,6 +57,10 @@ def test_each_cheater_leaves_the_honest_trace_at_the_checkpoint_after_its_inject
         assert d.first_divergent_step == math.ceil(injected / K) * K
         before = [v for s, v in zip(d.steps, d.distances, strict=True) if s < d.first_divergent_step]
         assert before == [0.0] * len(before) and all(v > 0 for v in d.distances[len(before):])
+        assert d.divergent_steps == (d.first_divergent_step - K + 1, d.first_divergent_step)
+    table = render_divergence_markdown(distances, "honest")
+    assert "| lazy | 7–12 |" in table and "| bitflip | 13–18 |" in table
+    assert "| honest2 | never (identical) | 0 |" in table
 
 
 def test_the_distance_is_the_l2_norm_over_all_parameters():

@@ -26,6 +26,8 @@ def test_the_dask_location_holds_the_default_graph_under_its_own_keys():
     default = {k.to_user_string() for k in definitions.defs.resolve_asset_graph().get_all_asset_keys()}
     dask = {k.to_user_string() for k in dask_definitions.defs.resolve_asset_graph().get_all_asset_keys()}
     assert dask == {f"dask/{key}" for key in default}  # asset keys are global in a deployment
+    graph = dask_definitions.defs.resolve_asset_graph()
+    assert {graph.get(key).group_name for key in graph.get_all_asset_keys()} == {"dask"}
     assert dask_definitions.lifecycle_dask_job().executor_def.name == "dask"
 
 

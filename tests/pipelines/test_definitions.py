@@ -73,9 +73,11 @@ def test_materializations_carry_useful_metadata(materialized):
     assert "dataset_root" in metadata["dataset_shards"] and "shards" in metadata["dataset_shards"]
     assert "data:image/png;base64," in metadata["training_runs"]["loss_curve"].value
     training = metadata["training_runs"]
-    assert list(training)[0] == "distance_to_honest" and "data:image/png;base64," in training["distance_to_honest"].value
-    # minimal: k = 8, lazy skips from step 9, bitflip flips at step 21
-    assert training["first_divergent_checkpoint"].value == {"lazy": 16, "bitflip": 24}
+    assert list(training)[:2] == ["divergence", "distance_to_honest"]
+    assert "data:image/png;base64," in training["distance_to_honest"].value
+    # minimal: k = 8, lazy skips from step 9, bitflip flips at step 21; short enough to show inline
+    assert "| lazy | 9–16 |" in training["divergence"].value and "| bitflip | 17–24 |" in training["divergence"].value
+    assert len(training["divergence"].value) < 1000
     assert any(k.endswith("_transcript") for k in metadata["disputes"])
     rounds = metadata["disputes"]["bitflip_rounds"].value.records
     assert [k for k in metadata["disputes"] if k.startswith("bitflip_")] == [
