@@ -54,7 +54,7 @@ ui: venv $(DAGSTER_HOME)/dagster.yaml
 bench: venv $(DAGSTER_HOME)/dagster.yaml
 	mkdir -p $(PINPOINT_ARTIFACTS)/bench
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=$(PINPOINT_ARTIFACTS)/bench/benchmarks.json -q \
-	  $(foreach group,$(GROUP),--group $(group))
+	  $(foreach group,$(GROUP),--group $(group)) $(if $(QUICK),--quick)
 	$(PY) -m benchmarks.report $(PINPOINT_ARTIFACTS)/bench/benchmarks.json $(PINPOINT_ARTIFACTS)/bench
 	$(DAGSTER) asset materialize -m pipelines.bench_definitions --select '*' > $(PINPOINT_ARTIFACTS)/bench/dagster.log 2>&1 \
 	  || { tail -n 40 $(PINPOINT_ARTIFACTS)/bench/dagster.log; exit 1; }

@@ -8,7 +8,9 @@ run and states every verification cost as a ratio to the training cost measured 
 
 Sizes. ``make test`` runs each benchmark once (``--benchmark-disable``) so that the suites cannot
 rot, with ``PINPOINT_BENCH_SMOKE=1``: the smallest sizes only (``get_smoke``). ``make bench`` uses
-the small sizes below; ``PINPOINT_BENCH_FULL=1`` adds the larger sizes of a real study.
+the small sizes below (about 6 minutes on 2 cores); ``make bench QUICK=1`` (``pytest benchmarks
+--quick``) times the smallest sizes, with 3 rounds per paired ratio, in about a minute, for CI;
+``PINPOINT_BENCH_FULL=1`` adds the larger sizes of a real study.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 
 FULL_ENV_VAR = "PINPOINT_BENCH_FULL"
 SMOKE_ENV_VAR = "PINPOINT_BENCH_SMOKE"
+QUICK_ENV_VAR = "PINPOINT_BENCH_QUICK"  # set by ``pytest benchmarks --quick`` (with the smoke sizes)
 
 
 def is_full_study() -> bool:
@@ -39,3 +42,11 @@ def is_smoke_run() -> bool:
 def get_smoke(value, smoke):
     """``smoke`` in a smoke run (``make test``), ``value`` otherwise."""
     return smoke if is_smoke_run() else value
+
+
+def get_paired_rounds(default: int) -> int:
+    """Rounds of a paired measurement: ``default``; 3 in the quick profile (a spread, quickly);
+    1 in a smoke run, which only checks that the code runs."""
+    if os.environ.get(QUICK_ENV_VAR, "") == "1":
+        return 3
+    return get_smoke(default, 1)

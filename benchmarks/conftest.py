@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import QUICK_ENV_VAR, SMOKE_ENV_VAR
 from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import load_source
 from proofs.messages import Signed, sign_message
@@ -45,6 +46,21 @@ from verification.verifier import SECRET_SIZE, CoinReveal
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--group", action="append", default=[], metavar="NAME",
                      help="run only the benchmarks of group NAME (repeatable), e.g. commit, spot-check, repro-ops")
+    parser.addoption("--quick", action="store_true",
+                     help="the quick profile (for CI): every benchmark at its smallest size, timed "
+                          f"(the sizes of {SMOKE_ENV_VAR}=1)")
+
+
+QUICK_TIMING = {"benchmark_max_time": 0.1, "benchmark_min_rounds": 3}  # calibrate briefly
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``--quick`` selects the smallest sizes before any suite computes its sizes at import, and
+    brief calibration (pytest-benchmark's own options, read after this hook)."""
+    if config.getoption("--quick", default=False):
+        os.environ.update({SMOKE_ENV_VAR: "1", QUICK_ENV_VAR: "1"})
+        for name, value in QUICK_TIMING.items():
+            setattr(config.option, name, value)
 
 
 def get_group(item: pytest.Item) -> str | None:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from benchmarks import get_smoke, is_full_study
+from benchmarks import get_paired_rounds, is_full_study
 from benchmarks.conftest import describe_program, make_bench_spec
 from benchmarks.paired import Times, measure_paired, ratio_of
 from benchmarks.test_bench_gpt import gpt_spec
@@ -54,7 +54,7 @@ from verification.solver import party_keypair
 from verification.spec import JobSpec, compute_job_id, get_preset
 from verification.strategies import Honest, OpCorrupt
 
-ROUNDS = get_smoke(9 if is_full_study() else 7, 1)  # rounds of every paired measurement
+ROUNDS = get_paired_rounds(9 if is_full_study() else 7)  # rounds of every paired measurement
 JOB_T, JOB_K = 300, 25  # the default job's T and k, for every model
 MATMULS = ("aten.addmm.default", "aten.mm.default", "aten.bmm.default", "aten.convolution.default")
 
@@ -231,7 +231,7 @@ def test_paired_state_root(benchmark, programs, size):
     sides = {"state_root": lambda: [state_root(state) for _ in range(repeat)],
              "raw": lambda: [raw_sha256(state) for _ in range(repeat)]}
     result = benchmark.pedantic(measure_paired, (sides, {"raw/state_root": ratio_of("raw", "state_root")},
-                                                 get_smoke(ROUNDS * 3, 1)), rounds=1, iterations=1)
+                                                 ROUNDS * 3), rounds=1, iterations=1)
     benchmark.extra_info.update(case=str(size) if isinstance(size, str) else f"{size} MB",
                                 bytes=int(sum(a.nbytes for a in state.values())), tensors=len(state),
                                 method="paired", paired=result.to_info())
