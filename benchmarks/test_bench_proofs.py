@@ -3,14 +3,22 @@
 Ratios are what matter (fast vs reference backend, state_root vs one SHA-256 pass over the same
 bytes); each benchmark records what it measured in ``extra_info`` so the report can form them.
 py_ecc pairings take ~0.3 s, so its verifications run once (``pedantic``, one round).
+
+``test_paired_fast_backends`` times the two fast backends against each other on one operation,
+paired and interleaved (:mod:`benchmarks.paired`): each side is ``PAIRED_CALLS`` calls of the
+operation on one backend, on the same bytes; the ratio ``arkworks/blst`` is above 1 where blst is
+faster.
 """
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from proofs.bls import BACKEND_NAMES, get_backend
+from benchmarks import get_paired_rounds, get_smoke
+from benchmarks.paired import measure_paired, ratio_of
+from proofs.bls import BACKEND_NAMES, BlsBackend, get_backend
 from proofs.encoding import state_root
 from proofs.hashing import DOMAIN_SHARD
 from proofs.merkle import BACKENDS as MERKLE_BACKENDS
@@ -18,6 +26,10 @@ from proofs.merkle import hash_leaf
 
 MESSAGE = b"\x56" * 32
 SIGNERS = 16
+PAIRED_SIGNERS = 8  # the keys of FastAggregateVerify in the paired measurement
+PAIRED_CALLS = get_smoke(100, 1)  # calls of the operation per side and round
+PAIRED_ROUNDS = get_paired_rounds(7)
+PAIRED_OPERATIONS = ("sign", "verify", "fast_aggregate_verify", "sk_to_pk", "decode")
 
 
 def keys(backend, count):
@@ -60,6 +72,35 @@ def test_fast_aggregate_verify(benchmark, name):
     signature = fast.aggregate([fast.sign(sk, MESSAGE) for sk in secret_keys])
     benchmark.extra_info.update(backend=name, signers=SIGNERS)
     assert run(benchmark, backend, backend.fast_aggregate_verify, pks, MESSAGE, signature)
+
+
+def compute_operations(backend: BlsBackend) -> dict[str, Callable[[], object]]:
+    """One call of each paired operation on ``backend``; ``decode`` is a key and a signature."""
+    secret_keys, pks = keys(backend, PAIRED_SIGNERS)
+    signature = backend.sign(secret_keys[0], MESSAGE)
+    aggregate = backend.aggregate([backend.sign(sk, MESSAGE) for sk in secret_keys])
+    return {"sign": lambda: backend.sign(secret_keys[0], MESSAGE),
+            "verify": lambda: backend.verify(pks[0], MESSAGE, signature),
+            "fast_aggregate_verify": lambda: backend.fast_aggregate_verify(pks, MESSAGE, aggregate),
+            "sk_to_pk": lambda: backend.sk_to_pk(secret_keys[0]),
+            "decode": lambda: (backend.decode_pubkey(pks[0]), backend.decode_signature(signature))}
+
+
+def repeated(call: Callable[[], object]) -> Callable[[], list]:
+    return lambda: [call() for _ in range(PAIRED_CALLS)]
+
+
+@pytest.mark.benchmark(group="sign")
+@pytest.mark.parametrize("operation", PAIRED_OPERATIONS)
+def test_paired_fast_backends(benchmark, operation):
+    calls = {name: compute_operations(get_backend(name))[operation] for name in ("arkworks", "blst")}
+    sides = {name: repeated(call) for name, call in calls.items()}
+    result = benchmark.pedantic(measure_paired, (sides, {"arkworks/blst": ratio_of("arkworks", "blst")},
+                                                 PAIRED_ROUNDS), rounds=1, iterations=1)
+    case = f"{operation}({PAIRED_SIGNERS})" if operation == "fast_aggregate_verify" else operation
+    benchmark.extra_info.update(case=case, calls=PAIRED_CALLS, paired=result.to_info())
+    outcomes = [call() for call in calls.values()]
+    assert outcomes[0] == outcomes[1] and outcomes[0] is not False
 
 
 @pytest.mark.benchmark(group="merkle")
