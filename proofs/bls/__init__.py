@@ -4,18 +4,20 @@ The scheme, sizes, encodings and error rules are described in :mod:`proofs.bls.c
 (IETF draft-irtf-cfrg-bls-signature-05, proof-of-possession ciphersuite, minimal-pubkey-size; RFC
 9380 hash-to-curve; the Ethereum consensus specs use the same suite). Backends, by name:
 
-``"arkworks"`` (fast, the default, :mod:`proofs.bls.arkworks_backend`)
-    ``py_arkworks_bls12381``: Rust, about 1 ms per verification.
-``"blst"`` (fast, :mod:`proofs.bls.blst_backend`)
-    ``pyblst``: bindings of supranational/blst (C and assembly), about 0.3 ms to sign.
+``"blst"`` (fast, the default, :mod:`proofs.bls.blst_backend`)
+    ``pyblst``: bindings of supranational/blst (C and assembly): 0.34 ms to sign, 1.1 ms to verify.
+``"arkworks"`` (fast, :mod:`proofs.bls.arkworks_backend`)
+    ``py_arkworks_bls12381``: Rust, 1.0 ms to sign, 2.2 ms to verify.
 ``"py_ecc"`` (reference, :mod:`proofs.bls.py_ecc_backend`)
     ``py_ecc.bls.G2ProofOfPossession``: pure Python, slow (a verification takes about 0.3 s). The
     test suite checks each fast backend against it byte for byte (keys, signatures, aggregates,
     and every rejection), so the reference defines what a fast one must do.
 
 :data:`DEFAULT_BACKEND` is used when no name is given, unless the environment variable
-``PINPOINT_BLS_BACKEND`` names another backend. The default was py_ecc; it is arkworks since one
-py_ecc signature cost about as much as the default job's whole 300-step training.
+``PINPOINT_BLS_BACKEND`` names another backend. The default was py_ecc, then arkworks once one
+py_ecc signature cost about as much as the default job's whole 300-step training; it is blst since
+blst did every operation 1.9-3x faster than arkworks (paired, interleaved, at load 0.5 on 2 cores:
+``benchmarks/test_bench_proofs.py::test_paired_fast_backends``) with the same rejections.
 
 Every ``verify*`` method returns a ``bool`` and never raises; ``decode_pubkey`` and
 ``decode_signature`` raise :class:`MalformedKeyError` / :class:`MalformedSignatureError` with the
@@ -43,7 +45,7 @@ from proofs.bls.common import (
 from proofs.bls.py_ecc_backend import PyEccBackend
 from proofs.types import PublicKey, SecretKey, Signature
 
-DEFAULT_BACKEND = "arkworks"
+DEFAULT_BACKEND = "blst"
 BACKEND_ENV_VAR = "PINPOINT_BLS_BACKEND"
 
 

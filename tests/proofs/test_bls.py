@@ -273,7 +273,7 @@ def test_py_ecc_verifiers_never_raise(pk, message, signature):
 # -- backend selection -------------------------------------------------------------------------
 def test_default_backend_and_environment_override(monkeypatch):
     monkeypatch.delenv(BACKEND_ENV_VAR, raising=False)
-    assert get_backend().name == DEFAULT_BACKEND == "arkworks"
+    assert get_backend().name == DEFAULT_BACKEND == "blst"
     monkeypatch.setenv(BACKEND_ENV_VAR, "py_ecc")
     assert get_backend().name == "py_ecc"
     assert decode_pubkey(VALID_PK) == VALID_PK and decode_signature(VALID_SIG) == VALID_SIG
