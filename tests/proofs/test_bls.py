@@ -230,7 +230,6 @@ def test_non_canonical_infinity_encodings_are_rejected(backend, flags):
 
 # A point on the curve E2 outside G2: the simplified SWU map of RFC 9380 before cofactor clearing.
 NOT_IN_G2 = G2_to_signature(map_to_curve_G2(FQ2([1, 2])))
-FIELD_MODULUS_BYTES = field_modulus.to_bytes(48, "big")
 COMPRESSED_FLAG = bytes([0x80]) + b"\x00" * 47
 
 
