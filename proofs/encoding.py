@@ -130,8 +130,8 @@ def canonical_nans(array: np.ndarray) -> np.ndarray:
 
 
 def array_bytes(array: np.ndarray) -> memoryview:
-    """The flat byte view of a canonical array."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+    """The flat byte view of a canonical (C-contiguous) array, without a copy."""
+    return array.data.cast("B") if array.size else memoryview(b"")  # memoryview cannot cast a 0-size shape
 
 
 def row_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -299,36 +299,55 @@ def state_leaf_hashes(leaves: Sequence[tuple[str, Root]], hash_name: str) -> lis
 
 def state_root(arrays: Mapping[str, np.ndarray], hash_name: str = "sha256") -> Root:
     """State root of a mapping name -> array (the same value as hashing the leaves of
-    :func:`state_leaves`, computed with cached plans and one NaN check for all small tensors)."""
+    :func:`state_leaves`, computed from the state's cached plan: :func:`get_state_plan`)."""
     names = sorted(arrays)
-    canonical = canonical_arrays(names, [arrays[name] for name in names])
-    leaves = []
-    for name, array in zip(names, canonical, strict=True):
-        plan = get_tensor_plan(name, array.shape, array.dtype, hash_name)
-        leaves.append(compute_state_leaf(plan, array, hash_name))
+    canonical = [canonical_layout(name, arrays[name]) for name in names]
+    plan = get_state_plan(tuple((name, a.shape, a.dtype) for name, a in zip(names, canonical, strict=True)),
+                          hash_name)
+    canonicalize_nans(canonical, plan)
+    leaves = [compute_state_leaf(tensor, array, hash_name) for tensor, array in zip(plan.tensors, canonical, strict=True)]
     return merkle_root(leaves, DOMAIN_STATE, hash_name)
 
 
 SMALL_TENSOR_BYTES = 1 << 16  # below this, a tensor's NaN check is mostly call overhead
 
 
-def canonical_arrays(names: Sequence[str], arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """:func:`canonical_array` of each, with one NaN check over every small float tensor: one
-    ``min`` of their concatenation instead of one per tensor (a copy of at most 64 KiB each).
-    Only when it finds a NaN are they checked one by one."""
-    out, small, large = [], [], []
-    for name, array in zip(names, arrays, strict=True):
+@dataclass(frozen=True)
+class StatePlan:
+    """The plans of a state's tensors in root order, and which of them need a NaN check: the small
+    float tensors are checked together (one ``min`` of their concatenation, at most 64 KiB copied
+    each), the others one by one. A job's checkpoints share one layout, so one plan."""
+
+    tensors: tuple[TensorPlan, ...]
+    small_floats: tuple[int, ...]
+    other_floats: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def get_state_plan(layout: tuple[tuple[str, tuple[int, ...], np.dtype], ...], hash_name: str) -> StatePlan:
+    """The (cached) plan of a state of canonical tensors, ``layout`` = sorted ``(name, shape, dtype)``.
+    Names are checked here (:func:`encode_name`); an invalid one raises and is never cached."""
+    small, other = [], []
+    for index, (name, shape, dtype) in enumerate(layout):
         encode_name(name)
-        array = canonical_layout(name, array)
-        if array.dtype.kind in "fc":
-            (small if array.dtype.kind == "f" and array.nbytes <= SMALL_TENSOR_BYTES else large).append(len(out))
-        out.append(array)
-    if small and has_nan(np.concatenate([out[i] for i in small], axis=None)):
-        large += small
-    for i in large:
-        if has_nan(out[i]):
-            out[i] = canonical_nans(out[i])
-    return out
+        if dtype.kind in "fc":
+            is_small = dtype.kind == "f" and dtype.itemsize * math.prod(shape) <= SMALL_TENSOR_BYTES
+            (small if is_small else other).append(index)
+    return StatePlan(tuple(get_tensor_plan(name, shape, dtype, hash_name) for name, shape, dtype in layout),
+                     tuple(small), tuple(other))
+
+
+def canonicalize_nans(arrays: list[np.ndarray], plan: StatePlan) -> None:
+    """Replace, in ``arrays``, every tensor holding a NaN by its :func:`canonical_nans` copy. Only
+    when the small tensors' joint check finds a NaN are they checked one by one."""
+    check = plan.other_floats
+    if plan.small_floats and has_nan(np.concatenate([arrays[i] for i in plan.small_floats], axis=None)):
+        check = check + plan.small_floats
+    for i in check:
+        if has_nan(arrays[i]):
+            arrays[i] = canonical_nans(arrays[i])
+
+
 def tensor_proof(
     arrays: Mapping[str, np.ndarray], name: str, hash_name: str = "sha256"
 ) -> MerkleProof:
