@@ -102,6 +102,13 @@ def compute_dataset_root(shard_roots: list[Root], hash_name: str) -> Root:
     return merkle_root(leaves, DOMAIN_DATASET, hash_name)
 
 
+def compute_arrays_root(x: np.ndarray, y: np.ndarray, num_shards: int, hash_name: str) -> Root:
+    """The dataset root ``write_shards`` commits ``(x, y)`` to in ``num_shards`` shards, without
+    writing them (what a verifier computes over data it is shown)."""
+    bounds = compute_shard_bounds(int(x.shape[0]), num_shards)
+    return compute_dataset_root([compute_shard_root(x[a:b], y[a:b], hash_name) for a, b in bounds], hash_name)
+
+
 def _write_shard(location: storage.Location, x: np.ndarray, y: np.ndarray, root: Root) -> None:
     tmp = storage.compute_staging(location, ".tmp")
     storage.remove(tmp)
