@@ -217,7 +217,12 @@ def compute_rates(honest: list[IntervalCheck], spoofed: list[IntervalCheck],
 
 
 def compute_acceptance_rows(checks: ModeChecks, margin: float, rhos: tuple[float, ...]) -> list[dict[str, Any]]:
-    """One row per check: exact roots, the calibrated tolerance, each relative tolerance."""
+    """One row per check: exact roots, the calibrated tolerance, each relative tolerance.
+
+    ``noisy_intervals`` counts the honest intervals whose re-execution was not bit-identical to the
+    prover's (honest noise). How many there are depends on the machine: on some CPUs torch's native
+    kernels reduce in the same order on 1 and 2 threads and there is no noise at all.
+    """
     calibrated = calibrate_thresholds([c.distances for c in checks.calibration], margin)
     rules: list[tuple[str, str, Callable[[IntervalCheck], bool]]] = [
         ("exact roots", "-", lambda c: c.roots_match),
@@ -226,11 +231,13 @@ def compute_acceptance_rows(checks: ModeChecks, margin: float, rhos: tuple[float
     rules += [("tolerance", f"relative rho={rho:g}",
                lambda c, rho=rho: is_within_tolerance(c.distances, compute_relative_thresholds(c.moved, rho)))
               for rho in rhos]
+    noisy = sum(c.distances.linf > 0.0 for c in checks.honest)
     rows = []
     for check, thresholds, accepts in rules:
         false_rejects, false_accepts = compute_rates(checks.honest, checks.spoofed, accepts)
         rows.append({"execution": checks.mode, "check": check, "thresholds": thresholds,
                      "honest_intervals": len(checks.honest), "spoofed_intervals": len(checks.spoofed),
+                     "noisy_intervals": noisy,
                      "false_reject_rate": false_rejects, "false_accept_rate": false_accepts})
     return rows
 

@@ -78,9 +78,14 @@ def test_exact_roots_on_reproducible_operators_make_no_mistakes(table):
     assert row["honest_intervals"] == row["spoofed_intervals"] == 5
 
 
-def test_exact_roots_on_native_kernels_reject_honest_provers(table):
+def test_exact_roots_on_native_kernels_reject_every_honest_interval_with_noise(table):
+    """Whether native kernels differ between 1 and 2 threads depends on the CPU and the BLAS (they do
+    on the machine the README's table was measured on; on others they agree): exact roots reject
+    exactly the honest intervals whose replay was not bit-identical, and never accept a spoof."""
     row = table[("exact", "exact roots", "-")]
-    assert row["false_reject_rate"] > 0.0 and row["false_accept_rate"] == 0.0
+    assert row["false_reject_rate"] == row["noisy_intervals"] / row["honest_intervals"]
+    assert row["false_accept_rate"] == 0.0
+    assert table[("reproducible", "exact roots", "-")]["noisy_intervals"] == 0
 
 
 @pytest.mark.parametrize("mode", ["exact", "reproducible"])
