@@ -90,7 +90,7 @@ def test_commit_store(benchmark, bench_program, model, width, tmp_path):
     benchmark.extra_info.update(describe_program(program), part="store")
 
     def store() -> None:  # the whole write, not just handing it to the writer's thread
-        writer.write(1, arrays, root, (0.0,))
+        writer.write(1, arrays, (0.0,))
         writer.wait()
 
     benchmark(store)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datasets import storage
 from datasets.sharding import DatasetCommitment
 from proofs.bls import get_backend
-from proofs.encoding import state_root, trace_root
+from proofs.encoding import trace_root
 from proofs.hashing import DOMAIN_FORCED_ERROR, hash_parts
 from proofs.keys import derive_keypair
 from proofs.messages import Commitment, Signed, sign_message
@@ -143,24 +143,21 @@ def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], jo
     path = storage.as_location(path)
     point = load_resume_point(program, path, run) if resume else None
     if point is None:
-        state = program.init_state()
+        state, losses = program.init_state(), []
         arrays = state.to_arrays()
         writer = CheckpointWriter(path, arrays, k, spec.num_checkpoints, hash_name, run)
-        roots, losses = [state_root(arrays, hash_name)], []
-        writer.write(0, arrays, roots[0], ())
+        writer.write(0, arrays, ())
     else:
-        state, roots, losses = point.state, list(point.partial.roots), list(point.partial.losses)
+        state, losses = point.state, list(point.partial.losses)
         writer = CheckpointWriter.reopen(path, point.partial)
     try:
         while state.step < spec.steps:
             out = strategy.run_step(program, state)
             state = out.state
             losses.append(out.loss)
-            if state.step % k == 0:
-                arrays = state.to_arrays()  # once: hashed here, stored by the writer
-                roots.append(state_root(arrays, hash_name))
-                writer.write(state.step // k, arrays, roots[-1], losses[-k:])
-        writer.finish(roots)
+            if state.step % k == 0:  # committed and stored by the writer's thread, beside the next steps
+                writer.write(state.step // k, state.to_arrays(), losses[-k:])
+        roots = writer.finish()
     finally:
         writer.close()
     return TrainingRun(

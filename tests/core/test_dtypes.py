@@ -47,8 +47,8 @@ def test_a_dtype_label_that_does_not_match_the_bits_is_refused():
 def test_checkpoints_store_low_precision_states(tmp_path):
     state = mixed_state()
     writer = CheckpointWriter(tmp_path / "c.zarr", state.to_arrays(), interval=1, num_checkpoints=1)
-    writer.write(0, state.to_arrays(), state.root(), ())
-    writer.finish([state.root()])
+    writer.write(0, state.to_arrays(), ())
+    assert writer.finish() == [state.root()]
     back = read_checkpoint(tmp_path / "c.zarr", 0)
     assert back.root() == state.root() and back.tensors["param/c"].dtype == torch.bfloat16
 

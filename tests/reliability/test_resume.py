@@ -156,7 +156,7 @@ def test_a_damaged_row_ends_the_progress_at_the_row_before(program, uninterrupte
 
 
 def test_a_crash_before_the_final_rename_only_renames(program, uninterrupted, tmp_path, monkeypatch):
-    def die(self, roots):
+    def die(self):
         raise Crash("killed before the rename")
 
     monkeypatch.setattr(checkpoints.CheckpointWriter, "finish", die)

@@ -77,7 +77,7 @@ def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path):
     writer = CheckpointWriter(tmp_path / "c.zarr", arrays, 50, 6)
     for index in range(6):
         step_arrays = {**make_arrays(index), STEP_KEY: np.asarray(index * 50, np.int64)}
-        writer.write(index, step_arrays, state_root(step_arrays), (float(index),) * (50 if index else 0))
+        writer.write(index, step_arrays, (float(index),) * (50 if index else 0))
         writer.wait()
         sizes.append((tmp_path / "c.zarr.partial" / "zarr.json").stat().st_size)
     writer.close()

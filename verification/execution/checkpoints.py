@@ -154,12 +154,14 @@ def unpack_row(layout: RowLayout, row: np.ndarray) -> tuple[Root, tuple[float, .
 
 
 class CheckpointWriter:
-    """Streams the checkpoints of one training run into a zarr store.
+    """Streams the checkpoints of one training run into a zarr store, and commits to them.
 
-    Storage overlaps training: ``write`` packs the state into its row (one copy) and hands it to
-    one background thread, which stores the row and then the progress count; at most one
-    checkpoint is in flight, and a failure to store it is raised by the next ``write`` or by
-    ``finish``."""
+    Commitment and storage overlap training: ``write`` packs the state into its row (one copy,
+    so training may go on with the state) and hands the row to one background thread, which
+    computes the state root from the row's own bytes, writes it into the row and stores the row.
+    At most one checkpoint is in flight; a failure to store it is raised by the next ``write``, by
+    ``roots`` or by ``finish``. On a GPU the host is otherwise idle; on a CPU the hashing runs
+    beside the next steps (hashlib releases the GIL on large buffers, torch inside its kernels)."""
 
     def __init__(self, path: str | os.PathLike[str], template: Mapping[str, np.ndarray], interval: int,
                  num_checkpoints: int, hash_name: str = "sha256", run: dict[str, str] | None = None):
@@ -175,7 +177,7 @@ class CheckpointWriter:
         self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
                                  "hash_name": hash_name, "run": dict(run or {}),
                                  "layout": self.layout.to_attr()})
-        self.start_worker()
+        self.start_worker(hash_name, {})
 
     @classmethod
     def reopen(cls, path: str | os.PathLike[str], partial: PartialCheckpoints) -> CheckpointWriter:
@@ -184,30 +186,42 @@ class CheckpointWriter:
         writer.path, writer.tmp = storage.as_location(path), partial.path
         writer.group = storage.open_group(partial.path, mode="r+")
         writer.layout, writer.rows = partial.layout, writer.group[ROWS]
-        writer.start_worker()
+        writer.start_worker(partial.hash_name, dict(enumerate(partial.roots)))
         return writer
 
-    def start_worker(self) -> None:
-        """The one background thread that stores checkpoints, and no checkpoint in flight yet."""
+    def start_worker(self, hash_name: str, roots: dict[int, Root]) -> None:
+        """The one background thread that commits to and stores checkpoints, none in flight yet."""
+        self.hash_name, self.committed = hash_name, roots
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
-        self.pending: Future | None = None
+        self.pending: tuple[int, Future[Root]] | None = None
 
-    def write(self, index: int, arrays: Mapping[str, np.ndarray], root: Root, losses: Sequence[float]) -> None:
-        """Store checkpoint ``index`` (in the background): the state's ``arrays``
-        (``State.to_arrays``), its state ``root`` and the ``losses`` of the interval that ends at it."""
-        row = pack_row(self.layout, arrays, root, losses)
+    def write(self, index: int, arrays: Mapping[str, np.ndarray], losses: Sequence[float]) -> None:
+        """Commit to and store checkpoint ``index`` (in the background): the state's ``arrays``
+        (``State.to_arrays``) and the ``losses`` of the interval that ends at it."""
+        row = pack_row(self.layout, arrays, Root(bytes(ROOT_BYTES)), losses)  # the root comes in ``commit``
         self.wait()
-        self.pending = self.worker.submit(self.store, index, row)
+        self.pending = index, self.worker.submit(self.commit, index, row)
 
-    def store(self, index: int, row: np.ndarray) -> None:
-        """The row of checkpoint ``index``, as its chunk object (``write_chunk``; zarr reads it back)."""
+    def commit(self, index: int, row: np.ndarray) -> Root:
+        """The state root of a packed row, written into it; then the row, stored as its chunk
+        object (``write_chunk``; zarr reads it back)."""
+        root = state_root(unpack_row(self.layout, row)[2], self.hash_name)
+        row[:ROOT_BYTES] = np.frombuffer(root, np.uint8)
         write_chunk(self.tmp, self.rows, index, row)
+        return root
 
     def wait(self) -> None:
         """Until the checkpoint in flight is stored (its error, if any, is raised here)."""
         pending, self.pending = self.pending, None
         if pending is not None:
-            pending.result()
+            index, future = pending
+            self.committed[index] = future.result()
+
+    def roots(self) -> list[Root]:
+        """The state roots of every checkpoint written so far, in index order (waits for the one
+        in flight)."""
+        self.wait()
+        return [self.committed[index] for index in sorted(self.committed)]
 
     def close(self) -> None:
         """Let the checkpoint in flight land and stop the thread, whatever happens around it: a
@@ -220,14 +234,15 @@ class CheckpointWriter:
         finally:
             self.worker.shutdown(wait=True)
 
-    def finish(self, roots: list[Root]) -> storage.Location:
-        """Record the committed ``roots`` (the completion marker) and publish the store."""
+    def finish(self) -> list[Root]:
+        """Record the committed roots (the completion marker), publish the store, and return them."""
         try:
-            self.wait()
+            roots = self.roots()
         finally:
             self.worker.shutdown(wait=True)
         self.group.attrs["roots"] = encode_roots(roots)
-        return storage.publish(self.tmp, self.path)
+        storage.publish(self.tmp, self.path)
+        return roots
 
 
 def require_raw_chunks(rows: zarr.Array, where: str) -> None:
