@@ -18,6 +18,12 @@ Groups
     (n+1)·store, ``commit`` = hash + merkle + sign (goal ≤ 1 %), ``commit+storage`` (goal ≤ 10 %).
     Storage overlaps training in a real run (a background writer); here it is timed on its own,
     so the figure is what it costs, not what it hides.
+``in-situ``
+    ``test_paired_in_situ``: all of it, as the honest solver pays it. ``solver.train`` of the whole
+    job (the writer's thread hashing and storing each checkpoint beside the next steps, the store's
+    creation and publication) plus signing the commitment, against the same ``T`` steps in a plain
+    loop: ``overhead (wall)`` (how much longer the job takes; goal ≤ 10 %) and ``overhead (cpu)``
+    (what it costs in CPU time over all threads).
 ``referee``
     ``test_paired_referee``: the referee's output ruling on one disputed matmul of a step (open,
     check against the agreed hashes, re-execute, compare) against re-executing that whole step
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -50,7 +57,7 @@ from verification.execution.checkpoints import CheckpointWriter, pack_row, write
 from verification.execution.opgraph import open_operands, record_step
 from verification.execution.program import configure_mode, honest_step, load_program
 from verification.referee import rule_on_output
-from verification.solver import party_keypair
+from verification.solver import build_commitment, party_keypair, train
 from verification.spec import JobSpec, compute_job_id, get_preset
 from verification.strategies import Honest, OpCorrupt
 
@@ -235,3 +242,47 @@ def test_paired_state_root(benchmark, programs, size):
     benchmark.extra_info.update(case=str(size) if isinstance(size, str) else f"{size} MB",
                                 bytes=int(sum(a.nbytes for a in state.values())), tensors=len(state),
                                 method="paired", paired=result.to_info())
+
+
+def plain_training(program, steps: int) -> list[float]:
+    """The same training with no verification at all: ``steps`` honest steps and their losses."""
+    state, losses = program.init_state(), []
+    while state.step < steps:
+        out = Honest().run_step(program, state)
+        state = out.state
+        losses.append(out.loss)
+    return losses
+
+
+@pytest.mark.benchmark(group="in-situ")
+@pytest.mark.parametrize("case", CASES[:3], ids=[c.label.split()[0] for c in CASES[:3]])
+def test_paired_in_situ(benchmark, programs, tmp_path, case):
+    """All of it, as an honest solver pays it: ``solver.train`` of the whole job (checkpoints
+    hashed and stored by the writer's thread beside the next steps, the trace root) and the
+    signature of the commitment, against the same ``T`` steps in a plain loop. Ratios
+    ``overhead (wall)`` (elapsed time: how much longer the job takes) and ``overhead (cpu)`` (the
+    process's CPU time over all its threads: what the work costs), each ``job / plain - 1``, each
+    its own paired measurement."""
+    spec = case.spec()
+    program, solver = programs(spec), SolverId("honest")
+    sk, _ = party_keypair(spec, solver)
+    job_id, runs, last = compute_job_id(spec), iter(range(10**6)), {}
+
+    def job() -> None:
+        last["job"] = train(program, Honest(), tmp_path / f"run-{next(runs)}.zarr", job_id, solver, resume=False)
+        sign_message(build_commitment(spec, last["job"]), sk, solver)
+
+    def plain() -> None:
+        last["plain"] = plain_training(program, spec.steps)
+
+    sides = {"job": job, "plain": plain}
+    overhead = {"overhead": lambda t: t["job"] / t["plain"] - 1.0}
+    wall = measure_paired(sides, overhead, ROUNDS, threads=spec.threads)
+    cpu = benchmark.pedantic(measure_paired, (sides, overhead, ROUNDS),
+                             {"threads": spec.threads, "clock": time.process_time}, rounds=1, iterations=1)
+    paired, wall_info = cpu.to_info(), wall.to_info()
+    paired["ratios"] = {"overhead (cpu)": paired["ratios"]["overhead"],
+                        "overhead (wall)": wall_info["ratios"]["overhead"]}
+    benchmark.extra_info.update(describe_program(program), case=case.label, T=spec.steps, k=spec.checkpoint_interval,
+                                paired=paired, paired_wall=wall_info)
+    assert list(last["job"].losses) == last["plain"]  # both sides trained the same job

@@ -146,11 +146,12 @@ def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], jo
         state, losses = program.init_state(), []
         arrays = state.to_arrays()
         writer = CheckpointWriter(path, arrays, k, spec.num_checkpoints, hash_name, run)
-        writer.write(0, arrays, ())
     else:
         state, losses = point.state, list(point.partial.losses)
         writer = CheckpointWriter.reopen(path, point.partial)
     try:
+        if point is None:
+            writer.write(0, arrays, ())
         while state.step < spec.steps:
             out = strategy.run_step(program, state)
             state = out.state

@@ -83,3 +83,15 @@ def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path):
     writer.close()
     assert len(set(sizes)) == 1
     assert read_checkpoint(tmp_path / "c.zarr.partial", 5).step == 250
+
+
+def test_a_store_that_cannot_be_created_fails_the_first_write_and_the_writer_still_closes(tmp_path):
+    """The store is created on the writer's thread; its error is the first ``write``'s."""
+    (tmp_path / "file").write_text("not a directory")
+    writer = CheckpointWriter(tmp_path / "file" / "c.zarr", make_arrays(0), 2, 3)
+    with pytest.raises(OSError) as raised:
+        writer.write(0, make_arrays(0), ())
+        writer.roots()
+    assert "file" in str(raised.value)
+    writer.close()  # no hang, no second error
+    assert not writer.worker._threads or not any(t.is_alive() for t in writer.worker._threads)

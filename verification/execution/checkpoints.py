@@ -167,30 +167,46 @@ class CheckpointWriter:
                  num_checkpoints: int, hash_name: str = "sha256", run: dict[str, str] | None = None):
         self.path = storage.as_location(path)
         self.tmp = partial_path(self.path)
-        storage.remove(self.tmp)
-        self.group = storage.open_group(self.tmp, mode="w")
         self.layout = compute_layout(template, interval)
-        self.rows = self.group.create_array(ROWS, shape=(num_checkpoints, self.layout.row_bytes),
-                                            chunks=(1, self.layout.row_bytes), dtype="u1", fill_value=0,
-                                            compressors=None)
-        require_raw_chunks(self.rows, self.tmp)
-        self.group.attrs.update({"interval": interval, "num_checkpoints": num_checkpoints,
-                                 "hash_name": hash_name, "run": dict(run or {}),
-                                 "layout": self.layout.to_attr()})
+        attributes = {"interval": interval, "num_checkpoints": num_checkpoints, "hash_name": hash_name,
+                      "run": dict(run or {}), "layout": self.layout.to_attr()}
         self.start_worker(hash_name, {})
+        # The store is created on the writer's thread too, while the first steps run (its error,
+        # if any, is raised by the first ``wait``, like a checkpoint's).
+        self.store = self.worker.submit(self.create, num_checkpoints, attributes)
+
+    def create(self, num_checkpoints: int, attributes: dict) -> tuple[zarr.Group, zarr.Array]:
+        """A new partial store: its group, its rows array of raw chunks, its attributes (one write)."""
+        storage.remove(self.tmp)
+        group = storage.open_group(self.tmp, mode="w")
+        rows = group.create_array(ROWS, shape=(num_checkpoints, self.layout.row_bytes),
+                                  chunks=(1, self.layout.row_bytes), dtype="u1", fill_value=0, compressors=None)
+        require_raw_chunks(rows, self.tmp)
+        group.update_attributes(attributes)
+        return group, rows
+
+    @property
+    def group(self) -> zarr.Group:
+        return self.store.result()[0]
+
+    @property
+    def rows(self) -> zarr.Array:
+        return self.store.result()[1]
 
     @classmethod
     def reopen(cls, path: str | os.PathLike[str], partial: PartialCheckpoints) -> CheckpointWriter:
         """A writer that continues the partial store ``partial`` of ``path`` after its last checkpoint."""
         writer = cls.__new__(cls)
         writer.path, writer.tmp = storage.as_location(path), partial.path
-        writer.group = storage.open_group(partial.path, mode="r+")
-        writer.layout, writer.rows = partial.layout, writer.group[ROWS]
+        group = storage.open_group(partial.path, mode="r+")
+        writer.layout, writer.store = partial.layout, Future()
+        writer.store.set_result((group, group[ROWS]))
         writer.start_worker(partial.hash_name, dict(enumerate(partial.roots)))
         return writer
 
     def start_worker(self, hash_name: str, roots: dict[int, Root]) -> None:
-        """The one background thread that commits to and stores checkpoints, none in flight yet."""
+        """The one background thread that creates the store and commits to and stores checkpoints,
+        none in flight yet."""
         self.hash_name, self.committed = hash_name, roots
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
         self.pending: tuple[int, Future[Root]] | None = None
@@ -205,14 +221,16 @@ class CheckpointWriter:
     def commit(self, index: int, row: np.ndarray) -> Root:
         """The state root of a packed row, written into it; then the row, stored as its chunk
         object (``write_chunk``; zarr reads it back)."""
+        rows = self.rows  # created before, on this thread (or its error, raised here)
         root = state_root(unpack_row(self.layout, row)[2], self.hash_name)
         row[:ROOT_BYTES] = np.frombuffer(root, np.uint8)
-        write_chunk(self.tmp, self.rows, index, row)
+        write_chunk(self.tmp, rows, index, row)
         return root
 
     def wait(self) -> None:
         """Until the checkpoint in flight is stored (its error, if any, is raised here)."""
         pending, self.pending = self.pending, None
+        self.store.result()
         if pending is not None:
             index, future = pending
             self.committed[index] = future.result()
