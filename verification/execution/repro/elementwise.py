@@ -36,6 +36,7 @@ from decimal import Decimal, localcontext
 
 import torch
 
+from verification.execution.repro import fused
 from verification.execution.repro.exact import compute_pow2
 
 EXP_TABLE_BITS = 8  # T[j] = 2**(j / 256)
@@ -73,6 +74,9 @@ def compute_horner(z: torch.Tensor, coeffs: tuple[float, ...]) -> torch.Tensor:
 
 def portable_exp(x: torch.Tensor) -> torch.Tensor:
     """``exp`` of float64 ``x`` (see the module docstring)."""
+    ext = fused.kernels_for(x)
+    if ext is not None and x.dtype == torch.float64:  # the same operations in one C++ loop (``fused``)
+        return fused.fused_exp(ext, x)
     p, scale = compute_exp_parts(x)
     return p.mul_(scale).add_(scale)
 
@@ -81,6 +85,9 @@ def portable_expm1(x: torch.Tensor) -> torch.Tensor:
     """``exp(x) - 1`` of float64 ``x`` without cancellation near 0: ``scale * p + (scale - 1)``,
     which is ``p`` itself (no subtraction) where ``|x| < ln 2 / 512`` and ``scale`` is 1; relative
     error below 1e-9 (``p``'s polynomial is exp's, of degree 3), far below float32's 6e-8."""
+    ext = fused.kernels_for(x)
+    if ext is not None and x.dtype == torch.float64:
+        return fused.fused_exp(ext, x, 1)
     p, scale = compute_exp_parts(x)
     return p.mul_(scale).add_(scale - 1.0)
 
@@ -102,6 +109,9 @@ def compute_exp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def portable_log(x: torch.Tensor) -> torch.Tensor:
     """Natural log of float64 ``x``: ``-inf`` at 0, NaN below 0, ``inf`` at ``inf``."""
+    ext = fused.kernels_for(x)
+    if ext is not None and x.dtype == torch.float64:
+        return fused.fused_log(ext, x)
     bits = x.view(torch.int64)
     e = ((bits >> 52) & 0x7FF) - 1023
     m = ((bits & MANTISSA_MASK) | (1023 << 52)).view(torch.float64)  # [1, 2)

@@ -1,0 +1,159 @@
+"""Fused C++ kernels for reproducible mode's CPU path, with the pure-torch path as the fallback.
+
+The pure-torch functions of ``elementwise``, ``special`` and ``exact`` run each IEEE operation as
+its own torch kernel, so that no kernel can contract ``a * b + c`` into a fused multiply-add. That
+costs a memory pass per operation (portable exp is about 20 float64 kernels, an exact sum 8-10).
+``fused.cpp`` performs the *same sequence of IEEE operations* in one loop, compiled with
+``-O2 -ffp-contract=off -fno-fast-math`` and no ``-march`` (so no FMA can be formed and nothing is
+reassociated): the same bits as the torch path, which ``tests/repro/test_fused.py`` checks on
+adversarial inputs.
+
+Used for CPU tensors only (CUDA keeps the torch path), never for tensor subclasses (fake tensors of
+``check_coverage``) nor for inputs that autograd records. ``PINPOINT_REPRO_NATIVE_EXT=0`` turns it
+off. The extension is built once per source, torch version and compiler flags into
+``$PINPOINT_REPRO_EXT_DIR`` (default ``~/.cache/pinpoint/repro-ext``), behind a file lock so that
+parallel test workers build it once; ``python -m verification.execution.repro.build`` builds it
+ahead of time. When the build fails, a ``FusedKernelWarning`` says why and the torch path runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+ENV_SWITCH = "PINPOINT_REPRO_NATIVE_EXT"
+ENV_DIR = "PINPOINT_REPRO_EXT_DIR"
+SOURCE = Path(__file__).with_name("fused.cpp")
+CFLAGS = ("-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-unsafe-math-optimizations")
+FLOAT_TYPES = (torch.float32, torch.float64)
+
+
+class FusedKernelWarning(UserWarning):
+    """The fused kernels could not be built or loaded; the pure-torch path runs (same bits)."""
+
+
+def is_enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def get_build_root() -> Path:
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "pinpoint" / "repro-ext"
+
+
+def compute_build_key(source: str) -> str:
+    """What the built library depends on: the source, torch's version and ABI, the flags, Python."""
+    parts = [source, torch.__version__, " ".join(CFLAGS), sys.version, str(torch._C._GLIBCXX_USE_CXX11_ABI)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive ``flock`` on ``path`` (released by the kernel if the holder dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_extension(source: str | None = None, root: Path | None = None, verbose: bool = False) -> ModuleType:
+    """Compile (or load the already compiled) extension; raises on failure."""
+    from torch.utils import cpp_extension
+
+    source = SOURCE.read_text() if source is None else source
+    key = compute_build_key(source)
+    build_dir = (root or get_build_root()) / key
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / "fused.cpp"
+    with locked(build_dir.with_suffix(".lock")):
+        if not src.exists() or src.read_text() != source:
+            src.write_text(source)
+        # torch's own build baton: stale if a builder was killed; we hold the lock, nobody builds
+        (build_dir / "lock").unlink(missing_ok=True)
+        return cpp_extension.load(name=f"pinpoint_repro_fused_{key}", sources=[str(src)],
+                                  extra_cflags=list(CFLAGS), build_directory=str(build_dir),
+                                  verbose=verbose)
+
+
+_STATE: dict[str, Any] = {}
+
+
+def get_kernels() -> ModuleType | None:
+    """The loaded extension, or None (switched off, or its build failed: warned once)."""
+    if not is_enabled():
+        return None
+    if "module" not in _STATE:
+        try:
+            _STATE["module"] = build_extension()
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the torch path
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            warnings.warn(f"reproducible mode: fused C++ kernels unavailable ({reason}); using the "
+                          "pure-torch path (same bits, slower)", FusedKernelWarning, stacklevel=2)
+            _STATE["module"] = None
+    return _STATE["module"]
+
+
+def reset() -> None:
+    """Forget the loaded extension (tests)."""
+    _STATE.clear()
+
+
+def kernels_for(*tensors: torch.Tensor) -> ModuleType | None:
+    """The extension when every tensor is a plain float32/float64 CPU tensor that autograd does not
+    record; otherwise None (the caller runs the torch path)."""
+    if not is_enabled():
+        return None
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if (type(t) is not torch.Tensor or t.device.type != "cpu" or t.dtype not in FLOAT_TYPES
+                or (grad and t.requires_grad)):
+            return None
+    return get_kernels()
+
+
+_CONSTS: dict[str, Any] = {}
+
+
+def exp_consts() -> tuple[torch.Tensor, list[float]]:
+    """The exp table and constants of ``elementwise``, as the C++ kernels take them."""
+    if "exp" not in _CONSTS:
+        from verification.execution.repro import elementwise as ew
+
+        table = torch.tensor(ew.EXP_TABLE, dtype=torch.float64)
+        consts = [ew.EXP_CLAMP, ew.INV_LN2_256, ew.LN2_256_HI, ew.LN2_256_LO, *ew.EXPM1_COEFFS]
+        _CONSTS["exp"] = (table, consts)
+    return _CONSTS["exp"]
+
+
+def fused_exp(ext: ModuleType, x: torch.Tensor, variant: int = 0) -> torch.Tensor:
+    table, consts = exp_consts()
+    return ext.exp64(x.contiguous(), table, consts, variant)
+
+
+def fused_log(ext: ModuleType, x: torch.Tensor) -> torch.Tensor:
+    from verification.execution.repro import elementwise as ew
+
+    return ext.log64(x.contiguous(), [ew.SQRT2, ew.LN2, *ew.ATANH_COEFFS])
+
+
+def fused_gelu_tanh(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    """tanh-GELU of float64 ``x`` (``x s``), or with ``g`` its backward ``g * slope`` (float64)."""
+    from verification.execution.repro import elementwise as ew
+
+    table, consts = exp_consts()
+    return ext.gelu_tanh64(x.contiguous(), None if g is None else g.contiguous(), table, consts,
+                           [ew.GELU_K1, -2.0 * ew.GELU_K0, 3.0 * ew.GELU_K1, ew.GELU_K0])
