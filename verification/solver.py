@@ -38,6 +38,7 @@ from verification.execution.checkpoints import (
     CheckpointWriter,
     PartialCheckpoints,
     discard_partial,
+    open_finished,
     open_partial,
     partial_path,
     read_checkpoint,
@@ -90,9 +91,13 @@ class ResumePoint:
     partial: PartialCheckpoints
 
 
-def compute_run_identity(spec: JobSpec, job_id: JobId, solver_id: SolverId, strategy: Strategy) -> dict[str, str]:
-    """What makes two runs the same run: a partial store is resumed only by its own run."""
-    return {"job_id": job_id, "solver_id": solver_id, "strategy": strategy.name, "spec": compute_job_id(spec)}
+def compute_run_identity(spec: JobSpec, job_id: JobId, solver_id: SolverId, strategy: Strategy,
+                         environment: str) -> dict[str, str]:
+    """What makes two runs the same run: a partial store is resumed, and a finished one reused,
+    only by its own run (same job, solver, strategy and spec, in the same execution environment:
+    the environment is committed with the trace)."""
+    return {"job_id": job_id, "solver_id": solver_id, "strategy": strategy.name, "spec": compute_job_id(spec),
+            "environment": environment}
 
 
 def check_resumable(partial: PartialCheckpoints, spec: JobSpec, run: dict[str, str]) -> None:
@@ -128,20 +133,42 @@ def load_resume_point(program: Program, path: storage.Location, run: dict[str, s
     return ResumePoint(state, partial)
 
 
+def load_finished_run(program: Program, path: storage.Location, run: dict[str, str]) -> PartialCheckpoints | None:
+    """The finished store of this very run at ``path``, every checkpoint checked against its
+    committed root; None when there is none, or when it belongs to another run or cannot be
+    trusted (then a ``DiscardedCheckpointWarning`` says why, and training replaces it)."""
+    if not storage.exists(path):
+        return None
+    try:
+        finished = open_finished(path)
+        check_resumable(finished, program.spec, run)
+    except CheckpointError as exc:
+        warnings.warn(f"not reused: {exc}; training again", DiscardedCheckpointWarning, stacklevel=3)
+        return None
+    return finished
+
+
 def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], job_id: JobId, solver_id: SolverId,
           *, resume: bool = True) -> TrainingRun:
     """Run the whole job under ``strategy``, checkpointing every ``k`` steps to zarr.
 
-    With ``resume`` (the default) an interrupted run of the same job, solver and strategy at
-    ``path`` continues from its last intact checkpoint; the result is the same as uninterrupted.
+    With ``resume`` (the default) a finished run of the same job, solver and strategy at ``path``
+    is reused (content-addressed: its checkpoints are read back and checked against its committed
+    roots, nothing is trained; ``resumed_from`` is then ``T``), and an interrupted one continues
+    from its last intact checkpoint; the result is the same as one uninterrupted run.
     ``path`` is a location (``datasets.storage``): a local path or an fsspec URL.
     """
     spec = program.spec
     k, hash_name = spec.checkpoint_interval, spec.hash_name
     start = time.perf_counter()
-    run = compute_run_identity(spec, job_id, solver_id, strategy)
+    run = compute_run_identity(spec, job_id, solver_id, strategy, program.environment())
     path = storage.as_location(path)
-    point = load_resume_point(program, path, run) if resume else None
+    point = load_resume_point(program, path, run) if resume else None  # the latest attempt first
+    finished = load_finished_run(program, path, run) if resume and point is None else None
+    if finished is not None:
+        return TrainingRun(job_id, solver_id, strategy.name, path, k, finished.roots, finished.losses,
+                           strategy.divergence_step(spec), str(program.device), time.perf_counter() - start,
+                           Step(spec.steps), program.environment())
     if point is None:
         state, losses = program.init_state(), []
         arrays = state.to_arrays()

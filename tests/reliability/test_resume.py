@@ -223,3 +223,46 @@ def test_a_corrupted_checkpoint_of_a_finished_store_is_named(uninterrupted, tmp_
     assert read_checkpoint(store, 2).root() == uninterrupted["honest"].roots[2]
     with pytest.raises(CheckpointError, match=r"checkpoint #3 in '.*c\.zarr'"):
         read_checkpoint(store, 3)
+
+
+class NeverTrains:
+    """A strategy that fails the test if it is asked for a step (a reused run trains nothing)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def run_step(self, program, state):
+        raise AssertionError(f"trained step {state.step + 1} of a run that is already finished")
+
+    def divergence_step(self, spec):
+        return self.inner.divergence_step(spec)
+
+
+@pytest.mark.parametrize("name", ["honest", "lazy"])
+def test_a_finished_run_is_reused_not_retrained(program, uninterrupted, tmp_path, name):
+    expected = uninterrupted[name]
+    path = tmp_path / "c.zarr"
+    shutil.copytree(expected.checkpoint_path, path)
+    reused = train(program, NeverTrains(Honest() if name == "honest" else Lazy(start=3, length=6)), path, "job", "s")
+    assert reused.resumed_from == program.spec.steps
+    assert_same_run(reused, expected)
+
+
+def test_a_finished_store_of_another_run_or_corrupted_is_trained_again(program, uninterrupted, tmp_path):
+    path = tmp_path / "c.zarr"
+    shutil.copytree(uninterrupted["lazy"].checkpoint_path, path)  # another strategy's run
+    with pytest.warns(DiscardedCheckpointWarning, match="not reused: .*another run"):
+        again = train(program, Honest(), path, "job", "s")
+    assert again.resumed_from is None
+    assert_same_run(again, uninterrupted["honest"])
+    row = path / "rows" / "c" / "2" / "0"
+    data = bytearray(row.read_bytes())
+    data[-1] ^= 1
+    row.write_bytes(bytes(data))
+    with pytest.warns(DiscardedCheckpointWarning, match=r"not reused: .*checkpoint #2.*corrupted"):
+        again = train(program, Honest(), path, "job", "s")
+    assert_same_run(again, uninterrupted["honest"])

@@ -417,8 +417,31 @@ def open_partial(path: str | os.PathLike[str]) -> PartialCheckpoints:
     losses; ``CheckpointError`` naming the store and the problem when it is not a store of
     checkpoints or holds not even ``S_0``."""
     tmp = partial_path(path)
-    where = f"partial checkpoint store {str(tmp)!r}"
-    group = open_store(tmp)
+    return read_progress(tmp, f"partial checkpoint store {str(tmp)!r}")
+
+
+def open_finished(path: str | os.PathLike[str]) -> PartialCheckpoints:
+    """A finished (published) store read like a partial one, all of it: every checkpoint stored,
+    hashing to its committed root and holding its step; ``CheckpointError`` otherwise. What a
+    rerun of the same run reuses instead of training again."""
+    location = storage.as_location(path)
+    where = f"checkpoint store {str(location)!r}"
+    committed = read_roots(location)
+    progress = read_progress(location, where)
+    # Rule: a finished store is reused only whole: every committed checkpoint read back and checked
+    if list(progress.roots) != committed:
+        first_bad = progress.written
+        try:  # the first checkpoint that is not intact names its own problem
+            read_verified_row(location, open_store(location), progress.layout, first_bad, progress.hash_name)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{where} holds {first_bad} intact checkpoints of the {len(committed)} "
+                                  f"it committed: {exc}") from None
+        raise CheckpointError(f"{where}: checkpoint #{first_bad} does not hold step {first_bad * progress.interval}")
+    return progress
+
+
+def read_progress(location: storage.Location, where: str) -> PartialCheckpoints:
+    group = open_store(location)
     attrs = dict(group.attrs)
     total, hash_name, run = (attrs.get(k) for k in ("num_checkpoints", "hash_name", "run"))
     _require(is_count(total), where, f"bad num_checkpoints {total!r}")
@@ -428,7 +451,7 @@ def open_partial(path: str | os.PathLike[str]) -> PartialCheckpoints:
     rows, problem = [], ""
     while len(rows) < total and not problem:
         try:
-            rows.append(read_verified_row(tmp, group, layout, len(rows), hash_name))
+            rows.append(read_verified_row(location, group, layout, len(rows), hash_name))
         except CheckpointError as exc:
             problem = str(exc)
     # Rule: checkpoint #i holds S_{i·k}; progress ends at the first row that does not
@@ -437,6 +460,6 @@ def open_partial(path: str | os.PathLike[str]) -> PartialCheckpoints:
     # Rule: a partial store is resumed only from S_0 on
     _require(count >= 1, where, f"holds no usable checkpoint #0 ({problem or 'it is not S_0'})")
     kept = rows[:count]
-    return PartialCheckpoints(tmp, layout.interval, total, hash_name, dict(run), layout,
+    return PartialCheckpoints(location, layout.interval, total, hash_name, dict(run), layout,
                               tuple(root for root, _, _ in kept),
                               tuple(loss for _, losses, _ in kept[1:] for loss in losses))
