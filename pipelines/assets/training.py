@@ -1,5 +1,8 @@
 """Stage 2 — training, one run per solver (CUDA when present, CPU otherwise)."""
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import dagster as dg
 
@@ -11,9 +14,47 @@ from verification.divergence import (
     get_reference_solver,
     render_divergence_markdown,
 )
+from verification.execution.checkpoints import count_stored
 from verification.lifecycle import Timed, require_job, stage_train, timed
+from verification.paths import ArtifactPaths
 from verification.plots import divergence_png, loss_curves_png, png_markdown
 from verification.solver import TrainingRun
+from verification.spec import JobSpec, compute_job_id
+
+PROGRESS_POLL_S = 0.25  # how often the checkpoint stores are looked at while solvers train
+
+
+def format_progress(solver_id: str, stored: int, total: int) -> str:
+    """The log line of one solver's progress; ``pipelines.progress`` draws it as a bar."""
+    return f"progress: {solver_id} {stored}/{total} checkpoints"
+
+
+def watch_training(spec: JobSpec, paths: ArtifactPaths, train: Callable[[], Timed],
+                   report: Callable[[str], None], poll_s: float = PROGRESS_POLL_S) -> Timed:
+    """``train()`` (the training stage) on a thread of its own while this one reports, solver by
+    solver, each new count of stored checkpoints (``count_stored``: the solvers are processes of
+    their own, and their stores are where their progress is visible)."""
+    job_id, total = compute_job_id(spec), spec.num_checkpoints
+    stores = {s.solver_id: paths.checkpoints(job_id, s.solver_id) for s in spec.solvers}
+    seen: dict[str, int] = {}
+
+    def look() -> None:
+        for solver_id, store in stores.items():
+            stored = count_stored(store)
+            if seen.get(solver_id) != stored:
+                seen[solver_id] = stored
+                report(format_progress(solver_id, stored, total))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-training") as pool:
+        future = pool.submit(train)
+        while True:
+            look()
+            try:
+                out = future.result(timeout=poll_s)
+            except FutureTimeout:
+                continue
+            look()
+            return out
 
 
 @dg.asset(group_name="training", kinds={"torch"},
@@ -23,7 +64,8 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                   dataset_shards: Timed) -> dg.Output[Timed]:
     spec = get_run_spec(context, pinpoint)
     require_job(spec, dataset_shards=dataset_shards)
-    out = timed(stage_train, spec, dataset_shards.value, pinpoint.paths())
+    paths = pinpoint.paths()
+    out = watch_training(spec, paths, lambda: timed(stage_train, spec, dataset_shards.value, paths), context.log.info)
     runs = out.value
     png = loss_curves_png({sid: run.losses for sid, run in runs.items()})
     return dg.Output(out, metadata={

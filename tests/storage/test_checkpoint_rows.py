@@ -14,7 +14,9 @@ from verification.execution.checkpoints import (
     CheckpointError,
     CheckpointWriter,
     compute_layout,
+    count_stored,
     pack_row,
+    partial_path,
     read_checkpoint,
     unpack_row,
     write_chunk,
@@ -95,3 +97,15 @@ def test_a_store_that_cannot_be_created_fails_the_first_write_and_the_writer_sti
     assert "file" in str(raised.value)
     writer.close()  # no hang, no second error
     assert not writer.worker._threads or not any(t.is_alive() for t in writer.worker._threads)
+
+
+def test_count_stored_follows_a_run_from_nothing_to_published(location):
+    assert count_stored(location) == 0
+    writer = CheckpointWriter(location, make_arrays(0), 2, 3)
+    for index in range(2):
+        writer.write(index, make_arrays(2 * index), (0.0,) * (2 if index else 0))
+        writer.wait()
+        assert count_stored(location) == index + 1
+    writer.write(2, make_arrays(4), (0.0, 0.0))
+    writer.finish()
+    assert count_stored(location) == 3 and not storage.exists(partial_path(location))

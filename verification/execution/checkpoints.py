@@ -283,6 +283,19 @@ def write_chunk(location: storage.Location, rows: zarr.Array, index: int, row: n
     fs.pipe_file(path, memoryview(row))
 
 
+def count_stored(path: str | os.PathLike[str]) -> int:
+    """How many checkpoints the run at ``path`` has stored so far: the chunk objects of its
+    partial store while it trains, of its finished store afterwards; 0 when there is neither.
+    For progress reports only (one listing, nothing read or checked)."""
+    for location in (partial_path(path), storage.as_location(path)):
+        fs, chunks = storage.get_fs(storage.join(location, ROWS, "c"))
+        try:
+            return len(fs.ls(chunks, detail=False))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return 0
+
+
 def discard_partial(path: str | os.PathLike[str]) -> None:
     """Remove the partial store of ``path``, if any."""
     storage.remove(partial_path(path))
