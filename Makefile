@@ -35,7 +35,7 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 	mkdir -p $(PINPOINT_ARTIFACTS)
 	@echo "materializing every asset of the job (full log: $(PINPOINT_ARTIFACTS)/demo-dagster.log) ..."
 	@start=$$(date +%s); \
-	if ! $(DAGSTER) asset materialize -m pipelines.definitions --select '*' 2>&1 \
+	if ! $(VENV)/bin/dg launch --assets '*' 2>&1 \
 	  | $(PY) -m pipelines.progress $(PINPOINT_ARTIFACTS)/demo-dagster.log; then \
 	  tail -n 60 $(PINPOINT_ARTIFACTS)/demo-dagster.log; exit 1; fi; \
 	echo "done in $$(( $$(date +%s) - start ))s"

@@ -154,3 +154,21 @@ def test_the_workspace_validates_with_dagsters_own_cli(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for location in ("pinpoint", "pinpoint-fleet", "pinpoint-bench", "pinpoint-dask"):
         assert f"Validation successful for code location {location}." in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_dg_checks_the_default_location_as_its_project(tmp_path):
+    """``dg`` (Dagster 1.13's recommended CLI, what ``make demo`` launches with) finds the project
+    from pyproject.toml's ``[tool.dg]`` and loads its definitions."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "All definitions loaded successfully." in done.stdout + done.stderr
+    assert "does not match the virtual environment" not in done.stdout + done.stderr
