@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export PINPOINT_ARTIFACTS ?= $(CURDIR)/artifacts
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test ui bench lint clean venv
+.PHONY: demo test ui bench lint clean venv gpu-wheels
 
 venv: $(VENV)/.installed
 
@@ -65,3 +65,8 @@ lint: venv
 
 clean:
 	rm -rf $(PINPOINT_ARTIFACTS) $(DAGSTER_HOME)
+
+# Wheels for scripts/gpu_check.sh on a lent GPU machine (Python 3.12 with its own torch, no network).
+gpu-wheels: venv
+	$(PY) -m pip download -q --python-version 3.12 --only-binary=:all: --platform manylinux_2_28_x86_64 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl -r scripts/gpu-requirements.txt

@@ -95,7 +95,15 @@ def configure_mode(mode: str, threads: int) -> None:
     """
     torch.set_num_threads(threads)
     if mode == "exact":
+        # Rule: cuBLAS reads its workspace setting when CUDA initialises; set later, it is ignored
+        if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
+            raise ProgramError("exact mode on CUDA needs CUBLAS_WORKSPACE_CONFIG=:4096:8 (or :16:8) in the "
+                               "environment before CUDA initialises; CUDA is already initialised here")
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # TF32 rounds matmul and convolution inputs to 10 mantissa bits on Ampere and later, and
+        # cuDNN allows it by default: exact mode computes in float32 as the CPU does.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.use_deterministic_algorithms(mode == "exact", warn_only=False)
 
 
