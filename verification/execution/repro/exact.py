@@ -50,6 +50,8 @@ for ``n = 4096``, 120 bits below the block's largest term (float32's own sum can
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 FLOAT64_EXACT_BITS = 52  # integers below 2**53 are exact; one bit of headroom for rounding up
@@ -129,6 +131,10 @@ def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     combined with one rounding in float64 and one to float32.
     """
     bits = compute_slice_bits(a.shape[-1])
+    ext = fused_kernels(a, b)
+    if ext is not None and a.dtype == b.dtype == torch.float32 and a.dim() == b.dim() in (2, 3) \
+            and a.shape[:-2] == b.shape[:-2] and a.shape[-1] == b.shape[-2]:
+        return fused_matmul(ext, a, b, bits)
     to_a, from_a = compute_block_scales(a, -1, bits)  # (..., M, 1)
     to_b, from_b = compute_block_scales(b, -2, bits)  # (..., 1, N)
     qa0, qa1 = split_slices(a, to_a, bits)
@@ -138,12 +144,60 @@ def exact_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return high.add_(cross.mul_(2.0 ** -bits)).mul_(from_a).mul_(from_b).to(torch.float32)
 
 
+def fused_kernels(*tensors: torch.Tensor):
+    from verification.execution.repro import fused  # imports this module's users lazily
+
+    return fused.kernels_for(*tensors)
+
+
+def split_fused(ext, x: torch.Tensor, rows: bool, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two slices of a (B, R, C) float32 operand in one pass: ``A``'s ``[Q0 | Q1]`` (B, M, 2K)
+    (``rows``: blocks are rows) or ``B``'s ``[Q1 ; Q0]`` (B, 2K, N) (blocks are columns), as views
+    of whichever layout the kernel wrote (BLAS takes either), and the scales ``2**(e - b)``."""
+    blocks = x if rows else x.transpose(1, 2)  # (B, blocks, K)
+    n, k = blocks.shape[1], blocks.shape[2]
+    adjacent = blocks.stride(1) == 1 and blocks.stride(2) == n and n > 1
+    if not adjacent and not (blocks.stride(2) == 1 and blocks.stride(1) == k):
+        blocks = blocks.contiguous()
+    cat, scale = ext.split_operand(blocks, adjacent, not rows, bits)
+    if adjacent:
+        cat = cat.transpose(1, 2)  # (B, blocks, 2K)
+    return (cat, scale.unsqueeze(2)) if rows else (cat.transpose(1, 2), scale.unsqueeze(1))
+
+
+def fused_matmul(ext, a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tensor:
+    """``exact_matmul`` through the fused kernels: one pass per operand gives ``[Q0_A | Q1_A]`` and
+    ``[Q1_B ; Q0_B]`` with their scales, so ``Q0_A Q1_B + Q1_A Q0_B`` is one float64 GEMM over
+    ``2K`` (every partial sum an integer below ``2**52``: the slice width is chosen for ``2K``
+    terms, so the integer is the one the two GEMMs and their exact sum give) and ``Q0_A Q0_B``
+    another over views of the same buffers; one pass combines them. Same bits as the torch path."""
+    flat = a.dim() == 2
+    a3, b3 = (a.unsqueeze(0), b.unsqueeze(0)) if flat else (a, b)
+    k = a3.shape[-1]
+    qa, from_a = split_fused(ext, a3, True, bits)  # (B, M, 2K), (B, M, 1)
+    qb, from_b = split_fused(ext, b3, False, bits)  # (B, 2K, N), (B, 1, N)
+    if flat:
+        high = torch.mm(qa[0, :, :k], qb[0, k:]).unsqueeze(0)
+        cross = torch.mm(qa[0], qb[0]).unsqueeze(0)
+    else:
+        high = torch.bmm(qa[:, :, :k], qb[:, k:])
+        cross = torch.bmm(qa, qb)
+    out = ext.combine_products(high, cross, from_a, from_b, bits)
+    return out[0] if flat else out
+
+
 def reduce_slices(x: torch.Tensor, dim: int, reduce: str) -> torch.Tensor:
     """``reduce`` (``"sum"`` with the dim kept, or ``"cumsum"``) of the three-slice fixed point of
     ``x`` along ``dim`` as float64: each slice reduced exactly, the three combined in float64."""
     bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
     if bits < MIN_SLICE_BITS:
         raise ReproError(f"exact {reduce}: {x.shape[dim]} terms leave only {bits} bits per slice")
+    ext = fused_kernels(x) if reduce == "sum" else None
+    if ext is not None:  # the same slices and sums in one C++ loop per block
+        dim = dim % x.dim()
+        outer, inner = math.prod(x.shape[:dim]), math.prod(x.shape[dim + 1:])
+        total = ext.exact_sum3(x.contiguous(), outer, x.shape[dim], inner, bits)
+        return total.reshape(*x.shape[:dim], 1, *x.shape[dim + 1:])
     to_grid, from_grid = compute_block_scales(x, dim, bits)
     kwargs = {"keepdim": True} if reduce == "sum" else {}
     q0, q1, q2 = (getattr(q, reduce)(dim=dim, **kwargs)  # exact

@@ -1,34 +1,55 @@
 // Fused CPU kernels of reproducible mode (verification.execution.repro.fused).
 //
 // Each kernel is one loop over its data that performs *the same sequence of IEEE operations* as
-// the pure-torch path it replaces (elementwise.py, special.py, exact.py), one correctly rounded
-// operation at a time: built with -O2 -ffp-contract=off -fno-fast-math and no -march, so the
-// compiler may neither contract a * b + c into a fused multiply-add nor reassociate. Constants
-// (the exp table, polynomial coefficients) are passed in from Python, so both paths use the very
-// same doubles. Results are per element or per block, so at::parallel_for's split of the work
-// cannot change them. Exact integer sums (|partial sums| < 2**53) are order-free, so a sequential
-// loop returns the bits torch.sum returns.
+// the pure-torch path it replaces (elementwise.py, exact.py), one correctly rounded operation at a
+// time: built with -O2 -ffp-contract=off -fno-fast-math and no -march, so the compiler may neither
+// contract a * b + c into a fused multiply-add nor reassociate. The hot loops are compiled for
+// several instruction sets (target_clones: baseline x86-64, AVX2 without FMA, AVX-512) and picked
+// at load time; vector lanes do the same correctly rounded add/sub/mul/div as scalar code, so
+// every clone gives the same bits. Constants (the exp table, polynomial coefficients) come from
+// Python, so both paths use the very same doubles. Results are per element or per block, so
+// at::parallel_for's split of the work cannot change them, and the exact integer sums
+// (|partial sums| < 2**53) are order-free: any grouping returns the bits torch.sum returns.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTI __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define MULTI
+#endif
+
 namespace {
 
 constexpr int64_t GRAIN = 16384;
+constexpr int LANES = 8;  // independent accumulators of an exact sum (any grouping is exact)
 
 inline double bits_to_double(uint64_t b) { double d; std::memcpy(&d, &b, 8); return d; }
 inline uint64_t double_to_bits(double d) { uint64_t b; std::memcpy(&b, &d, 8); return b; }
 inline uint32_t float_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
 
+// torch.round (round half to even, as std::nearbyint in the default rounding mode) without a libm
+// call: below 2**52, (|v| + 2**52) - 2**52 is |v| rounded to an integer by the addition's own
+// round-to-nearest-even, and the sign is put back (-0.3 gives -0.0); larger values, inf and NaN
+// are integers already or pass through. Branch-free, so loops vectorise.
+inline double round_even(double v) {
+  const double big = 4503599627370496.0;  // 2**52
+  const double a = std::fabs(v);
+  const double r = std::copysign((a + big) - big, v);  // IEEE semantics: never simplified away
+  return a < big ? r : v;
+}
+
 // torch's clamp: NaN propagates, otherwise min(max(x, lo), hi)
 inline double clamp(double x, double lo, double hi) {
-  if (std::isnan(x)) return x;
-  return std::min(std::max(x, lo), hi);
+  const double c = x < lo ? lo : (x > hi ? hi : x);
+  return x != x ? x : c;
 }
 
 // torch's int64 shift left: defined through the unsigned type (wraps)
@@ -37,27 +58,23 @@ inline int64_t shl(int64_t a, int64_t s) { return static_cast<int64_t>(static_ca
 // 2.0**n from its IEEE bits, as compute_pow2: ((n + 1023) << 52) viewed as float64
 inline double pow2_bits(int64_t n) { return bits_to_double(static_cast<uint64_t>(shl(n + 1023, 52))); }
 
-// double -> int64 as torch's .to(torch.int64): a truncating conversion (cvttsd2si on x86)
+// An integer-valued double (|v| < 2**62, or NaN) -> int64 as torch's .to(torch.int64) gives it:
+// NaN becomes the x86 "integer indefinite" INT64_MIN.
 inline int64_t to_int64(double v) {
-#if defined(__x86_64__)
-  int64_t r;
-  __asm__("cvttsd2si %1, %0" : "=r"(r) : "x"(v));
-  return r;
-#else
-  return static_cast<int64_t>(v);
-#endif
+  return v != v ? std::numeric_limits<int64_t>::min() : static_cast<int64_t>(v);
 }
+
+inline double nan_to_zero(double v) { return std::isfinite(v) ? v : 0.0; }
 
 struct ExpConsts {
   const double* table;  // 2**(j/256), j = 0..255
   double clamp, inv_ln2_256, ln2_256_hi, ln2_256_lo, c0, c1, c2;
-  int64_t table_bits;
 };
 
 ExpConsts exp_consts(const at::Tensor& table, const std::vector<double>& c) {
   TORCH_CHECK(table.dtype() == at::kDouble && table.is_contiguous() && table.numel() == 256, "exp table");
   TORCH_CHECK(c.size() == 7, "exp constants");
-  return {table.data_ptr<double>(), c[0], c[1], c[2], c[3], c[4], c[5], c[6], 8};
+  return {table.data_ptr<double>(), c[0], c[1], c[2], c[3], c[4], c[5], c[6]};
 }
 
 // compute_horner(z, coeffs): acc = z * c[-1]; acc = (acc + c[i]) * z for i = n-2 .. 1; acc + c[0]
@@ -73,12 +90,15 @@ inline double horner(double z, const double* c, int64_t n) {
 // compute_exp_parts: (p, scale) with exp(x) = scale * (1 + p)
 inline void exp_parts(double x, const ExpConsts& k, double& p, double& scale) {
   x = clamp(x, -k.clamp, k.clamp);
-  double n = std::nearbyint(x * k.inv_ln2_256);
+  const double n = round_even(x * k.inv_ln2_256);
   double r = x - n * k.ln2_256_hi;
   r = r - n * k.ln2_256_lo;
-  double coeffs[3] = {k.c0, k.c1, k.c2};
-  p = horner(r, coeffs, 3) * r;
-  int64_t ki = to_int64(n);
+  double acc = r * k.c2;  // compute_horner(r, (c0, c1, c2)) * r
+  acc = acc + k.c1;
+  acc = acc * r;
+  acc = acc + k.c0;
+  p = acc * r;
+  const int64_t ki = to_int64(n);
   scale = k.table[ki & 255] * pow2_bits(ki >> 8);
 }
 
@@ -88,122 +108,66 @@ inline double portable_exp(double x, const ExpConsts& k) {
   return p * s + s;
 }
 
-template <typename T>
-inline double load(const T* ptr, int64_t i) { return static_cast<double>(ptr[i]); }
-
-template <typename F>
-at::Tensor map_unary(const at::Tensor& x, F f) {
-  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(), "fused kernels take contiguous CPU tensors");
-  auto out = at::empty(x.sizes(), x.options().dtype(at::kDouble));
-  double* o = out.data_ptr<double>();
-  int64_t n = x.numel();
-  if (x.scalar_type() == at::kFloat) {
-    const float* in = x.data_ptr<float>();
-    at::parallel_for(0, n, GRAIN, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) o[i] = f(load(in, i)); });
+MULTI void exp_loop(const double* __restrict__ in, double* __restrict__ out, int64_t n, const ExpConsts* k, int64_t variant) {
+  if (variant == 0) {
+    for (int64_t i = 0; i < n; ++i) out[i] = portable_exp(in[i], *k);
   } else {
-    TORCH_CHECK(x.scalar_type() == at::kDouble, "fused kernels take float32 or float64");
-    const double* in = x.data_ptr<double>();
-    at::parallel_for(0, n, GRAIN, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) o[i] = f(in[i]); });
+    for (int64_t i = 0; i < n; ++i) {
+      double p, s;
+      exp_parts(in[i], *k, p, s);
+      out[i] = p * s + (s - 1.0);
+    }
   }
-  return out;
 }
 
-}  // namespace
-
-// portable_exp (variant 0) and portable_expm1 (variant 1)
-at::Tensor exp64(const at::Tensor& x, const at::Tensor& table, const std::vector<double>& c, int64_t variant) {
-  ExpConsts k = exp_consts(table, c);
-  if (variant == 0) return map_unary(x, [k](double v) { return portable_exp(v, k); });
-  return map_unary(x, [k](double v) {
-    double p, s;
-    exp_parts(v, k, p, s);
-    return p * s + (s - 1.0);
-  });
-}
-
-// portable_log: c = [sqrt2, ln2, atanh coefficients...]
-at::Tensor log64(const at::Tensor& x, const std::vector<double>& c) {
-  TORCH_CHECK(c.size() >= 3, "log constants");
-  const double sqrt2 = c[0], ln2 = c[1];
-  std::vector<double> coeffs(c.begin() + 2, c.end());
-  const double* cf = coeffs.data();
-  const int64_t nc = static_cast<int64_t>(coeffs.size());
-  return map_unary(x, [=](double v) {
+MULTI void log_loop(const double* __restrict__ in, double* __restrict__ out, int64_t n, const double* __restrict__ cf, int64_t nc, double sqrt2, double ln2) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = in[i];
     const int64_t b = static_cast<int64_t>(double_to_bits(v));
     int64_t e = ((b >> 52) & 0x7FF) - 1023;
     double m = bits_to_double(static_cast<uint64_t>((b & ((int64_t(1) << 52) - 1)) | (int64_t(1023) << 52)));
     const bool big = m > sqrt2;
-    if (big) m = m * 0.5;
+    m = big ? m * 0.5 : m;
     e = e + (big ? 1 : 0);
-    double s = (m - 1.0) / (m + 1.0);
-    double series = horner(s * s, cf, nc) * s;
+    const double s = (m - 1.0) / (m + 1.0);
+    const double series = horner(s * s, cf, nc) * s;
     double result = static_cast<double>(e) * ln2 + series * 2.0;
-    if (v == std::numeric_limits<double>::infinity()) result = v;
-    if (v == 0.0) result = -std::numeric_limits<double>::infinity();
-    if (v < 0.0) result = std::numeric_limits<double>::quiet_NaN();
-    return result;
-  });
-}
-
-// tanh-approximate GELU: c = [k1, -2 k0, 3 k1, k0]; variant 0: x s (forward), needs g for 1:
-// g * (s + x 2 s (1 - s) dinner) (backward), with s = 1 / (1 + e), 1 - s = e / (1 + e),
-// e = exp(-2u), as compute_gelu_gates, portable_gelu_grad and do_gelu_backward.
-at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
-                       const std::vector<double>& ce, const std::vector<double>& c) {
-  ExpConsts k = exp_consts(table, ce);
-  TORCH_CHECK(c.size() == 4, "gelu constants");
-  const double k1 = c[0], m2k0 = c[1], k1x3 = c[2], k0 = c[3];
-  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.scalar_type() == at::kDouble, "gelu: float64 x");
-  auto out = at::empty(x.sizes(), x.options());
-  double* o = out.data_ptr<double>();
-  const double* in = x.data_ptr<double>();
-  const int64_t n = x.numel();
-  if (!g.has_value()) {
-    at::parallel_for(0, n, GRAIN, [&](int64_t b, int64_t e_) {
-      for (int64_t i = b; i < e_; ++i) {
-        const double v = in[i];
-        double cube = v * v;
-        cube = cube * v;
-        double u = (v + cube * k1) * m2k0;
-        double e = portable_exp(u, k);
-        double denom = e + 1.0;
-        o[i] = v * (1.0 / denom);
-      }
-    });
-    return out;
+    result = v == std::numeric_limits<double>::infinity() ? v : result;
+    result = v == 0.0 ? -std::numeric_limits<double>::infinity() : result;
+    out[i] = v < 0.0 ? std::numeric_limits<double>::quiet_NaN() : result;
   }
-  const at::Tensor& gt = *g;
-  TORCH_CHECK(gt.device().is_cpu() && gt.is_contiguous() && gt.scalar_type() == at::kDouble && gt.numel() == n,
-              "gelu: float64 g");
-  const double* gin = gt.data_ptr<double>();
-  at::parallel_for(0, n, GRAIN, [&](int64_t b, int64_t e_) {
-    for (int64_t i = b; i < e_; ++i) {
-      const double v = in[i];
-      double cube = v * v;
-      cube = cube * v;
-      double u = (v + cube * k1) * m2k0;
-      double e = portable_exp(u, k);
-      double denom = e + 1.0;
-      double s = 1.0 / denom;
-      double s_bar = e / denom;
-      double dinner = v * v;
-      dinner = dinner * k1x3;
-      dinner = dinner + 1.0;
-      dinner = dinner * k0;
-      double t = v * 2.0;
-      t = t * s;
-      t = t * s_bar;
-      t = t * dinner;
-      double slope = s + t;
-      o[i] = gin[i] * slope;
-    }
-  });
-  return out;
 }
 
-namespace {
+// tanh-approximate GELU, as compute_gelu_gates, portable_gelu_grad and do_gelu_backward:
+// c = [k1, -2 k0, 3 k1, k0]; s = 1 / (1 + e), 1 - s = e / (1 + e), e = exp(-2u).
+MULTI void gelu_loop(const double* __restrict__ in, const double* __restrict__ g, double* __restrict__ out, int64_t n, const ExpConsts* k, const double* __restrict__ c) {
+  const double k1 = c[0], m2k0 = c[1], k1x3 = c[2], k0 = c[3];
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = in[i];
+    double cube = v * v;
+    cube = cube * v;
+    const double u = (v + cube * k1) * m2k0;
+    const double e = portable_exp(u, *k);
+    const double denom = e + 1.0;
+    const double s = 1.0 / denom;
+    if (g == nullptr) {
+      out[i] = v * s;
+      continue;
+    }
+    const double s_bar = e / denom;
+    double dinner = v * v;
+    dinner = dinner * k1x3;
+    dinner = dinner + 1.0;
+    dinner = dinner * k0;
+    double t = v * 2.0;
+    t = t * s;
+    t = t * s_bar;
+    t = t * dinner;
+    out[i] = g[i] * (s + t);
+  }
+}
 
-// compute_block_scales' biased-exponent rule, for one block whose largest exponent field is be
+// compute_block_scales' rule for a block whose largest biased exponent field is be
 inline void block_scales(int64_t be, bool is_float, int64_t bits, double& to_grid, double& from_grid) {
   int64_t to_field, from_field;
   if (is_float) {
@@ -218,44 +182,208 @@ inline void block_scales(int64_t be, bool is_float, int64_t bits, double& to_gri
   from_grid = bits_to_double(static_cast<uint64_t>(shl(from_field, 52)));
 }
 
-// The exponent field of |v|: the block exponent of amax is the largest of them (NaN/inf: all ones)
-inline int64_t exp_field(float v) { return static_cast<int64_t>((float_to_bits(v) & 0x7FFFFFFFu) >> 23); }
-inline int64_t exp_field(double v) { return static_cast<int64_t>((double_to_bits(v) & 0x7FFFFFFFFFFFFFFFull) >> 52); }
+// The biased exponent field of |v|; the block's amax has the largest (NaN and inf: all ones).
+inline int32_t exp_field(float v) { return static_cast<int32_t>((float_to_bits(v) & 0x7FFFFFFFu) >> 23); }
+inline int32_t exp_field(double v) { return static_cast<int32_t>((double_to_bits(v) & 0x7FFFFFFFFFFFFFFFull) >> 52); }
 
-inline double nan_to_zero(double v) { return std::isfinite(v) ? v : 0.0; }
+template <typename T>
+MULTI int32_t max_field(const T* __restrict__ v, int64_t n) {
+  int32_t be = 0;
+  for (int64_t i = 0; i < n; ++i) be = std::max(be, exp_field(v[i]));
+  return be;
+}
 
+template <typename T>
+MULTI void max_field_rows(const T* __restrict__ v, int64_t n, int64_t stride, int64_t w, int32_t* __restrict__ be) {
+  for (int64_t p = 0; p < w; ++p) be[p] = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = v + i * stride;
+    for (int64_t p = 0; p < w; ++p) be[p] = std::max(be[p], exp_field(row[p]));
+  }
+}
+
+// The three slice sums of one contiguous block, in LANES interleaved exact partial sums.
+template <typename T>
+MULTI void slice_sums(const T* __restrict__ v, int64_t n, double to, double up, double* __restrict__ s) {
+  double s0[LANES] = {0.0}, s1[LANES] = {0.0}, s2[LANES] = {0.0};
+  int64_t i = 0;
+  for (; i + LANES <= n; i += LANES)
+    for (int l = 0; l < LANES; ++l) {
+      double rest = static_cast<double>(v[i + l]) * to;
+      const double q0 = round_even(rest);
+      rest = (rest - q0) * up;
+      const double q1 = round_even(rest);
+      rest = (rest - q1) * up;
+      const double q2 = round_even(rest);
+      s0[l] = s0[l] + q0;
+      s1[l] = s1[l] + q1;
+      s2[l] = s2[l] + q2;
+    }
+  for (; i < n; ++i) {
+    double rest = static_cast<double>(v[i]) * to;
+    const double q0 = round_even(rest);
+    rest = (rest - q0) * up;
+    const double q1 = round_even(rest);
+    rest = (rest - q1) * up;
+    const double q2 = round_even(rest);
+    s0[0] = s0[0] + q0;
+    s1[0] = s1[0] + q1;
+    s2[0] = s2[0] + q2;
+  }
+  double t0 = 0.0, t1 = 0.0, t2 = 0.0;
+  for (int l = 0; l < LANES; ++l) t0 = t0 + s0[l], t1 = t1 + s1[l], t2 = t2 + s2[l];
+  s[0] = t0, s[1] = t1, s[2] = t2;
+}
+
+// The slice sums of w adjacent blocks whose element i lies at v[i * stride + p]: swept by rows.
+template <typename T>
+MULTI void slice_sums_rows(const T* __restrict__ v, int64_t n, int64_t stride, int64_t w, const double* __restrict__ to, double up,
+                           double* __restrict__ s0, double* __restrict__ s1, double* __restrict__ s2) {
+  for (int64_t p = 0; p < w; ++p) s0[p] = 0.0, s1[p] = 0.0, s2[p] = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = v + i * stride;
+    for (int64_t p = 0; p < w; ++p) {
+      double rest = static_cast<double>(row[p]) * to[p];
+      const double q0 = round_even(rest);
+      rest = (rest - q0) * up;
+      const double q1 = round_even(rest);
+      rest = (rest - q1) * up;
+      const double q2 = round_even(rest);
+      s0[p] = s0[p] + q0;
+      s1[p] = s1[p] + q1;
+      s2[p] = s2[p] + q2;
+    }
+  }
+}
+
+// reduce_slices' combination: (s0 + nan_to_num(s1 + s2 2**-b) 2**-b) from
+inline double combine_sums(double s0, double s1, double s2, double down, double from) {
+  const double low = nan_to_zero(s1 + s2 * down);
+  return (s0 + low * down) * from;
+}
+
+constexpr int64_t COLUMNS = 512;  // adjacent blocks swept together (their accumulators stay in L1)
+
+// exact_sum over the middle dim of a contiguous (outer, n, inner) tensor -> (outer, inner)
 template <typename T>
 void sum_blocks(const T* in, double* out, int64_t outer, int64_t n, int64_t inner, int64_t bits) {
   const bool is_float = std::is_same<T, float>::value;
   const double up = std::ldexp(1.0, static_cast<int>(bits));
   const double down = std::ldexp(1.0, -static_cast<int>(bits));
-  at::parallel_for(0, outer * inner, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t o = idx / inner, i = idx % inner;
-      const T* base = in + o * n * inner + i;
-      int64_t be = 0;
-      for (int64_t j = 0; j < n; ++j) be = std::max(be, exp_field(base[j * inner]));
-      double to_grid, from_grid;
-      block_scales(be, is_float, bits, to_grid, from_grid);
-      double s0 = 0.0, s1 = 0.0, s2 = 0.0;
-      for (int64_t j = 0; j < n; ++j) {
-        double rest = static_cast<double>(base[j * inner]) * to_grid;
-        double q0 = std::nearbyint(rest);
-        rest = (rest - q0) * up;
-        double q1 = std::nearbyint(rest);
-        rest = (rest - q1) * up;
-        double q2 = std::nearbyint(rest);
-        s0 = s0 + q0;
-        s1 = s1 + q1;
-        s2 = s2 + q2;
+  if (inner == 1) {
+    at::parallel_for(0, outer, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const T* v = in + o * n;
+        double to, from, s[3];
+        block_scales(max_field(v, n), is_float, bits, to, from);
+        slice_sums(v, n, to, up, s);
+        out[o] = combine_sums(s[0], s[1], s[2], down, from);
       }
-      double low = nan_to_zero(s1 + s2 * down);
-      out[idx] = (s0 + low * down) * from_grid;
+    });
+    return;
+  }
+  const int64_t per = (inner + COLUMNS - 1) / COLUMNS;
+  at::parallel_for(0, outer * per, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n * COLUMNS, 1)), [&](int64_t b, int64_t e) {
+    int32_t be[COLUMNS];
+    double to[COLUMNS], from[COLUMNS], s0[COLUMNS], s1[COLUMNS], s2[COLUMNS];
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / per, p0 = (t % per) * COLUMNS, w = std::min(COLUMNS, inner - p0);
+      const T* v = in + o * n * inner + p0;
+      max_field_rows(v, n, inner, w, be);
+      for (int64_t p = 0; p < w; ++p) block_scales(be[p], is_float, bits, to[p], from[p]);
+      slice_sums_rows(v, n, inner, w, to, up, s0, s1, s2);
+      for (int64_t p = 0; p < w; ++p) out[o * inner + p0 + p] = combine_sums(s0[p], s1[p], s2[p], down, from[p]);
     }
   });
 }
 
+// split_slices with two slices: first[i] = q0, second[i] = q1 of v[i] * to
+MULTI void split_block(const float* __restrict__ v, int64_t n, double to, double up, double* __restrict__ first, double* __restrict__ second) {
+  for (int64_t i = 0; i < n; ++i) {
+    double rest = static_cast<double>(v[i]) * to;
+    const double q0 = round_even(rest);
+    rest = (rest - q0) * up;
+    first[i] = q0;
+    second[i] = round_even(rest);
+  }
+}
+
+MULTI void split_rows(const float* __restrict__ v, int64_t n, int64_t stride, int64_t w, const double* __restrict__ to, double up,
+                      double* __restrict__ first, double* __restrict__ second, int64_t ostride) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = v + i * stride;
+    double* f = first + i * ostride;
+    double* s = second + i * ostride;
+    for (int64_t p = 0; p < w; ++p) {
+      double rest = static_cast<double>(row[p]) * to[p];
+      const double q0 = round_even(rest);
+      rest = (rest - q0) * up;
+      f[p] = q0;
+      s[p] = round_even(rest);
+    }
+  }
+}
+
+MULTI void combine_row(const double* __restrict__ h, const double* __restrict__ x, double a, const double* __restrict__ fb, double down, float* __restrict__ o, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    double v = h[j] + nan_to_zero(x[j]) * down;
+    v = v * a;
+    v = v * fb[j];
+    o[j] = static_cast<float>(v);
+  }
+}
+
+at::Tensor prepare(const at::Tensor& x) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(), "fused kernels take contiguous CPU tensors");
+  return at::empty(x.sizes(), x.options().dtype(at::kDouble));
+}
+
+template <typename F>
+void chunks(int64_t n, F f) {
+  at::parallel_for(0, n, GRAIN, [&](int64_t b, int64_t e) { f(b, e - b); });
+}
+
 }  // namespace
+
+// portable_exp (variant 0) and portable_expm1 (variant 1) of float64 x
+at::Tensor exp64(const at::Tensor& x, const at::Tensor& table, const std::vector<double>& c, int64_t variant) {
+  TORCH_CHECK(x.scalar_type() == at::kDouble, "exp64: float64");
+  const ExpConsts k = exp_consts(table, c);
+  auto out = prepare(x);
+  const double* in = x.data_ptr<double>();
+  double* o = out.data_ptr<double>();
+  chunks(x.numel(), [&](int64_t b, int64_t n) { exp_loop(in + b, o + b, n, &k, variant); });
+  return out;
+}
+
+// portable_log of float64 x: c = [sqrt2, ln2, atanh coefficients...]
+at::Tensor log64(const at::Tensor& x, const std::vector<double>& c) {
+  TORCH_CHECK(x.scalar_type() == at::kDouble && c.size() >= 3, "log64: float64");
+  auto out = prepare(x);
+  const double* in = x.data_ptr<double>();
+  double* o = out.data_ptr<double>();
+  const double* cf = c.data() + 2;
+  const int64_t nc = static_cast<int64_t>(c.size()) - 2;
+  chunks(x.numel(), [&](int64_t b, int64_t n) { log_loop(in + b, o + b, n, cf, nc, c[0], c[1]); });
+  return out;
+}
+
+// tanh-GELU of float64 x (x s), or with g its backward g * slope
+at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
+                       const std::vector<double>& ce, const std::vector<double>& c) {
+  TORCH_CHECK(x.scalar_type() == at::kDouble && c.size() == 4, "gelu_tanh64: float64");
+  const ExpConsts k = exp_consts(table, ce);
+  auto out = prepare(x);
+  const double* in = x.data_ptr<double>();
+  const double* gp = nullptr;
+  if (g.has_value()) {
+    TORCH_CHECK(g->is_contiguous() && g->scalar_type() == at::kDouble && g->numel() == x.numel(), "gelu: float64 g");
+    gp = g->data_ptr<double>();
+  }
+  double* o = out.data_ptr<double>();
+  chunks(x.numel(), [&](int64_t b, int64_t n) { gelu_loop(in + b, gp ? gp + b : nullptr, o + b, n, &k, c.data()); });
+  return out;
+}
 
 // exact_sum of a contiguous (outer, n, inner) tensor over its middle dimension -> (outer, inner)
 at::Tensor exact_sum3(const at::Tensor& x, int64_t outer, int64_t n, int64_t inner, int64_t bits) {
@@ -270,70 +398,55 @@ at::Tensor exact_sum3(const at::Tensor& x, int64_t outer, int64_t n, int64_t inn
   return out;
 }
 
-// The two-slice fixed point of a float32 matmul operand, in one pass.
-// a (batch, M, K), blocks are rows: returns ([q0 | q1] (batch, M, 2K), from (batch, M, 1)).
-// b (batch, K, N), blocks are columns: returns ([q1 ; q0] (batch, 2K, N), from (batch, 1, N)).
-// Any strides: the operand is read where it lies (a transposed weight needs no copy first).
-std::vector<at::Tensor> split_operand(const at::Tensor& x, bool rows, int64_t bits) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.scalar_type() == at::kFloat, "split_operand: float32 (B, R, C)");
-  const int64_t nb = x.size(0), r = x.size(1), c = x.size(2);
-  const int64_t sb = x.stride(0), sr = x.stride(1), sc = x.stride(2);
+// The two-slice fixed point of a float32 matmul operand in one pass (compute_block_scales and
+// split_slices with two slices). x is (batch, blocks, len) with any batch stride and either
+//   contiguous blocks (strides (., len, 1)): returns (batch, blocks, 2 len), per block
+//     [first | second], or
+//   adjacent blocks (strides (., 1, blocks)): returns (batch, 2 len, blocks), [first ; second],
+// with first = q0 and second = q1 (swapped when `swap`), and the scales 2**(e - bits) (batch, blocks).
+std::vector<at::Tensor> split_operand(const at::Tensor& x, bool adjacent, bool swap, int64_t bits) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.scalar_type() == at::kFloat, "split_operand: float32 (B, blocks, len)");
+  const int64_t nb = x.size(0), nblk = x.size(1), len = x.size(2), sb = x.stride(0);
+  TORCH_CHECK(adjacent ? (x.stride(1) == 1 && x.stride(2) == nblk) : (x.stride(2) == 1 && x.stride(1) == len),
+              "split_operand: layout");
   const float* in = x.data_ptr<float>();
   const double up = std::ldexp(1.0, static_cast<int>(bits));
-  at::Tensor cat, from;
-  if (rows) {
-    cat = at::empty({nb, r, 2 * c}, x.options().dtype(at::kDouble));
-    from = at::empty({nb, r, 1}, x.options().dtype(at::kDouble));
-  } else {
-    cat = at::empty({nb, 2 * r, c}, x.options().dtype(at::kDouble));
-    from = at::empty({nb, 1, c}, x.options().dtype(at::kDouble));
-  }
+  auto cat = adjacent ? at::empty({nb, 2 * len, nblk}, x.options().dtype(at::kDouble))
+                      : at::empty({nb, nblk, 2 * len}, x.options().dtype(at::kDouble));
+  auto from = at::empty({nb, nblk}, x.options().dtype(at::kDouble));
   double* q = cat.data_ptr<double>();
   double* f = from.data_ptr<double>();
-  if (rows) {  // block = one row of K values
-    at::parallel_for(0, nb * r, std::max<int64_t>(1, GRAIN / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t idx = b; idx < e; ++idx) {
-        const int64_t bi = idx / r, ri = idx % r;
-        const float* row = in + bi * sb + ri * sr;
-        int64_t be = 0;
-        for (int64_t j = 0; j < c; ++j) be = std::max(be, exp_field(row[j * sc]));
-        double to_grid, from_grid;
-        block_scales(be, true, bits, to_grid, from_grid);
-        f[idx] = from_grid;
-        double* q0 = q + idx * 2 * c;
-        double* q1 = q0 + c;
-        for (int64_t j = 0; j < c; ++j) {
-          double rest = static_cast<double>(row[j * sc]) * to_grid;
-          double a0 = std::nearbyint(rest);
-          rest = (rest - a0) * up;
-          q0[j] = a0;
-          q1[j] = std::nearbyint(rest);
-        }
+  const int64_t qsize = 2 * len * nblk;
+  if (!adjacent) {
+    at::parallel_for(0, nb * nblk, std::max<int64_t>(1, GRAIN / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t bi = t / nblk, p = t % nblk;
+        const float* v = in + bi * sb + p * len;
+        double to;
+        block_scales(max_field(v, len), true, bits, to, f[t]);
+        double* first = q + bi * qsize + p * 2 * len;
+        double* second = first + len;
+        if (swap) std::swap(first, second);
+        split_block(v, len, to, up, first, second);
       }
     });
-  } else {  // block = one column of K values; write [q1 ; q0]
-    at::parallel_for(0, nb, 1, [&](int64_t b, int64_t e) {
-      std::vector<int64_t> be(c);
-      std::vector<double> to(c);
-      for (int64_t bi = b; bi < e; ++bi) {
-        const float* mat = in + bi * sb;
-        std::fill(be.begin(), be.end(), 0);
-        for (int64_t i = 0; i < r; ++i)
-          for (int64_t j = 0; j < c; ++j) be[j] = std::max(be[j], exp_field(mat[i * sr + j * sc]));
-        for (int64_t j = 0; j < c; ++j) block_scales(be[j], true, bits, to[j], f[bi * c + j]);
-        double* q1 = q + bi * 2 * r * c;
-        double* q0 = q1 + r * c;
-        for (int64_t i = 0; i < r; ++i)
-          for (int64_t j = 0; j < c; ++j) {
-            double rest = static_cast<double>(mat[i * sr + j * sc]) * to[j];
-            double a0 = std::nearbyint(rest);
-            rest = (rest - a0) * up;
-            q0[i * c + j] = a0;
-            q1[i * c + j] = std::nearbyint(rest);
-          }
-      }
-    });
+    return {cat, from};
   }
+  const int64_t per = (nblk + COLUMNS - 1) / COLUMNS;
+  at::parallel_for(0, nb * per, std::max<int64_t>(1, GRAIN / std::max<int64_t>(len * COLUMNS, 1)), [&](int64_t b, int64_t e) {
+    int32_t be[COLUMNS];
+    double to[COLUMNS];
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t bi = t / per, p0 = (t % per) * COLUMNS, w = std::min(COLUMNS, nblk - p0);
+      const float* v = in + bi * sb + p0;
+      max_field_rows(v, len, nblk, w, be);
+      for (int64_t p = 0; p < w; ++p) block_scales(be[p], true, bits, to[p], f[bi * nblk + p0 + p]);
+      double* first = q + bi * qsize + p0;
+      double* second = first + len * nblk;
+      if (swap) std::swap(first, second);
+      split_rows(v, len, nblk, w, to, up, first, second, nblk);
+    }
+  });
   return {cat, from};
 }
 
@@ -351,18 +464,8 @@ at::Tensor combine_products(const at::Tensor& high, const at::Tensor& cross, con
   const double* fb = from_b.data_ptr<double>();
   float* o = out.data_ptr<float>();
   at::parallel_for(0, nb * m, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t bi = idx / m;
-      const double a = fa[idx];
-      const double* fbr = fb + bi * n;
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t k = idx * n + j;
-        double v = h[k] + nan_to_zero(x[k]) * down;
-        v = v * a;
-        v = v * fbr[j];
-        o[k] = static_cast<float>(v);
-      }
-    }
+    for (int64_t idx = b; idx < e; ++idx)
+      combine_row(h + idx * n, x + idx * n, fa[idx], fb + (idx / m) * n, down, o + idx * n, n);
   });
   return out;
 }

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -33,7 +34,7 @@ import torch
 ENV_SWITCH = "PINPOINT_REPRO_NATIVE_EXT"
 ENV_DIR = "PINPOINT_REPRO_EXT_DIR"
 SOURCE = Path(__file__).with_name("fused.cpp")
-CFLAGS = ("-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-unsafe-math-optimizations")
+CFLAGS = ("-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-unsafe-math-optimizations", "-fvect-cost-model=dynamic")
 FLOAT_TYPES = (torch.float32, torch.float64)
 
 
@@ -112,12 +113,27 @@ def reset() -> None:
     _STATE.clear()
 
 
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def below_autograd():
+    """Marks code run by ``ReproducibleMode.__torch_dispatch__``: there autograd has already
+    recorded the operator, so the kernels may take tensors that require grad."""
+    depth = getattr(_LOCAL, "depth", 0)
+    _LOCAL.depth = depth + 1
+    try:
+        yield
+    finally:
+        _LOCAL.depth = depth
+
+
 def kernels_for(*tensors: torch.Tensor) -> ModuleType | None:
     """The extension when every tensor is a plain float32/float64 CPU tensor that autograd does not
     record; otherwise None (the caller runs the torch path)."""
     if not is_enabled():
         return None
-    grad = torch.is_grad_enabled()
+    grad = torch.is_grad_enabled() and not getattr(_LOCAL, "depth", 0)
     for t in tensors:
         if (type(t) is not torch.Tensor or t.device.type != "cpu" or t.dtype not in FLOAT_TYPES
                 or (grad and t.requires_grad)):

@@ -48,6 +48,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from verification.execution.repro import fused
 from verification.execution.repro.elementwise import (
     compute_gelu_gates,
     portable_exp,
@@ -711,14 +712,16 @@ class ReproducibleMode(TorchDispatchMode):
         if is_exact_packet(func):
             return func(*args, **kwargs)
         if name in INPLACE:
-            out = FUNCTIONAL[name[:-1]](*args, **kwargs)
+            with fused.below_autograd():
+                out = FUNCTIONAL[name[:-1]](*args, **kwargs)
             return inplace(args[0], out)
         handler = FUNCTIONAL.get(name)
         if handler is None or "out" in kwargs:
             raise UncoveredOperatorError(
                 f"reproducible mode has no implementation of {func}; write the model with covered "
                 "operators (verification.execution.repro.mode) or run it in 'exact' mode")
-        return handler(*args, **kwargs)
+        with fused.below_autograd():
+            return handler(*args, **kwargs)
 
 
 @contextlib.contextmanager
