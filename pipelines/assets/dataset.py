@@ -3,8 +3,10 @@
 
 import dagster as dg
 
+from pipelines.partitions import require_partition
 from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import Timed, stage_shard, timed, validate_job
+from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="dataset", kinds={"zarr"},
@@ -12,6 +14,7 @@ from verification.lifecycle import Timed, stage_shard, timed, validate_job
                       "chunks; the dataset root (Merkle root of shard roots) keys the batch schedule.")
 def dataset_shards(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.Output[Timed]:
     spec = get_run_spec(context, pinpoint)
+    require_partition(context, compute_job_id(spec))  # the job of the run's partition, nothing else
     validate_job(spec, pinpoint.paths())  # before anything is written
     out = timed(stage_shard, spec, pinpoint.paths())
     ds = out.value

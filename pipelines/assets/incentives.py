@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from pipelines.partitions import require_partition
 from pipelines.resources import PinpointConfig, get_run_spec
 from verification.lifecycle import stage_incentives
 from verification.plots import png_markdown
@@ -14,6 +15,7 @@ from verification.spec import compute_job_id
                       "break-even p* = saving / (q (stake + payment)); plus a map of where cheating pays.")
 def incentive_study(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
     spec = get_run_spec(context, pinpoint)
+    require_partition(context, compute_job_id(spec))
     study = stage_incentives(spec, pinpoint.paths().incentives(compute_job_id(spec)))
     sim = study.simulation
     rows = [("honest", sim.honest_profit), ("cheating", sim.cheating_profit),

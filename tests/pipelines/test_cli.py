@@ -34,7 +34,8 @@ def cli_env(tmp_path):
 
 def test_cli_materializes_the_whole_graph_and_a_rerun_is_deterministic(cli_env):
     env, artifacts = cli_env
-    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
+    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select", "*",
+           "--partition", compute_job_id(get_preset("minimal"))]  # one job = one partition key
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report_path = artifacts / "runs" / compute_job_id(get_preset("minimal")) / "report.json"
@@ -113,9 +114,13 @@ def test_cli_materializes_a_users_own_program(cli_env, tmp_path):
     env, artifacts = cli_env
     spec_path = tmp_path / "job.yaml"
     spec_path.write_text(yaml.safe_dump(PLUGIN_JOB))
-    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
-    done = subprocess.run(cmd, cwd=REPO, env={**env, "PINPOINT_SPEC": str(spec_path)}, capture_output=True,
-                          text=True, timeout=600)
+    env = {**env, "PINPOINT_SPEC": str(spec_path)}
+    job_id = subprocess.run([sys.executable, "-m", "pipelines.job_key"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300, check=True).stdout.strip()
+    assert job_id == compute_job_id(spec_from_dict(PLUGIN_JOB))
+    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select", "*",
+           "--partition", job_id]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((artifacts / "runs" / compute_job_id(spec_from_dict(PLUGIN_JOB)) / "report.json").read_text())
     solvers = {s["solver_id"]: s for s in report["solvers"]}

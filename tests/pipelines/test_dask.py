@@ -42,8 +42,8 @@ def test_default_job_runs_on_a_local_dask_cluster(tmp_path, monkeypatch):
     run_config = {"execution": {"config": {"cluster": {"local": {
         "n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
         "host": "127.0.0.1"}}}}}
-    with dg.execute_job(dg.reconstructable(lifecycle_dask_job), instance=instance,
-                        run_config=run_config) as result:
+    with dg.execute_job(dg.reconstructable(lifecycle_dask_job), instance=instance, run_config=run_config,
+                        tags={"dagster/partition": compute_job_id(get_preset("minimal"))}) as result:
         assert result.success
     report = json.loads((tmp_path / "artifacts" / "runs" / compute_job_id(get_preset("minimal"))
                          / "report.json").read_text())

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from pipelines.definitions import ASSETS, CHECKS, defs
+from pipelines.definitions import CHECKS, build_assets, defs
+from pipelines.partitions import JobIOManager, MissingStageError
 from pipelines.resources import JOB_ID_TAG, PinpointConfig
+from verification.lifecycle import ForeignInputError
+from verification.spec import compute_job_id, get_preset
 
 STAGES = ["dataset_shards", "training_runs", "commitments", "spot_checks", "disputes", "settlement",
           "job_report", "incentive_study"]
@@ -26,12 +30,26 @@ def test_definitions_load_with_groups_descriptions_and_checks():
     assert defs.resolve_job_def("job_lifecycle") is not None
 
 
+def test_every_asset_is_partitioned_by_the_one_job_its_resource_names():
+    """One job = one partition key: the environment's job in the default location."""
+    graph = defs.resolve_asset_graph()
+    job_id = compute_job_id(defs.resources["pinpoint"].spec())
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).partitions_def.get_partition_keys() == [job_id], key
+
+
+def materialize(config: PinpointConfig, instance, job_id: str | None = None, **kwargs):
+    """The default graph of ``config``'s job, as ``make demo`` launches it: its one partition."""
+    return dg.materialize([*build_assets(config), *CHECKS], partition_key=job_id or compute_job_id(config.spec()),
+                          resources={"pinpoint": config, "io_manager": JobIOManager()}, instance=instance, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("artifacts")
     resource = PinpointConfig(preset="minimal", artifacts_dir=str(artifacts))
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*ASSETS, *CHECKS], resources={"pinpoint": resource}, instance=instance)
+    result = materialize(resource, instance)
     return result, resource, instance
 
 
@@ -50,19 +68,33 @@ def test_in_process_materialize_of_the_whole_graph(materialized):
     assert checks and all(c.passed for c in checks)
 
 
-def test_the_run_is_tagged_with_the_job_id(materialized):
+def test_the_run_is_tagged_with_the_job_id_and_its_partition(materialized):
     result, _, instance = materialized
     run = instance.get_run_by_id(result.run_id)
-    assert run.tags[JOB_ID_TAG] == result.output_for_node("job_report")["job_id"]
+    job_id = result.output_for_node("job_report")["job_id"]
+    assert run.tags[JOB_ID_TAG] == job_id and run.tags["dagster/partition"] == job_id
+    stored = {p.parent.name: p.name for p in (Path(instance.storage_directory())).glob("*/job-*")}
+    assert stored and set(stored.values()) == {job_id}  # every stage's value is filed under its job
 
 
 def test_a_run_tagged_for_another_job_is_refused_before_anything_is_written(tmp_path):
-    from verification.lifecycle import ForeignInputError
-
     resource = PinpointConfig(preset="minimal", artifacts_dir=str(tmp_path))
     with pytest.raises(ForeignInputError, match=r"tagged pinpoint/job_id=job-000000000000, but this step works on job job-"):
-        dg.materialize([*ASSETS, *CHECKS], selection=["dataset_shards"], resources={"pinpoint": resource},
-                       instance=dg.DagsterInstance.ephemeral(), tags={JOB_ID_TAG: "job-000000000000"})
+        materialize(resource, dg.DagsterInstance.ephemeral(), selection=["dataset_shards"],
+                    tags={JOB_ID_TAG: "job-000000000000"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_for_another_partition_than_the_resources_job_is_refused(tmp_path):
+    """The UI's launchpad can pair a partition with a resource that names another job."""
+    minimal = PinpointConfig(preset="minimal", artifacts_dir=str(tmp_path))
+    other = compute_job_id(get_preset("default"))
+    assets = [*build_assets(PinpointConfig(preset="default")), *CHECKS]
+    with pytest.raises(ForeignInputError, match=rf"launched for partition '{other}', but the pinpoint resource "
+                                                rf"names job {compute_job_id(minimal.spec())}"):
+        dg.materialize(assets, selection=["dataset_shards"], partition_key=other,
+                       resources={"pinpoint": minimal, "io_manager": JobIOManager()},
+                       instance=dg.DagsterInstance.ephemeral())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -117,22 +149,39 @@ def test_every_code_location_of_the_workspace_loads():
         assert isinstance(location.resources["pinpoint"], PinpointConfig)
 
 
-def test_a_partial_run_for_another_job_refuses_the_stored_inputs_and_writes_nothing(materialized, tmp_path):
+def test_a_partial_run_for_another_job_finds_none_of_its_inputs_and_writes_nothing(materialized, tmp_path):
     """The reported case: after a job ran, settling and reporting a job whose spec differs only in
-    the stake must not settle it on the first job's training, commitments and checks."""
-    from verification.lifecycle import ForeignInputError
-    from verification.spec import compute_job_id, get_preset
-
+    the stake must not settle it on the first job's training, commitments and checks. Its
+    partition has none of them: the run is refused naming the stage and the job, nothing written."""
     result, resource, instance = materialized
     spec_file = tmp_path / "other.yaml"
     spec_file.write_text("preset: minimal\neconomics: {solver_stake: 6000}\n")
     other = PinpointConfig(preset="minimal", spec_path=str(spec_file), artifacts_dir=resource.artifacts_dir)
     ledger_before = resource.paths().ledger.read_bytes()
-    with pytest.raises(ForeignInputError) as refused:
-        dg.materialize([*ASSETS, *CHECKS], selection=["settlement", "job_report"], resources={"pinpoint": other},
-                       instance=instance)
     first, second = compute_job_id(get_preset("minimal")), compute_job_id(other.spec())
-    assert first != second and first in str(refused.value) and second in str(refused.value)
+    with pytest.raises(MissingStageError, match=rf"of job {second} was never materialized"):
+        materialize(other, instance, selection=["settlement", "job_report"])
+    assert first != second
+    assert not other.paths().report(second).exists() and not other.paths().job(second).exists()
+    assert resource.paths().ledger.read_bytes() == ledger_before
+
+
+def test_foreign_stage_values_are_refused_by_job_id_even_under_the_right_partition(materialized, tmp_path):
+    """Should a stage's file be copied under another job's partition, its job id still differs."""
+    import shutil
+
+    result, resource, instance = materialized
+    spec_file = tmp_path / "other.yaml"
+    spec_file.write_text("preset: minimal\neconomics: {solver_stake: 6000}\n")
+    other = PinpointConfig(preset="minimal", spec_path=str(spec_file), artifacts_dir=resource.artifacts_dir)
+    first, second = compute_job_id(get_preset("minimal")), compute_job_id(other.spec())
+    storage = Path(instance.storage_directory())
+    for stage in ("dataset_shards", "training_runs", "commitments", "spot_checks", "disputes"):
+        shutil.copy(storage / stage / first, storage / stage / second)
+    ledger_before = resource.paths().ledger.read_bytes()
+    with pytest.raises(ForeignInputError) as refused:
+        materialize(other, instance, selection=["settlement", "job_report"])
+    assert first in str(refused.value) and second in str(refused.value)
     assert not other.paths().report(second).exists() and not other.paths().job(second).exists()
     assert resource.paths().ledger.read_bytes() == ledger_before
 
@@ -172,3 +221,23 @@ def test_dg_checks_the_default_location_as_its_project(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "All definitions loaded successfully." in done.stdout + done.stderr
     assert "does not match the virtual environment" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("env", [{}, {"PINPOINT_PRESET": "minimal"}, {"PINPOINT_SPEC": "job.yaml"}])
+def test_the_partition_key_make_demo_launches_is_the_resources_job(env, tmp_path, monkeypatch):
+    """``python -m pipelines.job_key`` (no Dagster import) names the job ``config_from_env`` does."""
+    import os
+    import subprocess
+    import sys
+
+    from pipelines.resources import config_from_env
+
+    (tmp_path / "job.yaml").write_text("preset: minimal\nsteps: 24\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PINPOINT_PRESET", raising=False)
+    monkeypatch.delenv("PINPOINT_SPEC", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    done = subprocess.run([sys.executable, "-m", "pipelines.job_key"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}, check=True)
+    assert done.stdout.strip() == compute_job_id(config_from_env().spec())
