@@ -155,9 +155,10 @@ def split_fused(ext, x: torch.Tensor, rows: bool, bits: int) -> tuple[torch.Tens
     (``rows``: blocks are rows) or ``B``'s ``[Q1 ; Q0]`` (B, 2K, N) (blocks are columns), as views
     of whichever layout the kernel wrote (BLAS takes either), and the scales ``2**(e - b)``."""
     blocks = x if rows else x.transpose(1, 2)  # (B, blocks, K)
-    n, k = blocks.shape[1], blocks.shape[2]
-    adjacent = blocks.stride(1) == 1 and blocks.stride(2) == n and n > 1
-    if not adjacent and not (blocks.stride(2) == 1 and blocks.stride(1) == k):
+    (n, k), (s1, s2) = blocks.shape[1:], blocks.stride()[1:]
+    packed = (k == 1 or s2 == 1) and (n == 1 or s1 == k)  # each block contiguous
+    adjacent = not packed and s1 == 1 and s2 == n  # block p's element i at i n + p
+    if not (packed or adjacent):
         blocks = blocks.contiguous()
     cat, scale = ext.split_operand(blocks, adjacent, not rows, bits)
     if adjacent:

@@ -102,22 +102,44 @@ inline void exp_parts(double x, const ExpConsts& k, double& p, double& scale) {
   scale = k.table[ki & 255] * pow2_bits(ki >> 8);
 }
 
-inline double portable_exp(double x, const ExpConsts& k) {
-  double p, s;
-  exp_parts(x, k, p, s);
-  return p * s + s;
-}
+constexpr int64_t CHUNK = 256;  // elements whose exp is evaluated in two vectorisable phases
 
-MULTI void exp_loop(const double* __restrict__ in, double* __restrict__ out, int64_t n, const ExpConsts* k, int64_t variant) {
+// exp (variant 0) or expm1 (variant 1) of n <= CHUNK values: compute_exp_parts in a first loop
+// (arithmetic, vectorised), the table lookup and the combination in a second (a gather). The
+// operations per element are exactly those of exp_parts.
+MULTI void exp_chunk(const double* __restrict__ in, double* __restrict__ out, int64_t n, const ExpConsts* kp,
+                     int64_t variant) {
+  const ExpConsts k = *kp;
+  double p[CHUNK];
+  int64_t idx[CHUNK];
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = clamp(in[i], -k.clamp, k.clamp);
+    const double m = round_even(x * k.inv_ln2_256);
+    double r = x - m * k.ln2_256_hi;
+    r = r - m * k.ln2_256_lo;
+    double acc = r * k.c2;  // compute_horner(r, (c0, c1, c2)) * r
+    acc = acc + k.c1;
+    acc = acc * r;
+    acc = acc + k.c0;
+    p[i] = acc * r;
+    idx[i] = to_int64(m);
+  }
+  const double* table = k.table;
   if (variant == 0) {
-    for (int64_t i = 0; i < n; ++i) out[i] = portable_exp(in[i], *k);
+    for (int64_t i = 0; i < n; ++i) {
+      const double s = table[idx[i] & 255] * pow2_bits(idx[i] >> 8);
+      out[i] = p[i] * s + s;
+    }
   } else {
     for (int64_t i = 0; i < n; ++i) {
-      double p, s;
-      exp_parts(in[i], *k, p, s);
-      out[i] = p * s + (s - 1.0);
+      const double s = table[idx[i] & 255] * pow2_bits(idx[i] >> 8);
+      out[i] = p[i] * s + (s - 1.0);
     }
   }
+}
+
+void exp_loop(const double* in, double* out, int64_t n, const ExpConsts* k, int64_t variant) {
+  for (int64_t b = 0; b < n; b += CHUNK) exp_chunk(in + b, out + b, std::min(CHUNK, n - b), k, variant);
 }
 
 MULTI void log_loop(const double* __restrict__ in, double* __restrict__ out, int64_t n, const double* __restrict__ cf, int64_t nc, double sqrt2, double ln2) {
@@ -140,21 +162,29 @@ MULTI void log_loop(const double* __restrict__ in, double* __restrict__ out, int
 
 // tanh-approximate GELU, as compute_gelu_gates, portable_gelu_grad and do_gelu_backward:
 // c = [k1, -2 k0, 3 k1, k0]; s = 1 / (1 + e), 1 - s = e / (1 + e), e = exp(-2u).
-MULTI void gelu_loop(const double* __restrict__ in, const double* __restrict__ g, double* __restrict__ out, int64_t n, const ExpConsts* k, const double* __restrict__ c) {
-  const double k1 = c[0], m2k0 = c[1], k1x3 = c[2], k0 = c[3];
+MULTI void gelu_prologue(const double* __restrict__ in, double* __restrict__ u, int64_t n, double k1, double m2k0) {
   for (int64_t i = 0; i < n; ++i) {
     const double v = in[i];
     double cube = v * v;
     cube = cube * v;
-    const double u = (v + cube * k1) * m2k0;
-    const double e = portable_exp(u, *k);
-    const double denom = e + 1.0;
+    u[i] = (v + cube * k1) * m2k0;
+  }
+}
+
+MULTI void gelu_forward(const double* __restrict__ in, const double* __restrict__ e, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double denom = e[i] + 1.0;
+    out[i] = in[i] * (1.0 / denom);
+  }
+}
+
+MULTI void gelu_backward(const double* __restrict__ in, const double* __restrict__ e, const double* __restrict__ g,
+                         double* __restrict__ out, int64_t n, double k1x3, double k0) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = in[i];
+    const double denom = e[i] + 1.0;
     const double s = 1.0 / denom;
-    if (g == nullptr) {
-      out[i] = v * s;
-      continue;
-    }
-    const double s_bar = e / denom;
+    const double s_bar = e[i] / denom;
     double dinner = v * v;
     dinner = dinner * k1x3;
     dinner = dinner + 1.0;
@@ -164,6 +194,20 @@ MULTI void gelu_loop(const double* __restrict__ in, const double* __restrict__ g
     t = t * s_bar;
     t = t * dinner;
     out[i] = g[i] * (s + t);
+  }
+}
+
+void gelu_loop(const double* in, const double* g, double* out, int64_t n, const ExpConsts* k, const double* c) {
+  double u[CHUNK], e[CHUNK];
+  for (int64_t b = 0; b < n; b += CHUNK) {
+    const int64_t m = std::min(CHUNK, n - b);
+    gelu_prologue(in + b, u, m, c[0], c[1]);
+    exp_chunk(u, e, m, k, 0);
+    if (g == nullptr) {
+      gelu_forward(in + b, e, out + b, m);
+    } else {
+      gelu_backward(in + b, e, g + b, out + b, m, c[2], c[3]);
+    }
   }
 }
 
@@ -407,7 +451,8 @@ at::Tensor exact_sum3(const at::Tensor& x, int64_t outer, int64_t n, int64_t inn
 std::vector<at::Tensor> split_operand(const at::Tensor& x, bool adjacent, bool swap, int64_t bits) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.scalar_type() == at::kFloat, "split_operand: float32 (B, blocks, len)");
   const int64_t nb = x.size(0), nblk = x.size(1), len = x.size(2), sb = x.stride(0);
-  TORCH_CHECK(adjacent ? (x.stride(1) == 1 && x.stride(2) == nblk) : (x.stride(2) == 1 && x.stride(1) == len),
+  TORCH_CHECK(adjacent ? (nblk == 1 || x.stride(1) == 1) && (len == 1 || x.stride(2) == nblk)
+                       : (len == 1 || x.stride(2) == 1) && (nblk == 1 || x.stride(1) == len),
               "split_operand: layout");
   const float* in = x.data_ptr<float>();
   const double up = std::ldexp(1.0, static_cast<int>(bits));

@@ -34,7 +34,7 @@ import torch
 ENV_SWITCH = "PINPOINT_REPRO_NATIVE_EXT"
 ENV_DIR = "PINPOINT_REPRO_EXT_DIR"
 SOURCE = Path(__file__).with_name("fused.cpp")
-CFLAGS = ("-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-unsafe-math-optimizations", "-fvect-cost-model=dynamic")
+CFLAGS = ("-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-unsafe-math-optimizations", "-fno-trapping-math", "-fno-math-errno", "-fvect-cost-model=dynamic")
 FLOAT_TYPES = (torch.float32, torch.float64)
 
 
