@@ -1,0 +1,138 @@
+"""JSON for the protocol's test vectors: a job, a ``JobState`` and each kind of message.
+
+Bytes are hex; signed commitments are ``verification.store``'s records (the encoded message, the
+signer, its key and its signature), so a vector holds exactly the bytes a verifier checks. A job
+is stored whole (spec, id, keys): replaying a vector re-derives nothing, so a vector does not
+change with the torch release that the job id also binds (``verification.spec``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from proofs.messages import Equivocation
+from proofs.types import JobId, PartyId, SolverId
+from verification.dispute import DisputeResult
+from verification.job import Job, compute_challenger
+from verification.protocol import (
+    Challenge,
+    CheckReport,
+    DisputeOutcome,
+    JobState,
+    Kind,
+    Phase,
+    SettleRequest,
+)
+from verification.settlement import SolverVerdict
+from verification.spec import JobSpec, spec_from_dict, spec_to_dict
+from verification.store import commitment_record, parse_coin_commitment, parse_commitment
+from verification.verifier import CoinCommitment, CoinReveal, SpotCheck
+
+
+# -- the job -------------------------------------------------------------------------------------
+def encode_job(job: Job) -> dict[str, Any]:
+    return {"spec": spec_to_dict(job.spec), "job_id": job.job_id,
+            "public_keys": {party: key.hex() for party, key in job.public_keys}}
+
+
+def decode_job(data: dict[str, Any]) -> Job:
+    spec = spec_from_dict(data["spec"], base=JobSpec())
+    keys = tuple((PartyId(p), bytes.fromhex(k)) for p, k in data["public_keys"].items())
+    return Job(spec, JobId(data["job_id"]), None, tuple(spec.solvers), compute_challenger(spec), keys,
+               spec.economics)
+
+
+# -- pieces of the state -------------------------------------------------------------------------
+def encode_coin(coin: CoinCommitment | None) -> dict | None:
+    return None if coin is None else {"job_id": coin.job_id, "verifier": coin.verifier,
+                                      "commitment": coin.commitment.hex()}
+
+
+def encode_reveal(reveal: CoinReveal | None) -> dict | None:
+    return None if reveal is None else {"job_id": reveal.job_id, "verifier": reveal.verifier,
+                                        "secret": reveal.secret.hex()}
+
+
+def decode_reveal(data: dict | None) -> CoinReveal | None:
+    return None if data is None else CoinReveal(JobId(data["job_id"]), PartyId(data["verifier"]),
+                                                bytes.fromhex(data["secret"]))
+
+
+def encode_check(check: SpotCheck) -> dict[str, Any]:
+    data = dataclasses.asdict(dataclasses.replace(check, equivocation=None))
+    data["intervals"] = list(check.intervals)
+    data["equivocation"] = None if check.equivocation is None else {
+        "first": commitment_record(check.equivocation.first), "second": commitment_record(check.equivocation.second)}
+    return data
+
+
+def decode_check(data: dict[str, Any]) -> SpotCheck:
+    evidence = data["equivocation"]
+    return SpotCheck(**{**data, "solver_id": SolverId(data["solver_id"]), "intervals": tuple(data["intervals"]),
+                        "equivocation": None if evidence is None else Equivocation(
+                            parse_commitment(evidence["first"]), parse_commitment(evidence["second"]))})
+
+
+def encode_verdict(verdict: SolverVerdict) -> dict[str, Any]:
+    return {**dataclasses.asdict(verdict), "forced_ticket": verdict.forced_ticket.hex()}
+
+
+def decode_verdict(data: dict[str, Any]) -> SolverVerdict:
+    return SolverVerdict(**{**data, "forced_ticket": bytes.fromhex(data["forced_ticket"])})
+
+
+def encode_state(state: JobState) -> dict[str, Any]:
+    return {
+        "phase": str(state.phase),
+        "coin": encode_coin(state.coin),
+        "commitments": {sid: commitment_record(s) for sid, s in state.commitments.items()},
+        "reveal": encode_reveal(state.reveal),
+        "checks": {sid: encode_check(c) for sid, c in state.checks.items()},
+        "challenges": {sid: dataclasses.asdict(c) for sid, c in state.challenges.items()},
+        "disputes": {sid: dataclasses.asdict(d) for sid, d in state.disputes.items()},
+        "verdicts": [encode_verdict(v) for v in state.verdicts],
+    }
+
+
+def decode_state(data: dict[str, Any]) -> JobState:
+    return JobState(
+        phase=Phase(data["phase"]),
+        coin=None if data["coin"] is None else parse_coin_commitment(data["coin"]),
+        commitments={SolverId(sid): parse_commitment(r) for sid, r in data["commitments"].items()},
+        reveal=decode_reveal(data["reveal"]),
+        checks={SolverId(sid): decode_check(c) for sid, c in data["checks"].items()},
+        challenges={SolverId(sid): Challenge(**c) for sid, c in data["challenges"].items()},
+        disputes={SolverId(sid): DisputeResult(**d) for sid, d in data["disputes"].items()},
+        verdicts=tuple(decode_verdict(v) for v in data["verdicts"]),
+    )
+
+
+# -- messages ------------------------------------------------------------------------------------
+def encode_message(kind: Kind, message: Any) -> dict[str, Any]:
+    if kind is Kind.COMMIT:
+        return commitment_record(message)
+    if kind is Kind.REVEAL:
+        return encode_reveal(message)
+    if kind is Kind.CHECK:
+        return {"job_id": message.job_id, "verifier": message.verifier, "check": encode_check(message.check)}
+    if kind is Kind.DISPUTE:
+        return {"job_id": message.job_id, "solver_id": message.solver_id,
+                "result": dataclasses.asdict(message.result)}
+    if kind is Kind.SETTLE:
+        return {"job_id": message.job_id, "tickets": [list(t) for t in message.tickets]}
+    return dataclasses.asdict(message)  # a challenge: plain fields
+
+
+def decode_message(kind: Kind, data: dict[str, Any]) -> Any:
+    if kind is Kind.COMMIT:
+        return parse_commitment(data)
+    if kind is Kind.REVEAL:
+        return decode_reveal(data)
+    if kind is Kind.CHECK:
+        return CheckReport(JobId(data["job_id"]), PartyId(data["verifier"]), decode_check(data["check"]))
+    if kind is Kind.DISPUTE:
+        return DisputeOutcome(JobId(data["job_id"]), SolverId(data["solver_id"]), DisputeResult(**data["result"]))
+    if kind is Kind.SETTLE:
+        return SettleRequest(JobId(data["job_id"]), tuple((SolverId(s), t) for s, t in data["tickets"]))
+    return Challenge(**data)

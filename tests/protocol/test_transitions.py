@@ -1,0 +1,88 @@
+"""The transitions' contract beyond the vectors: named errors, an unchanged state, the table."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+
+from tests.protocol import make_vectors as mv
+from verification.job import LifecycleError, resolve_job
+from verification.protocol import (
+    TRANSITIONS,
+    DuplicateMessageError,
+    ForgedMessageError,
+    Kind,
+    OutOfOrderError,
+    Phase,
+    ProtocolError,
+    SettleRequest,
+    WrongJobError,
+    process_commit,
+    process_message,
+    process_settle,
+)
+
+BAD = [v for generate in mv.GENERATORS for v in generate() if v.error is not None]
+GOOD = [v for generate in mv.GENERATORS for v in generate() if v.error is None]
+
+
+@pytest.mark.parametrize("vector", BAD, ids=lambda v: f"{v.transition}/{v.case}")
+def test_a_bad_message_raises_its_named_error_and_leaves_the_state_as_it_was(vector):
+    before = copy.deepcopy(vector.pre)
+    with pytest.raises(ProtocolError) as raised:
+        process_message(mv.JOB, vector.pre, vector.transition, vector.message)
+    assert type(raised.value).__name__ == vector.error
+    assert mv.JOB.job_id in str(raised.value)  # the error names the job
+    assert vector.pre == before
+
+
+@pytest.mark.parametrize("vector", GOOD, ids=lambda v: f"{v.transition}/{v.case}")
+def test_a_good_message_makes_a_new_state_and_moves_the_phase_by_the_table(vector):
+    before = copy.deepcopy(vector.pre)
+    post = process_message(mv.JOB, vector.pre, vector.transition, vector.message)
+    allowed, after = TRANSITIONS[vector.transition]
+    assert vector.pre == before and post is not vector.pre
+    assert vector.pre.phase in allowed and post.phase is after
+
+
+def test_protocol_errors_are_lifecycle_errors():
+    assert issubclass(ProtocolError, LifecycleError)  # a stage that refuses a message fails as before
+
+
+def test_phases_only_move_forward():
+    order = list(Phase)
+    for allowed, after in TRANSITIONS.values():
+        assert all(order.index(after) >= order.index(phase) for phase in allowed)
+    assert not any(Phase.SETTLED in allowed for allowed, _ in TRANSITIONS.values())
+
+
+def test_the_job_id_is_resolved_once_and_kept():
+    job = resolve_job(mv.SPEC)
+    assert job == mv.JOB and job.terms is mv.SPEC.economics
+    assert [s.solver_id for s in job.solvers] == ["honest", "bitflip"]
+    assert {party for party, _ in job.public_keys} == {"honest", "bitflip", "verifier"}
+
+
+def test_a_commitment_signed_for_one_job_is_refused_by_a_job_with_other_terms():
+    other = resolve_job(dataclasses.replace(mv.SPEC, seed=mv.SPEC.seed + 1))
+    with pytest.raises(WrongJobError):
+        process_commit(other, mv.compute_genesis_state(other, None), mv.SIGNED["honest"])
+
+
+def test_a_replaced_signature_is_forged_and_a_repeat_is_a_duplicate():
+    honest = mv.SIGNED["honest"]
+    swapped = dataclasses.replace(honest, signature=mv.SIGNED["bitflip"].signature)
+    with pytest.raises(ForgedMessageError):
+        process_commit(mv.JOB, mv.GENESIS, swapped)
+    with pytest.raises(DuplicateMessageError):
+        process_commit(mv.JOB, mv.ONE_COMMITTED, honest)
+
+
+def test_settlement_fixes_one_verdict_per_solver_and_only_once():
+    settled = process_settle(mv.JOB, mv.CHECKED, SettleRequest(mv.JOB.job_id))
+    assert [(v.solver_id, v.outcome) for v in settled.verdicts] == [("honest", "paid"), ("bitflip", "unverified")]
+    with pytest.raises(OutOfOrderError):
+        process_settle(mv.JOB, settled, SettleRequest(mv.JOB.job_id))
+    assert Kind.SETTLE in TRANSITIONS
