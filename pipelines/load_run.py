@@ -24,8 +24,9 @@ from pipelines.assets import fleet
 from pipelines.fleet_driver import drive
 from pipelines.resources import PinpointConfig
 from verification import store
+from verification.job import resolve_job
 from verification.settlement import Ledger
-from verification.spec import compute_job_id, load_spec
+from verification.spec import load_spec
 
 SOLVERS = ["honest", {"solver_id": "lazy", "strategy": "lazy", "params": {"start": 9, "length": 8}},
            {"solver_id": "bitflip", "strategy": "bitflip", "params": {"step": 21}}]
@@ -37,7 +38,7 @@ def write_inbox(inbox: Path, jobs: int) -> list[str]:
     for seed in range(jobs):
         path = inbox / f"job-{seed:03d}.yaml"
         path.write_text(yaml.safe_dump({"preset": "minimal", "seed": seed, "solvers": SOLVERS}))
-        ids.append(compute_job_id(load_spec(path)))
+        ids.append(resolve_job(load_spec(path)).job_id)
     return ids
 
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from datasets.sharding import DatasetCommitment
 from proofs.types import JobId
+from verification.job import Job, resolve_job
 from verification.lifecycle import ForeignInputError
 from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
-from verification.spec import JobSpec, compute_job_id, get_preset, load_spec
+from verification.spec import JobSpec, get_preset, load_spec
 
 JOB_ID_TAG = "pinpoint/job_id"
 
@@ -54,12 +56,19 @@ def tag_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, j
         context.instance.add_run_tags(run_id, {JOB_ID_TAG: job_id})
 
 
+def get_run_job(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+                pinpoint: PinpointConfig, dataset: DatasetCommitment | None = None) -> Job:
+    """The job this step works on, resolved once for the step (``verification.job.resolve_job``)
+    on its committed ``dataset`` when the step has it; its run is tagged with its id (``tag_run``)."""
+    job = resolve_job(pinpoint.spec(), dataset)
+    tag_run(context, job.job_id)
+    return job
+
+
 def get_run_spec(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
                  pinpoint: PinpointConfig) -> JobSpec:
-    """The job spec this step works on; its run is tagged with its job id (``tag_run``)."""
-    spec = pinpoint.spec()
-    tag_run(context, compute_job_id(spec))
-    return spec
+    """The job spec this step works on; its run is tagged with its job id (``get_run_job``)."""
+    return get_run_job(context, pinpoint).spec
 
 
 def config_from_env() -> PinpointConfig:

@@ -40,14 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> None:
+    from verification.job import resolve_job
     from verification.lifecycle import run_job
     from verification.paths import ArtifactPaths, default_artifacts_dir, default_store
     from verification.report import read_report, render_table
-    from verification.spec import compute_job_id, get_preset, load_spec
+    from verification.spec import get_preset, load_spec
 
     spec = load_spec(args.spec) if args.spec else get_preset(args.preset)
     paths = ArtifactPaths(args.artifacts.resolve() if args.artifacts else default_artifacts_dir(), default_store())
-    report = run_job(spec, paths) if args.command == "run" else read_report(paths.report(compute_job_id(spec)))
+    report = run_job(spec, paths) if args.command == "run" else read_report(paths.report(resolve_job(spec).job_id))
     print(render_table(report))
 
 

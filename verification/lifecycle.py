@@ -1,10 +1,18 @@
 """One job's lifecycle as a chain of stage functions (docs/design.md §1).
 
 ``shard -> train -> commit -> verify -> dispute -> settle -> report``. Each stage is a plain
-function of the spec and the previous stages' outputs; each Dagster asset calls exactly one of
-them, and ``run_job`` chains them all for scripts, tests and benchmarks. Stage outputs are small
-frozen dataclasses (roots, paths, verdicts), so they pickle cheaply between processes; the heavy
-data (shards, checkpoints) stays in zarr under the artifacts directory.
+function of the job (``verification.job.Job``: the spec resolved once, with its id, dataset
+commitment, strategies, keys and terms) and the previous stages' outputs; each Dagster asset calls
+exactly one of them, and ``run_job`` chains them all for scripts, tests and benchmarks. A stage
+also takes a bare ``JobSpec`` (resolved once, on entry) for callers that hold only a spec.
+
+What a stage decides about the protocol goes through its transitions (``verification.protocol``):
+a stage rebuilds the job's ``JobState`` from its inputs with ``process_commit``,
+``process_reveal``, ``process_check``, ``process_challenge``, ``process_dispute`` and
+``process_settle``, so the CLI, the Dagster assets and the fleet, which all call the stages,
+apply the same rules. Stage outputs are small frozen dataclasses (roots, paths, verdicts), so
+they pickle cheaply between processes; the heavy data (shards, checkpoints) stays in zarr under
+the artifacts directory.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import torch
 
 from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
-from proofs.bls import MalformedKeyError, MalformedSignatureError, get_backend
+from proofs.bls import MalformedKeyError, MalformedSignatureError
 from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
 from proofs.types import JobId, PartyId, Root, SolverId, Step, is_root
 from verification import store
@@ -31,14 +39,42 @@ from verification.data_parallel import DataParallelError, train_data_parallel
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.program import Program, dry_run, load_program
 from verification.execution.repro.mode import UncoveredOperatorError
+from verification.job import (
+    Job,
+    LifecycleError,
+    ProtocolError,
+    as_job,
+    get_public_key,
+    get_solver,
+    with_dataset,
+)
 from verification.parties import PartyError, RemoteProvider, run_in_party
 from verification.paths import ArtifactPaths
+from verification.protocol import (
+    Challenge,
+    CheckReport,
+    DisputeOutcome,
+    ForgedMessageError,
+    InvalidMessageError,
+    JobState,
+    SettleRequest,
+    compute_genesis_state,
+    get_open_challenges,
+    process_challenge,
+    process_check,
+    process_commit,
+    process_dispute,
+    process_reveal,
+    process_settle,
+    require_valid_commitment,
+)
+from verification.protocol import compute_verdicts as compute_protocol_verdicts
+from verification.protocol import get_revealed_ticket as get_protocol_ticket
 from verification.providers import build_trace_provider
 from verification.settlement import (
     Ledger,
     SettlementResult,
     SolverVerdict,
-    is_forced_error,
     is_job_settled,
     settle_job,
 )
@@ -55,12 +91,11 @@ from verification.solver import (
     DiscardedCheckpointWarning,
     TrainingRun,
     build_commitment,
-    is_valid_ticket,
-    party_keypair,
+    party_keypair,  # noqa: F401 -- re-exported: tests sign with the job's demo keys
     sign_commitments,
     train_solver,
 )
-from verification.spec import JobSpec, SolverSpec, SpecError, compute_job_id, validate_spec
+from verification.spec import JobSpec, SolverSpec, SpecError, validate_spec
 from verification.strategies import (
     StrategyError,
     compute_divergence,
@@ -91,10 +126,6 @@ from verification.verifier import (
 T = TypeVar("T")
 
 
-class LifecycleError(RuntimeError):
-    """A stage cannot proceed with what the previous stages produced."""
-
-
 @dataclass(frozen=True)
 class Timed(Generic[T]):
     """A stage's output, its wall time (the report's ``timings_s``) and the job it belongs to."""
@@ -104,21 +135,22 @@ class Timed(Generic[T]):
     job_id: JobId = JobId("")
 
 
-def timed(fn: Callable[..., T], spec: JobSpec, *args: Any) -> Timed[T]:
-    """``fn(spec, *args)``, timed and labelled with the spec's job id."""
+def timed(fn: Callable[..., T], job: Job | JobSpec, *args: Any) -> Timed[T]:
+    """``fn(job, *args)``, timed and labelled with the job's id."""
+    job = as_job(job)
     start = time.perf_counter()
-    value = fn(spec, *args)
-    return Timed(value, time.perf_counter() - start, compute_job_id(spec))
+    value = fn(job, *args)
+    return Timed(value, time.perf_counter() - start, job.job_id)
 
 
 class ForeignInputError(LifecycleError):
     """A stage was handed the output of another job's stage."""
 
 
-def require_job(spec: JobSpec, **inputs: Timed) -> None:
+def require_job(job: Job | JobSpec, **inputs: Timed) -> None:
     """``ForeignInputError`` naming both job ids when an input belongs to another job (DESIGN
     contract "one job per run": a stage refuses it before writing anything)."""
-    job_id = compute_job_id(spec)
+    job_id = as_job(job).job_id
     for name, value in inputs.items():
         # Rule: every input of a stage is an output of the same job's stages.
         if value.job_id != job_id:
@@ -126,17 +158,19 @@ def require_job(spec: JobSpec, **inputs: Timed) -> None:
                                     f"job is {job_id}: materialize the upstream assets for this job first")
 
 
-def validate_job(spec: JobSpec, paths: ArtifactPaths | None = None) -> None:
+def validate_job(job: Job | JobSpec, paths: ArtifactPaths | None = None) -> None:
     """Everything that can be rejected before any work (nothing is sharded, trained, staked or
     written before it passes): the spec's rules, a dry build of the program (the data source
     loads, the model builds on its metadata, a batch and the shards fit the data), every strategy
     (a plug-in is resolved in a party process, never in the coordinator: ``verification.parties``)
     and, with ``paths``, every party's funds on the ledger."""
+    spec = job.spec if isinstance(job, Job) else job
     validate_spec(spec)
     if paths is not None:
         check_store(paths)
     check_program(spec)
-    parties = [*spec.solvers, challenger_of(spec)]
+    job = as_job(job)  # its id hashes the plug-in modules, which the dry build found
+    parties = [*job.solvers, job.challenger]
     for party in (p for p in parties if not is_plugin(p.strategy)):
         resolve_party_strategy(party)
     plugins = [p for p in parties if is_plugin(p.strategy)]
@@ -144,9 +178,9 @@ def validate_job(spec: JobSpec, paths: ArtifactPaths | None = None) -> None:
         try:
             run_in_party("validation", resolve_party_strategies, plugins, timeout=PROBE_TIMEOUT_S)
         except PartyError as exc:
-            raise StrategyError(f"job {compute_job_id(spec)}: {exc.reason}") from None
+            raise StrategyError(f"job {job.job_id}: {exc.reason}") from None
     if paths is not None:
-        check_funds(spec, paths.ledger)
+        check_funds(job, paths.ledger)
 
 
 def check_store(paths: ArtifactPaths) -> None:
@@ -186,11 +220,12 @@ def check_program(spec: JobSpec) -> None:
                         f"{type(exc).__name__}: {exc}") from None
 
 
-def check_funds(spec: JobSpec, ledger_path: Path) -> None:
+def check_funds(job: Job, ledger_path: Path) -> None:
     """``InsufficientFundsError`` naming every party that cannot cover its part of the job (a
     settled job is not checked again: re-running it moves nothing)."""
-    job_id, terms = compute_job_id(spec), spec.economics
-    needs = compute_job_requirements(spec.submitter, terms, [s.solver_id for s in spec.solvers], [spec.verifier])
+    job_id, terms = job.job_id, job.terms
+    needs = compute_job_requirements(job.spec.submitter, terms, [s.solver_id for s in job.solvers],
+                                     [job.spec.verifier])
     ledger = Ledger(ledger_path) if ledger_path.exists() else None
     try:
         if ledger is not None and is_job_settled(ledger, job_id):
@@ -211,35 +246,34 @@ class InsufficientFundsError(LifecycleError):
 PROBE_TIMEOUT_S = 120.0  # importing plug-in modules and building their strategies, nothing more
 
 
-def challenger_of(spec: JobSpec) -> SolverSpec:
-    """The verifier as a party: its id and the strategy it challenges with."""
-    return SolverSpec(SolverId(spec.verifier), spec.challenger_strategy, spec.challenger_params)
-
-
 # -- 1. the job opens: dataset and the verifier's coin ------------------------------------------
-def stage_shard(spec: JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
+def stage_shard(job: Job | JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
     """The job opens: the spec's data source is split into zarr shards committed by their Merkle
     roots, and the verifier commits to its spot-check coin (``open_spot_check_coin``)."""
+    job = as_job(job)
+    spec = job.spec
     source = load_source(spec.dataset, **spec.dataset_params)
-    dataset = write_shards(source, paths.dataset(compute_job_id(spec)), spec.num_shards, spec.hash_name)
-    open_spot_check_coin(spec, paths)
+    dataset = write_shards(source, paths.dataset(job.job_id), spec.num_shards, spec.hash_name)
+    open_spot_check_coin(job, paths)
     return dataset
 
 
-def open_spot_check_coin(spec: JobSpec, paths: ArtifactPaths) -> CoinCommitment:
+def open_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> CoinCommitment:
     """The verifier draws its coin's secret and publishes its commitment, before any solver trains
     (``verification.verifier``). Both are write-once: opening the job again keeps the first coin,
     so nobody can redraw it after seeing the solvers' commitments."""
-    job_id = compute_job_id(spec)
+    job = as_job(job)
+    job_id, verifier = job.job_id, PartyId(job.spec.verifier)
     secret = store.save_coin_secret(paths, job_id, secrets.token_bytes(SECRET_SIZE))
-    commitment = compute_coin_commitment(job_id, PartyId(spec.verifier), secret, spec.hash_name)
-    return store.save_coin_commitment(paths, CoinCommitment(job_id, PartyId(spec.verifier), commitment))
+    commitment = compute_coin_commitment(job_id, verifier, secret, job.spec.hash_name)
+    return store.save_coin_commitment(paths, CoinCommitment(job_id, verifier, commitment))
 
 
-def reveal_spot_check_coin(spec: JobSpec, paths: ArtifactPaths) -> tuple[CoinCommitment, CoinReveal]:
+def reveal_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> tuple[CoinCommitment, CoinReveal]:
     """The verifier's published coin commitment and its reveal; ``LifecycleError`` when the stored
     secret does not open the commitment (the secret was replaced after the job opened)."""
-    job_id = compute_job_id(spec)
+    job = as_job(job)
+    job_id, spec = job.job_id, job.spec
     try:
         published = store.load_coin_commitment(paths, job_id)
         reveal = CoinReveal(job_id, PartyId(spec.verifier), store.load_coin_secret(paths, job_id))
@@ -253,23 +287,23 @@ def reveal_spot_check_coin(spec: JobSpec, paths: ArtifactPaths) -> tuple[CoinCom
 
 
 # -- 2. training -------------------------------------------------------------------------------
-def stage_train(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths,
+def stage_train(spec: Job | JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths,
                 solver_ids: list[SolverId] | None = None) -> dict[SolverId, TrainingRun]:
     """Every solver trains under its strategy in its own process; checkpoints go to zarr every
     ``k`` steps. With ``spec.data_parallel`` each solver's job runs on ``micro_batches`` processes.
     A solver that fails (raises, exits, runs past ``solver_deadline_s``, returns something that is
     not its run) delivers a failed run: it forfeits its stake at settlement."""
-    job_id = compute_job_id(spec)
-    solvers = [s for s in spec.solvers if solver_ids is None or s.solver_id in solver_ids]
-    if spec.data_parallel:
-        return {s.solver_id: train_data_parallel_party(spec, dataset, paths.checkpoints(job_id, s.solver_id), s)
+    job = with_dataset(as_job(spec), dataset)
+    solvers = [s for s in job.solvers if solver_ids is None or s.solver_id in solver_ids]
+    if job.spec.data_parallel:
+        return {s.solver_id: train_data_parallel_party(job, dataset, paths.checkpoints(job.job_id, s.solver_id), s)
                 for s in solvers}
     # Rule: the committed data is the job's, not a solver's: it is checked here (loading the
     # program reads and verifies every shard), before anyone trains.
-    deadline = get_solver_deadline(spec, load_program(spec, dataset))
+    deadline = get_solver_deadline(job.spec, load_program(job.spec, dataset))
     # Solvers are independent parties: their processes train side by side, one per core.
     with ThreadPoolExecutor(max_workers=max(1, min(len(solvers), os.cpu_count() or 1))) as pool:
-        runs = pool.map(lambda s: train_party(spec, dataset, paths.checkpoints(job_id, s.solver_id), s, deadline),
+        runs = pool.map(lambda s: train_party(job, dataset, paths.checkpoints(job.job_id, s.solver_id), s, deadline),
                         solvers)
         return {s.solver_id: run for s, run in zip(solvers, runs, strict=True)}
 
@@ -313,45 +347,46 @@ def measure_step_seconds(program: Program) -> float:
     return time.perf_counter() - start
 
 
-def train_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec,
+def train_party(job: Job, dataset: DatasetCommitment, path: str, solver: SolverSpec,
                 deadline_s: float) -> TrainingRun:
     """One party's training in its own process; a failure becomes a failed run naming why."""
     try:
-        run = run_in_party(solver.solver_id, train_solver, spec, dataset, path, solver, timeout=deadline_s)
+        run = run_in_party(solver.solver_id, train_solver, job.spec, dataset, path, solver, timeout=deadline_s)
     except PartyError as exc:
-        return compute_failed_run(spec, solver, path, f"training under strategy {solver.strategy!r} "
-                                                      f"failed: {exc.reason}")
-    return accept_run(spec, solver, path, run)
+        return compute_failed_run(job, solver, path, f"training under strategy {solver.strategy!r} "
+                                                     f"failed: {exc.reason}")
+    return accept_run(job, solver, path, run)
 
 
-def train_data_parallel_party(spec: JobSpec, dataset: DatasetCommitment, path: str, solver: SolverSpec) -> TrainingRun:
+def train_data_parallel_party(job: Job, dataset: DatasetCommitment, path: str, solver: SolverSpec) -> TrainingRun:
     """One solver on ``micro_batches`` worker processes (they import its strategy, never this
     process); a worker that fails makes the solver's run a failed one."""
     try:
-        run = train_data_parallel(spec, dataset, solver.strategy, solver.params, path, compute_job_id(spec),
-                                  solver.solver_id, world_size=spec.micro_batches)
+        run = train_data_parallel(job.spec, dataset, solver.strategy, solver.params, path, job.job_id,
+                                  solver.solver_id, world_size=job.spec.micro_batches)
     except (DataParallelError, PartyError) as exc:
-        return compute_failed_run(spec, solver, path, f"data-parallel training failed: {exc}")
-    return accept_run(spec, solver, path, run)
+        return compute_failed_run(job, solver, path, f"data-parallel training failed: {exc}")
+    return accept_run(job, solver, path, run)
 
 
-def accept_run(spec: JobSpec, solver: SolverSpec, path: str, run: object) -> TrainingRun:
+def accept_run(job: Job, solver: SolverSpec, path: str, run: object) -> TrainingRun:
     """The run a party returned, or a failed run naming what is wrong with it; the warnings the
     party raised while training are raised here again."""
-    fault = compute_run_fault(spec, solver.solver_id, run)
+    fault = compute_run_fault(job, solver.solver_id, run)
     if fault is not None:
-        return compute_failed_run(spec, solver, path, fault)
+        return compute_failed_run(job, solver, path, fault)
     for notice in run.notices:
         warnings.warn(f"solver {solver.solver_id!r}: {notice}", DiscardedCheckpointWarning, stacklevel=3)
     return run
 
 
-def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | None:
+def compute_run_fault(job: Job, solver_id: SolverId, run: object) -> str | None:
     """What is wrong with the run a party returned for ``solver_id`` (``None``: nothing)."""
+    spec = job.spec
     if not isinstance(run, TrainingRun):
         return f"training returned a {type(run).__name__}, not a TrainingRun"
     # Rule: a run is of this job and this solver, with a root for each of the C checkpoints.
-    if (run.job_id, run.solver_id, run.interval) != (compute_job_id(spec), solver_id, spec.checkpoint_interval):
+    if (run.job_id, run.solver_id, run.interval) != (job.job_id, solver_id, spec.checkpoint_interval):
         return f"training returned the run of {(run.job_id, run.solver_id, run.interval)}"
     if len(run.roots) != spec.num_checkpoints or not all(is_root(r) for r in run.roots):
         return f"training returned {len(run.roots)} roots, the job has {spec.num_checkpoints} checkpoints"
@@ -361,58 +396,57 @@ def compute_run_fault(spec: JobSpec, solver_id: SolverId, run: object) -> str | 
     return None
 
 
-def compute_failed_run(spec: JobSpec, solver: SolverSpec, path: str, reason: str) -> TrainingRun:
-    return TrainingRun(compute_job_id(spec), solver.solver_id, solver.strategy, str(path),
-                       spec.checkpoint_interval, (), (), None, "", 0.0, failure=reason)
+def compute_failed_run(job: Job, solver: SolverSpec, path: str, reason: str) -> TrainingRun:
+    return TrainingRun(job.job_id, solver.solver_id, solver.strategy, str(path),
+                       job.spec.checkpoint_interval, (), (), None, "", 0.0, failure=reason)
 
 
 # -- 3. commitments ----------------------------------------------------------------------------
-def stage_commit(spec: JobSpec, runs: dict[SolverId, TrainingRun],
+def stage_commit(job: Job | JobSpec, runs: dict[SolverId, TrainingRun],
                  paths: ArtifactPaths | None = None) -> dict[SolverId, Signed]:
     """Each solver signs (job id, solver id, trace root, final state root, T, k, environment)
-    with BLS, in its own process. With ``paths``, every signed commitment — including any
-    conflicting one a strategy also signs — is published on the job's bulletin, where verifiers
-    look for equivocation. A solver whose run failed, or that fails to sign its own run, has no
-    commitment (it forfeits)."""
-    if paths is not None:
-        # Rule: solvers commit after the verifier committed to its coin, so none can predict it.
-        reveal_spot_check_coin(spec, paths)
-    signed = {}
-    for solver in spec.solvers:
+    with BLS, in its own process, and its commitment joins the job through ``process_commit``.
+    With ``paths``, every signed commitment — including any conflicting one a strategy also
+    signs — is published on the job's bulletin, where verifiers look for equivocation. A solver
+    whose run failed, or that fails to sign its own run, has no commitment (it forfeits)."""
+    job = as_job(job)
+    # Rule: solvers commit after the verifier committed to its coin, so none can predict it.
+    state = compute_genesis_state(job, reveal_spot_check_coin(job, paths)[0] if paths is not None else None)
+    for solver in job.solvers:
         run = runs.get(solver.solver_id)
         if run is None or run.failure is not None:
             continue
-        expected = build_commitment(spec, run)
+        expected = build_commitment(job.spec, run)
         encode_message(expected)  # a run that cannot make a well-formed commitment is refused here
         try:
-            published = run_in_party(solver.solver_id, sign_commitments, spec, run, solver,
-                                     timeout=spec.solver_deadline_s or SIGNING_DEADLINE_S)
+            published = run_in_party(solver.solver_id, sign_commitments, job.spec, run, solver,
+                                     timeout=job.spec.solver_deadline_s or SIGNING_DEADLINE_S)
         except PartyError:
             continue
-        # Rule: a solver's first published commitment is its own run's, validly signed by its key.
-        if not is_valid_publication(spec, solver.solver_id, published, expected):
+        accepted = process_publication(job, state, published, expected)
+        if accepted is None:
             continue
-        signed[solver.solver_id] = published[0]
+        state = accepted
         if paths is not None:
-            store.publish_commitments(paths, compute_job_id(spec), solver.solver_id, published)
-    return signed
+            store.publish_commitments(paths, job.job_id, solver.solver_id, published)
+    return dict(state.commitments)
 
 
-def is_valid_publication(spec: JobSpec, solver_id: SolverId, published: object, expected: Commitment) -> bool:
-    """Whether a party's answer to signing is a list of signed commitments whose first is
-    ``expected`` with a valid signature by ``solver_id``'s registered key. Never raises."""
+def process_publication(job: Job, state: JobState, published: object, expected: Commitment) -> JobState | None:
+    """``state`` with a party's answer to signing, when it is a list of signed commitments whose
+    first is ``expected`` and ``process_commit`` accepts it; ``None`` otherwise. Never raises."""
     if not isinstance(published, list) or not published or not all(isinstance(s, Signed) for s in published):
-        return False
+        return None
+    # Rule: a solver's first published commitment is its own run's.
     if published[0].message != expected:
-        return False
+        return None
     try:
-        require_valid_commitments(spec, {solver_id: published[0]})
-    except (LifecycleError, MalformedKeyError, MalformedSignatureError, MalformedMessageError, TypeError):
-        return False
-    return True
+        return process_commit(job, state, published[0])
+    except (ProtocolError, MalformedKeyError, MalformedSignatureError, MalformedMessageError, TypeError):
+        return None
 
 
-def get_forfeit(spec: JobSpec, runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
+def get_forfeit(runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
                 solver_id: SolverId) -> str | None:
     """Why ``solver_id`` delivered nothing to verify (``None`` when it trained and committed)."""
     run = runs.get(solver_id)
@@ -423,44 +457,76 @@ def get_forfeit(spec: JobSpec, runs: dict[SolverId, TrainingRun], commitments: d
     return None if solver_id in commitments else "no valid signed commitment to its run"
 
 
-def check_signatures(spec: JobSpec, commitments: dict[SolverId, Signed]) -> dict[SolverId, bool]:
+def check_signatures(job: Job | JobSpec, commitments: dict[SolverId, Signed]) -> dict[SolverId, bool]:
     """Every commitment must carry a valid signature by the registered key of its solver."""
-    result = {}
-    for solver_id, signed in commitments.items():
-        _, pk = party_keypair(spec, solver_id)
-        result[solver_id] = signed.public_key == pk and verify_signed(signed)
-    return result
+    job = as_job(job)
+    return {solver_id: signed.public_key == get_public_key(job, solver_id) and verify_signed(signed)
+            for solver_id, signed in commitments.items()}
 
 
-def require_valid_commitments(spec: JobSpec, commitments: dict[SolverId, Signed]) -> None:
+def require_valid_commitments(job: Job | JobSpec, commitments: dict[SolverId, Signed]) -> None:
     """Refuse commitments that must be neither verified nor settled (``check_signatures`` only
-    reports). Raises ``MalformedKeyError`` / ``MalformedSignatureError`` for bytes that are not a
-    BLS key or signature, and ``LifecycleError`` naming the solver for a commitment to another
-    job, solver, ``T`` or ``k`` (a replayed commitment), a key other than the solver's registered
-    one, or a signature that does not verify."""
-    backend, job_id = get_backend(), compute_job_id(spec)
+    reports): each is filed under its own solver and passes ``require_valid_commitment``
+    (``verification.protocol``): ``MalformedKeyError`` / ``MalformedSignatureError`` for bytes that
+    are not a BLS key or signature, a ``ProtocolError`` (a ``LifecycleError``) naming the solver for
+    a commitment to another job, ``T`` or ``k`` (a replayed commitment), a key other than the
+    solver's registered one, or a signature that does not verify."""
+    job = as_job(job)
     for solver_id, signed in commitments.items():
-        message = signed.message
-        if not isinstance(message, Commitment):
-            raise LifecycleError(f"solver {solver_id!r} signed a {type(message).__name__}, not a Commitment")
-        expected = {"job_id": job_id, "solver_id": solver_id, "steps": spec.steps,
-                    "interval": spec.checkpoint_interval}
-        for name, value in expected.items():
-            # Rule: a commitment binds this job, this solver, T and k
-            if getattr(message, name) != value:
-                raise LifecycleError(f"commitment of solver {solver_id!r} has {name}="
-                                     f"{getattr(message, name)!r}, the job has {value!r}")
-        backend.decode_pubkey(signed.public_key)
-        backend.decode_signature(signed.signature)
-        _, registered = party_keypair(spec, solver_id)
-        # Rule: a commitment is signed with the registered key of its solver
-        if signed.public_key != registered:
-            raise LifecycleError(f"commitment of solver {solver_id!r} is signed with key "
-                                 f"{bytes(signed.public_key).hex()}, registered {registered.hex()}")
-        # Rule: the signature verifies on the commitment's signing root
-        if not verify_signed(signed, backend):
-            raise LifecycleError(f"signature of solver {solver_id!r} on its commitment to job "
-                                 f"{job_id} does not verify")
+        claimed = getattr(getattr(signed, "message", None), "solver_id", solver_id)
+        # Rule: a commitment binds its own solver
+        if claimed != solver_id:
+            raise InvalidMessageError(f"commitment of solver {solver_id!r} has solver_id={claimed!r}, "
+                                      f"the job has {solver_id!r}")
+        require_valid_commitment(job, signed)
+
+
+def is_accepted_commitment(job: Job, solver_id: SolverId, signed: Signed) -> bool:
+    """Whether ``require_valid_commitments`` accepts ``signed`` as ``solver_id``'s. Never raises."""
+    try:
+        require_valid_commitments(job, {solver_id: signed})
+    except (ProtocolError, MalformedKeyError, MalformedSignatureError, MalformedMessageError, TypeError):
+        return False
+    return True
+
+
+def compute_committed_state(job: Job, coin: CoinCommitment | None, commitments: dict[SolverId, Signed]) -> JobState:
+    """The job's state once its solvers committed: ``commitments`` through ``process_commit``."""
+    require_valid_commitments(job, commitments)
+    state = compute_genesis_state(job, coin)
+    for signed in commitments.values():
+        state = process_commit(job, state, signed)
+    return state
+
+
+def process_coin_reveal(job: Job, state: JobState, reveal: CoinReveal | None) -> JobState:
+    """``process_reveal``; a verification that revealed no coin is refused like a false reveal."""
+    if reveal is None:
+        faults = compute_selection_faults(state.coin, None, {}, {}, job.spec.spot_check_probability,
+                                          job.spec.hash_name)
+        raise ForgedMessageError(f"job {job.job_id}: {'; '.join(faults)}")
+    return process_reveal(job, state, reveal)
+
+
+def compute_checked_state(job: Job, state: JobState, checks: dict[SolverId, SpotCheck]) -> JobState:
+    """``state`` (its coin revealed) after the verifier's checks, and a challenge of each mismatch."""
+    for check in checks.values():
+        state = process_check(job, state, CheckReport(job.job_id, job.spec.verifier, check))
+    for solver_id, check in checks.items():
+        if check.mismatch:  # the verifier challenges every mismatch it found
+            challenge = Challenge(job.job_id, job.spec.verifier, solver_id, check.disputed_interval)
+            state = process_challenge(job, state, challenge)
+    return state
+
+
+def get_checked_state(job: Job, paths: ArtifactPaths, commitments: dict[SolverId, Signed],
+                      verified: VerifyOutput) -> JobState:
+    """The job's state after its spot checks, rebuilt through the transitions from a stage's
+    inputs. Rule: a later stage counts only the commitments the job accepts (a solver with none
+    delivered nothing), and audits every check against the coin the verifier committed to."""
+    accepted = {sid: s for sid, s in commitments.items() if is_accepted_commitment(job, sid, s)}
+    state = compute_committed_state(job, store.load_coin_commitment(paths, job.job_id), accepted)
+    return compute_checked_state(job, process_coin_reveal(job, state, verified.coin), verified.checks)
 
 
 # -- 4. spot checks ----------------------------------------------------------------------------
@@ -472,26 +538,25 @@ class VerifyOutput:
     coin: CoinReveal | None = None  # the verifier's revealed coin, which settlement audits
 
 
-def get_declared_divergence(spec: JobSpec) -> Step | None:
+def get_declared_divergence(job: Job) -> Step | None:
     """The step the verifier's own strategy diverges at (a false challenger's accusation), asked
     of the verifier's party process when that strategy is a plug-in."""
-    challenger = challenger_of(spec)
+    challenger = job.challenger
     if challenger.strategy == "honest":
         return None
     if not is_plugin(challenger.strategy):
-        return compute_divergence(spec, challenger)
+        return compute_divergence(job.spec, challenger)
     try:
-        return run_in_party(spec.verifier, compute_divergence, spec, challenger, timeout=PROBE_TIMEOUT_S)
+        return run_in_party(job.spec.verifier, compute_divergence, job.spec, challenger, timeout=PROBE_TIMEOUT_S)
     except PartyError:
         return None  # a verifier that cannot say what it accuses accuses nothing
 
 
-def train_replica(spec: JobSpec, dataset: DatasetCommitment, paths: ArtifactPaths, program: Program) -> TrainingRun | None:
+def train_replica(job: Job, dataset: DatasetCommitment, paths: ArtifactPaths, program: Program) -> TrainingRun | None:
     """The verifier re-executes the whole job in its own process, into a replica store of its
     own: two verifications of one job never share a store. ``None`` if the verifier fails."""
-    job_id = compute_job_id(spec)
-    location = paths.replica(job_id, f"{os.getpid()}-{secrets.token_hex(4)}")
-    run = train_party(spec, dataset, location, challenger_of(spec), get_solver_deadline(spec, program))
+    location = paths.replica(job.job_id, f"{os.getpid()}-{secrets.token_hex(4)}")
+    run = train_party(job, dataset, location, job.challenger, get_solver_deadline(job.spec, program))
     return None if run.failure is not None else run
 
 
@@ -500,32 +565,35 @@ def is_environment_bound(spec: JobSpec) -> bool:
     return spec.mode == "exact"
 
 
-def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
+def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], paths: ArtifactPaths) -> VerifyOutput:
-    """The verifier reveals its coin and checks each solver it selects (probability ``p``) under
-    the spec's policy."""
+    """The verifier reveals its coin (``process_reveal``) and checks each solver it selects
+    (probability ``p``) under the spec's policy; its checks, and a challenge of each mismatch, go
+    through ``process_check`` and ``process_challenge``."""
     start = time.perf_counter()
+    job = with_dataset(as_job(job), dataset)
+    spec, job_id, hash_name = job.spec, job.job_id, job.spec.hash_name
     # Rule: nothing is verified (nor, downstream, settled) on a commitment that fails its checks
-    require_valid_commitments(spec, commitments)
-    job_id, hash_name = compute_job_id(spec), spec.hash_name
-    _, coin = reveal_spot_check_coin(spec, paths)
+    require_valid_commitments(job, commitments)
+    published_coin, coin = reveal_spot_check_coin(job, paths)
+    state = process_reveal(job, compute_committed_state(job, published_coin, commitments), coin)
     program = load_program(spec, dataset)
-    forfeits = {s.solver_id: get_forfeit(spec, runs, commitments, s.solver_id) for s in spec.solvers}
+    forfeits = {s.solver_id: get_forfeit(runs, commitments, s.solver_id) for s in job.solvers}
     delivered = [sid for sid, reason in forfeits.items() if reason is None]
     # Equivocation evidence on the bulletin needs no coin and no re-execution: anyone can present it.
     published = store.read_bulletin(paths, job_id)
-    evidence = {sid: find_equivocation(commitments[sid], published, party_keypair(spec, sid)[1])
+    evidence = {sid: find_equivocation(commitments[sid], published, get_public_key(job, sid))
                 for sid in delivered}
     selected = [sid for sid in delivered if evidence[sid] is None and is_selected_for_check(
         coin, sid, commitments[sid].signature, spec.spot_check_probability, hash_name)]
     # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
-    accused = get_declared_divergence(spec)
+    accused = get_declared_divergence(job)
     replica = None
     if selected and spec.spot_check_policy == "replicate" and spec.mode != "tolerance":
-        replica = train_replica(spec, dataset, paths, program)
+        replica = train_replica(job, dataset, paths, program)
     environment = replica.environment if replica is not None else program.environment()
     checks = {}
-    for solver in spec.solvers:
+    for solver in job.solvers:
         sid = solver.solver_id
         if forfeits[sid] is not None:
             checks[sid] = forfeited(sid, spec.spot_check_policy, forfeits[sid])
@@ -555,102 +623,83 @@ def stage_verify(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
                                                 spec.intervals_per_check, hash_name)
             checks[sid] = check_interval(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                          intervals)
+    # Rule: the verifier's own checks pass the audit settlement will make (``process_check``).
+    compute_checked_state(job, state, checks)
     return VerifyOutput(checks, replica, time.perf_counter() - start, coin)
 
 
 # -- 5. disputes -------------------------------------------------------------------------------
-def stage_dispute(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
+def stage_dispute(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                   commitments: dict[SolverId, Signed], verified: VerifyOutput,
                   paths: ArtifactPaths) -> dict[SolverId, DisputeResult]:
-    """A challenge-and-bisection game for every mismatch found by a spot check. The solver and
-    the challenger each answer from their own process; the referee is this process, with a
-    program it built itself."""
-    job_id = compute_job_id(spec)
-    program = load_program(spec, dataset)
-    results, budget = {}, None
-    for solver in spec.solvers:
-        sid = solver.solver_id
-        check = verified.checks[sid]
-        if not check.mismatch:
-            continue
-        budget = budget or get_party_time_budget(spec, measure_step_seconds(program))
-        run = runs[sid]
-        # The interval policy's challenger replays from the solver's own checkpoints.
-        challenger_run = verified.replica if verified.replica is not None else run
-        providers = (RemoteProvider(sid, build_trace_provider, spec, dataset, run, solver),
-                     RemoteProvider(spec.verifier, build_trace_provider, spec, dataset, challenger_run,
-                                    challenger_of(spec)))
-        try:
-            game = DisputeGame(program, *providers, commitments[sid].message.trace_root,
-                               spec.dissection_arity, budget)
-            interval = None if verified.replica is not None else check.disputed_interval
-            result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
-        finally:
-            for provider in providers:
-                provider.close()
-        path = save_transcript(paths.transcript(job_id, sid), game.transcript(result))
-        results[sid] = DisputeResult(**{**result.__dict__, "transcript": path})
-    return results
+    """A challenge-and-bisection game for every open challenge (one per mismatch a spot check
+    found), each closed through ``process_dispute``. The solver and the challenger each answer
+    from their own process; the referee is this process, with a program it built itself."""
+    job = with_dataset(as_job(job), dataset)
+    state = get_checked_state(job, paths, commitments, verified)
+    program = load_program(job.spec, dataset)
+    budget = None
+    for sid in get_open_challenges(state):
+        budget = budget or get_party_time_budget(job.spec, measure_step_seconds(program))
+        result = play_dispute(job, dataset, runs[sid], state.commitments[sid], verified, program, budget, paths)
+        state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
+    return dict(state.disputes)
+
+
+def play_dispute(job: Job, dataset: DatasetCommitment, run: TrainingRun, signed: Signed, verified: VerifyOutput,
+                 program: Program, budget: float, paths: ArtifactPaths) -> DisputeResult:
+    """One solver's game against the verifier; its transcript is saved beside the job's records."""
+    sid, spec = run.solver_id, job.spec
+    # The interval policy's challenger replays from the solver's own checkpoints.
+    challenger_run = verified.replica if verified.replica is not None else run
+    providers = (RemoteProvider(sid, build_trace_provider, spec, dataset, run, get_solver(job, sid)),
+                 RemoteProvider(spec.verifier, build_trace_provider, spec, dataset, challenger_run, job.challenger))
+    try:
+        game = DisputeGame(program, *providers, signed.message.trace_root, spec.dissection_arity, budget)
+        interval = None if verified.replica is not None else verified.checks[sid].disputed_interval
+        result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
+    finally:
+        for provider in providers:
+            provider.close()
+    path = save_transcript(paths.transcript(job.job_id, sid), game.transcript(result))
+    return DisputeResult(**{**result.__dict__, "transcript": path})
 
 
 # -- 6. settlement -----------------------------------------------------------------------------
-def get_revealed_ticket(spec: JobSpec, run: TrainingRun | None) -> bytes | None:
+def get_revealed_ticket(job: Job | JobSpec, run: TrainingRun | None) -> bytes | None:
     """The forced-error ticket a solver revealed with its run, if it is a valid one that draws a
-    forced error (``verification.solver.get_forced_error_ticket``); ``None`` otherwise."""
-    if run is None or not run.forced_error_ticket:
-        return None
-    try:
-        ticket = bytes.fromhex(run.forced_error_ticket)
-    except ValueError:
-        return None
-    # Rule: a forced error is claimed with the solver's valid signature on its draw, and the draw hits.
-    if not is_valid_ticket(spec, run.solver_id, ticket):
-        return None
-    return ticket if is_forced_error(compute_job_id(spec), run.solver_id, spec.economics, ticket) else None
+    forced error (``verification.protocol.get_revealed_ticket``); ``None`` otherwise."""
+    return None if run is None else get_protocol_ticket(as_job(job), run.solver_id, run.forced_error_ticket)
 
 
-def compute_verdicts(spec: JobSpec, runs: dict[SolverId, TrainingRun], checks: dict[SolverId, SpotCheck],
+def get_tickets(runs: dict[SolverId, TrainingRun]) -> tuple[tuple[SolverId, str], ...]:
+    """The forced-error tickets the solvers reveal with their runs (hex)."""
+    return tuple((sid, run.forced_error_ticket) for sid, run in runs.items() if run.forced_error_ticket)
+
+
+def compute_verdicts(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], checks: dict[SolverId, SpotCheck],
                      disputes: dict[SolverId, DisputeResult]) -> list[SolverVerdict]:
-    """Map verification results to settlement verdicts (the report's outcomes are these too)."""
-    verdicts = []
-    for solver in spec.solvers:
-        sid, check = solver.solver_id, checks[solver.solver_id]
-        dispute, ticket = disputes.get(sid), get_revealed_ticket(spec, runs.get(sid))
-        if check.forfeit is not None:  # it delivered no signed trace: its stake is forfeited
-            verdicts.append(SolverVerdict(sid, "slashed", forfeit=True))
-        elif check.equivocation is not None:
-            verdicts.append(SolverVerdict(sid, "slashed", challenger=spec.verifier, equivocation=True))
-        elif not check.checked:
-            verdicts.append(SolverVerdict(sid, "unverified"))
-        elif dispute is None:
-            verdicts.append(SolverVerdict(sid, "paid"))
-        elif dispute.winner == "challenger" and ticket is not None and dispute.first_divergent_step == spec.steps:
-            # Rule (Truebit §4.4): a forced error found is paid to the solver as correct work and to
-            # the challenger from the jackpot; it excuses only the last step, where it was injected.
-            verdicts.append(SolverVerdict(sid, "paid", challenger=spec.verifier, forced_error=True,
-                                          forced_ticket=ticket))
-        elif dispute.winner == "challenger":
-            verdicts.append(SolverVerdict(sid, "slashed", challenger=spec.verifier))
-        else:
-            verdicts.append(SolverVerdict(sid, "paid", challenger=spec.verifier, false_challenge=True))
-    return verdicts
+    """Map verification results to settlement verdicts (the report's outcomes are these too):
+    ``verification.protocol.compute_verdicts``, with the tickets the runs reveal."""
+    return compute_protocol_verdicts(as_job(job), checks, disputes, dict(get_tickets(runs)))
 
 
-def stage_settle(spec: JobSpec, runs: dict[SolverId, TrainingRun], verified: VerifyOutput,
+def stage_settle(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified: VerifyOutput,
                  commitments: dict[SolverId, Signed], disputes: dict[SolverId, DisputeResult],
                  paths: ArtifactPaths) -> SettlementResult:
-    """Audit the verifier's checks against its coin, then apply the verdicts to the SQLite ledger,
+    """Rebuild the job's state from the stages' outputs (the verifier's checks audited against
+    its coin), fix its verdicts with ``process_settle``, then apply them to the SQLite ledger,
     once (idempotent per job id)."""
-    job_id = compute_job_id(spec)
+    job = as_job(job)
     # Rule: settlement accepts checks only from a coin the verifier committed to before the solvers.
-    faults = compute_selection_faults(store.load_coin_commitment(paths, job_id), verified.coin, commitments,
-                                      verified.checks, spec.spot_check_probability, spec.hash_name)
-    if faults:
-        raise LifecycleError(f"job {job_id} is not settled: {'; '.join(faults)}")
+    state = get_checked_state(job, paths, commitments, verified)
+    for sid, result in disputes.items():
+        state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
+    state = process_settle(job, state, SettleRequest(job.job_id, get_tickets(runs)))
     ledger = Ledger(paths.ledger)
     try:
-        return settle_job(ledger, job_id, spec.submitter, spec.economics,
-                          compute_verdicts(spec, runs, verified.checks, disputes), verifiers=[spec.verifier])
+        return settle_job(ledger, job.job_id, job.spec.submitter, job.terms, list(state.verdicts),
+                          verifiers=[job.spec.verifier])
     finally:
         ledger.close()
 
@@ -680,39 +729,44 @@ def stage_incentives(spec: JobSpec, out_dir: Path, n_jobs: int = 20_000) -> Ince
 
 
 # -- whole job ---------------------------------------------------------------------------------
-def run_job(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
-    """Every stage in order, in this process; returns the report (also written to ``report.json``)."""
+def run_job(spec: Job | JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
+    """Every stage in order, in this process; returns the report (also written to ``report.json``).
+    The job is resolved here, once, and passed to every stage."""
     validate_job(spec, paths)
-    dataset = timed(stage_shard, spec, paths)
-    runs = timed(stage_train, spec, dataset.value, paths)
-    commitments = timed(stage_commit, spec, runs.value, paths)
+    job = as_job(spec)
+    dataset = timed(stage_shard, job, paths)
+    job = with_dataset(job, dataset.value)
+    runs = timed(stage_train, job, dataset.value, paths)
+    commitments = timed(stage_commit, job, runs.value, paths)
     timings = {"shard": dataset.seconds, "train": runs.seconds, "commit": commitments.seconds}
-    return conclude(spec, paths, dataset.value, runs.value, commitments.value, timings)
+    return conclude(job, paths, dataset.value, runs.value, commitments.value, timings)
 
 
-def conclude(spec: JobSpec, paths: ArtifactPaths, dataset: DatasetCommitment,
+def conclude(job: Job | JobSpec, paths: ArtifactPaths, dataset: DatasetCommitment,
              runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
              timings: dict[str, float]) -> dict[str, Any]:
     """Verify, dispute, settle and report a job whose solvers have trained and committed."""
     from verification.report import build_report, write_report
 
-    verified = timed(stage_verify, spec, dataset, runs, commitments, paths)
-    disputes = timed(stage_dispute, spec, dataset, runs, commitments, verified.value, paths)
-    settled = timed(stage_settle, spec, runs, verified.value, commitments, disputes.value, paths)
+    job = with_dataset(as_job(job), dataset)
+    verified = timed(stage_verify, job, dataset, runs, commitments, paths)
+    disputes = timed(stage_dispute, job, dataset, runs, commitments, verified.value, paths)
+    settled = timed(stage_settle, job, runs, verified.value, commitments, disputes.value, paths)
     timings = {**timings, "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
-    verdicts = compute_verdicts(spec, runs, verified.value.checks, disputes.value)
-    report = build_report(spec, dataset, runs, commitments, check_signatures(spec, commitments),
+    verdicts = compute_verdicts(job, runs, verified.value.checks, disputes.value)
+    report = build_report(job, runs, commitments, check_signatures(job, commitments),
                           verified.value.checks, disputes.value, verdicts, settled.value, timings,
                           verified.value.coin)
-    write_report(paths.report(compute_job_id(spec)), report)
+    write_report(paths.report(job.job_id), report)
     return report
 
 
-def conclude_from_store(spec: JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
+def conclude_from_store(spec: Job | JobSpec, paths: ArtifactPaths) -> dict[str, Any]:
     """``conclude`` for a job whose earlier stages ran elsewhere and left their records on disk."""
-    job_id = compute_job_id(spec)
-    dataset = store.load_dataset_commitment(paths, job_id)
-    runs = {s.solver_id: store.load_run(paths, job_id, s.solver_id) for s in spec.solvers}
-    commitments = {sid: store.load_commitment(paths, job_id, sid) for sid, run in runs.items() if run.failure is None}
+    job = as_job(spec)
+    dataset = store.load_dataset_commitment(paths, job.job_id)
+    runs = {s.solver_id: store.load_run(paths, job.job_id, s.solver_id) for s in job.solvers}
+    commitments = {sid: store.load_commitment(paths, job.job_id, sid) for sid, run in runs.items()
+                   if run.failure is None}
     timings = {"train": sum(r.seconds for r in runs.values())}
-    return conclude(spec, paths, dataset, runs, commitments, timings)
+    return conclude(job, paths, dataset, runs, commitments, timings)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets.sharding import DatasetCommitment
 from proofs.messages import Signed
 from proofs.types import SolverId
 from verification.dispute import DisputeResult
+from verification.job import Job
 from verification.records import write_json
 from verification.settlement import JACKPOT, SettlementResult, SolverVerdict
 from verification.solver import TrainingRun
-from verification.spec import JobSpec, compute_job_id, spec_to_dict
+from verification.spec import spec_to_dict
 from verification.verifier import CoinReveal, SpotCheck
 
 SCHEMA = "pinpoint.report/1"
@@ -26,7 +26,7 @@ class ReportError(ValueError):
     """A report file is missing or does not follow the schema."""
 
 
-def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
+def build_report(job: Job, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], signatures: dict[SolverId, bool],
                  checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
                  verdicts: list[SolverVerdict], settlement: SettlementResult, timings: dict[str, float],
@@ -35,9 +35,12 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
     revealed spot-check secret, lets anyone recompute which solvers had to be checked
     (``verification.verifier.is_selected_for_check``). ``forced_error``: the solver revealed a valid
     ticket drawing a forced error, and whether the verifier found it (a verifier that did not
-    check it, or checked it and saw nothing, is visible here)."""
-    solvers, by_solver = [], {v.solver_id: v for v in verdicts}
-    for solver in spec.solvers:
+    check it, or checked it and saw nothing, is visible here). ``job`` carries its dataset
+    commitment (``verification.job.with_dataset``)."""
+    solvers, by_solver, dataset = [], {v.solver_id: v for v in verdicts}, job.dataset
+    if dataset is None:
+        raise ReportError(f"job {job.job_id} has no dataset commitment to report")
+    for solver in job.solvers:
         sid = solver.solver_id
         run, signed, dispute, verdict = runs[sid], commitments.get(sid), disputes.get(sid), by_solver[sid]
         solvers.append({
@@ -57,8 +60,8 @@ def build_report(spec: JobSpec, dataset: DatasetCommitment, runs: dict[SolverId,
         })
     return {
         "schema": SCHEMA,
-        "job_id": compute_job_id(spec),
-        "spec": spec_to_dict(spec),
+        "job_id": job.job_id,
+        "spec": spec_to_dict(job.spec),
         "dataset": {"name": dataset.name, "shards": len(dataset.shards), "root": dataset.root.hex()},
         "solvers": solvers,
         "spot_check_coin": None if coin is None else {"verifier": coin.verifier, "secret": coin.secret.hex()},

@@ -70,8 +70,10 @@ def save_spec(paths: ArtifactPaths, spec: JobSpec) -> JobId:
 def load_spec_of(paths: ArtifactPaths, job_id: JobId) -> JobSpec:
     data = read_json(spec_path(paths, job_id))
     spec = spec_from_dict({k: v for k, v in data.items()}, base=JobSpec())
-    if compute_job_id(spec) != job_id:
-        raise StoreError(f"spec stored for {job_id} hashes to {compute_job_id(spec)}: the record was altered")
+    found = compute_job_id(spec)
+    # Rule: a stored spec is the job it is filed under.
+    if found != job_id:
+        raise StoreError(f"spec stored for {job_id} hashes to {found}: the record was altered")
     return spec
 
 

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from verification.lifecycle import Timed, check_signatures, require_job, stage_commit, timed
 
 
@@ -12,9 +12,9 @@ from verification.lifecycle import Timed, check_signatures, require_job, stage_c
                       "state root, signed with BLS (IETF proof-of-possession ciphersuite).")
 def commitments(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                 training_runs: Timed) -> dg.Output[Timed]:
-    spec = get_run_spec(context, pinpoint)
-    require_job(spec, training_runs=training_runs)
-    out = timed(stage_commit, spec, training_runs.value, pinpoint.paths())
+    job = get_run_job(context, pinpoint)
+    require_job(job, training_runs=training_runs)
+    out = timed(stage_commit, job, training_runs.value, pinpoint.paths())
     return dg.Output(out, metadata={
         "commitments": dg.MetadataValue.table(
             [dg.TableRecord({"solver": sid, "trace_root": s.message.trace_root.hex(),
@@ -32,7 +32,7 @@ def commitments(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                                                "by its solver's registered key.")
 def signatures_valid(context: dg.AssetCheckExecutionContext, pinpoint: PinpointConfig,
                      commitments: Timed) -> dg.AssetCheckResult:
-    spec = get_run_spec(context, pinpoint)
-    require_job(spec, commitments=commitments)
-    valid = check_signatures(spec, commitments.value)
+    job = get_run_job(context, pinpoint)
+    require_job(job, commitments=commitments)
+    valid = check_signatures(job, commitments.value)
     return dg.AssetCheckResult(passed=all(valid.values()), metadata={"valid": dg.MetadataValue.json(valid)})

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from verification.lifecycle import Timed, check_signatures, compute_verdicts, require_job
 from verification.report import (
     build_report,
@@ -12,7 +12,6 @@ from verification.report import (
     render_verdicts_markdown,
     write_report,
 )
-from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="report", kinds={"json"},
@@ -20,17 +19,17 @@ from verification.spec import compute_job_id
 def job_report(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
                training_runs: Timed, commitments: Timed, spot_checks: Timed, disputes: Timed,
                settlement: Timed) -> dg.Output[dict]:
-    spec = get_run_spec(context, pinpoint)
-    require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments,
+    job = get_run_job(context, pinpoint, dataset_shards.value)
+    require_job(job, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments,
                 spot_checks=spot_checks, disputes=disputes, settlement=settlement)
     timings = {"shard": dataset_shards.seconds, "train": training_runs.seconds,
                "commit": commitments.seconds, "verify": spot_checks.seconds,
                "dispute": disputes.seconds, "settle": settlement.seconds}
-    verdicts = compute_verdicts(spec, training_runs.value, spot_checks.value.checks, disputes.value)
-    report = build_report(spec, dataset_shards.value, training_runs.value, commitments.value,
-                          check_signatures(spec, commitments.value), spot_checks.value.checks,
+    verdicts = compute_verdicts(job, training_runs.value, spot_checks.value.checks, disputes.value)
+    report = build_report(job, training_runs.value, commitments.value,
+                          check_signatures(job, commitments.value), spot_checks.value.checks,
                           disputes.value, verdicts, settlement.value, timings, spot_checks.value.coin)
-    path = write_report(pinpoint.paths().report(compute_job_id(spec)), report)
+    path = write_report(pinpoint.paths().report(job.job_id), report)
     # The verdicts first: who cheated, where, and what it cost. ("path" would be overwritten by the
     # IO manager's pickle path, hence "report_json".)
     return dg.Output(report, metadata={"verdicts": dg.MetadataValue.md(render_verdicts_markdown(report)),

@@ -3,11 +3,10 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from verification.lifecycle import Timed, require_job, stage_settle, timed
 from verification.report import compute_net_movements
 from verification.settlement import Ledger
-from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="settlement", kinds={"sqlite"},
@@ -15,10 +14,10 @@ from verification.spec import compute_job_id
                       "the challenger, the rest burned). Idempotent per job id.")
 def settlement(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, training_runs: Timed,
                commitments: Timed, spot_checks: Timed, disputes: Timed) -> dg.Output[Timed]:
-    spec, paths = get_run_spec(context, pinpoint), pinpoint.paths()
-    require_job(spec, training_runs=training_runs, commitments=commitments, spot_checks=spot_checks,
+    job, paths = get_run_job(context, pinpoint), pinpoint.paths()
+    require_job(job, training_runs=training_runs, commitments=commitments, spot_checks=spot_checks,
                 disputes=disputes)
-    out = timed(stage_settle, spec, training_runs.value, spot_checks.value, commitments.value,
+    out = timed(stage_settle, job, training_runs.value, spot_checks.value, commitments.value,
                 disputes.value, paths)
     result = out.value
     net = compute_net_movements([{"from": t.source, "to": t.dest, "amount": int(t.amount)} for t in result.transfers])
@@ -42,7 +41,7 @@ def settlement(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, trai
             [dg.TableRecord({"account": k, "balance": int(v)}) for k, v in sorted(result.balances.items())],
             schema=dg.TableSchema([dg.TableColumn("account", "string"), dg.TableColumn("balance", "int")]),
         ),
-        "history": ledger_history_table(paths.ledger, compute_job_id(spec)),
+        "history": ledger_history_table(paths.ledger, job.job_id),
         "seconds": out.seconds,
     })
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from verification.dispute import load_transcript, render_transcript_markdown
 from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
 from verification.report import compute_transcript_rounds
@@ -15,13 +15,13 @@ from verification.report import compute_transcript_rounds
                       "compares roots; a mismatch opens a challenge.")
 def spot_checks(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
                 training_runs: Timed, commitments: Timed) -> dg.Output[Timed]:
-    spec = get_run_spec(context, pinpoint)
-    require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments)
-    out = timed(stage_verify, spec, dataset_shards.value, training_runs.value, commitments.value,
+    job = get_run_job(context, pinpoint, dataset_shards.value)
+    require_job(job, dataset_shards=dataset_shards, training_runs=training_runs, commitments=commitments)
+    out = timed(stage_verify, job, dataset_shards.value, training_runs.value, commitments.value,
                 pinpoint.paths())
     return dg.Output(out, metadata={
-        "policy": str(spec.spot_check_policy),  # a plain str: Dagster serializes no foreign enums
-        "p": spec.spot_check_probability,
+        "policy": str(job.spec.spot_check_policy),  # a plain str: Dagster serializes no foreign enums
+        "p": job.spec.spot_check_probability,
         "checks": dg.MetadataValue.json({sid: c.to_report() for sid, c in out.value.checks.items()}),
         "seconds": out.seconds,
     })
@@ -34,10 +34,10 @@ def spot_checks(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dat
                       "is off) and rules.")
 def disputes(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
              training_runs: Timed, commitments: Timed, spot_checks: Timed) -> dg.Output[Timed]:
-    spec = get_run_spec(context, pinpoint)
-    require_job(spec, dataset_shards=dataset_shards, training_runs=training_runs,
+    job = get_run_job(context, pinpoint, dataset_shards.value)
+    require_job(job, dataset_shards=dataset_shards, training_runs=training_runs,
                 commitments=commitments, spot_checks=spot_checks)
-    out = timed(stage_dispute, spec, dataset_shards.value, training_runs.value,
+    out = timed(stage_dispute, job, dataset_shards.value, training_runs.value,
                 commitments.value, spot_checks.value, pinpoint.paths())
     metadata = {"disputes": len(out.value), "seconds": out.seconds}
     for sid, result in out.value.items():
