@@ -515,11 +515,115 @@ at::Tensor combine_products(const at::Tensor& high, const at::Tensor& cross, con
   return out;
 }
 
+namespace {
+
+// An exact sum of n float64 values (exact_sum of a float64 block), as one block.
+double exact_sum64(const double* v, int64_t n, int64_t bits) {
+  const double up = std::ldexp(1.0, static_cast<int>(bits));
+  const double down = std::ldexp(1.0, -static_cast<int>(bits));
+  double to, from, s[3];
+  block_scales(max_field(v, n), false, bits, to, from);
+  slice_sums(v, n, to, up, s);
+  return combine_sums(s[0], s[1], s[2], down, from);
+}
+
+MULTI void sub_scalar(const double* __restrict__ x, double c, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] - c;
+}
+
+MULTI void div_scalar(const double* __restrict__ x, double c, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] / c;
+}
+
+MULTI void mul_rows(const double* __restrict__ a, const double* __restrict__ b, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+
+MULTI void softmax_grad(const double* __restrict__ y, const double* __restrict__ g, double dot, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = y[i] * (g[i] - dot);
+}
+
+MULTI void log_softmax_grad(const double* __restrict__ ey, const double* __restrict__ g, double total,
+                            double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = g[i] - ey[i] * total;
+}
+
+template <typename T>
+void widen_row(const T* v, double* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<double>(v[i]);
+}
+
+// torch's amax of a row: NaN if any value is NaN, else the largest (the float32 max widens exactly)
+inline double row_max(const double* v, int64_t n) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    if (v[i] != v[i]) return v[i];
+    m = v[i] > m ? v[i] : m;
+  }
+  return m;
+}
+
+}  // namespace
+
+// The softmax family over the last dim of contiguous (R, n) rows, float64 out, as mode.py's
+// softmax_parts / do_softmax (variant 0), do_log_softmax (1), do_softmax_backward (2: x = y)
+// and do_log_softmax_backward (3: x = y). lc = portable_log's constants.
+at::Tensor softmax_rows(const at::Tensor& x, const c10::optional<at::Tensor>& g, int64_t variant, int64_t bits,
+                        const at::Tensor& table, const std::vector<double>& ce, const std::vector<double>& lc) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2, "softmax_rows: contiguous (R, n)");
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "softmax_rows: float32/float64");
+  TORCH_CHECK((variant >= 2) == g.has_value(), "softmax_rows: g for the backward variants");
+  if (g.has_value())
+    TORCH_CHECK(g->is_contiguous() && g->sizes() == x.sizes() && g->scalar_type() == x.scalar_type(), "softmax_rows: g");
+  const ExpConsts k = exp_consts(table, ce);
+  const int64_t rows = x.size(0), n = x.size(1);
+  auto out = at::empty({rows, n}, x.options().dtype(at::kDouble));
+  double* o = out.data_ptr<double>();
+  const bool is_float = x.scalar_type() == at::kFloat;
+  const char* xb = static_cast<const char*>(x.data_ptr());
+  const char* gb = g.has_value() ? static_cast<const char*>(g->data_ptr()) : nullptr;
+  const int64_t esize = is_float ? 4 : 8;
+  at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+    std::vector<double> xr(n), gr(n), z(n), ex(n);
+    for (int64_t r = b; r < e; ++r) {
+      const void* xrow = xb + r * n * esize;
+      if (is_float) widen_row(static_cast<const float*>(xrow), xr.data(), n);
+      else std::memcpy(xr.data(), xrow, n * 8);
+      double* orow = o + r * n;
+      if (variant <= 1) {
+        sub_scalar(xr.data(), row_max(xr.data(), n), z.data(), n);  // z = x - amax
+        exp_loop(z.data(), ex.data(), n, &k, 0);
+        const double total = exact_sum64(ex.data(), n, bits);
+        if (variant == 0) {
+          div_scalar(ex.data(), total, orow, n);
+        } else {
+          double lt;
+          log_loop(&total, &lt, 1, lc.data() + 2, static_cast<int64_t>(lc.size()) - 2, lc[0], lc[1]);
+          sub_scalar(z.data(), lt, orow, n);
+        }
+        continue;
+      }
+      const void* grow = gb + r * n * esize;
+      if (is_float) widen_row(static_cast<const float*>(grow), gr.data(), n);
+      else std::memcpy(gr.data(), grow, n * 8);
+      if (variant == 2) {
+        mul_rows(gr.data(), xr.data(), z.data(), n);  // g * y
+        softmax_grad(xr.data(), gr.data(), exact_sum64(z.data(), n, bits), orow, n);
+      } else {
+        exp_loop(xr.data(), ex.data(), n, &k, 0);
+        log_softmax_grad(ex.data(), gr.data(), exact_sum64(gr.data(), n, bits), orow, n);
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("exp64", &exp64, "portable exp / expm1 (float64 out)");
   m.def("log64", &log64, "portable log (float64 out)");
   m.def("gelu_tanh64", &gelu_tanh64, "tanh GELU forward / backward (float64)");
   m.def("exact_sum3", &exact_sum3, "three-slice exact sum over the middle dim (float64 out)");
   m.def("split_operand", &split_operand, "two-slice fixed point of a matmul operand");
+  m.def("softmax_rows", &softmax_rows, "softmax / log_softmax and their backward over rows (float64 out)");
   m.def("combine_products", &combine_products, "combination of exact_matmul's products");
 }

@@ -173,3 +173,24 @@ def fused_gelu_tanh(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = N
     table, consts = exp_consts()
     return ext.gelu_tanh64(x.contiguous(), None if g is None else g.contiguous(), table, consts,
                            [ew.GELU_K1, -2.0 * ew.GELU_K0, 3.0 * ew.GELU_K1, ew.GELU_K0])
+
+
+def fused_softmax(ext: ModuleType, x: torch.Tensor, dim: int, variant: int,
+                  g: torch.Tensor | None = None) -> torch.Tensor | None:
+    """mode.py's softmax (0), log_softmax (1) and their backward passes (2, 3: ``x`` is the
+    output ``y``) over ``dim`` in one C++ pass per row, float64 out; None where the kernel does
+    not apply (``dim`` not the last, empty rows), for the torch path to run."""
+    from verification.execution.repro import elementwise as ew
+    from verification.execution.repro.exact import FLOAT64_EXACT_BITS, MIN_SLICE_BITS, ceil_log2
+
+    if x.dim() == 0 or dim % x.dim() != x.dim() - 1 or x.shape[-1] == 0 or (g is not None and g.dtype != x.dtype):
+        return None
+    n = x.shape[-1]
+    bits = FLOAT64_EXACT_BITS - ceil_log2(n)
+    if bits < MIN_SLICE_BITS:
+        return None  # the torch path raises the named error
+    table, consts = exp_consts()
+    rows = x.reshape(-1, n).contiguous()
+    grads = None if g is None else g.reshape(-1, n).contiguous()
+    out = ext.softmax_rows(rows, grads, variant, bits, table, consts, [ew.SQRT2, ew.LN2, *ew.ATANH_COEFFS])
+    return out.reshape(x.shape)

@@ -300,7 +300,18 @@ def softmax_parts(x, dim):
     return z, e, exact_sum(e, dim, keepdim=True)
 
 
+def fused_softmax(x, dim, variant, g=None):
+    """The softmax family through one fused pass per row, or None (the torch path runs)."""
+    x = widen(x)
+    g = None if g is None else widen(g)
+    ext = fused.kernels_for(x) if g is None else fused.kernels_for(x, g)
+    return None if ext is None else fused.fused_softmax(ext, x, dim, variant, g)
+
+
 def do_softmax(x, dim, half_to_float):
+    out = fused_softmax(x, dim, 0)
+    if out is not None:
+        return out.to(torch.float32 if half_to_float else x.dtype)
     _, e, total = softmax_parts(x, dim)
     return (e / total).to(torch.float32 if half_to_float else x.dtype)
 
@@ -380,17 +391,26 @@ def do_bce_with_logits(x, y, weight=None, pos_weight=None, reduction=1):
 
 
 def do_log_softmax(x, dim, half_to_float):
+    out = fused_softmax(x, dim, 1)
+    if out is not None:
+        return out.to(torch.float32 if half_to_float else x.dtype)
     z, _, total = softmax_parts(x, dim)
     return (z - portable_log(total)).to(torch.float32 if half_to_float else x.dtype)
 
 
 def do_softmax_backward(g, y, dim, input_dtype):
+    out = fused_softmax(y, dim, 2, g)
+    if out is not None:
+        return out.to(input_dtype)
     g64, y64 = widen(g).double(), widen(y).double()
     dot = exact_sum(g64 * y64, dim, keepdim=True)
     return (y64 * (g64 - dot)).to(input_dtype)
 
 
 def do_log_softmax_backward(g, y, dim, input_dtype):
+    out = fused_softmax(y, dim, 3, g)
+    if out is not None:
+        return out.to(input_dtype)
     g64 = widen(g).double()
     return (g64 - portable_exp(widen(y).double()) * exact_sum(g64, dim, keepdim=True)).to(input_dtype)
 
