@@ -1,0 +1,200 @@
+"""The fused C++ kernels (``verification.execution.repro.fused``) give the bits of the pure-torch
+path they replace, on adversarial inputs, and a failed build falls back with a warning.
+
+Every comparison is of IEEE bit patterns (``view`` as integers), NaN payloads included, except
+where a reduction meets NaN: which NaN payload a sum of several NaNs keeps depends on the order of
+its terms in torch's own kernels too (``repro`` documents NaN payloads as not canonicalised), so
+there the NaN positions must agree and every other bit.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from tests.repro.roots import compute_root
+from verification.execution.repro import elementwise, exact, fused, mode
+
+SPECIALS = [0.0, -0.0, math.inf, -math.inf, math.nan, -math.nan, 5e-324, -5e-324, 1e-310, 1e-40, -1e-45,
+            1.1754943508222875e-38, 1e30, -1e30, 3.4e38, -3.4e38, 1e300, -1e300, 149.9, 150.0, 150.1, -150.1,
+            88.7, -103.9, 709.0, -745.0, 1.0, -1.0, 0.5, 2.0, 1e-8, -1e-8, 0.125, -0.125, 1.4142135623730951]
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    ext = fused.get_kernels()
+    if ext is None:
+        pytest.skip("the fused kernels could not be built here (see the FusedKernelWarning)")
+    return ext
+
+
+@pytest.fixture
+def torch_path(monkeypatch):
+    """``run(f, *args)``: ``f`` on the pure-torch fallback (``PINPOINT_REPRO_NATIVE_EXT=0``)."""
+    def run(f, *args, **kwargs):
+        with monkeypatch.context() as patch:
+            patch.setenv(fused.ENV_SWITCH, "0")
+            return f(*args, **kwargs)
+    return run
+
+
+def adversarial(n: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    """The special values, then magnitudes over ~30 decades, then ordinary values."""
+    g = torch.Generator().manual_seed(seed)
+    body = torch.randn(n, generator=g, dtype=torch.float64) * torch.exp(torch.randn(n, generator=g, dtype=torch.float64) * 4)
+    plain = torch.randn(n, generator=g, dtype=torch.float64) * 3
+    return torch.cat([torch.tensor(SPECIALS, dtype=torch.float64), body, plain]).to(dtype)
+
+
+def spread(shape, seed: int, dtype=torch.float32, specials: bool = True) -> torch.Tensor:
+    """Values of mixed magnitudes in ``shape``, every 7th element a special value."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * torch.exp(torch.randn(*shape, generator=g, dtype=torch.float64) * 3)
+    x = x.to(dtype)
+    if specials:
+        flat = x.view(-1)
+        picks = flat[::7]
+        values = torch.tensor([0.0, -0.0, 1e-45, -1e-40, 3e38, -3e38, 1e-30, 1e30], dtype=dtype)
+        flat[::7] = values.repeat(picks.numel() // values.numel() + 1)[: picks.numel()]
+    return x
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    t = t.contiguous()
+    return t.view(torch.int64 if t.element_size() == 8 else torch.int32)
+
+
+def assert_same_bits(got: torch.Tensor, want: torch.Tensor, nan_payloads: bool = True) -> None:
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if nan_payloads:
+        differ = bits(got) != bits(want)
+    else:
+        assert torch.equal(got.isnan(), want.isnan())
+        differ = (bits(got) != bits(want)) & ~(got.isnan() & want.isnan())
+    assert not differ.any(), f"{int(differ.sum())} of {got.numel()} elements differ, e.g. {got[differ][:4]} vs {want[differ][:4]}"
+
+
+@pytest.mark.parametrize("n", [1, 7, 255, 256, 257, 4099])
+@pytest.mark.parametrize("name", ["exp", "expm1", "log", "log_abs"])
+def test_elementwise_functions_match_the_torch_path_bit_for_bit(kernels, torch_path, name, n):
+    x = adversarial(n, seed=n)
+    if name == "log_abs":
+        x = x.abs()
+    f = {"exp": elementwise.portable_exp, "expm1": elementwise.portable_expm1,
+         "log": elementwise.portable_log, "log_abs": elementwise.portable_log}[name]
+    assert_same_bits(f(x), torch_path(f, x))
+    strided = x[::3]  # a strided view is read where it lies
+    assert_same_bits(f(strided), torch_path(f, strided))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tanh_gelu_and_its_backward_match_the_torch_path(kernels, torch_path, dtype):
+    x = adversarial(1001, seed=1).clamp(-1e4, 1e4).to(dtype)
+    g = adversarial(1001, seed=2).to(dtype)
+    x[5], x[7] = math.nan, math.inf  # not clamped: the specials themselves
+    for args in [(x,), (x[::2],)]:
+        assert_same_bits(mode.do_gelu(*args, approximate="tanh"), torch_path(mode.do_gelu, *args, approximate="tanh"))
+    assert_same_bits(mode.do_gelu_backward(g, x, approximate="tanh"),
+                     torch_path(mode.do_gelu_backward, g, x, approximate="tanh"))
+
+
+@pytest.mark.parametrize("shape", [(1,), (5, 7), (3, 1), (64, 33), (17, 1000), (2, 3, 5), (4, 129, 7), (2, 4097)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_sums_match_the_torch_path_along_every_dim(kernels, torch_path, shape, dtype):
+    x = spread(shape, seed=sum(shape), dtype=dtype)
+    for dim in range(len(shape)):
+        assert_same_bits(exact.exact_sum(x, dim, keepdim=True), torch_path(exact.exact_sum, x, dim, True))
+    if len(shape) > 1:
+        view = x.transpose(0, -1)
+        assert_same_bits(exact.exact_sum(view, 0), torch_path(exact.exact_sum, view, 0))
+    tiny = torch.full(shape, -1e-45, dtype=torch.float32).to(dtype)  # every slice -0.0: the sign of zero
+    assert_same_bits(exact.exact_sum(tiny, -1), torch_path(exact.exact_sum, tiny, -1))
+    x.view(-1)[-1] = math.inf
+    x.view(-1)[0] = -math.inf if x.numel() > 1 else math.inf
+    assert_same_bits(exact.exact_sum(x, -1), torch_path(exact.exact_sum, x, -1), nan_payloads=False)
+
+
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (3, 5, 2), (1, 7, 1), (64, 64, 64), (33, 1000, 17), (7, 4097, 3),
+                                     (128, 512, 96)])
+def test_matmul_matches_the_torch_path_for_every_layout(kernels, torch_path, m, k, n):
+    a, b = spread((m, k), seed=m), spread((k, n), seed=n, specials=False)
+    a[0, 0] = 1e30  # the outlier of its row
+    b[-1, -1] = -1e-40
+    for left, right in [(a, b), (a, b.t().contiguous().t()), (a.t().contiguous().t(), b),
+                        (a.t().contiguous().t(), b.t().contiguous().t())]:
+        assert_same_bits(exact.exact_matmul(left, right), torch_path(exact.exact_matmul, left, right))
+    if k > 2:
+        sliced_a, sliced_b = a[:, ::2], b[::2]  # neither row- nor column-contiguous
+        assert_same_bits(exact.exact_matmul(sliced_a, sliced_b), torch_path(exact.exact_matmul, sliced_a, sliced_b))
+    a[0, 0], b[0, 0] = math.inf, math.nan
+    assert_same_bits(exact.exact_matmul(a, b), torch_path(exact.exact_matmul, a, b), nan_payloads=False)
+
+
+def test_batched_matmul_matches_the_torch_path(kernels, torch_path):
+    a, b = spread((4, 9, 16), seed=1), spread((4, 16, 5), seed=2)
+    for right in [b, b.transpose(1, 2).contiguous().transpose(1, 2)]:
+        assert_same_bits(exact.exact_matmul(a, right), torch_path(exact.exact_matmul, a, right))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (3, 1), (64, 33), (4, 3, 257), (2, 1000)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_softmax_family_matches_the_torch_path(kernels, torch_path, shape, dtype):
+    x, g = spread(shape, seed=3, dtype=dtype).clamp(-1e4, 1e4), spread(shape, seed=4, dtype=dtype)
+    x.view(-1)[::5] = -math.inf  # masked positions
+    if shape[0] > 2:
+        x[1] = -math.inf  # a fully masked row
+        x[2, ..., 0] = math.nan
+    y, log_y = mode.do_softmax(x, -1, False), mode.do_log_softmax(x, -1, False)
+    cases = [(mode.do_softmax, (x, -1, False)), (mode.do_log_softmax, (x, -1, False)),
+             (mode.do_softmax_backward, (g, y, -1, dtype)), (mode.do_log_softmax_backward, (g, log_y, -1, dtype))]
+    for f, args in cases:
+        assert_same_bits(f(*args), torch_path(f, *args), nan_payloads=False)
+
+
+@pytest.mark.parametrize("model", ["cnn", "transformer"])
+def test_training_gives_the_same_root_with_and_without_the_kernels(kernels, torch_path, model):
+    assert compute_root(model, "reproducible", torch.get_num_threads()) == \
+        torch_path(compute_root, model, "reproducible", torch.get_num_threads())
+
+
+def test_the_switch_turns_the_kernels_off(monkeypatch):
+    x = torch.ones(3)
+    monkeypatch.setenv(fused.ENV_SWITCH, "0")
+    assert fused.kernels_for(x) is None
+
+
+def test_tensors_autograd_records_and_subclasses_take_the_torch_path(kernels):
+    leaf = torch.ones(3, requires_grad=True)
+    assert fused.kernels_for(leaf) is None
+    with torch.no_grad():
+        assert fused.kernels_for(leaf) is kernels
+    with fused.below_autograd():  # inside the dispatch mode autograd has already recorded
+        assert fused.kernels_for(leaf) is kernels
+    assert fused.kernels_for(torch.ones(3, dtype=torch.int64)) is None
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        assert fused.kernels_for(torch.ones(3)) is None
+
+
+def test_a_failed_build_falls_back_with_a_warning_naming_why(monkeypatch, tmp_path):
+    broken = tmp_path / "fused.cpp"
+    broken.write_text("#include <torch/extension.h>\nthis is not C++;\n")
+    monkeypatch.setattr(fused, "SOURCE", broken)
+    monkeypatch.setenv(fused.ENV_DIR, str(tmp_path / "build"))
+    monkeypatch.setattr(fused, "_STATE", {})
+    with pytest.warns(fused.FusedKernelWarning, match=r"fused C\+\+ kernels unavailable \(.*Error.*\)"):
+        assert fused.get_kernels() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, then silent
+        assert fused.kernels_for(torch.ones(3, dtype=torch.float64)) is None
+        x = adversarial(100, seed=5)
+        assert torch.equal(elementwise.portable_exp(x).isnan(), x.isnan())  # the torch path runs
+
+
+def test_the_build_key_follows_the_source_and_the_flags():
+    assert fused.compute_build_key("a") != fused.compute_build_key("b")
+    assert "-ffp-contract=off" in fused.CFLAGS and not any(f.startswith("-march") for f in fused.CFLAGS)
