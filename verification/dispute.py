@@ -110,21 +110,24 @@ class Status(StrEnum):
     RESOLVED = "resolved"
 
 
-# Allowed transitions: (status, event) -> next status. Anything else is a protocol error.
-TRANSITIONS: dict[tuple[Status, str], Status] = {
-    (Status.CHECKPOINTS, "narrow"): Status.CHECKPOINTS,
-    (Status.CHECKPOINTS, "pinpoint"): Status.STEPS,
-    (Status.STEPS, "narrow"): Status.STEPS,
-    (Status.STEPS, "pinpoint"): Status.OPERATORS,
-    (Status.STEPS, "refer-step"): Status.REFEREE,  # level 3 disabled: the referee gets the whole step
-    (Status.OPERATORS, "narrow"): Status.OPERATORS,
-    (Status.OPERATORS, "pinpoint"): Status.REFEREE,
-    (Status.REFEREE, "rule"): Status.RESOLVED,
-    (Status.CHECKPOINTS, "forfeit"): Status.RESOLVED,
-    (Status.STEPS, "forfeit"): Status.RESOLVED,
-    (Status.OPERATORS, "forfeit"): Status.RESOLVED,
-    (Status.REFEREE, "forfeit"): Status.RESOLVED,
-}
+def compute_transitions(statuses: tuple[Status, ...]) -> dict[tuple[Status, str], Status]:
+    """The game's state machine for a table of levels whose statuses are ``statuses``, in order:
+    each level ``narrow``s in place and is ``pinpoint``ed into the next level or, after the last,
+    into the referee, who ``rule``s; a ``forfeit`` ends the game from anywhere before the end.
+    Anything else is a protocol error (``GameError``)."""
+    table = {}
+    for status, following in zip(statuses, (*statuses[1:], Status.REFEREE), strict=True):
+        table[(status, "narrow")] = status
+        table[(status, "pinpoint")] = following
+        table[(status, "forfeit")] = Status.RESOLVED
+    table[(Status.REFEREE, "rule")] = Status.RESOLVED
+    table[(Status.REFEREE, "forfeit")] = Status.RESOLVED
+    return table
+
+
+# Allowed transitions of the full game (checkpoints, steps, operators): (status, event) -> next status.
+TRANSITIONS: dict[tuple[Status, str], Status] = compute_transitions(
+    (Status.CHECKPOINTS, Status.STEPS, Status.OPERATORS))
 
 
 class GameError(RuntimeError):
@@ -318,8 +321,177 @@ class DisputeResult:
                 "transcript_head": self.transcript_head}
 
 
+# -- the levels, as data ---------------------------------------------------------------------------
+# A level is one bisection of the game: its parties ``commit`` to the values of a span, ``reveal``
+# them at positions (each checked against the commitment), the game bisects the span to the first
+# disputed position (``locate``; a level may have a shortcut), and the located pair ``narrow``s into
+# the next level's span, or, at the last level, into the referee's case. Adding a level (inside an
+# operator, or a data-parallel rank) is one more object in the table.
+@dataclass(frozen=True)
+class CheckpointSpan:
+    """Level 1's span: checkpoints ``0 … last`` of interval ``k``, or only the disputed interval
+    ``interval`` (the interval policy's: the challenger started from the solver's checkpoint)."""
+
+    last: int
+    k: int
+    interval: int | None = None
+
+
+@dataclass(frozen=True)
+class StepSpan:
+    """Level 2's span: steps ``start … end`` between the solver's checkpoints ``first`` (agreed)
+    and ``last`` (disputed), whose roots it reveals when the level opens."""
+
+    start: Step
+    end: Step
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class OperatorSpan:
+    """Level 3's span: the operators of step ``step`` from the agreed pre-state to each party's post root."""
+
+    step: Step
+    pre: Root
+    posts: dict[str, Root]
+
+
+@dataclass(frozen=True)
+class OperatorCase:
+    """The referee's case on one operator: its index, the agreed digest before it, both records."""
+
+    step: Step
+    pre: Root
+    index: int
+    agreed: Root
+    records: dict[str, OpRecord | None]
+
+
+class CheckpointLevel:
+    """Level 1: the checkpoints of the signed trace (the trace root is the commitment)."""
+
+    name, status = "checkpoints", Status.CHECKPOINTS
+
+    def commit(self, game: DisputeGame, span: CheckpointSpan) -> CheckpointSpan:
+        if span.interval is None:
+            # Rule: S_0 is a pure function of the spec; a solver whose S_0 differs is wrong at init.
+            if game._solver_checkpoint(0) != game.program.init_state().root(game.hash_name):
+                raise Forfeit("solver", "initial state does not match the job spec")
+        return span
+
+    def reveal(self, game: DisputeGame, span: CheckpointSpan, index: int) -> bool:
+        return game._checkpoints_agree(index)
+
+    def locate(self, game: DisputeGame, span: CheckpointSpan) -> tuple[int, int]:
+        """Bisect ``[0, last]`` when the final checkpoint is disputed. When it is agreed (a
+        divergence that training washed out, a spoof ending at the honest model), the solver
+        reveals its checkpoints in order in one round; the first disputed one and its agreed
+        predecessor are then already adjacent, so no bisection follows."""
+        if span.interval is not None:
+            return span.interval, span.interval + 1
+        if not self.reveal(game, span, span.last):
+            return game.bisect(self.name, 0, span.last, lambda index: self.reveal(game, span, index))
+        game.rounds[self.name] += 1
+        for index in range(1, span.last):
+            if not self.reveal(game, span, index):
+                game.record("challenger", "dispute-checkpoint", {"index": index})
+                return index - 1, index
+        raise Forfeit("challenger", "no checkpoint of the solver differs from the challenger's")
+
+    def narrow(self, game: DisputeGame, span: CheckpointSpan, lo: int, hi: int) -> StepSpan:
+        return StepSpan(Step(lo * span.k), Step(hi * span.k), lo, hi)
+
+
+@dataclass(frozen=True)
+class OpenedSteps:
+    span: StepSpan
+    commits: dict[str, Root]
+
+
+class StepLevel:
+    """Level 2: the steps of the disputed checkpoint interval, each party's Merkle root of step roots."""
+
+    name, status = "steps", Status.STEPS
+
+    def commit(self, game: DisputeGame, span: StepSpan) -> OpenedSteps:
+        agreed, disputed = game._solver_checkpoint(span.first), game._solver_checkpoint(span.last)
+        opened = OpenedSteps(span, {p: game._commit_steps(p, span.start, span.end) for p in PARTIES})
+        # Rule: the step commitment must start at the agreed checkpoint and end at the solver's
+        # own committed checkpoint.
+        if self.reveal_one(game, opened, "solver", span.start) != agreed:
+            raise Forfeit("solver", f"step commitment does not start at the agreed root of step {span.start}")
+        if self.reveal_one(game, opened, "solver", span.end) != disputed:
+            raise Forfeit("solver", f"step commitment does not end at its checkpoint root of step {span.end}")
+        return opened
+
+    def reveal_one(self, game: DisputeGame, opened: OpenedSteps, party: str, step: int) -> Root:
+        return game._step_root(party, opened.commits[party], (opened.span.start, opened.span.end), Step(step))
+
+    def reveal(self, game: DisputeGame, opened: OpenedSteps, step: int) -> bool:
+        return len({self.reveal_one(game, opened, p, step) for p in PARTIES}) == 1
+
+    def locate(self, game: DisputeGame, opened: OpenedSteps) -> tuple[int, int]:
+        return game.bisect(self.name, int(opened.span.start), int(opened.span.end),
+                           lambda step: self.reveal(game, opened, step))
+
+    def narrow(self, game: DisputeGame, opened: OpenedSteps, lo: int, hi: int) -> OperatorSpan:
+        pre = self.reveal_one(game, opened, "solver", lo)
+        posts = {p: self.reveal_one(game, opened, p, hi) for p in PARTIES}
+        # Rule: the challenger must dispute the solver's root at the step the bisection ends on.
+        if posts["solver"] == posts["challenger"]:
+            raise Forfeit("challenger", f"it agrees with the solver's root of step {hi}")
+        return OperatorSpan(Step(hi), pre, posts)
+
+
+@dataclass(frozen=True)
+class OpenedOperators:
+    span: OperatorSpan
+    genesis: Root
+    commits: dict[str, OpsCommitment]
+
+
+class OperatorLevel:
+    """Level 3: the operators of the disputed step, each party's Merkle root of its op digest chain."""
+
+    name, status = "operators", Status.OPERATORS
+
+    def commit(self, game: DisputeGame, span: OperatorSpan) -> OpenedOperators:
+        genesis = compute_genesis(span.pre, span.step, game.hash_name)
+        opened = OpenedOperators(span, genesis, {p: game._commit_ops(p, span.step) for p in PARTIES})
+        for party in PARTIES:
+            game._check_final_record(party, opened.commits[party], genesis, span.posts[party])
+        return opened
+
+    def reveal_one(self, game: DisputeGame, opened: OpenedOperators, party: str, position: int) -> Root:
+        return game._op_digest(party, opened.commits[party], opened.genesis, position)
+
+    def reveal(self, game: DisputeGame, opened: OpenedOperators, position: int) -> bool:
+        return len({self.reveal_one(game, opened, p, position) for p in PARTIES}) == 1
+
+    def locate(self, game: DisputeGame, opened: OpenedOperators) -> tuple[int, int]:
+        """The first operator record the parties disagree on. When both hold the same first
+        ``shorter`` records, the longer trace goes on where the other ended: no bisection."""
+        shorter = min(c.count for c in opened.commits.values())
+        if self.reveal(game, opened, shorter):
+            return shorter, shorter + 1
+        return game.bisect(self.name, 0, shorter, lambda position: self.reveal(game, opened, position))
+
+    def narrow(self, game: DisputeGame, opened: OpenedOperators, lo: int, hi: int) -> OperatorCase:
+        agreed = self.reveal_one(game, opened, "solver", lo)
+        # A party whose trace ended at ``lo`` has no record there (its structure is "none").
+        records = {p: game._open_record(p, lo, agreed, self.reveal_one(game, opened, p, lo + 1))
+                   if lo < opened.commits[p].count else None for p in PARTIES}
+        return OperatorCase(opened.span.step, opened.span.pre, lo, agreed, records)
+
+
+LEVELS = (CheckpointLevel(), StepLevel(), OperatorLevel())  # the full game, level 1 first
+
+
 class DisputeGame:
-    """One dispute over one solver's commitment."""
+    """One dispute over one solver's commitment: the levels of ``LEVELS`` in turn, then the referee."""
+
+    transitions = TRANSITIONS
 
     def __init__(self, program: Program, solver: Provider, challenger: Provider,
                  trace_root: Root, arity: int, budget_s: float, operator_level: bool | None = None,
@@ -332,11 +504,13 @@ class DisputeGame:
         self.arity = arity
         self.operator_level = program.spec.operator_level if operator_level is None else operator_level
         self.hash_name = program.spec.hash_name
+        self.levels = LEVELS if self.operator_level else LEVELS[:2]  # without level 3 the referee gets the step
+        self.transitions = compute_transitions(tuple(level.status for level in self.levels))
         self.clock = ChessClock(budget_s, clock)
         self.num_checkpoints = program.spec.num_checkpoints
         self.status = Status.CHECKPOINTS
         self.moves: list[Move] = []
-        self.rounds = {"checkpoints": 0, "steps": 0, "operators": 0}
+        self.rounds = {level.name: 0 for level in LEVELS}
 
     # -- state machine and transcript -------------------------------------------------------
     def ask(self, party: str, method: str, *args: Any) -> tuple[Any, float]:
@@ -348,7 +522,7 @@ class DisputeGame:
         return answer, elapsed
 
     def transition(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.status, event))
+        nxt = self.transitions.get((self.status, event))
         if nxt is None:
             raise GameError(f"illegal move {event!r} in status {self.status.value!r}")
         self.status = nxt
@@ -390,23 +564,6 @@ class DisputeGame:
     def _checkpoints_agree(self, index: int) -> bool:
         return self._solver_checkpoint(index) == self._challenger_checkpoint(index)
 
-    def bisect_checkpoints(self, lo: int, hi: int) -> tuple[int, int]:
-        return self.bisect("checkpoints", lo, hi, self._checkpoints_agree)
-
-    def locate_checkpoints(self, last: int) -> tuple[int, int]:
-        """Level 1: bisect ``[0, last]`` when the final checkpoint is disputed. When it is agreed
-        (a divergence that training washed out, a spoof ending at the honest model), the solver
-        reveals its checkpoints in order in one round; the first disputed one and its agreed
-        predecessor are then already adjacent, so no bisection follows."""
-        if not self._checkpoints_agree(last):
-            return self.bisect_checkpoints(0, last)
-        self.rounds["checkpoints"] += 1
-        for index in range(1, last):
-            if not self._checkpoints_agree(index):
-                self.record("challenger", "dispute-checkpoint", {"index": index})
-                return index - 1, index
-        raise Forfeit("challenger", "no checkpoint of the solver differs from the challenger's")
-
     # -- level 2: steps ----------------------------------------------------------------------
     def _commit_steps(self, party: str, start: Step, end: Step) -> Root:
         root, elapsed = self.ask(party, "commit_steps", start, end)
@@ -425,26 +582,6 @@ class DisputeGame:
             raise Forfeit(party, f"invalid step proof for step {step}")
         self.record(party, "reveal-step", {"step": step, "root": root.hex()}, elapsed)
         return root
-
-    def bisect_steps(self, start: Step, end: Step, agreed: Root, disputed: Root) -> tuple[Step, Root, Root, Root]:
-        span = (start, end)
-        commits = {p: self._commit_steps(p, start, end) for p in PARTIES}
-        # Rule: the step commitment must start at the agreed checkpoint and end at the solver's
-        # own committed checkpoint.
-        if self._step_root("solver", commits["solver"], span, start) != agreed:
-            raise Forfeit("solver", f"step commitment does not start at the agreed root of step {start}")
-        if self._step_root("solver", commits["solver"], span, end) != disputed:
-            raise Forfeit("solver", f"step commitment does not end at its checkpoint root of step {end}")
-
-        def roots(step: int) -> dict[str, Root]:
-            return {p: self._step_root(p, commits[p], span, Step(step)) for p in PARTIES}
-
-        lo, hi = self.bisect("steps", int(start), int(end), lambda p: len(set(roots(p).values())) == 1)
-        pre, post = roots(lo)["solver"], roots(hi)
-        # Rule: the challenger must dispute the solver's root at the step the bisection ends on.
-        if post["solver"] == post["challenger"]:
-            raise Forfeit("challenger", f"it agrees with the solver's root of step {hi}")
-        return Step(hi), pre, post["solver"], post["challenger"]
 
     # -- level 3: operators of the disputed step ---------------------------------------------
     def _commit_ops(self, party: str, step: Step) -> OpsCommitment:
@@ -489,30 +626,9 @@ class DisputeGame:
         if record.op != COMMIT_OP or record.outputs != (post.hex(),):
             raise Forfeit(party, f"operator trace does not end with the commit of its root {post.hex()}")
 
-    def bisect_operators(self, step: Step, pre: Root, posts: dict[str, Root]) -> tuple[int, Root, dict]:
-        """The first operator record the parties disagree on: ``(index, agreed h_{index-1}, records)``."""
-        genesis = compute_genesis(pre, step, self.hash_name)
-        commits = {p: self._commit_ops(p, step) for p in PARTIES}
-        for party in PARTIES:
-            self._check_final_record(party, commits[party], genesis, posts[party])
-
-        def digests(position: int) -> dict[str, Root]:
-            return {p: self._op_digest(p, commits[p], genesis, position) for p in PARTIES}
-
-        shorter = min(c.count for c in commits.values())
-        if len(set(digests(shorter).values())) == 1:
-            # Both hold the same first ``shorter`` records; the longer trace goes on where the other ended.
-            lo = shorter
-        else:
-            lo, _ = self.bisect("operators", 0, shorter, lambda p: len(set(digests(p).values())) == 1)
-        agreed = digests(lo)["solver"]
-        # A party whose trace ended at ``lo`` has no record there (its structure is "none").
-        records = {p: self._open_record(p, lo, agreed, self._op_digest(p, commits[p], genesis, lo + 1))
-                   if lo < commits[p].count else None for p in PARTIES}
-        return lo, agreed, records
-
-    def referee_operator(self, step: Step, pre: Root, index: int, agreed: Root, records: dict) -> OpRuling:
-        solver_record, challenger_record = records["solver"], records["challenger"]
+    def referee_operator(self, case: OperatorCase) -> OpRuling:
+        step, pre, index, agreed = case.step, case.pre, case.index, case.agreed
+        solver_record, challenger_record = case.records["solver"], case.records["challenger"]
         if get_structure(solver_record) != get_structure(challenger_record):
             ruling = rule_on_structure(self.program, step, index, solver_record, challenger_record)
         else:
@@ -545,31 +661,25 @@ class DisputeGame:
 
     # -- the whole game ----------------------------------------------------------------------
     def play(self, last_checkpoint: int, k: int, interval: int | None = None) -> DisputeResult:
-        """Run the game to a ruling. ``interval`` (the interval policy's disputed interval) skips
-        level 1: the challenger started from the solver's own checkpoint ``interval``."""
+        """Run the game to a ruling: each level of ``self.levels`` commits, is bisected and
+        narrows into the next; the last one's case goes to the referee. ``interval`` (the interval
+        policy's disputed interval) skips level 1's bisection: the challenger started from the
+        solver's own checkpoint ``interval``."""
         start_time = time.perf_counter()
         step, operator, index, ops, winner, reason = None, None, None, 0, "challenger", "referee ruling"
         try:
-            if interval is None:
-                # Rule: S_0 is a pure function of the spec; a solver whose S_0 differs is wrong at init.
-                if self._solver_checkpoint(0) != self.program.init_state().root(self.hash_name):
-                    raise Forfeit("solver", "initial state does not match the job spec")
-                lo, hi = self.locate_checkpoints(last_checkpoint)
-            else:
-                lo, hi = interval, interval + 1
-            self.transition("pinpoint")
-            agreed, disputed = self._solver_checkpoint(lo), self._solver_checkpoint(hi)
-            step, pre, s_post, c_post = self.bisect_steps(Step(lo * k), Step(hi * k), agreed, disputed)
-            if self.operator_level:
+            span: Any = CheckpointSpan(last_checkpoint, k, interval)
+            for level in self.levels:
+                opened = level.commit(self, span)
+                lo, hi = level.locate(self, opened)
+                span = level.narrow(self, opened, lo, hi)
+                step = getattr(span, "step", step)  # the disputed step, once level 2 has found it
                 self.transition("pinpoint")
-                index, agreed_digest, records = self.bisect_operators(step, pre, {"solver": s_post,
-                                                                                  "challenger": c_post})
-                self.transition("pinpoint")
-                ruling = self.referee_operator(step, pre, index, agreed_digest, records)
-                operator = ruling.operator
-            else:
-                self.transition("refer-step")
-                ruling = self.referee_step(step, pre, s_post, c_post)
+            if isinstance(span, OperatorCase):
+                ruling = self.referee_operator(span)
+                operator, index = ruling.operator, span.index
+            else:  # the steps level was the last: the referee re-executes the step
+                ruling = self.referee_step(span.step, span.pre, span.posts["solver"], span.posts["challenger"])
             winner, ops = ruling.winner, ruling.referee_ops
             reason = f"referee ruling on {operator} (operator #{index})" if operator else "referee ruling on the step"
         except Forfeit as exc:

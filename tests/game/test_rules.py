@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from tests.clocks import FakeClock
-from verification.dispute import TRANSITIONS, Status, render_transcript_markdown, save_transcript
+from verification.dispute import (
+    TRANSITIONS,
+    Status,
+    compute_transitions,
+    render_transcript_markdown,
+    save_transcript,
+)
 from verification.execution.opgraph import (
     COMMIT_OP,
     OpRecord,
@@ -200,7 +206,8 @@ def test_level_3_sits_between_steps_and_the_referee():
     order = list(Status)
     assert order.index(Status.STEPS) < order.index(Status.OPERATORS) < order.index(Status.REFEREE)
     assert TRANSITIONS[(Status.STEPS, "pinpoint")] == Status.OPERATORS
-    assert TRANSITIONS[(Status.STEPS, "refer-step")] == Status.REFEREE
+    without = compute_transitions((Status.CHECKPOINTS, Status.STEPS))  # the operator level off
+    assert without[(Status.STEPS, "pinpoint")] == Status.REFEREE and (Status.OPERATORS, "narrow") not in without
 
 
 def test_the_transcript_records_every_level_and_renders_as_markdown(game_program, cheater_run, honest_run,
