@@ -51,8 +51,13 @@ head
     rebuilt from scratch, no longer ends at the anchored head (``verify_transcript``,
     ``load_transcript``).
 
-The game is a state machine (``TRANSITIONS``): status only moves forward. Claims are
-content-addressed: every move is appended to the hash-chained transcript, saved as JSON
+The levels are data: ``LEVELS`` is a table of level objects (``CheckpointLevel``, ``StepLevel``,
+``OperatorLevel``), each with ``commit`` (the parties commit to a span), ``reveal`` (both values at
+a position, each checked against its commitment), ``locate`` (the generic k-ary bisection,
+``DisputeGame.bisect``, or a level's shortcut) and ``narrow`` (the located pair as the next
+level's span, or the referee's case). The game is a state machine derived from the table
+(``compute_transitions``; ``TRANSITIONS`` for the full game): status only moves forward. Claims
+are content-addressed: every move is appended to the hash-chained transcript, saved as JSON
 (schema ``pinpoint.transcript/2``).
 """
 
