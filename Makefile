@@ -25,9 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .  # the packages, and the `pinpoint` command
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
+# Telemetry off; no newsletter dialog over the UI's first page (nux).
+$(DAGSTER_HOME)/dagster.yaml: Makefile
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
 
 # The whole lifecycle of the embedded default job (or $PINPOINT_PRESET / $PINPOINT_SPEC) through
 # the Dagster CLI, stage by stage as it runs, then its summary.
