@@ -198,3 +198,27 @@ def test_a_failed_build_falls_back_with_a_warning_naming_why(monkeypatch, tmp_pa
 def test_the_build_key_follows_the_source_and_the_flags():
     assert fused.compute_build_key("a") != fused.compute_build_key("b")
     assert "-ffp-contract=off" in fused.CFLAGS and not any(f.startswith("-march") for f in fused.CFLAGS)
+
+
+@pytest.mark.parametrize("shape, normalized", [((5, 7), (7,)), ((3, 1), (1,)), ((64, 33), (33,)), ((4, 3, 257), (257,)),
+                                               ((2, 6, 5), (6, 5))])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_and_its_backward_match_the_torch_path(kernels, torch_path, shape, normalized, dtype, affine):
+    """Including the variance's ``1 / sqrt``, which stays torch's (its float64 sqrt is not always
+    the correctly rounded one: ``sqrt(132784.38821448633)`` is one ulp off on this CPU)."""
+    x, g = spread(shape, seed=5, dtype=dtype), spread(shape, seed=6, dtype=dtype, specials=False)
+    weight = spread(normalized, seed=7, dtype=dtype, specials=False) if affine else None
+    bias = spread(normalized, seed=8, dtype=dtype, specials=False) if affine else None
+    if shape[0] > 2:
+        x[1] = 3.0  # a constant row: variance 0
+        x[2].view(-1)[0] = math.nan
+    forward = (x, list(normalized), weight, bias, 1e-5)
+    got, want = mode.do_layer_norm(*forward), torch_path(mode.do_layer_norm, *forward)
+    for a, b in zip(got, want, strict=True):
+        assert_same_bits(a, b, nan_payloads=False)
+    backward = (g, x, list(normalized), want[1], want[2], weight, bias, [True, True, True])
+    for a, b in zip(mode.do_layer_norm_backward(*backward), torch_path(mode.do_layer_norm_backward, *backward), strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert_same_bits(a, b, nan_payloads=False)

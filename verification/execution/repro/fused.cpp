@@ -618,6 +618,134 @@ at::Tensor softmax_rows(const at::Tensor& x, const c10::optional<at::Tensor>& g,
   return out;
 }
 
+namespace {
+
+template <typename T>
+void widen_to(const void* base, int64_t offset, double* out, int64_t n) {
+  const T* v = static_cast<const T*>(base) + offset;
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<double>(v[i]);
+}
+
+void widen_any(const at::Tensor& t, int64_t offset, double* out, int64_t n) {
+  if (t.scalar_type() == at::kFloat) widen_to<float>(t.data_ptr(), offset, out, n);
+  else widen_to<double>(t.data_ptr(), offset, out, n);
+}
+
+MULTI void center_square(const double* __restrict__ x, double mean, double* __restrict__ c, double* __restrict__ sq, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    c[i] = x[i] - mean;
+    sq[i] = c[i] * c[i];
+  }
+}
+
+MULTI void scale_affine(const double* __restrict__ c, double rstd, const double* __restrict__ w, const double* __restrict__ b,
+                        double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    double v = c[i] * rstd;
+    if (w != nullptr) v = v * w[i];
+    if (b != nullptr) v = v + b[i];
+    out[i] = v;
+  }
+}
+
+MULTI void ln_backward_prep(const double* __restrict__ x, double mean, double rstd, const double* __restrict__ g,
+                            const double* __restrict__ w, double* __restrict__ xhat, double* __restrict__ dxhat,
+                            double* __restrict__ prod, double* __restrict__ gx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    xhat[i] = (x[i] - mean) * rstd;
+    dxhat[i] = w != nullptr ? g[i] * w[i] : g[i];
+    prod[i] = dxhat[i] * xhat[i];
+    gx[i] = g[i] * xhat[i];
+  }
+}
+
+MULTI void ln_grad_x(const double* __restrict__ dxhat, const double* __restrict__ xhat, double mean_d, double mean_dx,
+                     double rstd, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = ((dxhat[i] - mean_d) - xhat[i] * mean_dx) * rstd;
+}
+
+}  // namespace
+
+// mode.py's do_layer_norm over contiguous (R, n) rows, in two passes around torch's own sqrt:
+// layer_norm_stats gives the float64 mean and variance per row (the caller computes
+// rstd = 1 / sqrt(var + eps) with torch, whose float64 sqrt is not always the correctly rounded
+// one, so that the bits stay the torch path's), layer_norm_apply the output.
+std::vector<at::Tensor> layer_norm_stats(const at::Tensor& x, int64_t bits) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2, "layer_norm_stats: contiguous (R, n)");
+  const int64_t rows = x.size(0), n = x.size(1);
+  auto opts = x.options().dtype(at::kDouble);
+  auto mean = at::empty({rows, 1}, opts), var = at::empty({rows, 1}, opts);
+  double* mp = mean.data_ptr<double>();
+  double* vp = var.data_ptr<double>();
+  const double inv_n = 1.0 / static_cast<double>(n);
+  at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    std::vector<double> xr(n), c(n), sq(n);
+    for (int64_t r = lo; r < hi; ++r) {
+      widen_any(x, r * n, xr.data(), n);
+      const double m = exact_sum64(xr.data(), n, bits) * inv_n;
+      center_square(xr.data(), m, c.data(), sq.data(), n);
+      mp[r] = m;
+      vp[r] = exact_sum64(sq.data(), n, bits) * inv_n;
+    }
+  });
+  return {mean, var};
+}
+
+at::Tensor layer_norm_apply(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& rstd,
+                            const c10::optional<at::Tensor>& w, const c10::optional<at::Tensor>& b) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2 && mean.is_contiguous() && rstd.is_contiguous() &&
+              mean.scalar_type() == at::kDouble && rstd.scalar_type() == at::kDouble, "layer_norm_apply: layout");
+  const int64_t rows = x.size(0), n = x.size(1);
+  std::vector<double> wv, bv;
+  if (w.has_value()) { TORCH_CHECK(w->is_contiguous() && w->numel() == n, "weight"); wv.resize(n); widen_any(*w, 0, wv.data(), n); }
+  if (b.has_value()) { TORCH_CHECK(b->is_contiguous() && b->numel() == n, "bias"); bv.resize(n); widen_any(*b, 0, bv.data(), n); }
+  auto out = at::empty({rows, n}, x.options().dtype(at::kDouble));
+  double* o = out.data_ptr<double>();
+  const double* mp = mean.data_ptr<double>();
+  const double* rp = rstd.data_ptr<double>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    std::vector<double> xr(n), c(n), sq(n);
+    for (int64_t r = lo; r < hi; ++r) {
+      widen_any(x, r * n, xr.data(), n);
+      center_square(xr.data(), mp[r], c.data(), sq.data(), n);
+      scale_affine(c.data(), rp[r], w.has_value() ? wv.data() : nullptr, b.has_value() ? bv.data() : nullptr, o + r * n, n);
+    }
+  });
+  return out;
+}
+
+// mode.py's do_layer_norm_backward over (R, n) rows: (grad_x, g * xhat), float64 (R, n);
+// the weight and bias gradients are the exact column sums of g * xhat and g, left to the caller.
+std::vector<at::Tensor> layer_norm_backward_rows(const at::Tensor& g, const at::Tensor& x, const at::Tensor& mean,
+                                                 const at::Tensor& rstd, const c10::optional<at::Tensor>& w, int64_t bits) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2 && g.is_contiguous() && g.sizes() == x.sizes() &&
+              mean.is_contiguous() && rstd.is_contiguous() && mean.scalar_type() == at::kDouble &&
+              rstd.scalar_type() == at::kDouble, "layer_norm_backward_rows: layout");
+  const int64_t rows = x.size(0), n = x.size(1);
+  std::vector<double> wv;
+  if (w.has_value()) { TORCH_CHECK(w->is_contiguous() && w->numel() == n, "weight"); wv.resize(n); widen_any(*w, 0, wv.data(), n); }
+  auto opts = x.options().dtype(at::kDouble);
+  auto gx_out = at::empty({rows, n}, opts), gxhat = at::empty({rows, n}, opts);
+  double* o = gx_out.data_ptr<double>();
+  double* gp = gxhat.data_ptr<double>();
+  const double* mp = mean.data_ptr<double>();
+  const double* rp = rstd.data_ptr<double>();
+  const double inv_n = 1.0 / static_cast<double>(n);
+  at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    std::vector<double> xr(n), gr(n), xhat(n), dxhat(n), prod(n);
+    for (int64_t r = lo; r < hi; ++r) {
+      widen_any(x, r * n, xr.data(), n);
+      widen_any(g, r * n, gr.data(), n);
+      ln_backward_prep(xr.data(), mp[r], rp[r], gr.data(), w.has_value() ? wv.data() : nullptr, xhat.data(),
+                       dxhat.data(), prod.data(), gp + r * n, n);
+      const double mean_d = exact_sum64(dxhat.data(), n, bits) * inv_n;
+      const double mean_dx = exact_sum64(prod.data(), n, bits) * inv_n;
+      ln_grad_x(dxhat.data(), xhat.data(), mean_d, mean_dx, rp[r], o + r * n, n);
+    }
+  });
+  return {gx_out, gxhat};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("exp64", &exp64, "portable exp / expm1 (float64 out)");
   m.def("log64", &log64, "portable log (float64 out)");
@@ -625,5 +753,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("exact_sum3", &exact_sum3, "three-slice exact sum over the middle dim (float64 out)");
   m.def("split_operand", &split_operand, "two-slice fixed point of a matmul operand");
   m.def("softmax_rows", &softmax_rows, "softmax / log_softmax and their backward over rows (float64 out)");
+  m.def("layer_norm_stats", &layer_norm_stats, "layer norm mean and variance over rows (float64)");
+  m.def("layer_norm_apply", &layer_norm_apply, "layer norm output over rows (float64)");
+  m.def("layer_norm_backward_rows", &layer_norm_backward_rows, "layer norm backward over rows (float64 out)");
   m.def("combine_products", &combine_products, "combination of exact_matmul's products");
 }

@@ -91,13 +91,18 @@ def build_extension(source: str | None = None, root: Path | None = None, verbose
 
 
 _STATE: dict[str, Any] = {}
+_BUILDING = threading.Lock()
 
 
 def get_kernels() -> ModuleType | None:
     """The loaded extension, or None (switched off, or its build failed: warned once)."""
     if not is_enabled():
         return None
-    if "module" not in _STATE:
+    if "module" in _STATE:
+        return _STATE["module"]
+    with _BUILDING:
+        if "module" in _STATE:
+            return _STATE["module"]
         try:
             _STATE["module"] = build_extension()
         except Exception as exc:  # noqa: BLE001 - any failure means: use the torch path
@@ -105,7 +110,7 @@ def get_kernels() -> ModuleType | None:
             warnings.warn(f"reproducible mode: fused C++ kernels unavailable ({reason}); using the "
                           "pure-torch path (same bits, slower)", FusedKernelWarning, stacklevel=2)
             _STATE["module"] = None
-    return _STATE["module"]
+        return _STATE["module"]
 
 
 def reset() -> None:

@@ -56,7 +56,15 @@ from verification.execution.repro.elementwise import (
     portable_gelu_grad,
     portable_log,
 )
-from verification.execution.repro.exact import ReproError, exact_cumsum, exact_matmul, exact_sum
+from verification.execution.repro.exact import (
+    FLOAT64_EXACT_BITS,
+    MIN_SLICE_BITS,
+    ReproError,
+    ceil_log2,
+    exact_cumsum,
+    exact_matmul,
+    exact_sum,
+)
 from verification.execution.repro.rng import MAX_DRAW, StepRng, random_words
 from verification.execution.repro.special import (
     portable_cos_2pi,
@@ -471,7 +479,28 @@ def layer_norm_rows(x, normalized_shape):
     return widen(x).reshape(*lead, n).double(), n, lead
 
 
+def fused_layer_norm_kernels(x, n, *tensors):
+    """The fused kernels and the slice width of an ``n``-term row sum, or ``(None, 0)``."""
+    bits = FLOAT64_EXACT_BITS - ceil_log2(n)
+    if n == 0 or bits < MIN_SLICE_BITS:
+        return None, 0
+    return fused.kernels_for(widen(x), *(widen(t) for t in tensors if t is not None)), bits
+
+
 def do_layer_norm(x, normalized_shape, weight, bias, eps):
+    n = math.prod(normalized_shape)
+    ext, bits = fused_layer_norm_kernels(x, n, weight, bias)
+    if ext is not None:  # the same operations in one pass per row
+        lead = x.shape[: x.dim() - len(normalized_shape)]
+        flat = [None if t is None else widen(t).reshape(-1).contiguous() for t in (weight, bias)]
+        rows = widen(x).reshape(-1, n).contiguous()
+        mean, var = ext.layer_norm_stats(rows, bits)
+        rstd = 1.0 / torch.sqrt(var + eps)  # torch's sqrt, as below (not always correctly rounded)
+        out = ext.layer_norm_apply(rows, mean, rstd, *flat)
+        stat_shape = [*lead] + [1] * len(normalized_shape)
+        stat_dtype = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
+        return (out.reshape(x.shape).to(x.dtype), mean.to(stat_dtype).reshape(stat_shape),
+                rstd.to(stat_dtype).reshape(stat_shape))
     rows, n, lead = layer_norm_rows(x, normalized_shape)
     mean = exact_sum(rows, -1, keepdim=True) * (1.0 / n)
     centered = rows - mean
@@ -489,6 +518,20 @@ def do_layer_norm(x, normalized_shape, weight, bias, eps):
 
 
 def do_layer_norm_backward(g, x, normalized_shape, mean, rstd, weight, bias, output_mask):
+    n = math.prod(normalized_shape)
+    ext, bits = fused_layer_norm_kernels(x, n, g, weight)
+    if ext is not None and widen(g).dtype == widen(x).dtype:
+        w = None if weight is None else widen(weight).reshape(-1).contiguous()
+        grad_rows, g_xhat = ext.layer_norm_backward_rows(
+            widen(g).reshape(-1, n).contiguous(), widen(x).reshape(-1, n).contiguous(),
+            mean.reshape(-1).double().contiguous(), rstd.reshape(-1).double().contiguous(), w, bits)
+        grad_x = grad_rows.reshape(x.shape).to(x.dtype) if output_mask[0] else None
+        grad_w = grad_b = None
+        if output_mask[1] and weight is not None:
+            grad_w = exact_sum(g_xhat, 0).reshape(weight.shape).to(weight.dtype)
+        if output_mask[2] and bias is not None:
+            grad_b = exact_sum(widen(g).reshape(-1, n).double(), 0).reshape(bias.shape).to(bias.dtype)
+        return grad_x, grad_w, grad_b
     rows, n, lead = layer_norm_rows(x, normalized_shape)
     mean64, rstd64 = mean.reshape(*lead, 1).double(), rstd.reshape(*lead, 1).double()
     xhat = (rows - mean64) * rstd64
