@@ -473,12 +473,17 @@ def require_valid_commitments(job: Job | JobSpec, commitments: dict[SolverId, Si
     solver's registered one, or a signature that does not verify."""
     job = as_job(job)
     for solver_id, signed in commitments.items():
-        claimed = getattr(getattr(signed, "message", None), "solver_id", solver_id)
-        # Rule: a commitment binds its own solver
-        if claimed != solver_id:
-            raise InvalidMessageError(f"commitment of solver {solver_id!r} has solver_id={claimed!r}, "
-                                      f"the job has {solver_id!r}")
+        require_own_solver(job, solver_id, signed)
         require_valid_commitment(job, signed)
+
+
+def require_own_solver(job: Job, solver_id: SolverId, signed: object) -> None:
+    """``InvalidMessageError`` for a commitment filed under a solver it does not bind."""
+    claimed = getattr(getattr(signed, "message", None), "solver_id", solver_id)
+    # Rule: a commitment binds its own solver
+    if claimed != solver_id:
+        raise InvalidMessageError(f"job {job.job_id}: commitment of solver {solver_id!r} has "
+                                  f"solver_id={claimed!r}, the job has {solver_id!r}")
 
 
 def is_accepted_commitment(job: Job, solver_id: SolverId, signed: Signed) -> bool:
@@ -491,10 +496,11 @@ def is_accepted_commitment(job: Job, solver_id: SolverId, signed: Signed) -> boo
 
 
 def compute_committed_state(job: Job, coin: CoinCommitment | None, commitments: dict[SolverId, Signed]) -> JobState:
-    """The job's state once its solvers committed: ``commitments`` through ``process_commit``."""
-    require_valid_commitments(job, commitments)
+    """The job's state once its solvers committed: ``commitments`` (each filed under its own
+    solver) through ``process_commit``, which raises what ``require_valid_commitments`` raises."""
     state = compute_genesis_state(job, coin)
-    for signed in commitments.values():
+    for solver_id, signed in commitments.items():
+        require_own_solver(job, solver_id, signed)
         state = process_commit(job, state, signed)
     return state
 
