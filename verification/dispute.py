@@ -103,7 +103,26 @@ from verification.referee import (
 )
 from verification.spec import get_type_errors
 
-PARTIES = ("solver", "challenger")
+
+class Party(StrEnum):
+    """Who makes a move: the two players, and the referee who rules (a ``str``: transcripts and
+    reports hold the plain names)."""
+
+    SOLVER = "solver"
+    CHALLENGER = "challenger"
+    REFEREE = "referee"
+
+
+class Event(StrEnum):
+    """What moves the game's state machine (``compute_transitions``)."""
+
+    NARROW = "narrow"  # a dissection round kept a sub-interval
+    PINPOINT = "pinpoint"  # a level located its disputed pair and hands it on
+    RULE = "rule"  # the referee ruled
+    FORFEIT = "forfeit"  # a party failed to answer validly or in time
+
+
+PARTIES = (Party.SOLVER, Party.CHALLENGER)  # the players, in the order they answer
 TRANSCRIPT_SCHEMA = "pinpoint.transcript/2"
 
 
@@ -115,23 +134,23 @@ class Status(StrEnum):
     RESOLVED = "resolved"
 
 
-def compute_transitions(statuses: tuple[Status, ...]) -> dict[tuple[Status, str], Status]:
+def compute_transitions(statuses: tuple[Status, ...]) -> dict[tuple[Status, Event], Status]:
     """The game's state machine for a table of levels whose statuses are ``statuses``, in order:
     each level ``narrow``s in place and is ``pinpoint``ed into the next level or, after the last,
     into the referee, who ``rule``s; a ``forfeit`` ends the game from anywhere before the end.
     Anything else is a protocol error (``GameError``)."""
     table = {}
     for status, following in zip(statuses, (*statuses[1:], Status.REFEREE), strict=True):
-        table[(status, "narrow")] = status
-        table[(status, "pinpoint")] = following
-        table[(status, "forfeit")] = Status.RESOLVED
-    table[(Status.REFEREE, "rule")] = Status.RESOLVED
-    table[(Status.REFEREE, "forfeit")] = Status.RESOLVED
+        table[(status, Event.NARROW)] = status
+        table[(status, Event.PINPOINT)] = following
+        table[(status, Event.FORFEIT)] = Status.RESOLVED
+    table[(Status.REFEREE, Event.RULE)] = Status.RESOLVED
+    table[(Status.REFEREE, Event.FORFEIT)] = Status.RESOLVED
     return table
 
 
 # Allowed transitions of the full game (checkpoints, steps, operators): (status, event) -> next status.
-TRANSITIONS: dict[tuple[Status, str], Status] = compute_transitions(
+TRANSITIONS: dict[tuple[Status, Event], Status] = compute_transitions(
     (Status.CHECKPOINTS, Status.STEPS, Status.OPERATORS))
 
 
@@ -382,7 +401,7 @@ class CheckpointLevel:
         if span.interval is None:
             # Rule: S_0 is a pure function of the spec; a solver whose S_0 differs is wrong at init.
             if game._solver_checkpoint(0) != game.program.init_state().root(game.hash_name):
-                raise Forfeit("solver", "initial state does not match the job spec")
+                raise Forfeit(Party.SOLVER, "initial state does not match the job spec")
         return span
 
     def reveal(self, game: DisputeGame, span: CheckpointSpan, index: int) -> bool:
@@ -400,9 +419,9 @@ class CheckpointLevel:
         game.rounds[self.name] += 1
         for index in range(1, span.last):
             if not self.reveal(game, span, index):
-                game.record("challenger", "dispute-checkpoint", {"index": index})
+                game.record(Party.CHALLENGER, "dispute-checkpoint", {"index": index})
                 return index - 1, index
-        raise Forfeit("challenger", "no checkpoint of the solver differs from the challenger's")
+        raise Forfeit(Party.CHALLENGER, "no checkpoint of the solver differs from the challenger's")
 
     def narrow(self, game: DisputeGame, span: CheckpointSpan, lo: int, hi: int) -> StepSpan:
         return StepSpan(Step(lo * span.k), Step(hi * span.k), lo, hi)
@@ -424,10 +443,10 @@ class StepLevel:
         opened = OpenedSteps(span, {p: game._commit_steps(p, span.start, span.end) for p in PARTIES})
         # Rule: the step commitment must start at the agreed checkpoint and end at the solver's
         # own committed checkpoint.
-        if self.reveal_one(game, opened, "solver", span.start) != agreed:
-            raise Forfeit("solver", f"step commitment does not start at the agreed root of step {span.start}")
-        if self.reveal_one(game, opened, "solver", span.end) != disputed:
-            raise Forfeit("solver", f"step commitment does not end at its checkpoint root of step {span.end}")
+        if self.reveal_one(game, opened, Party.SOLVER, span.start) != agreed:
+            raise Forfeit(Party.SOLVER, f"step commitment does not start at the agreed root of step {span.start}")
+        if self.reveal_one(game, opened, Party.SOLVER, span.end) != disputed:
+            raise Forfeit(Party.SOLVER, f"step commitment does not end at its checkpoint root of step {span.end}")
         return opened
 
     def reveal_one(self, game: DisputeGame, opened: OpenedSteps, party: str, step: int) -> Root:
@@ -441,11 +460,11 @@ class StepLevel:
                            lambda step: self.reveal(game, opened, step))
 
     def narrow(self, game: DisputeGame, opened: OpenedSteps, lo: int, hi: int) -> OperatorSpan:
-        pre = self.reveal_one(game, opened, "solver", lo)
+        pre = self.reveal_one(game, opened, Party.SOLVER, lo)
         posts = {p: self.reveal_one(game, opened, p, hi) for p in PARTIES}
         # Rule: the challenger must dispute the solver's root at the step the bisection ends on.
-        if posts["solver"] == posts["challenger"]:
-            raise Forfeit("challenger", f"it agrees with the solver's root of step {hi}")
+        if posts[Party.SOLVER] == posts[Party.CHALLENGER]:
+            raise Forfeit(Party.CHALLENGER, f"it agrees with the solver's root of step {hi}")
         return OperatorSpan(Step(hi), pre, posts)
 
 
@@ -483,7 +502,7 @@ class OperatorLevel:
         return game.bisect(self.name, 0, shorter, lambda position: self.reveal(game, opened, position))
 
     def narrow(self, game: DisputeGame, opened: OpenedOperators, lo: int, hi: int) -> OperatorCase:
-        agreed = self.reveal_one(game, opened, "solver", lo)
+        agreed = self.reveal_one(game, opened, Party.SOLVER, lo)
         # A party whose trace ended at ``lo`` has no record there (its structure is "none").
         records = {p: game._open_record(p, lo, agreed, self.reveal_one(game, opened, p, lo + 1))
                    if lo < opened.commits[p].count else None for p in PARTIES}
@@ -504,7 +523,7 @@ class DisputeGame:
         self.program = program
         self.solver = solver
         self.challenger = challenger
-        self.providers: dict[str, Provider] = {"solver": solver, "challenger": challenger}
+        self.providers: dict[str, Provider] = {Party.SOLVER: solver, Party.CHALLENGER: challenger}
         self.trace_root = trace_root
         self.arity = arity
         self.operator_level = program.spec.operator_level if operator_level is None else operator_level
@@ -526,7 +545,7 @@ class DisputeGame:
                                  f"{type(answer).__name__}")
         return answer, elapsed
 
-    def transition(self, event: str) -> None:
+    def transition(self, event: Event) -> None:
         nxt = self.transitions.get((self.status, event))
         if nxt is None:
             raise GameError(f"illegal move {event!r} in status {self.status.value!r}")
@@ -548,22 +567,22 @@ class DisputeGame:
             points = compute_dissection_points(lo, hi, self.arity)
             lo, hi = compute_narrowed(lo, hi, {p: agrees(p) for p in points})
             self.rounds[level] += 1
-            self.record("challenger", "narrow", {"level": level, "lo": lo, "hi": hi})
-            self.transition("narrow")
+            self.record(Party.CHALLENGER, "narrow", {"level": level, "lo": lo, "hi": hi})
+            self.transition(Event.NARROW)
         return lo, hi
 
     # -- level 1: checkpoints ----------------------------------------------------------------
     def _solver_checkpoint(self, index: int) -> Root:
-        (root, proof), elapsed = self.ask("solver", "checkpoint_root", index)
+        (root, proof), elapsed = self.ask(Party.SOLVER, "checkpoint_root", index)
         # Rule: every revealed checkpoint root must be in the signed trace root.
         if not verify_trace_proof(self.trace_root, root, proof, self.hash_name,
                                   index=index, size=self.num_checkpoints):
-            raise Forfeit("solver", f"invalid trace proof for checkpoint #{index}")
-        self.record("solver", "reveal-checkpoint", {"index": index, "root": root.hex()}, elapsed)
+            raise Forfeit(Party.SOLVER, f"invalid trace proof for checkpoint #{index}")
+        self.record(Party.SOLVER, "reveal-checkpoint", {"index": index, "root": root.hex()}, elapsed)
         return root
 
     def _challenger_checkpoint(self, index: int) -> Root:
-        (root, _), elapsed = self.ask("challenger", "checkpoint_root", index)
+        (root, _), elapsed = self.ask(Party.CHALLENGER, "checkpoint_root", index)
         return root
 
     def _checkpoints_agree(self, index: int) -> bool:
@@ -633,35 +652,35 @@ class DisputeGame:
 
     def referee_operator(self, case: OperatorCase) -> OpRuling:
         step, pre, index, agreed = case.step, case.pre, case.index, case.agreed
-        solver_record, challenger_record = case.records["solver"], case.records["challenger"]
+        solver_record, challenger_record = case.records[Party.SOLVER], case.records[Party.CHALLENGER]
         if get_structure(solver_record) != get_structure(challenger_record):
             ruling = rule_on_structure(self.program, step, index, solver_record, challenger_record)
         else:
-            operands, elapsed = self.ask("solver", "open_operands", index)
-            self.record("solver", "open-operands", {"index": index, "inputs": len(operands.arrays),
+            operands, elapsed = self.ask(Party.SOLVER, "open_operands", index)
+            self.record(Party.SOLVER, "open-operands", {"index": index, "inputs": len(operands.arrays),
                                                     "segment": len(operands.segment)}, elapsed)
             try:
                 ruling = rule_on_output(self.program, step, pre, agreed, solver_record, operands)
             except Exception as exc:  # noqa: BLE001 -- the opened operands are the solver's to make usable
-                raise Forfeit("solver", compute_opening_fault(exc)) from exc
-        self.record("referee", "rule", {"step": step, "index": index, "operator": ruling.operator,
+                raise Forfeit(Party.SOLVER, compute_opening_fault(exc)) from exc
+        self.record(Party.REFEREE, "rule", {"step": step, "index": index, "operator": ruling.operator,
                                         "kind": ruling.kind, "winner": ruling.winner,
                                         "ops": ruling.referee_ops, "schedule_ops": ruling.schedule_ops,
                                         "outputs": list(ruling.referee_outputs)})
-        self.transition("rule")
+        self.transition(Event.RULE)
         return ruling
 
     # -- referee on a whole step (level 3 disabled) ------------------------------------------
     def referee_step(self, step: Step, pre: Root, s_post: Root, c_post: Root):
-        opened, elapsed = self.ask("solver", "open_state", Step(step - 1))
-        self.record("solver", "open-state", {"step": step - 1, "root": pre.hex()}, elapsed)
+        opened, elapsed = self.ask(Party.SOLVER, "open_state", Step(step - 1))
+        self.record(Party.SOLVER, "open-state", {"step": step - 1, "root": pre.hex()}, elapsed)
         try:
             ruling = rule_on_step(self.program, opened, pre, step, s_post, c_post)
         except Exception as exc:  # noqa: BLE001 -- the opened state is the solver's to make usable
-            raise Forfeit("solver", compute_opening_fault(exc)) from exc
-        self.record("referee", "rule", {"step": step, "referee_root": ruling.referee_root.hex(),
+            raise Forfeit(Party.SOLVER, compute_opening_fault(exc)) from exc
+        self.record(Party.REFEREE, "rule", {"step": step, "referee_root": ruling.referee_root.hex(),
                                         "winner": ruling.winner, "ops": ruling.referee_ops})
-        self.transition("rule")
+        self.transition(Event.RULE)
         return ruling
 
     # -- the whole game ----------------------------------------------------------------------
@@ -671,7 +690,7 @@ class DisputeGame:
         policy's disputed interval) skips level 1's bisection: the challenger started from the
         solver's own checkpoint ``interval``."""
         start_time = time.perf_counter()
-        step, operator, index, ops, winner, reason = None, None, None, 0, "challenger", "referee ruling"
+        step, operator, index, ops, winner, reason = None, None, None, 0, Party.CHALLENGER, "referee ruling"
         try:
             span: Any = CheckpointSpan(last_checkpoint, k, interval)
             for level in self.levels:
@@ -679,19 +698,19 @@ class DisputeGame:
                 lo, hi = level.locate(self, opened)
                 span = level.narrow(self, opened, lo, hi)
                 step = getattr(span, "step", step)  # the disputed step, once level 2 has found it
-                self.transition("pinpoint")
+                self.transition(Event.PINPOINT)
             if isinstance(span, OperatorCase):
                 ruling = self.referee_operator(span)
                 operator, index = ruling.operator, span.index
             else:  # the steps level was the last: the referee re-executes the step
-                ruling = self.referee_step(span.step, span.pre, span.posts["solver"], span.posts["challenger"])
+                ruling = self.referee_step(span.step, span.pre, span.posts[Party.SOLVER], span.posts[Party.CHALLENGER])
             winner, ops = ruling.winner, ruling.referee_ops
             reason = f"referee ruling on {operator} (operator #{index})" if operator else "referee ruling on the step"
         except Forfeit as exc:
-            winner = "challenger" if exc.party == "solver" else "solver"
+            winner = Party.CHALLENGER if exc.party == Party.SOLVER else Party.SOLVER
             reason = f"forfeit: {exc}"
             self.record(exc.party, "forfeit", {"reason": exc.reason})
-            self.transition("forfeit")
+            self.transition(Event.FORFEIT)
         finally:
             self.clock.stop()
         return DisputeResult(
@@ -773,7 +792,7 @@ def compute_winner_of_move(move: dict[str, Any]) -> str | None:
     if move["kind"] == "rule":
         return move["payload"].get("winner")
     if move["kind"] == "forfeit":
-        return {"solver": "challenger", "challenger": "solver"}.get(move["party"])
+        return {Party.SOLVER: Party.CHALLENGER, Party.CHALLENGER: Party.SOLVER}.get(move["party"])
     return None
 
 
