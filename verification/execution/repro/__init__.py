@@ -25,6 +25,13 @@ everything else
     refused by name (``UncoveredOperatorError``), before training when the program is checked
     on fake tensors (``check_coverage``).
 
+On CPU the compositions above run as fused C++ loops (``fused``, ``fused.cpp``: the same IEEE
+operations in the same order, one correctly rounded operation at a time, compiled without FMA
+contraction or reassociation), which ``tests/repro/test_fused.py`` holds to the pure-torch path
+bit for bit; the torch path runs on CUDA, for fake tensors, when ``PINPOINT_REPRO_NATIVE_EXT=0``,
+and when the extension cannot be built (with a ``FusedKernelWarning``). Build it ahead of time
+with ``python -m verification.execution.repro.build``.
+
 Where a tensor feeds several operators, autograd adds the gradient contributions with IEEE adds
 in the engine's order, which is fixed by the graph (the same on every device).
 
