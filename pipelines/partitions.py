@@ -72,3 +72,19 @@ class JobIOManager(dg.ConfigurableIOManagerFactory):
     def create_io_manager(self, context: dg.InitResourceContext) -> JobPickles:
         return JobPickles(base_dir=self.base_dir or context.instance.storage_directory())
 
+
+
+def load_stored(context: dg.AssetExecutionContext, asset: str) -> Any | None:
+    """The value ``JobIOManager`` last stored for ``asset`` under this run's job (its partition),
+    or None: what a rerun of the same job may reuse (content-addressed by the job id)."""
+    import pickle
+    from pathlib import Path
+
+    if not context.has_partition_key:
+        return None
+    path = Path(context.instance.storage_directory()) / asset / context.partition_key
+    try:
+        with path.open("rb") as stored:
+            return pickle.load(stored)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None  # none, or written by other code: recomputed

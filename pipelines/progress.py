@@ -23,6 +23,8 @@ from tqdm import tqdm
 EVENT_LINE = re.compile(r" - dagster - [A-Z]+ - [^ ]+ - [0-9a-f-]+ - \d+ - (?P<step>[^ ]+) - "
                         r"(?P<event>[A-Z_]+) - (?P<message>.*)$")
 SHOWN = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION")
+# a stage that reused a previous run of the same job says so (``pipelines.assets.training``)
+NOTE_LINE = re.compile(r" - (?P<step>[A-Za-z0-9_]+) - (?P<message>reused: .*)$")
 # what ``pipelines.assets.training.format_progress`` logs
 PROGRESS_LINE = re.compile(r" - (?P<step>[A-Za-z0-9_]+) - progress: (?P<solver>\S+) (?P<done>\d+)/(?P<total>\d+) "
                            r"checkpoints$")
@@ -110,6 +112,10 @@ def relay(lines: TextIO, log: TextIO, out: TextIO, clock=time.monotonic) -> None
         progress = parse_progress(line)
         if progress is not None:
             bars.update(progress)
+            continue
+        note = NOTE_LINE.search(line.rstrip("\n"))
+        if note is not None:
+            print(f"[{clock() - start:7.1f}s] {note['step']:<24} {note['message']}", file=out, flush=True)
             continue
         event = parse_event(line)
         if event is not None:

@@ -5,7 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import dagster as dg
+import torch
 
+from pipelines.partitions import load_stored
 from pipelines.resources import PinpointConfig, get_run_spec
 from proofs.types import SolverId
 from verification.divergence import (
@@ -14,7 +16,8 @@ from verification.divergence import (
     get_reference_solver,
     render_divergence_markdown,
 )
-from verification.execution.checkpoints import count_stored
+from verification.execution.checkpoints import CheckpointError, count_stored, open_finished
+from verification.execution.program import compute_environment
 from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.paths import ArtifactPaths
 from verification.plots import divergence_png, loss_curves_png, png_markdown
@@ -65,7 +68,13 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
     spec = get_run_spec(context, pinpoint)
     require_job(spec, dataset_shards=dataset_shards)
     paths = pinpoint.paths()
-    out = watch_training(spec, paths, lambda: timed(stage_train, spec, dataset_shards.value, paths), context.log.info)
+    reused = get_reusable_training(load_stored(context, "training_runs"), spec)
+    if reused is not None:
+        context.log.info("reused: every solver's run of this job, its finished store checked against its roots")
+        out = reused
+    else:
+        out = watch_training(spec, paths, lambda: timed(stage_train, spec, dataset_shards.value, paths),
+                             context.log.info)
     runs = out.value
     png = loss_curves_png({sid: run.losses for sid, run in runs.items()})
     return dg.Output(out, metadata={
@@ -78,7 +87,41 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
         "steps": spec.steps,
         "checkpoint_interval": spec.checkpoint_interval,
         "seconds": out.seconds,
+        "reused": reused is not None,
     })
+
+
+def is_same_environment(recorded: str, device: str) -> bool:
+    """Whether a run's recorded environment is this machine's (torch, CPU kernels, device; the
+    thread count is the solver process's own and is left out)."""
+    def fields(environment: str) -> dict[str, str]:
+        return {k: v for k, _, v in (part.partition("=") for part in environment.split(";")) if k != "threads"}
+
+    return fields(recorded) == fields(compute_environment(torch.device(device)))
+
+
+def get_reusable_training(previous: object, spec: JobSpec) -> Timed | None:
+    """The job's training as a previous run of it stored it, when a rerun may reuse it instead of
+    training again: the same job id, every solver of the spec, each delivered run's finished
+    checkpoint store read back and checked against the roots the run committed to (``open_finished``),
+    on this machine's environment. None otherwise (then the solvers train)."""
+    if not isinstance(previous, Timed) or previous.job_id != compute_job_id(spec):
+        return None
+    runs = previous.value
+    if not isinstance(runs, dict) or set(runs) != {s.solver_id for s in spec.solvers}:
+        return None
+    for run in runs.values():
+        if not isinstance(run, TrainingRun):
+            return None
+        if run.failure is None:
+            if not is_same_environment(run.environment, run.device):
+                return None
+            try:
+                if open_finished(run.checkpoint_path).roots != run.roots:
+                    return None
+            except CheckpointError:
+                return None
+    return previous
 
 
 def divergence_metadata(runs: dict[SolverId, TrainingRun]) -> dict[str, dg.MetadataValue]:
