@@ -93,10 +93,13 @@ def compute_distances(a: State, b: State) -> Distances:
         raise ToleranceError(f"states hold different parameters: {sorted(a.params())} vs {sorted(b.params())}")
     va, vb = get_param_vector(a), get_param_vector(b)
     diff = va - vb
+    linf = float(diff.abs().max())
     denom = float(torch.linalg.vector_norm(va) * torch.linalg.vector_norm(vb))
     cosine = 1.0 - float(va @ vb) / denom if denom > 0 else float(denom != 0)
-    return Distances(float(diff.abs().sum()), float(torch.linalg.vector_norm(diff)),
-                     float(diff.abs().max()), max(0.0, cosine))
+    # Identical parameters are at distance 0 in every metric; the float64 dot and norms of the
+    # cosine would otherwise leave a rounding residue (4e-16 seen).
+    return Distances(float(diff.abs().sum()), float(torch.linalg.vector_norm(diff)), linf,
+                     0.0 if linf == 0.0 else max(0.0, cosine))
 
 
 def is_within_tolerance(distances: Distances, thresholds: Thresholds) -> bool:
