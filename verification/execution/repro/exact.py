@@ -51,6 +51,7 @@ for ``n = 4096``, 120 bits below the block's largest term (float32's own sum can
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 
@@ -150,6 +151,27 @@ def fused_kernels(*tensors: torch.Tensor):
     return fused.kernels_for(*tensors)
 
 
+_WORKSPACE = threading.local()
+
+
+WORKSPACE_LIMIT = 1 << 23  # float64 elements (64 MiB) a reused buffer may hold; larger ones are fresh
+
+
+def get_workspace(name: str, numel: int) -> torch.Tensor | None:
+    """A float64 CPU buffer of at least ``numel`` elements, kept per thread and reused (a fresh
+    multi-megabyte tensor per matmul costs a page fault per 4 KiB, as much as filling it), or
+    None above ``WORKSPACE_LIMIT``."""
+    if numel > WORKSPACE_LIMIT:
+        return None
+    buffers = getattr(_WORKSPACE, "buffers", None)
+    if buffers is None:
+        buffers = _WORKSPACE.buffers = {}
+    buf = buffers.get(name)
+    if buf is None or buf.numel() < numel:
+        buf = buffers[name] = torch.empty(max(numel, 1), dtype=torch.float64)
+    return buf
+
+
 def split_fused(ext, x: torch.Tensor, rows: bool, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The two slices of a (B, R, C) float32 operand in one pass: ``A``'s ``[Q0 | Q1]`` (B, M, 2K)
     (``rows``: blocks are rows) or ``B``'s ``[Q1 ; Q0]`` (B, 2K, N) (blocks are columns), as views
@@ -160,7 +182,8 @@ def split_fused(ext, x: torch.Tensor, rows: bool, bits: int) -> tuple[torch.Tens
     adjacent = not packed and s1 == 1 and s2 == n  # block p's element i at i n + p
     if not (packed or adjacent):
         blocks = blocks.contiguous()
-    cat, scale = ext.split_operand(blocks, adjacent, not rows, bits)
+    cat, scale = ext.split_operand(blocks, adjacent, not rows, bits,
+                                   get_workspace("a" if rows else "b", 2 * blocks.numel()))
     if adjacent:
         cat = cat.transpose(1, 2)  # (B, blocks, 2K)
     return (cat, scale.unsqueeze(2)) if rows else (cat.transpose(1, 2), scale.unsqueeze(1))
@@ -177,12 +200,15 @@ def fused_matmul(ext, a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tens
     k = a3.shape[-1]
     qa, from_a = split_fused(ext, a3, True, bits)  # (B, M, 2K), (B, M, 1)
     qb, from_b = split_fused(ext, b3, False, bits)  # (B, 2K, N), (B, 1, N)
+    shape = (qa.shape[0], qa.shape[1], qb.shape[2])
+    high, cross = (torch.empty(shape, dtype=torch.float64) if buf is None else buf[: math.prod(shape)].view(shape)
+                   for buf in (get_workspace(name, math.prod(shape)) for name in ("high", "cross")))
     if flat:
-        high = torch.mm(qa[0, :, :k], qb[0, k:]).unsqueeze(0)
-        cross = torch.mm(qa[0], qb[0]).unsqueeze(0)
+        torch.mm(qa[0, :, :k], qb[0, k:], out=high[0])
+        torch.mm(qa[0], qb[0], out=cross[0])
     else:
-        high = torch.bmm(qa[:, :, :k], qb[:, k:])
-        cross = torch.bmm(qa, qb)
+        torch.bmm(qa[:, :, :k], qb[:, k:], out=high)
+        torch.bmm(qa, qb, out=cross)
     out = ext.combine_products(high, cross, from_a, from_b, bits)
     return out[0] if flat else out
 

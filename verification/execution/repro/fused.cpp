@@ -448,7 +448,10 @@ at::Tensor exact_sum3(const at::Tensor& x, int64_t outer, int64_t n, int64_t inn
 //     [first | second], or
 //   adjacent blocks (strides (., 1, blocks)): returns (batch, 2 len, blocks), [first ; second],
 // with first = q0 and second = q1 (swapped when `swap`), and the scales 2**(e - bits) (batch, blocks).
-std::vector<at::Tensor> split_operand(const at::Tensor& x, bool adjacent, bool swap, int64_t bits) {
+// `out`, when given, is a float64 buffer of at least 2 * numel(x) elements to write into (reused
+// across calls by the caller: fresh large buffers cost a page fault per 4 KiB).
+std::vector<at::Tensor> split_operand(const at::Tensor& x, bool adjacent, bool swap, int64_t bits,
+                                      const c10::optional<at::Tensor>& out) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.scalar_type() == at::kFloat, "split_operand: float32 (B, blocks, len)");
   const int64_t nb = x.size(0), nblk = x.size(1), len = x.size(2), sb = x.stride(0);
   TORCH_CHECK(adjacent ? (nblk == 1 || x.stride(1) == 1) && (len == 1 || x.stride(2) == nblk)
@@ -456,8 +459,15 @@ std::vector<at::Tensor> split_operand(const at::Tensor& x, bool adjacent, bool s
               "split_operand: layout");
   const float* in = x.data_ptr<float>();
   const double up = std::ldexp(1.0, static_cast<int>(bits));
-  auto cat = adjacent ? at::empty({nb, 2 * len, nblk}, x.options().dtype(at::kDouble))
-                      : at::empty({nb, nblk, 2 * len}, x.options().dtype(at::kDouble));
+  const std::vector<int64_t> shape = adjacent ? std::vector<int64_t>{nb, 2 * len, nblk} : std::vector<int64_t>{nb, nblk, 2 * len};
+  at::Tensor cat;
+  if (out.has_value()) {
+    TORCH_CHECK(out->is_contiguous() && out->scalar_type() == at::kDouble && out->numel() >= 2 * nb * nblk * len,
+                "split_operand: out buffer");
+    cat = out->view({-1}).narrow(0, 0, 2 * nb * nblk * len).view(shape);
+  } else {
+    cat = at::empty(shape, x.options().dtype(at::kDouble));
+  }
   auto from = at::empty({nb, nblk}, x.options().dtype(at::kDouble));
   double* q = cat.data_ptr<double>();
   double* f = from.data_ptr<double>();
