@@ -219,7 +219,7 @@ def reduce_slices(x: torch.Tensor, dim: int, reduce: str) -> torch.Tensor:
     bits = FLOAT64_EXACT_BITS - ceil_log2(x.shape[dim])
     if bits < MIN_SLICE_BITS:
         raise ReproError(f"exact {reduce}: {x.shape[dim]} terms leave only {bits} bits per slice")
-    ext = fused_kernels(x) if reduce == "sum" else None
+    ext = fused_kernels(x) if reduce == "sum" and x.numel() > 0 else None  # empty: the torch path's errors
     if ext is not None:  # the same slices and sums in one C++ loop per block
         dim = dim % x.dim()
         outer, inner = math.prod(x.shape[:dim]), math.prod(x.shape[dim + 1:])
