@@ -208,7 +208,7 @@ def bench_coin(spec: JobSpec) -> CoinReveal:
 def sign_run(spec: JobSpec, run: TrainingRun) -> Signed:
     """The solver's signed commitment to ``run`` (the coin's other input)."""
     sk, _ = party_keypair(spec, run.solver_id)
-    return sign_message(build_commitment(spec, run), sk, run.solver_id)
+    return sign_message(build_commitment(spec, run.job_id, run), sk, run.solver_id)
 
 
 @pytest.fixture(scope="session")

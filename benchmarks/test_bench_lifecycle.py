@@ -85,18 +85,17 @@ def test_commit_store(benchmark, bench_program, model, width, tmp_path):
     program = bench_program(model, width)
     state = program.step(program.init_state(), program.batch(Step(1))).state
     arrays = state.to_arrays()
-    root = state.root(program.spec.hash_name)
     writer = CheckpointWriter(tmp_path / "checkpoints.zarr", arrays, interval=1, num_checkpoints=2)
     benchmark.extra_info.update(describe_program(program), part="store")
 
-    def store() -> None:  # the whole write, not just handing it to the writer's thread
+    def store() -> None:  # the whole write (root and row), not just handing it to the writer's thread
         writer.write(1, arrays, (0.0,))
         writer.wait()
 
     benchmark(store)
     writer.close()
     stored = read_checkpoint(writer.tmp, 1)
-    assert stored.root(program.spec.hash_name) == state.root(program.spec.hash_name)
+    assert stored.root(program.spec.hash_name) == state.root(program.spec.hash_name) == writer.roots()[-1]
 
 
 def make_checkpoint_roots(count: int) -> list[Root]:

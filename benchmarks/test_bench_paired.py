@@ -270,7 +270,7 @@ def test_paired_in_situ(benchmark, programs, tmp_path, case):
 
     def job() -> None:
         last["job"] = train(program, Honest(), tmp_path / f"run-{next(runs)}.zarr", job_id, solver, resume=False)
-        sign_message(build_commitment(spec, last["job"]), sk, solver)
+        sign_message(build_commitment(spec, job_id, last["job"]), sk, solver)
 
     def plain() -> None:
         last["plain"] = plain_training(program, spec.steps)

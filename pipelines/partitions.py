@@ -25,13 +25,13 @@ import dagster as dg
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 
 from pipelines.resources import PinpointConfig
+from verification.job import resolve_job
 from verification.lifecycle import ForeignInputError, LifecycleError
-from verification.spec import compute_job_id
 
 
 def jobs_of(config: PinpointConfig) -> dg.StaticPartitionsDefinition:
     """The partitions of the default location: the one job ``config`` names."""
-    return dg.StaticPartitionsDefinition([compute_job_id(config.spec())])
+    return dg.StaticPartitionsDefinition([resolve_job(config.spec()).job_id])
 
 
 def partition_by_job(assets: Sequence[dg.AssetsDefinition], jobs: dg.PartitionsDefinition) -> list:

@@ -116,7 +116,8 @@ def process_worker(rank: int, job: DataParallelJob, port: int, result_path: str)
                             timeout=COLLECTIVE_TIMEOUT)
     try:
         program = DataParallelProgram(job.spec, job.dataset, device, rank, job.world_size)
-        strategy = resolve_solver_strategy(job.spec, SolverSpec(job.solver_id, job.strategy_name, job.strategy_params))
+        strategy = resolve_solver_strategy(job.spec, job.job_id,
+                                           SolverSpec(job.solver_id, job.strategy_name, job.strategy_params))
         if rank == 0:
             process_rank_zero(job, program, strategy, device, Path(result_path))
         else:
@@ -138,7 +139,7 @@ def process_rank_zero(job: DataParallelJob, program: Program, strategy: Strategy
         storage.remove(staged)
         raise
     storage.publish(staged, path)
-    ticket = get_forced_error_ticket(job.spec, job.solver_id)
+    ticket = get_forced_error_ticket(job.spec, job.job_id, job.solver_id)
     run = dataclasses.replace(run, checkpoint_path=path, forced_error_ticket="" if ticket is None else ticket.hex())
     result_path.write_bytes(encode_answer("ok", run))
 

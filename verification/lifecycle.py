@@ -351,7 +351,8 @@ def train_party(job: Job, dataset: DatasetCommitment, path: str, solver: SolverS
                 deadline_s: float) -> TrainingRun:
     """One party's training in its own process; a failure becomes a failed run naming why."""
     try:
-        run = run_in_party(solver.solver_id, train_solver, job.spec, dataset, path, solver, timeout=deadline_s)
+        run = run_in_party(solver.solver_id, train_solver, job.spec, job.job_id, dataset, path, solver,
+                           timeout=deadline_s)
     except PartyError as exc:
         return compute_failed_run(job, solver, path, f"training under strategy {solver.strategy!r} "
                                                      f"failed: {exc.reason}")
@@ -416,10 +417,10 @@ def stage_commit(job: Job | JobSpec, runs: dict[SolverId, TrainingRun],
         run = runs.get(solver.solver_id)
         if run is None or run.failure is not None:
             continue
-        expected = build_commitment(job.spec, run)
+        expected = build_commitment(job.spec, job.job_id, run)
         encode_message(expected)  # a run that cannot make a well-formed commitment is refused here
         try:
-            published = run_in_party(solver.solver_id, sign_commitments, job.spec, run, solver,
+            published = run_in_party(solver.solver_id, sign_commitments, job.spec, job.job_id, run, solver,
                                      timeout=job.spec.solver_deadline_s or SIGNING_DEADLINE_S)
         except PartyError:
             continue

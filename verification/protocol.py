@@ -330,7 +330,7 @@ def get_revealed_ticket(job: Job, solver_id: SolverId, ticket_hex: str) -> bytes
     except ValueError:
         return None
     # Rule: a forced error is claimed with the solver's valid signature on its draw, and the draw hits.
-    if not is_valid_ticket(job.spec, solver_id, ticket):
+    if not is_valid_ticket(job.spec, job.job_id, solver_id, ticket):
         return None
     return ticket if is_forced_error(job.job_id, solver_id, job.terms, ticket) else None
 

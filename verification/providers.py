@@ -166,4 +166,4 @@ def build_trace_provider(spec: JobSpec, dataset: DatasetCommitment, run: Trainin
     """A party's provider as its own process builds it (``verification.parties.RemoteProvider``):
     its own program from the job and the committed dataset, its own strategy."""
     program = load_program(spec, dataset)
-    return TraceProvider(PartyId(party.solver_id), run, program, resolve_solver_strategy(spec, party))
+    return TraceProvider(PartyId(party.solver_id), run, program, resolve_solver_strategy(spec, run.job_id, party))

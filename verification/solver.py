@@ -210,52 +210,53 @@ def compute_ticket_message(job_id: JobId, solver_id: SolverId, hash_name: str) -
     return hash_parts(DOMAIN_FORCED_ERROR, job_id.encode(), solver_id.encode(), hash_name=hash_name)
 
 
-def compute_forced_error_ticket(spec: JobSpec, solver_id: SolverId) -> bytes:
+def compute_forced_error_ticket(spec: JobSpec, job_id: JobId, solver_id: SolverId) -> bytes:
     """The solver's ticket: its BLS signature on ``compute_ticket_message``. Unique, and only the
     solver can make it, so only the solver knows its draw before it reveals the ticket."""
     sk, _ = party_keypair(spec, solver_id)
-    return bytes(get_backend().sign(sk, compute_ticket_message(compute_job_id(spec), solver_id, spec.hash_name)))
+    return bytes(get_backend().sign(sk, compute_ticket_message(job_id, solver_id, spec.hash_name)))
 
 
-def is_valid_ticket(spec: JobSpec, solver_id: SolverId, ticket: bytes) -> bool:
+def is_valid_ticket(spec: JobSpec, job_id: JobId, solver_id: SolverId, ticket: bytes) -> bool:
     """Whether ``ticket`` is ``solver_id``'s signature on its draw, by its registered key. Never raises."""
     _, public_key = party_keypair(spec, solver_id)
-    message = compute_ticket_message(compute_job_id(spec), solver_id, spec.hash_name)
+    message = compute_ticket_message(job_id, solver_id, spec.hash_name)
     try:
         return bool(get_backend().verify(public_key, message, ticket))
     except (ValueError, TypeError):
         return False
 
 
-def get_forced_error_ticket(spec: JobSpec, solver_id: SolverId) -> bytes | None:
+def get_forced_error_ticket(spec: JobSpec, job_id: JobId, solver_id: SolverId) -> bytes | None:
     """The solver's ticket when it is drawn for a forced error in this job; ``None`` otherwise (the
     verifier, which is no solver of the job, is never drawn)."""
     if solver_id not in {s.solver_id for s in spec.solvers}:
         return None
-    ticket = compute_forced_error_ticket(spec, solver_id)
-    return ticket if is_forced_error(compute_job_id(spec), solver_id, spec.economics, ticket) else None
+    ticket = compute_forced_error_ticket(spec, job_id, solver_id)
+    return ticket if is_forced_error(job_id, solver_id, spec.economics, ticket) else None
 
 
-def resolve_solver_strategy(spec: JobSpec, solver: SolverSpec) -> Strategy:
+def resolve_solver_strategy(spec: JobSpec, job_id: JobId, solver: SolverSpec) -> Strategy:
     """The strategy a party runs: its own, wrapped in a ``ForcedError`` at step ``T`` when its
     ticket draws one. Training, the dispute and data-parallel ranks all resolve it here."""
     strategy = resolve_strategy(solver.strategy, solver.params)
-    if get_forced_error_ticket(spec, solver.solver_id) is None:
+    if get_forced_error_ticket(spec, job_id, solver.solver_id) is None:
         return strategy
     return ForcedError(strategy, Step(spec.steps))
 
 
 # -- the solver's own process (``verification.parties``) ------------------------------------------
-def train_solver(spec: JobSpec, dataset: DatasetCommitment, path: storage.Location, solver: SolverSpec) -> TrainingRun:
+def train_solver(spec: JobSpec, job_id: JobId, dataset: DatasetCommitment, path: storage.Location,
+                 solver: SolverSpec) -> TrainingRun:
     """A solver's whole training, as its own party process runs it: the program it builds itself
     from the job and the committed dataset, under the strategy it resolves itself. A solver drawn
     for a forced error keeps its ticket in its run, to reveal at settlement."""
     program = load_program(spec, dataset)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiscardedCheckpointWarning)
-        run = train(program, resolve_solver_strategy(spec, solver), path, compute_job_id(spec), solver.solver_id)
+        run = train(program, resolve_solver_strategy(spec, job_id, solver), path, job_id, solver.solver_id)
     notices = tuple(str(w.message) for w in caught if issubclass(w.category, DiscardedCheckpointWarning))
-    ticket = get_forced_error_ticket(spec, solver.solver_id)
+    ticket = get_forced_error_ticket(spec, job_id, solver.solver_id)
     return replace(run, notices=notices, forced_error_ticket="" if ticket is None else ticket.hex())
 
 
@@ -264,21 +265,22 @@ def party_keypair(spec: JobSpec, party: PartyId | str) -> tuple[int, bytes]:
     return derive_keypair(spec.seed.to_bytes(8, "big"), party, get_backend())
 
 
-def build_commitment(spec: JobSpec, run: TrainingRun) -> Commitment:
-    """What a solver signs: (job id, solver id, trace root, final state root, T, k, environment)."""
+def build_commitment(spec: JobSpec, job_id: JobId, run: TrainingRun) -> Commitment:
+    """What a solver signs for job ``job_id`` (``spec``'s): (job id, solver id, trace root, final
+    state root, T, k, environment)."""
     return Commitment(
-        job_id=compute_job_id(spec), solver_id=run.solver_id,
+        job_id=job_id, solver_id=run.solver_id,
         trace_root=trace_root(list(run.roots), spec.hash_name), final_state_root=run.final_root,
         steps=Step(spec.steps), interval=Step(spec.checkpoint_interval), environment=run.environment,
     )
 
 
-def sign_commitments(spec: JobSpec, run: TrainingRun, solver: SolverSpec) -> list[Signed]:
+def sign_commitments(spec: JobSpec, job_id: JobId, run: TrainingRun, solver: SolverSpec) -> list[Signed]:
     """The solver signs its commitment; a strategy that equivocates (``conflicting_commitment``)
     signs a second, conflicting one too. The first is the real one."""
     strategy = resolve_strategy(solver.strategy, solver.params)  # the solver's own code, loaded first
     sk, _ = party_keypair(spec, solver.solver_id)
-    commitment, backend = build_commitment(spec, run), get_backend()
+    commitment, backend = build_commitment(spec, job_id, run), get_backend()
     published = [sign_message(commitment, sk, solver.solver_id, backend)]
     conflicting = getattr(strategy, "conflicting_commitment", None)
     if conflicting is not None:

@@ -4,19 +4,18 @@
 import dagster as dg
 
 from pipelines.partitions import require_partition
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from verification.lifecycle import Timed, stage_shard, timed, validate_job
-from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="dataset", kinds={"zarr"},
           description="The job's data source split into zarr shards, each with a Merkle root over its "
                       "chunks; the dataset root (Merkle root of shard roots) keys the batch schedule.")
 def dataset_shards(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.Output[Timed]:
-    spec = get_run_spec(context, pinpoint)
-    require_partition(context, compute_job_id(spec))  # the job of the run's partition, nothing else
-    validate_job(spec, pinpoint.paths())  # before anything is written
-    out = timed(stage_shard, spec, pinpoint.paths())
+    job = get_run_job(context, pinpoint)
+    require_partition(context, job.job_id)  # the job of the run's partition, nothing else
+    validate_job(job, pinpoint.paths())  # before anything is written
+    out = timed(stage_shard, job, pinpoint.paths())
     ds = out.value
     return dg.Output(out, metadata={
         "dataset": ds.name,

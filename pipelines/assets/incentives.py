@@ -3,10 +3,9 @@
 import dagster as dg
 
 from pipelines.partitions import require_partition
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from verification.lifecycle import stage_incentives
 from verification.plots import png_markdown
-from verification.spec import compute_job_id
 
 
 @dg.asset(group_name="incentives", kinds={"numpy"},
@@ -14,9 +13,10 @@ from verification.spec import compute_job_id
                       "job's own stake, payment and spot-check probability p, next to the analytic "
                       "break-even p* = saving / (q (stake + payment)); plus a map of where cheating pays.")
 def incentive_study(context: dg.AssetExecutionContext, pinpoint: PinpointConfig) -> dg.MaterializeResult:
-    spec = get_run_spec(context, pinpoint)
-    require_partition(context, compute_job_id(spec))
-    study = stage_incentives(spec, pinpoint.paths().incentives(compute_job_id(spec)))
+    job = get_run_job(context, pinpoint)
+    require_partition(context, job.job_id)
+    spec = job.spec
+    study = stage_incentives(spec, pinpoint.paths().incentives(job.job_id))
     sim = study.simulation
     rows = [("honest", sim.honest_profit), ("cheating", sim.cheating_profit),
             ("cheating advantage", sim.cheating_advantage), ("verifying", sim.verifying_profit)]

@@ -8,7 +8,7 @@ import dagster as dg
 import torch
 
 from pipelines.partitions import load_stored
-from pipelines.resources import PinpointConfig, get_run_spec
+from pipelines.resources import PinpointConfig, get_run_job
 from proofs.types import SolverId
 from verification.divergence import (
     DivergenceError,
@@ -18,11 +18,11 @@ from verification.divergence import (
 )
 from verification.execution.checkpoints import CheckpointError, count_stored, open_finished
 from verification.execution.program import compute_environment
+from verification.job import Job
 from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.paths import ArtifactPaths
 from verification.plots import divergence_png, loss_curves_png, png_markdown
 from verification.solver import TrainingRun
-from verification.spec import JobSpec, compute_job_id
 
 PROGRESS_POLL_S = 0.25  # how often the checkpoint stores are looked at while solvers train
 
@@ -32,13 +32,13 @@ def format_progress(solver_id: str, stored: int, total: int) -> str:
     return f"progress: {solver_id} {stored}/{total} checkpoints"
 
 
-def watch_training(spec: JobSpec, paths: ArtifactPaths, train: Callable[[], Timed],
+def watch_training(job: Job, paths: ArtifactPaths, train: Callable[[], Timed],
                    report: Callable[[str], None], poll_s: float = PROGRESS_POLL_S) -> Timed:
     """``train()`` (the training stage) on a thread of its own while this one reports, solver by
     solver, each new count of stored checkpoints (``count_stored``: the solvers are processes of
     their own, and their stores are where their progress is visible)."""
-    job_id, total = compute_job_id(spec), spec.num_checkpoints
-    stores = {s.solver_id: paths.checkpoints(job_id, s.solver_id) for s in spec.solvers}
+    total = job.spec.num_checkpoints
+    stores = {s.solver_id: paths.checkpoints(job.job_id, s.solver_id) for s in job.solvers}
     seen: dict[str, int] = {}
 
     def look() -> None:
@@ -65,15 +65,15 @@ def watch_training(spec: JobSpec, paths: ArtifactPaths, train: Callable[[], Time
                       "checkpointing the full State to zarr every k steps and keeping its state roots.")
 def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                   dataset_shards: Timed) -> dg.Output[Timed]:
-    spec = get_run_spec(context, pinpoint)
-    require_job(spec, dataset_shards=dataset_shards)
-    paths = pinpoint.paths()
-    reused = get_reusable_training(load_stored(context, "training_runs"), spec)
+    job = get_run_job(context, pinpoint, dataset_shards.value)
+    require_job(job, dataset_shards=dataset_shards)
+    spec, paths = job.spec, pinpoint.paths()
+    reused = get_reusable_training(load_stored(context, "training_runs"), job)
     if reused is not None:
         context.log.info("reused: every solver's run of this job, its finished store checked against its roots")
         out = reused
     else:
-        out = watch_training(spec, paths, lambda: timed(stage_train, spec, dataset_shards.value, paths),
+        out = watch_training(job, paths, lambda: timed(stage_train, job, dataset_shards.value, paths),
                              context.log.info)
     runs = out.value
     png = loss_curves_png({sid: run.losses for sid, run in runs.items()})
@@ -100,15 +100,15 @@ def is_same_environment(recorded: str, device: str) -> bool:
     return fields(recorded) == fields(compute_environment(torch.device(device)))
 
 
-def get_reusable_training(previous: object, spec: JobSpec) -> Timed | None:
+def get_reusable_training(previous: object, job: Job) -> Timed | None:
     """The job's training as a previous run of it stored it, when a rerun may reuse it instead of
     training again: the same job id, every solver of the spec, each delivered run's finished
     checkpoint store read back and checked against the roots the run committed to (``open_finished``),
     on this machine's environment. None otherwise (then the solvers train)."""
-    if not isinstance(previous, Timed) or previous.job_id != compute_job_id(spec):
+    if not isinstance(previous, Timed) or previous.job_id != job.job_id:
         return None
     runs = previous.value
-    if not isinstance(runs, dict) or set(runs) != {s.solver_id for s in spec.solvers}:
+    if not isinstance(runs, dict) or set(runs) != {s.solver_id for s in job.solvers}:
         return None
     for run in runs.values():
         if not isinstance(run, TrainingRun):

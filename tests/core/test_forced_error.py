@@ -71,14 +71,18 @@ def test_a_forced_error_excuses_nothing_before_the_last_step(minimal_spec, tmp_p
 
 def test_only_the_solvers_own_valid_ticket_draws_a_forced_error(minimal_spec):
     spec = job(minimal_spec, SolverSpec(SolverId("a"), "honest"), SolverSpec(SolverId("b"), "honest"))
-    ticket_a = compute_forced_error_ticket(spec, SolverId("a"))
-    assert is_valid_ticket(spec, SolverId("a"), ticket_a)
-    assert not is_valid_ticket(spec, SolverId("b"), ticket_a)  # another solver's signature
-    assert not is_valid_ticket(spec, SolverId("a"), b"\x00" * 96) and not is_valid_ticket(spec, SolverId("a"), b"")
-    assert get_forced_error_ticket(spec, SolverId("a")) == ticket_a  # drawn: the rate is 100 %
-    assert get_forced_error_ticket(spec, SolverId(spec.verifier)) is None  # the verifier is no solver
+    job_id = compute_job_id(spec)
+    ticket_a = compute_forced_error_ticket(spec, job_id, SolverId("a"))
+    assert is_valid_ticket(spec, job_id, SolverId("a"), ticket_a)
+    assert not is_valid_ticket(spec, job_id, SolverId("b"), ticket_a)  # another solver's signature
+    assert not is_valid_ticket(spec, compute_job_id(dataclasses.replace(spec, seed=spec.seed + 1)), SolverId("a"),
+                               ticket_a)  # another job's draw
+    assert not is_valid_ticket(spec, job_id, SolverId("a"), b"\x00" * 96)
+    assert not is_valid_ticket(spec, job_id, SolverId("a"), b"")
+    assert get_forced_error_ticket(spec, job_id, SolverId("a")) == ticket_a  # drawn: the rate is 100 %
+    assert get_forced_error_ticket(spec, job_id, SolverId(spec.verifier)) is None  # the verifier is no solver
     never = dataclasses.replace(spec, economics=EconomicTerms(forced_error_rate_bps=0))
-    assert get_forced_error_ticket(never, SolverId("a")) is None
+    assert get_forced_error_ticket(never, compute_job_id(never), SolverId("a")) is None
 
 
 @pytest.mark.parametrize("ticket", ["", "zz", "00" * 96])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipelines.assets.training import format_progress, watch_training
 from pipelines.progress import Progress, StepEvent, format_event, parse_event, parse_progress, relay
+from verification.job import resolve_job
 from verification.paths import ArtifactPaths
 from verification.spec import compute_job_id
 
@@ -99,7 +100,7 @@ def test_watch_training_reports_each_new_count_while_the_stage_runs(tmp_path, ti
             release.wait(timeout=0.05)  # a moment for the watcher to look (it may miss some)
         return "the runs"
 
-    assert watch_training(tiny_spec, paths, train, reported.append, poll_s=0.01) == "the runs"
+    assert watch_training(resolve_job(tiny_spec), paths, train, reported.append, poll_s=0.01) == "the runs"
     counts = [int(line.split()[2].split("/")[0]) for line in reported]
     assert counts == sorted(set(counts)) and counts[-1] == tiny_spec.num_checkpoints  # new counts only, to the end
     assert reported[-1] == format_progress("honest", tiny_spec.num_checkpoints, tiny_spec.num_checkpoints)

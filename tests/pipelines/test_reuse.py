@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.assets.training import get_reusable_training, is_same_environment
 from verification.execution.program import compute_environment, load_program
+from verification.job import resolve_job
 from verification.lifecycle import Timed
 from verification.solver import train
 from verification.spec import compute_job_id
@@ -25,28 +26,28 @@ def previous(tiny_spec, minimal_dataset, tmp_path):
 
 
 def test_the_same_jobs_finished_training_is_reused(previous, tiny_spec):
-    assert get_reusable_training(previous, tiny_spec) is previous
+    assert get_reusable_training(previous, resolve_job(tiny_spec)) is previous
 
 
 def test_nothing_else_is_reused(previous, tiny_spec):
-    assert get_reusable_training(None, tiny_spec) is None
-    assert get_reusable_training("a pickle of something else", tiny_spec) is None
+    assert get_reusable_training(None, resolve_job(tiny_spec)) is None
+    assert get_reusable_training("a pickle of something else", resolve_job(tiny_spec)) is None
     other_job = dataclasses.replace(tiny_spec, seed=tiny_spec.seed + 1)
-    assert get_reusable_training(previous, other_job) is None  # another job id
+    assert get_reusable_training(previous, resolve_job(other_job)) is None  # another job id
     more_solvers = dataclasses.replace(tiny_spec, solvers=(*tiny_spec.solvers, dataclasses.replace(
         tiny_spec.solvers[0], solver_id="second")))
-    assert get_reusable_training(Timed(previous.value, 1.5, compute_job_id(more_solvers)), more_solvers) is None
+    assert get_reusable_training(Timed(previous.value, 1.5, compute_job_id(more_solvers)), resolve_job(more_solvers)) is None
 
 
 def test_a_corrupted_store_or_another_machine_is_trained_again(previous, tiny_spec):
     run = previous.value["honest"]
     elsewhere = dataclasses.replace(run, environment=run.environment.replace("cpu=", "cpu=another-"))
-    assert get_reusable_training(Timed({"honest": elsewhere}, 1.5, previous.job_id), tiny_spec) is None
-    row = next((p for p in sorted((__import__("pathlib").Path(run.checkpoint_path) / "rows" / "c").glob("*/0"))))
+    assert get_reusable_training(Timed({"honest": elsewhere}, 1.5, previous.job_id), resolve_job(tiny_spec)) is None
+    row = next(p for p in sorted((__import__("pathlib").Path(run.checkpoint_path) / "rows" / "c").glob("*/0")))
     data = bytearray(row.read_bytes())
     data[-1] ^= 1
     row.write_bytes(bytes(data))
-    assert get_reusable_training(previous, tiny_spec) is None
+    assert get_reusable_training(previous, resolve_job(tiny_spec)) is None
 
 
 def test_the_thread_count_is_the_solver_processs_own():
