@@ -66,6 +66,12 @@ inline int64_t to_int64(double v) {
 
 inline double nan_to_zero(double v) { return std::isfinite(v) ? v : 0.0; }
 
+// float64 -> float32 as torch's .to(torch.float32): one round-to-nearest-even conversion
+MULTI void narrow_row(const double* __restrict__ v, float* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(v[i]);
+}
+
+
 struct ExpConsts {
   const double* table;  // 2**(j/256), j = 0..255
   double clamp, inv_ln2_256, ln2_256_hi, ln2_256_lo, c0, c1, c2;
@@ -414,19 +420,33 @@ at::Tensor log64(const at::Tensor& x, const std::vector<double>& c) {
 
 // tanh-GELU of float64 x (x s), or with g its backward g * slope
 at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
-                       const std::vector<double>& ce, const std::vector<double>& c) {
+                       const std::vector<double>& ce, const std::vector<double>& c, bool to_float) {
   TORCH_CHECK(x.scalar_type() == at::kDouble && c.size() == 4, "gelu_tanh64: float64");
   const ExpConsts k = exp_consts(table, ce);
-  auto out = prepare(x);
+  auto out = to_float ? at::Tensor() : prepare(x);
+  TORCH_CHECK(x.is_contiguous(), "gelu_tanh64: contiguous");
   const double* in = x.data_ptr<double>();
   const double* gp = nullptr;
   if (g.has_value()) {
     TORCH_CHECK(g->is_contiguous() && g->scalar_type() == at::kDouble && g->numel() == x.numel(), "gelu: float64 g");
     gp = g->data_ptr<double>();
   }
-  double* o = out.data_ptr<double>();
-  chunks(x.numel(), [&](int64_t b, int64_t n) { gelu_loop(in + b, gp ? gp + b : nullptr, o + b, n, &k, c.data()); });
-  return out;
+  if (!to_float) {
+    double* o = out.data_ptr<double>();
+    chunks(x.numel(), [&](int64_t b, int64_t n) { gelu_loop(in + b, gp ? gp + b : nullptr, o + b, n, &k, c.data()); });
+    return out;
+  }
+  auto narrowed = at::empty(x.sizes(), x.options().dtype(at::kFloat));
+  float* of = narrowed.data_ptr<float>();
+  chunks(x.numel(), [&](int64_t b, int64_t n) {
+    double buf[CHUNK];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+      const int64_t m = std::min(CHUNK, n - i);
+      gelu_loop(in + b + i, gp ? gp + b + i : nullptr, buf, m, &k, c.data());
+      narrow_row(buf, of + b + i, m);
+    }
+  });
+  return narrowed;
 }
 
 // exact_sum of a contiguous (outer, n, inner) tensor over its middle dimension -> (outer, inner)
@@ -559,17 +579,22 @@ MULTI void log_softmax_grad(const double* __restrict__ ey, const double* __restr
 }
 
 template <typename T>
-void widen_row(const T* v, double* out, int64_t n) {
+MULTI void widen_row(const T* __restrict__ v, double* __restrict__ out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<double>(v[i]);
 }
 
-// torch's amax of a row: NaN if any value is NaN, else the largest (the float32 max widens exactly)
-inline double row_max(const double* v, int64_t n) {
+// torch's amax of a row: NaN if any value is NaN (the first one), else the largest (the float32
+// max widens exactly); branch-free, so it vectorises.
+MULTI double row_max(const double* __restrict__ v, int64_t n) {
   double m = -std::numeric_limits<double>::infinity();
+  int nan = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (v[i] != v[i]) return v[i];
+    nan |= v[i] != v[i];
     m = v[i] > m ? v[i] : m;
   }
+  if (nan)
+    for (int64_t i = 0; i < n; ++i)
+      if (v[i] != v[i]) return v[i];
   return m;
 }
 
@@ -578,8 +603,10 @@ inline double row_max(const double* v, int64_t n) {
 // The softmax family over the last dim of contiguous (R, n) rows, float64 out, as mode.py's
 // softmax_parts / do_softmax (variant 0), do_log_softmax (1), do_softmax_backward (2: x = y)
 // and do_log_softmax_backward (3: x = y). lc = portable_log's constants.
+// With to_float the result is rounded once to float32 (what the caller's .to(float32) would do).
 at::Tensor softmax_rows(const at::Tensor& x, const c10::optional<at::Tensor>& g, int64_t variant, int64_t bits,
-                        const at::Tensor& table, const std::vector<double>& ce, const std::vector<double>& lc) {
+                        const at::Tensor& table, const std::vector<double>& ce, const std::vector<double>& lc,
+                        bool to_float) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2, "softmax_rows: contiguous (R, n)");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "softmax_rows: float32/float64");
   TORCH_CHECK((variant >= 2) == g.has_value(), "softmax_rows: g for the backward variants");
@@ -587,19 +614,20 @@ at::Tensor softmax_rows(const at::Tensor& x, const c10::optional<at::Tensor>& g,
     TORCH_CHECK(g->is_contiguous() && g->sizes() == x.sizes() && g->scalar_type() == x.scalar_type(), "softmax_rows: g");
   const ExpConsts k = exp_consts(table, ce);
   const int64_t rows = x.size(0), n = x.size(1);
-  auto out = at::empty({rows, n}, x.options().dtype(at::kDouble));
-  double* o = out.data_ptr<double>();
+  auto out = at::empty({rows, n}, x.options().dtype(to_float ? at::kFloat : at::kDouble));
+  double* o = to_float ? nullptr : out.data_ptr<double>();
+  float* of = to_float ? out.data_ptr<float>() : nullptr;
   const bool is_float = x.scalar_type() == at::kFloat;
   const char* xb = static_cast<const char*>(x.data_ptr());
   const char* gb = g.has_value() ? static_cast<const char*>(g->data_ptr()) : nullptr;
   const int64_t esize = is_float ? 4 : 8;
   at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-    std::vector<double> xr(n), gr(n), z(n), ex(n);
+    std::vector<double> xr(n), gr(n), z(n), ex(n), res(to_float ? n : 0);
     for (int64_t r = b; r < e; ++r) {
       const void* xrow = xb + r * n * esize;
       if (is_float) widen_row(static_cast<const float*>(xrow), xr.data(), n);
       else std::memcpy(xr.data(), xrow, n * 8);
-      double* orow = o + r * n;
+      double* orow = to_float ? res.data() : o + r * n;
       if (variant <= 1) {
         sub_scalar(xr.data(), row_max(xr.data(), n), z.data(), n);  // z = x - amax
         exp_loop(z.data(), ex.data(), n, &k, 0);
@@ -611,6 +639,7 @@ at::Tensor softmax_rows(const at::Tensor& x, const c10::optional<at::Tensor>& g,
           log_loop(&total, &lt, 1, lc.data() + 2, static_cast<int64_t>(lc.size()) - 2, lc[0], lc[1]);
           sub_scalar(z.data(), lt, orow, n);
         }
+        if (to_float) narrow_row(orow, of + r * n, n);
         continue;
       }
       const void* grow = gb + r * n * esize;
@@ -623,6 +652,7 @@ at::Tensor softmax_rows(const at::Tensor& x, const c10::optional<at::Tensor>& g,
         exp_loop(xr.data(), ex.data(), n, &k, 0);
         log_softmax_grad(ex.data(), gr.data(), exact_sum64(gr.data(), n, bits), orow, n);
       }
+      if (to_float) narrow_row(orow, of + r * n, n);
     }
   });
   return out;

@@ -171,20 +171,23 @@ def fused_log(ext: ModuleType, x: torch.Tensor) -> torch.Tensor:
     return ext.log64(x.contiguous(), [ew.SQRT2, ew.LN2, *ew.ATANH_COEFFS])
 
 
-def fused_gelu_tanh(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-    """tanh-GELU of float64 ``x`` (``x s``), or with ``g`` its backward ``g * slope`` (float64)."""
+def fused_gelu_tanh(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = None,
+                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """tanh-GELU of float64 ``x`` (``x s``), or with ``g`` its backward ``g * slope``, rounded
+    once to ``dtype`` (in the loop for float32, as ``.to(torch.float32)`` rounds)."""
     from verification.execution.repro import elementwise as ew
 
     table, consts = exp_consts()
-    return ext.gelu_tanh64(x.contiguous(), None if g is None else g.contiguous(), table, consts,
-                           [ew.GELU_K1, -2.0 * ew.GELU_K0, 3.0 * ew.GELU_K1, ew.GELU_K0])
+    out = ext.gelu_tanh64(x.contiguous(), None if g is None else g.contiguous(), table, consts,
+                          [ew.GELU_K1, -2.0 * ew.GELU_K0, 3.0 * ew.GELU_K1, ew.GELU_K0], dtype == torch.float32)
+    return out.to(dtype)
 
 
 def fused_softmax(ext: ModuleType, x: torch.Tensor, dim: int, variant: int,
-                  g: torch.Tensor | None = None) -> torch.Tensor | None:
+                  g: torch.Tensor | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor | None:
     """mode.py's softmax (0), log_softmax (1) and their backward passes (2, 3: ``x`` is the
-    output ``y``) over ``dim`` in one C++ pass per row, float64 out; None where the kernel does
-    not apply (``dim`` not the last, empty rows), for the torch path to run."""
+    output ``y``) over ``dim`` in one C++ pass per row, rounded once to ``dtype``; None where the
+    kernel does not apply (``dim`` not the last, empty rows), for the torch path to run."""
     from verification.execution.repro import elementwise as ew
     from verification.execution.repro.exact import FLOAT64_EXACT_BITS, MIN_SLICE_BITS, ceil_log2
 
@@ -197,5 +200,6 @@ def fused_softmax(ext: ModuleType, x: torch.Tensor, dim: int, variant: int,
     table, consts = exp_consts()
     rows = x.reshape(-1, n).contiguous()
     grads = None if g is None else g.reshape(-1, n).contiguous()
-    out = ext.softmax_rows(rows, grads, variant, bits, table, consts, [ew.SQRT2, ew.LN2, *ew.ATANH_COEFFS])
-    return out.reshape(x.shape)
+    out = ext.softmax_rows(rows, grads, variant, bits, table, consts, [ew.SQRT2, ew.LN2, *ew.ATANH_COEFFS],
+                           dtype == torch.float32)
+    return out.reshape(x.shape).to(dtype)

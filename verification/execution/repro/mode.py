@@ -308,18 +308,18 @@ def softmax_parts(x, dim):
     return z, e, exact_sum(e, dim, keepdim=True)
 
 
-def fused_softmax(x, dim, variant, g=None):
-    """The softmax family through one fused pass per row, or None (the torch path runs)."""
+def fused_softmax(x, dim, variant, dtype, g=None):
+    """The softmax family through one fused pass per row, in ``dtype``, or None (the torch path)."""
     x = widen(x)
     g = None if g is None else widen(g)
     ext = fused.kernels_for(x) if g is None else fused.kernels_for(x, g)
-    return None if ext is None else fused.fused_softmax(ext, x, dim, variant, g)
+    return None if ext is None else fused.fused_softmax(ext, x, dim, variant, g, dtype)
 
 
 def do_softmax(x, dim, half_to_float):
-    out = fused_softmax(x, dim, 0)
+    out = fused_softmax(x, dim, 0, torch.float32 if half_to_float else x.dtype)
     if out is not None:
-        return out.to(torch.float32 if half_to_float else x.dtype)
+        return out
     _, e, total = softmax_parts(x, dim)
     return (e / total).to(torch.float32 if half_to_float else x.dtype)
 
@@ -399,26 +399,26 @@ def do_bce_with_logits(x, y, weight=None, pos_weight=None, reduction=1):
 
 
 def do_log_softmax(x, dim, half_to_float):
-    out = fused_softmax(x, dim, 1)
+    out = fused_softmax(x, dim, 1, torch.float32 if half_to_float else x.dtype)
     if out is not None:
-        return out.to(torch.float32 if half_to_float else x.dtype)
+        return out
     z, _, total = softmax_parts(x, dim)
     return (z - portable_log(total)).to(torch.float32 if half_to_float else x.dtype)
 
 
 def do_softmax_backward(g, y, dim, input_dtype):
-    out = fused_softmax(y, dim, 2, g)
+    out = fused_softmax(y, dim, 2, input_dtype, g)
     if out is not None:
-        return out.to(input_dtype)
+        return out
     g64, y64 = widen(g).double(), widen(y).double()
     dot = exact_sum(g64 * y64, dim, keepdim=True)
     return (y64 * (g64 - dot)).to(input_dtype)
 
 
 def do_log_softmax_backward(g, y, dim, input_dtype):
-    out = fused_softmax(y, dim, 3, g)
+    out = fused_softmax(y, dim, 3, input_dtype, g)
     if out is not None:
-        return out.to(input_dtype)
+        return out
     g64 = widen(g).double()
     return (g64 - portable_exp(widen(y).double()) * exact_sum(g64, dim, keepdim=True)).to(input_dtype)
 
@@ -570,7 +570,7 @@ def do_gelu(x, *, approximate="none"):
     x64 = widen(x).double()
     ext = fused.kernels_for(x64) if approximate == "tanh" else None
     if ext is not None:  # compute_gelu_gates and the product in one C++ loop
-        return fused.fused_gelu_tanh(ext, x64).to(x.dtype)
+        return fused.fused_gelu_tanh(ext, x64, dtype=x.dtype)
     if approximate == "tanh":
         gate, _ = compute_gelu_gates(x64)
     else:
@@ -582,7 +582,7 @@ def do_gelu_backward(g, x, *, approximate="none"):
     x64 = widen(x).double()
     ext = fused.kernels_for(x64) if approximate == "tanh" else None
     if ext is not None:
-        return fused.fused_gelu_tanh(ext, x64, widen(g).double()).to(g.dtype)
+        return fused.fused_gelu_tanh(ext, x64, widen(g).double(), dtype=g.dtype)
     if approximate == "tanh":
         gate, rest = compute_gelu_gates(x64)
         slope = portable_gelu_grad(x64, gate, rest)
