@@ -64,7 +64,7 @@ def spread(shape, seed: int, dtype=torch.float32, specials: bool = True) -> torc
 
 def bits(t: torch.Tensor) -> torch.Tensor:
     t = t.contiguous()
-    return t.view(torch.int64 if t.element_size() == 8 else torch.int32)
+    return t.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[t.element_size()])
 
 
 def assert_same_bits(got: torch.Tensor, want: torch.Tensor, nan_payloads: bool = True) -> None:
@@ -222,3 +222,16 @@ def test_layer_norm_and_its_backward_match_the_torch_path(kernels, torch_path, s
         assert (a is None) == (b is None)
         if a is not None:
             assert_same_bits(a, b, nan_payloads=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_results_are_rounded_once_as_on_the_torch_path(kernels, torch_path, dtype):
+    """float16/bfloat16 outputs come from float64 in one rounding, not through float32."""
+    x = (torch.randn(64, 40, generator=torch.Generator().manual_seed(9)) * 4).to(dtype)
+    g = torch.randn(64, 40, generator=torch.Generator().manual_seed(10)).to(dtype)
+    y = mode.do_softmax(x, -1, False)
+    cases = [(mode.do_softmax, (x, -1, False)), (mode.do_softmax, (x, -1, True)), (mode.do_log_softmax, (x, -1, False)),
+             (mode.do_softmax_backward, (g, y, -1, dtype)), (mode.do_gelu, (x,)), (mode.do_gelu_backward, (g, x))]
+    for f, args in cases:
+        kwargs = {"approximate": "tanh"} if f in (mode.do_gelu, mode.do_gelu_backward) else {}
+        assert_same_bits(f(*args, **kwargs), torch_path(f, *args, **kwargs))
