@@ -139,10 +139,11 @@ def test_replicas_that_drift_apart_fail_the_run(dp_spec, dataset, tmp_path):
 
 
 def test_a_crashed_worker_stops_the_others_and_is_named(dp_spec, dataset, tmp_path):
+    before = set(multiprocessing.active_children())  # another test's processes in this pytest worker
     with pytest.raises(DataParallelError, match=r"(?s)rank 1 failed.*WorkerCrash: rank 1 crashes at step 3"):
         train_data_parallel(dp_spec, dataset, "tests.distributed.strategies:CrashOnRank",
                             {"rank": 1, "step": 3}, tmp_path / "c.zarr", "job", "s")
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) <= before  # no rank of this run is left
     assert not (tmp_path / "c.zarr").exists()
 
 
