@@ -235,3 +235,35 @@ def test_low_precision_results_are_rounded_once_as_on_the_torch_path(kernels, to
     for f, args in cases:
         kwargs = {"approximate": "tanh"} if f in (mode.do_gelu, mode.do_gelu_backward) else {}
         assert_same_bits(f(*args, **kwargs), torch_path(f, *args, **kwargs))
+
+
+class OpLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """Another dispatch mode watching the operators (as a recorder or an op-corrupting cheater does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.skipif(fused.get_kernels() is None, reason="the fused kernels could not be built here")
+def test_a_watched_step_runs_the_torch_path_operator_by_operator(monkeypatch):
+    """Under another dispatch mode (an operator recording) the fused loops stay off, so the
+    operators everyone records, derives on fake tensors and re-executes are the torch path's."""
+    calls = []
+    real = fused.get_kernels
+    monkeypatch.setattr(fused, "get_kernels", lambda: calls.append(1) or real())
+    x = torch.linspace(-3, 3, 257)
+    with mode.reproducible():
+        plain = torch.exp(x)
+    used_plain = len(calls)
+    with OpLog() as log, mode.reproducible():
+        watched = torch.exp(x)
+    with fused.suspended(), mode.reproducible():
+        suspended = torch.exp(x)
+    assert used_plain > 0 and len(calls) == used_plain  # fused alone, torch path when watched or suspended
+    assert torch.equal(plain, watched) and torch.equal(plain, suspended)  # the same bits either way
+    assert len(log.ops) > 3  # the torch path's single roundings, each an operator

@@ -133,10 +133,33 @@ def below_autograd():
         _LOCAL.depth = depth
 
 
+_SUSPENDED = [0]  # open ``suspended()`` blocks, process-wide
+_SUSPENDED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def suspended():
+    """The torch path everywhere inside the block: what an operator recording needs
+    (``verification.execution.opgraph.OpRecorder``), since a level-3 dispute commits to, derives on
+    fake tensors and re-executes the step's aten operators one by one, and a fused loop is none of
+    them. The bits are the same either way; only the operator trace differs."""
+    with _SUSPENDED_LOCK:
+        _SUSPENDED[0] += 1
+    try:
+        yield
+    finally:
+        with _SUSPENDED_LOCK:
+            _SUSPENDED[0] -= 1
+
+
 def kernels_for(*tensors: torch.Tensor) -> ModuleType | None:
     """The extension when every tensor is a plain float32/float64 CPU tensor that autograd does not
-    record; otherwise None (the caller runs the torch path)."""
-    if not is_enabled():
+    record and no operator recording is open (``suspended``); otherwise None (the caller runs the
+    torch path)."""
+    # Rule: no other dispatch mode may be watching: an operator recorder, a cheater that corrupts
+    # the i-th operator, a test's op log all count the torch path's operators (inside the
+    # reproducible mode's handler the stack holds only the modes beneath it).
+    if not is_enabled() or _SUSPENDED[0] or torch._C._len_torch_dispatch_stack() > 0:
         return None
     grad = torch.is_grad_enabled() and not getattr(_LOCAL, "depth", 0)
     for t in tensors:
