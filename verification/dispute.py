@@ -167,6 +167,11 @@ class Forfeit(Exception):
         self.reason = reason
 
 
+def compute_outputs_root(outputs: tuple[str, ...], hash_name: str) -> str:
+    """One root (hex) for an operator's output digests, as a ruling names them."""
+    return hash_parts(DOMAIN_OPS, b"outputs", *(o.encode() for o in outputs), hash_name=hash_name).hex()
+
+
 def compute_dissection_points(lo: int, hi: int, arity: int) -> list[int]:
     """Up to ``arity - 1`` distinct points strictly inside ``(lo, hi)``, evenly spaced."""
     span = hi - lo
@@ -337,6 +342,11 @@ class DisputeResult:
     seconds: float
     operator_index: int | None = None
     transcript_head: str | None = None
+    # what each of the solver, the challenger and the referee claimed the ruled-on computation
+    # outputs (hex roots: ``compute_outputs_root`` of an operator's outputs, or a step's post-state
+    # root); empty when the game ended in a forfeit
+    outputs: dict[str, str] = field(default_factory=dict)
+    ruling: Any = None  # the referee's signed ``proofs.messages.Ruling`` (``verification.referee.sign_ruling``)
 
     def to_report(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "first_divergent_step": self.first_divergent_step,
@@ -691,6 +701,7 @@ class DisputeGame:
         solver's own checkpoint ``interval``."""
         start_time = time.perf_counter()
         step, operator, index, ops, winner, reason = None, None, None, 0, Party.CHALLENGER, "referee ruling"
+        outputs: dict[str, str] = {}
         try:
             span: Any = CheckpointSpan(last_checkpoint, k, interval)
             for level in self.levels:
@@ -717,7 +728,7 @@ class DisputeGame:
             rounds=sum(self.rounds.values()), first_divergent_step=step, operator=operator,
             referee_ops=ops, winner=winner, reason=reason, levels=dict(self.rounds),
             transcript=None, seconds=time.perf_counter() - start_time, operator_index=index,
-            transcript_head=self.get_head(),
+            transcript_head=self.get_head(), outputs={str(p): o for p, o in outputs.items()},
         )
 
     def transcript(self, result: DisputeResult) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from datasets.sharding import DatasetCommitment
 from proofs.types import JobId, PartyId, SolverId
 from verification.settlement.rules import EconomicTerms
 from verification.solver import party_keypair
-from verification.spec import JobSpec, SolverSpec, compute_job_id
+from verification.spec import REFEREE_ID, JobSpec, SolverSpec, compute_job_id
 
 
 class LifecycleError(RuntimeError):
@@ -61,9 +61,12 @@ def compute_challenger(spec: JobSpec) -> SolverSpec:
     return SolverSpec(SolverId(spec.verifier), spec.challenger_strategy, spec.challenger_params)
 
 
+REFEREE = PartyId(REFEREE_ID)  # the party that rules on disputes and signs its rulings (the coordinator)
+
+
 def resolve_job(spec: JobSpec, dataset: DatasetCommitment | None = None) -> Job:
     """The job ``spec`` describes, on ``dataset``: the one place a job's identity is derived."""
-    parties = [PartyId(s.solver_id) for s in spec.solvers] + [spec.verifier]
+    parties = [PartyId(s.solver_id) for s in spec.solvers] + [spec.verifier, REFEREE]
     return Job(spec, compute_job_id(spec), dataset, tuple(spec.solvers), compute_challenger(spec),
                tuple((p, party_keypair(spec, p)[1]) for p in parties), spec.economics)
 

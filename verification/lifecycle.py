@@ -17,6 +17,7 @@ the artifacts directory.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import time
@@ -32,7 +33,14 @@ import torch
 from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import MalformedKeyError, MalformedSignatureError
-from proofs.messages import Commitment, MalformedMessageError, Signed, encode_message, verify_signed
+from proofs.messages import (
+    Commitment,
+    MalformedMessageError,
+    Signed,
+    encode_message,
+    sign_message,
+    verify_signed,
+)
 from proofs.types import JobId, PartyId, Root, SolverId, Step, is_root
 from verification import store
 from verification.data_parallel import DataParallelError, train_data_parallel
@@ -40,6 +48,7 @@ from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.program import Program, dry_run, load_program
 from verification.execution.repro.mode import UncoveredOperatorError
 from verification.job import (
+    REFEREE,
     Job,
     LifecycleError,
     ProtocolError,
@@ -59,12 +68,14 @@ from verification.protocol import (
     JobState,
     SettleRequest,
     compute_genesis_state,
+    compute_ruling,
     get_open_challenges,
     process_challenge,
     process_check,
     process_commit,
     process_dispute,
     process_reveal,
+    process_rule,
     process_settle,
     require_valid_commitment,
 )
@@ -649,8 +660,16 @@ def stage_dispute(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Sol
     for sid in get_open_challenges(state):
         budget = budget or get_party_time_budget(job.spec, measure_step_seconds(program))
         result = play_dispute(job, dataset, runs[sid], state.commitments[sid], verified, program, budget, paths)
+        result = dataclasses.replace(result, ruling=sign_ruling(job, result))
         state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
+        state = process_rule(job, state, result.ruling)
     return dict(state.disputes)
+
+
+def sign_ruling(job: Job, result: DisputeResult) -> Signed:
+    """The referee's ruling on a finished game (``compute_ruling``), signed with its key."""
+    sk, _ = party_keypair(job.spec, REFEREE)
+    return sign_message(compute_ruling(job.job_id, result), sk, REFEREE)
 
 
 def play_dispute(job: Job, dataset: DatasetCommitment, run: TrainingRun, signed: Signed, verified: VerifyOutput,
@@ -702,6 +721,7 @@ def stage_settle(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified
     state = get_checked_state(job, paths, commitments, verified)
     for sid, result in disputes.items():
         state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
+        state = process_rule(job, state, result.ruling)  # Rule: a dispute counts only with the referee's signed ruling
     state = process_settle(job, state, SettleRequest(job.job_id, get_tickets(runs)))
     ledger = Ledger(paths.ledger)
     try:

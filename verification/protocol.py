@@ -5,7 +5,9 @@ Terms
 - *message*: what a party sends the job: a solver's signed commitment (``Signed[Commitment]``,
   ``proofs.messages``); the verifier's coin reveal (``CoinReveal``, ``verification.verifier``);
   its spot-check reports (``CheckReport``); the challenge it opens on a mismatch (``Challenge``);
-  the bisection game's outcome with the referee's ruling that ends it (``DisputeOutcome``); the
+  the bisection game's outcome (``DisputeOutcome``: the transcript's head, the located step and
+  operator, the winner by the game's rules); the referee's signed ruling on it (``Signed[Ruling]``,
+  ``proofs.messages``: content-addressed by its signing root, bound to the transcript head); the
   request to settle, with the forced-error tickets the solvers reveal (``SettleRequest``).
 - *state*: ``JobState``, everything the protocol has accepted about the job so far.
 - *transition*: ``process_<message>(job, state, message) -> state``. Pure: it returns a new state
@@ -17,7 +19,8 @@ Terms
   its challenge manager's) says in which phases each message is accepted and where it leads:
   ``commit`` (the verifier's coin is committed; solvers commit) → ``check`` (the coin is revealed,
   so no solver can commit any more; the verifier reports one check per solver) → ``dispute`` (a
-  challenge per mismatch, each closed by its game's outcome) → ``settled``.
+  challenge per mismatch, each bisected by its game and closed by the referee's signed ruling) →
+  ``settled``.
 
 The rules are called where they live, not restated: a commitment's signature
 (``proofs.messages.verify_signed``), the coin's reveal and selection
@@ -34,10 +37,17 @@ from enum import StrEnum
 from typing import Any
 
 from proofs.bls import get_backend
-from proofs.messages import Commitment, Signed, verify_signed
-from proofs.types import JobId, PartyId, SolverId
+from proofs.messages import Commitment, Ruling, Signed, verify_signed
+from proofs.types import JobId, PartyId, Root, SolverId, Step
 from verification.dispute import DisputeResult
-from verification.job import Job, ProtocolError, UnknownPartyError, get_public_key, get_solver
+from verification.job import (
+    REFEREE,
+    Job,
+    ProtocolError,
+    UnknownPartyError,
+    get_public_key,
+    get_solver,
+)
 from verification.settlement.rules import SolverVerdict, check_job, is_forced_error
 from verification.solver import is_valid_ticket
 from verification.verifier import CoinCommitment, CoinReveal, SpotCheck, compute_selection_faults
@@ -87,6 +97,7 @@ class Kind(StrEnum):
     CHECK = "check"
     CHALLENGE = "challenge"
     DISPUTE = "dispute"
+    RULE = "rule"
     SETTLE = "settle"
 
 
@@ -97,6 +108,7 @@ TRANSITIONS: dict[Kind, tuple[frozenset[Phase], Phase]] = {
     Kind.CHECK: (frozenset({Phase.CHECK}), Phase.CHECK),
     Kind.CHALLENGE: (frozenset({Phase.CHECK, Phase.DISPUTE}), Phase.DISPUTE),
     Kind.DISPUTE: (frozenset({Phase.DISPUTE}), Phase.DISPUTE),
+    Kind.RULE: (frozenset({Phase.DISPUTE}), Phase.DISPUTE),
     Kind.SETTLE: (frozenset({Phase.CHECK, Phase.DISPUTE}), Phase.SETTLED),
 }
 
@@ -153,7 +165,8 @@ class JobState:
     reveal: CoinReveal | None = None
     checks: dict[SolverId, SpotCheck] = field(default_factory=dict)
     challenges: dict[SolverId, Challenge] = field(default_factory=dict)  # every challenge opened
-    disputes: dict[SolverId, DisputeResult] = field(default_factory=dict)  # every challenge closed
+    disputes: dict[SolverId, DisputeResult] = field(default_factory=dict)  # every challenge bisected
+    rulings: dict[SolverId, Signed] = field(default_factory=dict)  # the referee's signed ruling on each
     verdicts: tuple[SolverVerdict, ...] = ()  # what settlement applies, once settled
 
 
@@ -303,7 +316,8 @@ def process_challenge(job: Job, state: JobState, challenge: Challenge) -> JobSta
 
 # -- dispute -----------------------------------------------------------------------------------
 def process_dispute(job: Job, state: JobState, outcome: DisputeOutcome) -> JobState:
-    """A challenge's bisection game ended: the referee's ruling names its winner."""
+    """A challenge's bisection game ended at its transcript head, the disputed step and operator
+    located (the *bisect* transition); the referee's signed ruling closes it (``process_rule``)."""
     require_phase(job, state, Kind.DISPUTE)
     require_job_id(job, Kind.DISPUTE, outcome.job_id)
     sid = outcome.solver_id
@@ -363,14 +377,58 @@ def compute_verdicts(job: Job, checks: dict[SolverId, SpotCheck], disputes: dict
             for s in job.solvers]
 
 
+# -- rule --------------------------------------------------------------------------------------
+def compute_ruling(job_id: JobId, result: DisputeResult) -> Ruling:
+    """The ruling a dispute's result amounts to: bound to its transcript head (``dispute_id``),
+    its step and operator (``forfeit`` when a party forfeited before the referee ruled), its
+    winner and what each side and the referee claimed the ruled-on computation outputs."""
+    zero = Root(bytes(32))
+
+    def claimed(party: str) -> Root:
+        return Root(bytes.fromhex(result.outputs[party])) if party in result.outputs else zero
+
+    operator = result.operator or ("step" if result.outputs else "forfeit")
+    return Ruling(job_id, result.transcript_head or "", Step(result.first_divergent_step or 0), operator,
+                  PartyId(result.winner), claimed("solver"), claimed("challenger"), claimed("referee"))
+
+
+def process_rule(job: Job, state: JobState, signed: Signed) -> JobState:
+    """The referee's signed ruling closes a bisected dispute (Truebit's judges, Arbitrum's
+    one-step proof: the chain's verdict on the one disputed instruction)."""
+    require_phase(job, state, Kind.RULE)
+    if not isinstance(signed, Signed) or not isinstance(signed.message, Ruling):
+        raise InvalidMessageError(f"job {job.job_id}: a rule message must be a signed Ruling, "
+                                  f"got {type(getattr(signed, 'message', signed)).__name__}")
+    ruling = signed.message
+    require_job_id(job, Kind.RULE, ruling.job_id)
+    # Rule: rulings are the referee's, signed with its registered key.
+    if signed.signer != REFEREE:
+        raise UnknownPartyError(f"job {job.job_id}: a ruling signed by {signed.signer!r}, not the referee")
+    if signed.public_key != get_public_key(job, REFEREE) or not verify_signed(signed, get_backend()):
+        raise ForgedMessageError(f"job {job.job_id}: the ruling on dispute {ruling.dispute_id!r} is not the "
+                                 f"referee's signature")
+    ruled = [sid for sid, result in state.disputes.items() if result.transcript_head == ruling.dispute_id]
+    # Rule: a ruling closes a dispute whose game ended at the transcript head it names.
+    if not ruled or not ruling.dispute_id:
+        raise OutOfOrderError(f"job {job.job_id}: a ruling on dispute {ruling.dispute_id!r}, which no game ended at")
+    sid = ruled[0]
+    if sid in state.rulings:
+        raise DuplicateMessageError(f"job {job.job_id}: the dispute of solver {sid!r} is already ruled on")
+    # Rule: the ruling says what the game found: its step, operator, winner and claimed outputs.
+    if ruling != compute_ruling(job.job_id, state.disputes[sid]):
+        raise InvalidMessageError(f"job {job.job_id}: the ruling on solver {sid!r}'s dispute does not match its "
+                                  f"game (winner {ruling.winner!r}, step {ruling.step}, operator {ruling.operator!r})")
+    return advance(state, Kind.RULE, rulings={**state.rulings, sid: signed})
+
+
 def require_settleable(job: Job, state: JobState) -> None:
     """``OutOfOrderError`` unless every solver is checked and every mismatch disputed to its end."""
     unchecked = [s.solver_id for s in job.solvers if s.solver_id not in state.checks]
     # Rule: a job settles once every solver has its spot check ...
     if unchecked:
         raise OutOfOrderError(f"job {job.job_id}: settled before solvers {unchecked} were checked")
-    unresolved = [sid for sid, c in state.checks.items() if c.mismatch and sid not in state.disputes]
-    # ... and every mismatch its challenge, closed by its game.
+    unresolved = [sid for sid, c in state.checks.items() if c.mismatch and sid not in state.rulings]
+    # ... and every mismatch its challenge, bisected by its game and ruled on by the referee.
     if unresolved:
         raise OutOfOrderError(f"job {job.job_id}: settled while the mismatches of solvers {unresolved} "
                               f"are not disputed to their end")
@@ -393,6 +451,7 @@ PROCESS: dict[Kind, Callable[[Job, JobState, Any], JobState]] = {
     Kind.CHECK: process_check,
     Kind.CHALLENGE: process_challenge,
     Kind.DISPUTE: process_dispute,
+    Kind.RULE: process_rule,
     Kind.SETTLE: process_settle,
 }
 

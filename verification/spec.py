@@ -38,6 +38,8 @@ from proofs.hashing import HASH_NAMES
 from proofs.types import HashName, JobId, PartyId, SolverId, describe_unknown
 from verification.settlement.rules import EconomicTerms, InvalidTermsError
 
+REFEREE_ID = "referee"  # the party that rules on disputes and signs its rulings
+
 
 class Mode(StrEnum):
     """How the program executes (docs/design.md §3)."""
@@ -454,3 +456,6 @@ def validate_spec(spec: JobSpec) -> None:
     _require(len(set(ids)) == len(ids), f"solver ids must be unique, got {ids}")
     clash = {spec.submitter, spec.verifier} & set(ids)
     _require(not clash, f"party ids {sorted(clash)} are used both as solver and submitter/verifier")
+    # Rule: "referee" is the party that signs rulings (``verification.job.REFEREE``): nobody else's name
+    taken = {REFEREE_ID} & {*ids, spec.submitter, spec.verifier}
+    _require(not taken, f"party id {REFEREE_ID!r} is the referee's; a solver, submitter or verifier cannot use it")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from proofs.messages import Equivocation
-from proofs.types import JobId, PartyId, SolverId
+from proofs.messages import Equivocation, Ruling, Signed
+from proofs.types import JobId, PartyId, Root, SolverId
 from verification.dispute import DisputeResult
 from verification.job import Job, compute_challenger
 from verification.protocol import (
@@ -82,6 +82,17 @@ def decode_verdict(data: dict[str, Any]) -> SolverVerdict:
     return SolverVerdict(**{**data, "forced_ticket": bytes.fromhex(data["forced_ticket"])})
 
 
+def encode_result(result: DisputeResult) -> dict[str, Any]:
+    data = dataclasses.asdict(dataclasses.replace(result, ruling=None))
+    data["ruling"] = None if result.ruling is None else commitment_record(result.ruling)
+    return data
+
+
+def decode_result(data: dict[str, Any]) -> DisputeResult:
+    ruling = data.get("ruling")
+    return DisputeResult(**{**data, "ruling": None if ruling is None else parse_commitment(ruling)})
+
+
 def encode_state(state: JobState) -> dict[str, Any]:
     return {
         "phase": str(state.phase),
@@ -90,7 +101,8 @@ def encode_state(state: JobState) -> dict[str, Any]:
         "reveal": encode_reveal(state.reveal),
         "checks": {sid: encode_check(c) for sid, c in state.checks.items()},
         "challenges": {sid: dataclasses.asdict(c) for sid, c in state.challenges.items()},
-        "disputes": {sid: dataclasses.asdict(d) for sid, d in state.disputes.items()},
+        "disputes": {sid: encode_result(d) for sid, d in state.disputes.items()},
+        "rulings": {sid: commitment_record(r) for sid, r in state.rulings.items()},
         "verdicts": [encode_verdict(v) for v in state.verdicts],
     }
 
@@ -103,7 +115,8 @@ def decode_state(data: dict[str, Any]) -> JobState:
         reveal=decode_reveal(data["reveal"]),
         checks={SolverId(sid): decode_check(c) for sid, c in data["checks"].items()},
         challenges={SolverId(sid): Challenge(**c) for sid, c in data["challenges"].items()},
-        disputes={SolverId(sid): DisputeResult(**d) for sid, d in data["disputes"].items()},
+        disputes={SolverId(sid): decode_result(d) for sid, d in data["disputes"].items()},
+        rulings={SolverId(sid): parse_commitment(r) for sid, r in data["rulings"].items()},
         verdicts=tuple(decode_verdict(v) for v in data["verdicts"]),
     )
 
@@ -117,8 +130,11 @@ def encode_message(kind: Kind, message: Any) -> dict[str, Any]:
     if kind is Kind.CHECK:
         return {"job_id": message.job_id, "verifier": message.verifier, "check": encode_check(message.check)}
     if kind is Kind.DISPUTE:
-        return {"job_id": message.job_id, "solver_id": message.solver_id,
-                "result": dataclasses.asdict(message.result)}
+        return {"job_id": message.job_id, "solver_id": message.solver_id, "result": encode_result(message.result)}
+    if kind is Kind.RULE:
+        if isinstance(message, Signed):
+            return commitment_record(message)
+        return {"unsigned": {k: v.hex() if isinstance(v, bytes) else v for k, v in dataclasses.asdict(message).items()}}
     if kind is Kind.SETTLE:
         return {"job_id": message.job_id, "tickets": [list(t) for t in message.tickets]}
     return dataclasses.asdict(message)  # a challenge: plain fields
@@ -132,7 +148,13 @@ def decode_message(kind: Kind, data: dict[str, Any]) -> Any:
     if kind is Kind.CHECK:
         return CheckReport(JobId(data["job_id"]), PartyId(data["verifier"]), decode_check(data["check"]))
     if kind is Kind.DISPUTE:
-        return DisputeOutcome(JobId(data["job_id"]), SolverId(data["solver_id"]), DisputeResult(**data["result"]))
+        return DisputeOutcome(JobId(data["job_id"]), SolverId(data["solver_id"]), decode_result(data["result"]))
+    if kind is Kind.RULE:
+        if "unsigned" in data:
+            fields = data["unsigned"]
+            roots = ("solver_output_root", "challenger_output_root", "referee_output_root")
+            return Ruling(**{**fields, **{k: Root(bytes.fromhex(fields[k])) for k in roots}})
+        return parse_commitment(data)
     if kind is Kind.SETTLE:
         return SettleRequest(JobId(data["job_id"]), tuple((SolverId(s), t) for s, t in data["tickets"]))
     return Challenge(**data)

@@ -23,7 +23,7 @@ from proofs.messages import Commitment, Signed, sign_message
 from proofs.types import JobId, PartyId, Root, SolverId, Step
 from tests.protocol.codec import encode_job, encode_message, encode_state
 from verification.dispute import DisputeResult
-from verification.job import Job, resolve_job
+from verification.job import REFEREE, Job, resolve_job
 from verification.protocol import (
     Challenge,
     CheckReport,
@@ -33,6 +33,7 @@ from verification.protocol import (
     ProtocolError,
     SettleRequest,
     compute_genesis_state,
+    compute_ruling,
     process_message,
 )
 from verification.solver import party_keypair
@@ -109,7 +110,10 @@ CHALLENGE = Challenge(JOB.job_id, VERIFIER, HONEST, 1)
 RESULT = DisputeResult(rounds=6, first_divergent_step=Step(6), operator="aten.add_.Tensor", referee_ops=1,
                        winner="challenger", reason="the referee recomputed operator 3", levels={
                            "checkpoints": 2, "steps": 2, "operators": 2}, transcript=None, seconds=0.0,
-                       operator_index=3)
+                       operator_index=3, transcript_head=compute_root("transcript").hex(),
+                       outputs={"solver": compute_root("solver/out").hex(),
+                                "challenger": compute_root("challenger/out").hex(),
+                                "referee": compute_root("challenger/out").hex()})
 
 
 def report(check: SpotCheck) -> CheckReport:
@@ -118,6 +122,12 @@ def report(check: SpotCheck) -> CheckReport:
 
 def outcome(**changes: Any) -> DisputeOutcome:
     return DisputeOutcome(JOB.job_id, HONEST, dataclasses.replace(RESULT, **changes))
+
+
+def ruling(result: DisputeResult = RESULT, key_of: str = REFEREE, **changes: Any) -> Signed:
+    """The referee's ruling on ``result``, signed with ``key_of``'s key (default: the referee's)."""
+    sk, _ = party_keypair(SPEC, key_of)
+    return sign_message(dataclasses.replace(compute_ruling(JOB.job_id, result), **changes), sk, REFEREE)
 
 
 # -- states, built by the transitions ------------------------------------------------------------
@@ -136,8 +146,11 @@ HONEST_CHECKED = apply(REVEALED, (Kind.CHECK, report(CHECK_OK)))
 CHECKED = apply(HONEST_CHECKED, (Kind.CHECK, report(SKIPPED)))
 MISMATCHED = apply(REVEALED, (Kind.CHECK, report(CHECK_MISMATCH)), (Kind.CHECK, report(SKIPPED)))
 CHALLENGED = apply(MISMATCHED, (Kind.CHALLENGE, CHALLENGE))
-DISPUTED = apply(CHALLENGED, (Kind.DISPUTE, outcome()))
-FALSELY_DISPUTED = apply(CHALLENGED, (Kind.DISPUTE, outcome(winner="solver", reason="the referee agreed")))
+BISECTED = apply(CHALLENGED, (Kind.DISPUTE, outcome()))
+DISPUTED = apply(BISECTED, (Kind.RULE, ruling()))
+AGREED = dataclasses.replace(RESULT, winner="solver", reason="the referee agreed")
+FALSELY_DISPUTED = apply(CHALLENGED, (Kind.DISPUTE, outcome(winner="solver", reason="the referee agreed")),
+                         (Kind.RULE, ruling(AGREED)))
 SETTLED = apply(CHECKED, (Kind.SETTLE, SettleRequest(JOB.job_id)))
 
 
@@ -221,6 +234,26 @@ def dispute_vectors() -> Iterator[Vector]:
                  dataclasses.replace(outcome(), job_id=OTHER_JOB), "WrongJobError")
 
 
+def rule_vectors() -> Iterator[Vector]:
+    yield Vector(Kind.RULE, "challenger_wins", "the referee's signed ruling closes the dispute", BISECTED, ruling())
+    yield Vector(Kind.RULE, "solver_wins", "the referee rules for the solver",
+                 apply(CHALLENGED, (Kind.DISPUTE, outcome(winner="solver", reason="the referee agreed"))),
+                 ruling(AGREED))
+    yield Vector(Kind.RULE, "forged", "a ruling signed with another key", BISECTED, ruling(key_of=VERIFIER),
+                 "ForgedMessageError")
+    yield Vector(Kind.RULE, "not_the_referee", "only the referee rules", BISECTED,
+                 dataclasses.replace(ruling(), signer=VERIFIER), "UnknownPartyError")
+    yield Vector(Kind.RULE, "other_winner", "the ruling says what the game found", BISECTED,
+                 ruling(winner=PartyId("solver")), "InvalidMessageError")
+    yield Vector(Kind.RULE, "other_game", "a ruling on a transcript no game ended at", BISECTED,
+                 ruling(dispute_id=compute_root("another transcript").hex()), "OutOfOrderError")
+    yield Vector(Kind.RULE, "duplicate", "a dispute is ruled on once", DISPUTED, ruling(), "DuplicateMessageError")
+    yield Vector(Kind.RULE, "other_job", "another job's ruling", BISECTED, ruling(job_id=OTHER_JOB),
+                 "WrongJobError")
+    yield Vector(Kind.RULE, "unsigned", "a ruling is a signed message", BISECTED,
+                 compute_ruling(JOB.job_id, RESULT), "InvalidMessageError")
+
+
 def settle_vectors() -> Iterator[Vector]:
     request = SettleRequest(JOB.job_id)
     yield Vector(Kind.SETTLE, "paid", "honest checked and paid, bitflip unverified", CHECKED, request)
@@ -231,6 +264,7 @@ def settle_vectors() -> Iterator[Vector]:
                  "OutOfOrderError")
     yield Vector(Kind.SETTLE, "open_challenge", "every challenge is closed first", CHALLENGED, request,
                  "OutOfOrderError")
+    yield Vector(Kind.SETTLE, "unruled", "every dispute is ruled on first", BISECTED, request, "OutOfOrderError")
     yield Vector(Kind.SETTLE, "before_reveal", "no settlement before the checks", COMMITTED, request,
                  "OutOfOrderError")
     yield Vector(Kind.SETTLE, "twice", "a job settles once", SETTLED, request, "OutOfOrderError")
@@ -239,7 +273,7 @@ def settle_vectors() -> Iterator[Vector]:
 
 
 GENERATORS: tuple[Callable[[], Iterator[Vector]], ...] = (
-    commit_vectors, reveal_vectors, check_vectors, challenge_vectors, dispute_vectors, settle_vectors)
+    commit_vectors, reveal_vectors, check_vectors, challenge_vectors, dispute_vectors, rule_vectors, settle_vectors)
 
 
 def compute_post(job: Job, vector: Vector) -> dict[str, Any] | None:

@@ -18,10 +18,11 @@ from verification.lifecycle import (
     VerifyOutput,
     open_spot_check_coin,
     reveal_spot_check_coin,
+    sign_ruling,
     stage_settle,
 )
 from verification.paths import ArtifactPaths
-from verification.protocol import OutOfOrderError, SelectionFaultError
+from verification.protocol import InvalidMessageError, OutOfOrderError, SelectionFaultError
 from verification.settlement import Ledger
 from verification.solver import party_keypair
 
@@ -53,11 +54,26 @@ def test_a_mismatch_is_not_settled_before_its_dispute_ends(opened):
 def test_the_verdicts_the_transitions_fix_are_the_ones_the_ledger_applies(opened):
     paths, commitments, verified = opened
     result = dataclasses.replace(mv.RESULT, winner="challenger")
+    result = dataclasses.replace(result, ruling=sign_ruling(JOB, result))
     settled = stage_settle(JOB, {}, verified, commitments, {"bitflip": result}, paths)
     assert settled.supply_before == settled.supply_after
     with Ledger(paths.ledger) as ledger:
         memos = [t.memo for tx in ledger.history(JOB.job_id) for t in tx.transfers]
     assert any("bitflip" in memo and "slash" in memo for memo in memos), memos
+
+
+def test_a_dispute_counts_only_with_the_referees_signed_ruling(opened):
+    """Settlement replays every dispute through ``process_rule``: no ruling, or one that says
+    another winner than the game found, and nothing reaches the ledger."""
+    paths, commitments, verified = opened
+    result = dataclasses.replace(mv.RESULT, winner="challenger")
+    with pytest.raises(InvalidMessageError, match="must be a signed Ruling"):
+        stage_settle(JOB, {}, verified, commitments, {"bitflip": result}, paths)
+    other = dataclasses.replace(result, winner="solver")
+    lying = dataclasses.replace(result, ruling=sign_ruling(JOB, other))  # signed, but not this game's winner
+    with pytest.raises(InvalidMessageError, match="does not match its game"):
+        stage_settle(JOB, {}, verified, commitments, {"bitflip": lying}, paths)
+    assert not paths.ledger.exists()
 
 
 def test_a_check_the_coin_did_not_select_is_refused_by_settlement(opened):

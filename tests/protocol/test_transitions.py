@@ -62,7 +62,7 @@ def test_the_job_id_is_resolved_once_and_kept():
     job = resolve_job(mv.SPEC)
     assert job == mv.JOB and job.terms is mv.SPEC.economics
     assert [s.solver_id for s in job.solvers] == ["honest", "bitflip"]
-    assert {party for party, _ in job.public_keys} == {"honest", "bitflip", "verifier"}
+    assert {party for party, _ in job.public_keys} == {"honest", "bitflip", "verifier", "referee"}
 
 
 def test_a_commitment_signed_for_one_job_is_refused_by_a_job_with_other_terms():
@@ -86,3 +86,14 @@ def test_settlement_fixes_one_verdict_per_solver_and_only_once():
     with pytest.raises(OutOfOrderError):
         process_settle(mv.JOB, settled, SettleRequest(mv.JOB.job_id))
     assert Kind.SETTLE in TRANSITIONS
+
+
+@pytest.mark.parametrize("field", ["solver", "verifier", "submitter"])
+def test_no_party_but_the_referee_is_called_referee(field):
+    """The referee's name carries its signing key: a solver named so could sign rulings."""
+    from verification.spec import SolverSpec, SpecError, validate_spec
+
+    changes = {"solver": {"solvers": (*mv.SPEC.solvers, SolverSpec("referee", "honest"))},
+               "verifier": {"verifier": "referee"}, "submitter": {"submitter": "referee"}}[field]
+    with pytest.raises(SpecError, match="'referee' is the referee's"):
+        validate_spec(dataclasses.replace(mv.SPEC, **changes))
