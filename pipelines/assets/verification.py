@@ -2,9 +2,18 @@
 
 import dagster as dg
 
+from pipelines.partitions import load_stored
 from pipelines.resources import PinpointConfig, get_run_job
-from verification.dispute import load_transcript, render_transcript_markdown
+from proofs.messages import Signed, verify_signed
+from verification.dispute import (
+    DisputeResult,
+    TranscriptError,
+    load_transcript,
+    render_transcript_markdown,
+)
+from verification.job import REFEREE, Job, get_public_key
 from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
+from verification.protocol import compute_ruling
 from verification.report import compute_transcript_rounds
 
 
@@ -37,9 +46,12 @@ def disputes(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, datase
     job = get_run_job(context, pinpoint, dataset_shards.value)
     require_job(job, dataset_shards=dataset_shards, training_runs=training_runs,
                 commitments=commitments, spot_checks=spot_checks)
-    out = timed(stage_dispute, job, dataset_shards.value, training_runs.value,
-                commitments.value, spot_checks.value, pinpoint.paths())
-    metadata = {"disputes": len(out.value), "seconds": out.seconds}
+    reused = get_reusable_disputes(load_stored(context, "disputes"), job, commitments.value, spot_checks.value)
+    if reused is not None:
+        context.log.info("reused: every dispute of this job, its transcript and the referee's signed ruling checked")
+    out = reused or timed(stage_dispute, job, dataset_shards.value, training_runs.value,
+                          commitments.value, spot_checks.value, pinpoint.paths())
+    metadata = {"disputes": len(out.value), "seconds": out.seconds, "reused": reused is not None}
     for sid, result in out.value.items():
         transcript = load_transcript(result.transcript, result.transcript_head)  # refuses a tampered file
         metadata[f"{sid}_rounds"] = transcript_rounds_table(transcript)
@@ -58,3 +70,30 @@ def transcript_rounds_table(transcript: dict) -> dg.MetadataValue:
          for r in compute_transcript_rounds(transcript)],
         schema=dg.TableSchema([dg.TableColumn("round", "int"), *(dg.TableColumn(c, "string") for c in ROUND_COLUMNS)]),
     )
+
+
+def get_reusable_disputes(previous: object, job: Job, commitments: dict, verified: object) -> Timed | None:
+    """The job's disputes as a previous run of it stored them, when a rerun may reuse them instead
+    of playing the games again: the same job id, a game for exactly the solvers whose check found a
+    mismatch, each game's transcript on disk intact up to its head and over the solver's committed
+    trace root, each closed by the referee's signed ruling on what it found. Settlement replays
+    every one through ``process_dispute`` and ``process_rule`` anyway. None otherwise."""
+    if not isinstance(previous, Timed) or previous.job_id != job.job_id or not isinstance(previous.value, dict):
+        return None
+    checks = getattr(verified, "checks", {})
+    if set(previous.value) != {sid for sid, check in checks.items() if check.mismatch}:
+        return None
+    for sid, result in previous.value.items():
+        signed = commitments.get(sid)
+        if not isinstance(result, DisputeResult) or not isinstance(result.ruling, Signed) or signed is None:
+            return None
+        try:
+            transcript = load_transcript(result.transcript, result.transcript_head)
+        except (TranscriptError, OSError, TypeError, ValueError):
+            return None
+        if transcript.get("trace_root") != signed.message.trace_root.hex():
+            return None
+        if result.ruling.message != compute_ruling(job.job_id, result) or \
+                result.ruling.public_key != get_public_key(job, REFEREE) or not verify_signed(result.ruling):
+            return None
+    return previous

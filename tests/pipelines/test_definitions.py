@@ -241,3 +241,56 @@ def test_the_partition_key_make_demo_launches_is_the_resources_job(env, tmp_path
     done = subprocess.run([sys.executable, "-m", "pipelines.job_key"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}, check=True)
     assert done.stdout.strip() == compute_job_id(config_from_env().spec())
+
+
+def test_a_rerun_of_the_job_reuses_its_training_commitments_and_disputes(materialized):
+    """Content-addressed by the job id and checked before use: the second run of the same job
+    trains, signs and plays nothing again, reports the same, and settles nothing twice."""
+    first, resource, instance = materialized
+    again = materialize(resource, instance)
+    assert again.success
+
+    def metadata(result):
+        events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
+        return {m.asset_key.to_user_string(): m.metadata for m in events}
+
+    reran = metadata(again)
+    assert all(reran[stage]["reused"].value for stage in ("training_runs", "commitments", "disputes"))
+    assert not any(metadata(first)[stage]["reused"].value for stage in ("training_runs", "commitments", "disputes"))
+    before, after = first.output_for_node("job_report"), again.output_for_node("job_report")
+    assert [s["trace_root"] for s in after["solvers"]] == [s["trace_root"] for s in before["solvers"]]
+    assert [s["outcome"] for s in after["solvers"]] == [s["outcome"] for s in before["solvers"]]
+    assert after["ledger"]["already_settled"] is True
+
+
+def test_stored_commitments_and_disputes_are_reused_only_when_they_still_hold(materialized, tmp_path):
+    import dataclasses
+    import shutil
+
+    from pipelines.assets.commitments import get_reusable_commitments
+    from pipelines.assets.verification import get_reusable_disputes
+    from verification.job import resolve_job
+
+    result, resource, _ = materialized
+    job = resolve_job(resource.spec())
+    runs, commits = result.output_for_node("training_runs").value, result.output_for_node("commitments")
+    checks, disputes = result.output_for_node("spot_checks").value, result.output_for_node("disputes")
+    assert get_reusable_commitments(commits, job, runs, resource.paths()) is commits
+    assert get_reusable_disputes(disputes, job, commits.value, checks) is disputes
+    # a commitment to another run, or one the bulletin never saw
+    other = {**runs, "honest": dataclasses.replace(runs["honest"], roots=runs["honest"].roots[::-1])}
+    assert get_reusable_commitments(commits, job, other, resource.paths()) is None
+    assert get_reusable_commitments(commits, job, runs, type(resource.paths())(tmp_path)) is None
+    # a transcript altered on disk, or a ruling that is not the game's
+    sid, played = next(iter(disputes.value.items()))
+    saved = tmp_path / "transcript.json"
+    shutil.copy(played.transcript, saved)
+    try:
+        Path(played.transcript).write_text(Path(played.transcript).read_text().replace('"narrow"', '"narrowed"', 1))
+        assert get_reusable_disputes(disputes, job, commits.value, checks) is None
+    finally:
+        shutil.copy(saved, played.transcript)
+    lying = dataclasses.replace(played, ruling=dataclasses.replace(played.ruling, signature=bytes(96)))
+    forged = dataclasses.replace(disputes, value={**disputes.value, sid: lying})
+    assert get_reusable_disputes(forged, job, commits.value, checks) is None
+    assert get_reusable_disputes(disputes, resolve_job(get_preset("default")), commits.value, checks) is None
