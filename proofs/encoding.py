@@ -487,3 +487,64 @@ def verify_trace_proof(
         return False
     leaf = hash_leaf(state_root, DOMAIN_TRACE, hash_name)
     return verify_merkle_proof(trace_root, leaf, proof, DOMAIN_TRACE, hash_name)
+
+
+# -- a state laid out in one buffer (a checkpoint's stored row) -------------------------------------
+@dataclass(frozen=True)
+class BufferPlan:
+    """How to hash a state whose tensors lie at fixed byte ranges of one buffer, in root order:
+    each tensor's ``(start, stop, TensorPlan)``, and the float byte runs to check for NaN (adjacent
+    tensors of one dtype checked together). A job's checkpoints share one layout, so one plan."""
+
+    tensors: tuple[tuple[int, int, TensorPlan], ...]
+    float_runs: tuple[tuple[int, int, np.dtype], ...]
+
+
+@functools.lru_cache(maxsize=256)
+def get_buffer_plan(entries: tuple[tuple[str, tuple[int, ...], np.dtype, int], ...], hash_name: str) -> BufferPlan | None:
+    """The plan of ``entries`` = ``(name, shape, dtype, start byte)`` per tensor (any order), or
+    None when a dtype is not canonical (not little-endian): such a state takes ``state_root``."""
+    runs: list[list] = []
+    tensors = []
+    for _, shape, dtype, start in sorted(entries, key=lambda e: e[3]):
+        if dtype not in CANONICAL_DTYPES:
+            return None
+        stop = start + dtype.itemsize * math.prod(shape)
+        if dtype.kind in "fc" and stop > start:
+            if runs and runs[-1][2] == dtype and runs[-1][1] == start:
+                runs[-1][1] = stop
+            else:
+                runs.append([start, stop, dtype])
+    for name, shape, dtype, start in sorted(entries, key=lambda e: e[0]):
+        encode_name(name)
+        stop = start + dtype.itemsize * math.prod(shape)
+        tensors.append((start, stop, get_tensor_plan(name, shape, dtype, hash_name)))
+    return BufferPlan(tuple(tensors), tuple((a, b, d) for a, b, d in runs))
+
+
+def buffer_state_root(buffer: np.ndarray, entries: tuple[tuple[str, tuple[int, ...], np.dtype, int], ...],
+                      hash_name: str = "sha256") -> Root:
+    """The state root of tensors laid out in ``buffer`` (a flat ``uint8`` array) at the byte
+    offsets of ``entries``: the value of :func:`state_root` on the same tensors, hashed straight
+    from the buffer's bytes (one NaN check per run of float tensors, no per-tensor array). A state
+    holding a NaN, or a non-canonical dtype, takes :func:`state_root` on views of the buffer."""
+    plan = get_buffer_plan(entries, hash_name)
+    if plan is None or any(has_nan(buffer[a:b].view(d)) for a, b, d in plan.float_runs):
+        return state_root({name: buffer[start:start + dtype.itemsize * math.prod(shape)].view(dtype).reshape(shape)
+                           for name, shape, dtype, start in entries}, hash_name)
+    data = buffer.data.cast("B") if buffer.size else memoryview(b"")
+    leaves = []
+    for start, stop, tensor in plan.tensors:
+        if len(tensor.chunks) == 1:
+            leaf = tensor.chunks[0][0].copy()
+            leaf.update(data[start:stop])
+            node = tensor.node.copy()
+            node.update(leaf.digest())
+            root = node.digest()
+        else:
+            root = merkle_root([tensor.header_leaf, *compute_chunk_leaves(tensor, data[start:stop])],
+                               DOMAIN_TENSOR, hash_name)
+        out = tensor.state_leaf.copy()
+        out.update(root)
+        leaves.append(out.digest())
+    return merkle_root(leaves, DOMAIN_STATE, hash_name)

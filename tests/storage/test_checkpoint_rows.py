@@ -7,9 +7,12 @@ import uuid
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets import storage
-from proofs.encoding import state_root
+from proofs.encoding import buffer_state_root, state_root
+from proofs.types import Root
 from verification.execution.checkpoints import (
     CheckpointError,
     CheckpointWriter,
@@ -109,3 +112,28 @@ def test_count_stored_follows_a_run_from_nothing_to_published(location):
     writer.write(2, make_arrays(4), (0.0, 0.0))
     writer.finish()
     assert count_stored(location) == 3 and not storage.exists(partial_path(location))
+
+
+DTYPES = ["<f4", "<f8", "<f2", "<i8", "<u8", "|b1", "<c8", "|u1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(DTYPES), st.lists(st.integers(0, 5), max_size=3), st.booleans()),
+                min_size=1, max_size=6),
+       st.integers(0, 2**32 - 1))
+def test_the_row_root_is_the_state_root_of_its_tensors(specs, seed):
+    """``buffer_state_root`` over a packed row = ``state_root`` over the same arrays: any dtypes,
+    0-d and empty tensors, NaNs (canonicalised) and multi-chunk tensors."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for i, (dtype, shape, nan) in enumerate(specs):
+        values = rng.standard_normal(tuple(shape)) * 100
+        array = np.asarray(values).astype(np.dtype(dtype))
+        if nan and array.dtype.kind in "fc" and array.size:
+            array.reshape(-1)[rng.integers(array.size)] = np.nan
+        arrays[f"t{i:02d}/{dtype}"] = array
+    arrays["big"] = rng.standard_normal(3 * (1 << 16) + 7).astype(np.float32)  # several chunks
+    arrays = dict(sorted(arrays.items()))
+    layout = compute_layout(arrays, 2)
+    row = pack_row(layout, arrays, Root(bytes(32)), (0.0, 1.0))
+    assert buffer_state_root(row, layout.root_entries) == state_root(arrays)

@@ -58,7 +58,7 @@ import numpy as np
 import zarr
 
 from datasets import storage
-from proofs.encoding import state_root
+from proofs.encoding import buffer_state_root
 from proofs.hashing import HASH_NAMES
 from proofs.types import Root, decode_root
 from verification.execution.state import STEP_KEY, State, state_from_arrays
@@ -102,6 +102,12 @@ class RowLayout:
             out.append((start, stop))
             start = stop
         return tuple(out)
+
+    @cached_property
+    def root_entries(self) -> tuple[tuple[str, tuple[int, ...], np.dtype, int], ...]:
+        """``(name, shape, dtype, start byte)`` of every tensor: what ``buffer_state_root`` hashes."""
+        return tuple((name, shape, dtype, start) for (name, dtype, shape), (start, _) in zip(self.tensors, self.bounds,
+                                                                                          strict=True))
 
     @property
     def row_bytes(self) -> int:
@@ -222,7 +228,7 @@ class CheckpointWriter:
         """The state root of a packed row, written into it; then the row, stored as its chunk
         object (``write_chunk``; zarr reads it back)."""
         rows = self.rows  # created before, on this thread (or its error, raised here)
-        root = state_root(unpack_row(self.layout, row)[2], self.hash_name)
+        root = buffer_state_root(row, self.layout.root_entries, self.hash_name)  # = state_root of the state
         row[:ROOT_BYTES] = np.frombuffer(root, np.uint8)
         write_chunk(self.tmp, rows, index, row)
         return root
@@ -372,13 +378,14 @@ def read_verified_row(path: str | os.PathLike[str], group: zarr.Group, layout: R
                       hash_name: str) -> tuple[Root, tuple[float, ...], dict[str, np.ndarray]]:
     """Row ``index`` unpacked, after checking its tensors against the root it records (and, in a
     finished store, against the committed root)."""
-    recorded, losses, arrays = unpack_row(layout, read_row(path, group, index))
+    row = read_row(path, group, index)
+    recorded, losses, arrays = unpack_row(layout, row)
     committed = get_committed_root(path, group, index)
     # Rule: a row that was never stored reads as zeros (zarr's fill value): it holds no checkpoint
     if recorded == bytes(ROOT_BYTES):
         raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is not stored"
                               + (f" (committed root {committed.hex()})" if committed else ""))
-    root = state_root(arrays, hash_name)
+    root = buffer_state_root(row, layout.root_entries, hash_name)  # = state_root(arrays)
     # Rule: a checkpoint is used only if it hashes to the root recorded when it was written
     if root != recorded or committed not in (None, recorded):
         raise CheckpointError(f"checkpoint #{index} in {str(path)!r} has root {root.hex()}, "
