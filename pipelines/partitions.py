@@ -74,15 +74,15 @@ class JobIOManager(dg.ConfigurableIOManagerFactory):
 
 
 
-def load_stored(context: dg.AssetExecutionContext, asset: str) -> Any | None:
-    """The value ``JobIOManager`` last stored for ``asset`` under this run's job (its partition),
-    or None: what a rerun of the same job may reuse (content-addressed by the job id)."""
+def load_stored(context: dg.AssetExecutionContext) -> Any | None:
+    """The value ``JobIOManager`` last stored for the running asset under this run's job (its
+    partition), or None: what a rerun of the same job may reuse (content-addressed by the job id)."""
     import pickle
     from pathlib import Path
 
     if not context.has_partition_key:
         return None
-    path = Path(context.instance.storage_directory()) / asset / context.partition_key
+    path = Path(context.instance.storage_directory()).joinpath(*context.asset_key.path, context.partition_key)
     try:
         with path.open("rb") as stored:
             return pickle.load(stored)

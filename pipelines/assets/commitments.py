@@ -19,7 +19,7 @@ def commitments(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
                 training_runs: Timed) -> dg.Output[Timed]:
     job = get_run_job(context, pinpoint)
     require_job(job, training_runs=training_runs)
-    reused = get_reusable_commitments(load_stored(context, "commitments"), job, training_runs.value, pinpoint.paths())
+    reused = get_reusable_commitments(load_stored(context), job, training_runs.value, pinpoint.paths())
     if reused is not None:
         context.log.info("reused: every solver's signed commitment to this job's runs, published and valid")
     out = reused or timed(stage_commit, job, training_runs.value, pinpoint.paths())

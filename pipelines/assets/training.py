@@ -68,7 +68,7 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
     job = get_run_job(context, pinpoint, dataset_shards.value)
     require_job(job, dataset_shards=dataset_shards)
     spec, paths = job.spec, pinpoint.paths()
-    reused = get_reusable_training(load_stored(context, "training_runs"), job)
+    reused = get_reusable_training(load_stored(context), job)
     if reused is not None:
         context.log.info("reused: every solver's run of this job, its finished store checked against its roots")
         out = reused

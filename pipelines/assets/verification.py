@@ -46,7 +46,7 @@ def disputes(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, datase
     job = get_run_job(context, pinpoint, dataset_shards.value)
     require_job(job, dataset_shards=dataset_shards, training_runs=training_runs,
                 commitments=commitments, spot_checks=spot_checks)
-    reused = get_reusable_disputes(load_stored(context, "disputes"), job, commitments.value, spot_checks.value)
+    reused = get_reusable_disputes(load_stored(context), job, commitments.value, spot_checks.value)
     if reused is not None:
         context.log.info("reused: every dispute of this job, its transcript and the referee's signed ruling checked")
     out = reused or timed(stage_dispute, job, dataset_shards.value, training_runs.value,
