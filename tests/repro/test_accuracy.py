@@ -195,3 +195,20 @@ def test_running_sums_keep_their_bound_and_survive_cancellation():
             assert abs(got[i] - exact) <= 1000 * 2.0 ** (e - SUM_SLICES * bits) + 2.0**-52 * abs(exact)
     with reproducible():
         assert torch.equal(torch.cumsum(values, 1), ours.float())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_square_roots_are_correctly_rounded(dtype):
+    """torch's CPU sqrt is off by one ulp on many inputs on some machines (a vector math
+    library's; CUDA's is IEEE's): inside ``reproducible()`` sqrt and pow(x, 0.5) are IEEE's
+    correctly rounded value, which numpy's hardware sqrt gives, whatever torch's kernel does."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.cat([torch.rand(20_000, generator=g, dtype=torch.float64) * 1e6,
+                   torch.rand(2_000, generator=g, dtype=torch.float64) * 1e-20,
+                   torch.tensor([0.0, 1.0, 2.0, 132784.38821448633, math.inf])]).to(dtype)
+    expected = np.sqrt(x.numpy())
+    with reproducible():
+        roots = [torch.sqrt(x), x.pow(0.5), x.clone().sqrt_(), 1.0 / torch.rsqrt(x[:-1])]
+    assert all(np.array_equal(r.numpy(), expected) for r in roots[:3])
+    # rsqrt is 1 / (the correctly rounded root), rounded once more: within one ulp of it
+    np.testing.assert_array_max_ulp(roots[3].numpy(), expected[:-1], maxulp=2)

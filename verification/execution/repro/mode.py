@@ -7,7 +7,9 @@ every aten operator *below* autograd (so forward and backward alike) and does on
 exact as it is
     data movement (views, ``cat``, ``gather``, ``where``, copies, casts), comparisons, ``max``, and
     the single IEEE-754 operations every device rounds the same way (``add``, ``sub``, ``mul``,
-    ``div``, ``sqrt``, ``neg``, ``relu``) run on torch's own kernels. A division by a host scalar
+    ``div``, ``neg``, ``relu``) run on torch's own kernels; ``sqrt`` is corrected to IEEE's correctly
+    rounded value (``portable_sqrt``: torch's CPU kernel is off by one ulp on a fifth of float32
+    inputs here, CUDA's is not). A division by a host scalar
     gets its divisor as a device tensor first: CUDA divides by a host scalar through its
     reciprocal, which rounds twice.
 rewritten
@@ -55,6 +57,7 @@ from verification.execution.repro.elementwise import (
     portable_expm1,
     portable_gelu_grad,
     portable_log,
+    portable_sqrt,
 )
 from verification.execution.repro.exact import (
     FLOAT64_EXACT_BITS,
@@ -103,7 +106,7 @@ EXACT_PACKETS = {
     "isinf", "isfinite", "equal", "allclose", "max", "min", "amax", "amin", "aminmax", "argmax", "argmin", "maximum", "minimum",
     "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_", "abs", "abs_", "neg",
     "neg_", "sign", "sgn", "floor", "ceil", "round", "trunc", "relu", "relu_", "threshold_backward",
-    "max_pool2d_with_indices", "mul", "mul_", "sqrt", "sqrt_", "reciprocal", "reciprocal_",
+    "max_pool2d_with_indices", "mul", "mul_", "reciprocal", "reciprocal_",
     "remainder", "floor_divide", "hardtanh", "hardtanh_", "hardtanh_backward", "leaky_relu",
     "leaky_relu_", "leaky_relu_backward",
 }
@@ -197,7 +200,7 @@ def do_norm(x, ord=2, dims=None, keepdim=False, *, dtype=None):
     if ord != 2:
         raise UncoveredOperatorError(f"reproducible mode covers aten.linalg_vector_norm with ord=2 only, got {ord}")
     x64 = widen(x).double()
-    return torch.sqrt(reduce_exact(x64 * x64, dims, keepdim)).to(dtype or x.dtype)
+    return portable_sqrt(reduce_exact(x64 * x64, dims, keepdim)).to(dtype or x.dtype)
 
 
 def matmul_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -495,7 +498,7 @@ def do_layer_norm(x, normalized_shape, weight, bias, eps):
         flat = [None if t is None else widen(t).reshape(-1).contiguous() for t in (weight, bias)]
         rows = widen(x).reshape(-1, n).contiguous()
         mean, var = ext.layer_norm_stats(rows, bits)
-        rstd = 1.0 / torch.sqrt(var + eps)  # torch's sqrt, as below (not always correctly rounded)
+        rstd = 1.0 / portable_sqrt(var + eps)  # correctly rounded, as below (torch's is not, here)
         out = ext.layer_norm_apply(rows, mean, rstd, *flat)
         stat_shape = [*lead] + [1] * len(normalized_shape)
         stat_dtype = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
@@ -505,7 +508,7 @@ def do_layer_norm(x, normalized_shape, weight, bias, eps):
     mean = exact_sum(rows, -1, keepdim=True) * (1.0 / n)
     centered = rows - mean
     var = exact_sum(centered * centered, -1, keepdim=True) * (1.0 / n)
-    rstd = 1.0 / torch.sqrt(var + eps)
+    rstd = 1.0 / portable_sqrt(var + eps)
     out = centered * rstd
     if weight is not None:
         out = out * widen(weight).reshape(-1).double()
@@ -621,9 +624,9 @@ def do_pow(x, exponent):
     if exponent == 3:
         return x * x * x
     if exponent == 0.5:
-        return torch.sqrt(x)
+        return portable_sqrt(widen(x).double()).to(x.dtype)
     if exponent == -0.5:
-        return 1.0 / torch.sqrt(x)
+        return (1.0 / portable_sqrt(widen(x).double())).to(x.dtype)
     if exponent == -1:
         return 1.0 / x
     x64 = widen(x).double()
@@ -700,7 +703,8 @@ FUNCTIONAL: dict[str, Callable] = {
     "embedding_dense_backward": do_embedding_backward,
     "exp": unary(portable_exp), "log": unary(portable_log), "tanh": unary(portable_tanh),
     "erf": unary(portable_erf), "sigmoid": unary(sigmoid64),
-    "silu": unary(lambda x: x * sigmoid64(x)), "rsqrt": unary(lambda x: 1.0 / torch.sqrt(x)),
+    "silu": unary(lambda x: x * sigmoid64(x)), "rsqrt": unary(lambda x: 1.0 / portable_sqrt(x)),
+    "sqrt": unary(portable_sqrt),
     "gelu": do_gelu, "gelu_backward": do_gelu_backward, "silu_backward": do_silu_backward,
     "tanh_backward": do_tanh_backward, "sigmoid_backward": do_sigmoid_backward,
     "pow": do_pow, "add": do_add, "sub": do_sub, "rsub": do_rsub, "div": do_div,
@@ -708,7 +712,7 @@ FUNCTIONAL: dict[str, Callable] = {
     "mse_loss": do_mse_loss, "mse_loss_backward": do_mse_loss_backward,
 }
 INPLACE = {f"{name}_" for name in ("exp", "log", "tanh", "sigmoid", "pow", "add", "sub", "div",
-                                   "addcmul", "addcdiv", "lerp", "erf", "rsqrt", "elu", "celu")}
+                                   "addcmul", "addcdiv", "lerp", "erf", "rsqrt", "sqrt", "elu", "celu")}
 
 
 class ReproducibleMode(TorchDispatchMode):
@@ -742,7 +746,7 @@ class ReproducibleMode(TorchDispatchMode):
             mean, std = kwargs.get("mean", mean), kwargs.get("std", std)
             u1 = 1.0 - self.uniform(x.shape, x.device)  # (0, 1]
             u2 = self.uniform(x.shape, x.device)
-            radius = torch.sqrt(portable_log(u1) * -2.0)
+            radius = portable_sqrt(portable_log(u1) * -2.0)
             value = radius * portable_cos_2pi(u2) * std + mean  # Box–Muller
         else:  # bernoulli_ with a float probability
             p = args[0] if args else kwargs.get("p", 0.5)
