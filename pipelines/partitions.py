@@ -18,7 +18,9 @@ Rules:
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -64,22 +66,19 @@ class JobPickles(PickledObjectFilesystemIOManager):
 
 
 class JobIOManager(dg.ConfigurableIOManagerFactory):
-    """Dagster's pickled filesystem IO manager, one file per asset and job (see the module), that
-    names the missing stage and job instead of a bare ``FileNotFoundError``."""
-
-    base_dir: str = ""
+    """Dagster's pickled filesystem IO manager, one file per asset and job (see the module) under
+    the instance's storage directory, that names the missing stage and job instead of a bare
+    ``FileNotFoundError``."""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> JobPickles:
-        return JobPickles(base_dir=self.base_dir or context.instance.storage_directory())
+        return JobPickles(base_dir=context.instance.storage_directory())
 
 
 
 def load_stored(context: dg.AssetExecutionContext) -> Any | None:
     """The value ``JobIOManager`` last stored for the running asset under this run's job (its
-    partition), or None: what a rerun of the same job may reuse (content-addressed by the job id)."""
-    import pickle
-    from pathlib import Path
-
+    partition), or None: what a rerun of the same job may reuse (content-addressed by the job id).
+    The path is ``JobIOManager``'s: ``<instance storage>/<asset key>/<job id>``."""
     if not context.has_partition_key:
         return None
     path = Path(context.instance.storage_directory()).joinpath(*context.asset_key.path, context.partition_key)

@@ -17,7 +17,7 @@ from verification.divergence import (
     render_divergence_markdown,
 )
 from verification.execution.checkpoints import CheckpointError, count_stored, open_finished
-from verification.execution.program import compute_environment
+from verification.execution.program import is_same_environment
 from verification.job import Job
 from verification.lifecycle import Timed, require_job, stage_train, timed
 from verification.paths import ArtifactPaths
@@ -91,15 +91,6 @@ def training_runs(context: dg.AssetExecutionContext, pinpoint: PinpointConfig,
     })
 
 
-def is_same_environment(recorded: str, device: str) -> bool:
-    """Whether a run's recorded environment is this machine's (torch, CPU kernels, device; the
-    thread count is the solver process's own and is left out)."""
-    def fields(environment: str) -> dict[str, str]:
-        return {k: v for k, _, v in (part.partition("=") for part in environment.split(";")) if k != "threads"}
-
-    return fields(recorded) == fields(compute_environment(torch.device(device)))
-
-
 def get_reusable_training(previous: object, job: Job) -> Timed | None:
     """The job's training as a previous run of it stored it, when a rerun may reuse it instead of
     training again: the same job id, every solver of the spec, each delivered run's finished
@@ -114,7 +105,7 @@ def get_reusable_training(previous: object, job: Job) -> Timed | None:
         if not isinstance(run, TrainingRun):
             return None
         if run.failure is None:
-            if not is_same_environment(run.environment, run.device):
+            if not is_same_environment(run.environment, torch.device(run.device)):
                 return None
             try:
                 if open_finished(run.checkpoint_path).roots != run.roots:

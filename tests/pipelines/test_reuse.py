@@ -8,8 +8,8 @@ import dataclasses
 
 import pytest
 
-from pipelines.assets.training import get_reusable_training, is_same_environment
-from verification.execution.program import compute_environment, load_program
+from pipelines.assets.training import get_reusable_training
+from verification.execution.program import compute_environment, is_same_environment, load_program
 from verification.job import resolve_job
 from verification.lifecycle import Timed
 from verification.solver import train
@@ -54,5 +54,5 @@ def test_the_thread_count_is_the_solver_processs_own():
     import torch
 
     here = compute_environment(torch.device("cpu"))
-    assert is_same_environment(here.replace(f"threads={torch.get_num_threads()}", "threads=7"), "cpu")
-    assert not is_same_environment(here.replace("torch=", "torch=0.0+"), "cpu")
+    assert is_same_environment(here.replace(f"threads={torch.get_num_threads()}", "threads=7"), torch.device("cpu"))
+    assert not is_same_environment(here.replace("torch=", "torch=0.0+"), torch.device("cpu"))

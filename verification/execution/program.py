@@ -116,6 +116,15 @@ def compute_environment(device: torch.device) -> str:
             f"device={name};threads={torch.get_num_threads()}")
 
 
+def is_same_environment(recorded: str, device: torch.device) -> bool:
+    """Whether an environment ``compute_environment`` recorded is this machine's for ``device``
+    (torch, CPU kernels, device; the thread count is a process's own setting and is left out)."""
+    def fields(environment: str) -> dict[str, str]:
+        return {k: v for k, _, v in (part.partition("=") for part in environment.split(";")) if k != "threads"}
+
+    return fields(recorded) == fields(compute_environment(device))
+
+
 def derive_seed(seed: int, purpose: str) -> int:
     """A 63-bit seed for one purpose, derived from the job seed (independent streams)."""
     digest = hash_parts(DOMAIN_STATE, b"seed", purpose.encode(), seed.to_bytes(8, "big"))
