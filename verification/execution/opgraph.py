@@ -74,7 +74,6 @@ from verification.execution.program import (
     fake_batch,
     fake_state,
 )
-from verification.execution.repro import fused
 from verification.execution.state import RNG_KEY, State
 
 COMMIT_OP = "pinpoint.commit_state"
@@ -284,19 +283,6 @@ class OpRecorder(TorchDispatchMode):
         self.outputs: dict[int, tuple[np.ndarray | None, ...]] = {}
         self._by_id: dict[int, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
         self._by_view: dict[tuple, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
-
-    def __enter__(self):
-        # Rule: a recorded step runs the torch path of reproducible mode, operator by operator,
-        # whether or not its fused kernels are built (same bits, and the trace every party derives).
-        self._torch_path = fused.suspended()
-        self._torch_path.__enter__()
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        try:
-            return super().__exit__(*exc)
-        finally:
-            self._torch_path.__exit__(*exc)
 
     def register(self, tensor: torch.Tensor, kind: str, name: str = "", op: int = -1, pos: int = -1) -> None:
         self._by_id[id(tensor)] = (weakref.ref(tensor), (kind, name, op, pos))

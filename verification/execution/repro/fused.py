@@ -139,10 +139,10 @@ _SUSPENDED_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def suspended():
-    """The torch path everywhere inside the block: what an operator recording needs
-    (``verification.execution.opgraph.OpRecorder``), since a level-3 dispute commits to, derives on
-    fake tensors and re-executes the step's aten operators one by one, and a fused loop is none of
-    them. The bits are the same either way; only the operator trace differs."""
+    """The torch path everywhere inside the block, for code that needs reproducible mode's
+    operators one by one without a dispatch mode of its own watching them (a watching mode already
+    gets the torch path: ``kernels_for``). The bits are the same either way; only the operator
+    trace differs."""
     with _SUSPENDED_LOCK:
         _SUSPENDED[0] += 1
     try:
