@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	  print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
 	$(PY) -m pip install -q --no-deps -e .  # the packages, and the `pinpoint` command
+	$(PY) -m proofs.native  # the C state root (~1 s; says why and goes on if it cannot be built)
 	$(PY) -m verification.execution.repro.build  # reproducible mode's fused C++ kernels (~20 s; says why and goes on if they cannot be built)
 	touch $@
 

@@ -52,11 +52,13 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from proofs import native
 from proofs.hashing import (
     DOMAIN_CHUNK,
     DOMAIN_STATE,
@@ -94,8 +96,9 @@ def canonical_array(name: str, array: np.ndarray) -> np.ndarray:
 
 def canonical_layout(name: str, array: np.ndarray) -> np.ndarray:
     """``array`` as a C-contiguous little-endian array (NaNs not yet canonical)."""
-    if type(array) is np.ndarray and array.dtype in CANONICAL_DTYPES and array.flags.c_contiguous:
-        return array  # the common case, decided without building a dtype
+    if type(array) is np.ndarray and array.flags.c_contiguous and (dtype := array.dtype).num in CANONICAL_NUMS \
+            and (dtype.isnative if LITTLE_ENDIAN else dtype.byteorder in "<|"):
+        return array  # the common case, decided without hashing a dtype (numpy builds a tuple for that)
     if not isinstance(array, np.ndarray | np.generic):
         raise EncodingError(f"tensor {name!r} is a {type(array).__name__}, not a numpy array")
     array = np.asarray(array)
@@ -106,6 +109,8 @@ def canonical_layout(name: str, array: np.ndarray) -> np.ndarray:
 
 
 CANONICAL_DTYPES = frozenset(np.dtype(code).newbyteorder("<") for code in "?bBhHiIlLqQefdgFDG")
+CANONICAL_NUMS = frozenset(dtype.num for dtype in CANONICAL_DTYPES)  # numpy's type numbers of those
+LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def has_nan(array: np.ndarray) -> bool:
@@ -299,14 +304,45 @@ def state_leaf_hashes(leaves: Sequence[tuple[str, Root]], hash_name: str) -> lis
 
 def state_root(arrays: Mapping[str, np.ndarray], hash_name: str = "sha256") -> Root:
     """State root of a mapping name -> array (the same value as hashing the leaves of
-    :func:`state_leaves`, computed from the state's cached plan: :func:`get_state_plan`)."""
+    :func:`state_leaves`, computed from the state's cached plan: :func:`get_state_plan`).
+
+    With SHA-256 and :mod:`proofs.native` built, a state of the same names, shapes and dtypes as
+    the last one hashed under those names (every checkpoint of a job) is checked and hashed in one
+    C call; anything else, or a NaN, takes the general path below (which the C one must agree with).
+    """
     names = sorted(arrays)
+    if hash_name == "sha256" and (fast := _FAST_PLANS.get(tuple(names))) is not None \
+            and (module := native.get_module()) is not None:
+        root = module.state_root_arrays([arrays[name] for name in names], *fast)
+        if root is not None:
+            return Root(root)
     canonical = [canonical_layout(name, arrays[name]) for name in names]
     plan = get_state_plan(tuple((name, a.shape, a.dtype) for name, a in zip(names, canonical, strict=True)),
                           hash_name)
+    if plan.native is not None and (module := native.get_module()) is not None:
+        _FAST_PLANS[tuple(names)] = (compute_expected_arrays(canonical), plan.native)
+        root = module.state_root(canonical, plan.native, True)  # None: a NaN, to make canonical first
+        if root is not None:
+            return Root(root)
+        canonicalize_nans(canonical, plan)
+        return Root(module.state_root(canonical, plan.native, False))
     canonicalize_nans(canonical, plan)
     leaves = [compute_state_leaf(tensor, array, hash_name) for tensor, array in zip(plan.tensors, canonical, strict=True)]
     return merkle_root(leaves, DOMAIN_STATE, hash_name)
+
+
+_FAST_PLANS: dict[tuple[str, ...], tuple[tuple, tuple[bytes, ...]]] = {}  # sorted names -> (expected, plan)
+
+
+def compute_expected_arrays(canonical: Sequence[np.ndarray]) -> tuple:
+    """What :mod:`proofs.native`'s ``state_root_arrays`` checks each array against: exactly
+    ``np.ndarray``, each one's ndim and shape (int64) and its buffer format (e.g. ``b"<f"`` or
+    ``b"f"``, as numpy exports it for these canonical arrays)."""
+    if len(_FAST_PLANS) >= 256:
+        _FAST_PLANS.clear()
+    ndims = np.asarray([a.ndim for a in canonical], np.int64).tobytes()
+    shapes = np.asarray([d for a in canonical for d in a.shape], np.int64).tobytes()
+    return (np.ndarray, ndims, shapes, tuple(memoryview(a).format.encode() for a in canonical))
 
 
 SMALL_TENSOR_BYTES = 1 << 16  # below this, a tensor's NaN check is mostly call overhead
@@ -321,6 +357,7 @@ class StatePlan:
     tensors: tuple[TensorPlan, ...]
     small_floats: tuple[int, ...]
     other_floats: tuple[int, ...]
+    native: tuple[bytes, ...] | None  # the C state root's plan (``compute_native_plan``), SHA-256 only
 
 
 @functools.lru_cache(maxsize=256)
@@ -333,8 +370,30 @@ def get_state_plan(layout: tuple[tuple[str, tuple[int, ...], np.dtype], ...], ha
         if dtype.kind in "fc":
             is_small = dtype.kind == "f" and dtype.itemsize * math.prod(shape) <= SMALL_TENSOR_BYTES
             (small if is_small else other).append(index)
-    return StatePlan(tuple(get_tensor_plan(name, shape, dtype, hash_name) for name, shape, dtype in layout),
-                     tuple(small), tuple(other))
+    tensors = tuple(get_tensor_plan(name, shape, dtype, hash_name) for name, shape, dtype in layout)
+    return StatePlan(tensors, tuple(small), tuple(other),
+                     compute_native_plan([(shape, dtype) for _, shape, dtype in layout], tensors, hash_name))
+
+
+def compute_native_plan(layout: Sequence[tuple[tuple[int, ...], np.dtype]], tensors: Sequence[TensorPlan],
+                        hash_name: str) -> tuple[bytes, ...] | None:
+    """What :mod:`proofs.native`'s C state root needs besides the tensors' bytes, for a state of
+    canonical tensors (``layout`` = ``(shape, dtype)`` in root order): the header leaves, each
+    tensor's chunk count, bytes per chunk, byte length and the size of its IEEE float components
+    for the NaN check (0: not float; int64 each), and the four domain prefixes. None for another
+    hash than SHA-256, an empty state, or a float type other than IEEE binary16/32/64 and their
+    complex pairs (the Python path hashes those)."""
+    if hash_name != "sha256" or not layout:
+        return None
+    counts = [chunk_count(shape, dtype) for shape, dtype in layout]
+    per_chunk = [rows_per_chunk(shape, dtype) * row_bytes(shape, dtype) for shape, dtype in layout]
+    lengths = [dtype.itemsize * math.prod(shape) for shape, dtype in layout]
+    floats = [0 if dtype.kind not in "fc" else dtype.itemsize // (2 if dtype.kind == "c" else 1) for _, dtype in layout]
+    if any(dtype.kind in "fc" and dtype.str[1:] not in ("f2", "f4", "f8", "c8", "c16") for _, dtype in layout):
+        return None
+    return (b"".join(t.header_leaf for t in tensors),
+            *(np.asarray(v, np.int64).tobytes() for v in (counts, per_chunk, lengths, floats)),
+            leaf_prefix(DOMAIN_CHUNK), node_prefix(DOMAIN_TENSOR), leaf_prefix(DOMAIN_STATE), node_prefix(DOMAIN_STATE))
 
 
 def canonicalize_nans(arrays: list[np.ndarray], plan: StatePlan) -> None:
@@ -498,6 +557,7 @@ class BufferPlan:
 
     tensors: tuple[tuple[int, int, TensorPlan], ...]
     float_runs: tuple[tuple[int, int, np.dtype], ...]
+    native: tuple[bytes, tuple[bytes, ...]] | None  # int64 starts and the C state root's plan
 
 
 @functools.lru_cache(maxsize=256)
@@ -515,11 +575,16 @@ def get_buffer_plan(entries: tuple[tuple[str, tuple[int, ...], np.dtype, int], .
                 runs[-1][1] = stop
             else:
                 runs.append([start, stop, dtype])
-    for name, shape, dtype, start in sorted(entries, key=lambda e: e[0]):
+    ordered = sorted(entries, key=lambda e: e[0])
+    for name, shape, dtype, start in ordered:
         encode_name(name)
         stop = start + dtype.itemsize * math.prod(shape)
         tensors.append((start, stop, get_tensor_plan(name, shape, dtype, hash_name)))
-    return BufferPlan(tuple(tensors), tuple((a, b, d) for a, b, d in runs))
+    native_plan = compute_native_plan([(shape, dtype) for _, shape, dtype, _ in ordered], [t for _, _, t in tensors],
+                                      hash_name)
+    starts = np.asarray([start for start, _, _ in tensors], np.int64).tobytes()
+    return BufferPlan(tuple(tensors), tuple((a, b, d) for a, b, d in runs),
+                      None if native_plan is None else (starts, native_plan))
 
 
 def buffer_state_root(buffer: np.ndarray, entries: tuple[tuple[str, tuple[int, ...], np.dtype, int], ...],
@@ -529,6 +594,10 @@ def buffer_state_root(buffer: np.ndarray, entries: tuple[tuple[str, tuple[int, .
     from the buffer's bytes (one NaN check per run of float tensors, no per-tensor array). A state
     holding a NaN, or a non-canonical dtype, takes :func:`state_root` on views of the buffer."""
     plan = get_buffer_plan(entries, hash_name)
+    if plan is not None and plan.native is not None and (module := native.get_module()) is not None:
+        root = module.buffer_state_root(buffer.data.cast("B") if buffer.size else memoryview(b""), *plan.native, True)
+        if root is not None:
+            return Root(root)
     if plan is None or any(has_nan(buffer[a:b].view(d)) for a, b, d in plan.float_runs):
         return state_root({name: buffer[start:start + dtype.itemsize * math.prod(shape)].view(dtype).reshape(shape)
                            for name, shape, dtype, start in entries}, hash_name)

@@ -42,13 +42,14 @@ class State:
         ``meta/dtype/<name>`` naming its dtype, so every dtype hashes to its exact bits."""
         arrays = {}
         for name, t in sorted(self.tensors.items()):
+            if t.dtype not in BIT_VIEWS:
+                arrays[name] = t.numpy(force=True)  # detached, on the host: one call (no copy on a CPU)
+                continue
             t = t.detach().cpu()
-            if t.dtype in BIT_VIEWS:
-                arrays[DTYPE_PREFIX + name] = np.frombuffer(str(t.dtype).removeprefix("torch.").encode(), np.uint8)
-                if bool(t.isnan().any()):  # the canonical NaN, as numpy's dtypes get in proofs.encoding
-                    t = torch.where(t.isnan(), torch.tensor(float("nan"), dtype=t.dtype), t)
-                t = t.view(BIT_VIEWS[t.dtype])
-            arrays[name] = t.numpy()
+            arrays[DTYPE_PREFIX + name] = np.frombuffer(str(t.dtype).removeprefix("torch.").encode(), np.uint8)
+            if bool(t.isnan().any()):  # the canonical NaN, as numpy's dtypes get in proofs.encoding
+                t = torch.where(t.isnan(), torch.tensor(float("nan"), dtype=t.dtype), t)
+            arrays[name] = t.view(BIT_VIEWS[t.dtype]).numpy()
         arrays[STEP_KEY] = np.asarray(self.step, dtype=np.int64)
         arrays[RNG_KEY] = np.asarray(self.rng, dtype=np.uint64)
         return arrays

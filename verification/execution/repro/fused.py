@@ -19,7 +19,6 @@ ahead of time. When the build fails, a ``FusedKernelWarning`` says why and the t
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import sys
@@ -30,6 +29,8 @@ from types import ModuleType
 from typing import Any
 
 import torch
+
+from proofs.native import locked
 
 ENV_SWITCH = "PINPOINT_REPRO_NATIVE_EXT"
 ENV_DIR = "PINPOINT_REPRO_EXT_DIR"
@@ -57,18 +58,6 @@ def compute_build_key(source: str) -> str:
     """What the built library depends on: the source, torch's version and ABI, the flags, Python."""
     parts = [source, torch.__version__, " ".join(CFLAGS), sys.version, str(torch._C._GLIBCXX_USE_CXX11_ABI)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    """An exclusive ``flock`` on ``path`` (released by the kernel if the holder dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_extension(source: str | None = None, root: Path | None = None, verbose: bool = False) -> ModuleType:
