@@ -138,6 +138,8 @@ def test_portable_functions_match_float64_reference():
     assert torch.equal(portable_exp(x).float(), expected)  # correctly rounded on these inputs
     positive = x.abs() + 1e-30
     torch.testing.assert_close(portable_log(positive), torch.log(positive), rtol=1e-15, atol=0)
+    subnormal = torch.tensor([5e-324, 1e-310, 2.2250738585072009e-308, 3e-320], dtype=torch.float64)
+    torch.testing.assert_close(portable_log(subnormal), torch.log(subnormal), rtol=1e-15, atol=0)
     special = torch.tensor([0.0, -1.0, math.inf], dtype=torch.float64)
     assert portable_log(special)[0] == -math.inf and math.isnan(portable_log(special)[1])
     assert portable_log(special)[2] == math.inf

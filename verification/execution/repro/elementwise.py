@@ -107,13 +107,18 @@ def compute_exp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return p, scale
 
 
+FLOAT64_TINY = 2.0**-1022  # the smallest normal float64
+
+
 def portable_log(x: torch.Tensor) -> torch.Tensor:
-    """Natural log of float64 ``x``: ``-inf`` at 0, NaN below 0, ``inf`` at ``inf``."""
+    """Natural log of float64 ``x``: ``-inf`` at 0, NaN below 0, ``inf`` at ``inf``. A subnormal
+    is scaled by ``2**54`` (exact) before its exponent and significand are read."""
     ext = fused.kernels_for(x)
     if ext is not None and x.dtype == torch.float64:
         return fused.fused_log(ext, x)
-    bits = x.view(torch.int64)
-    e = ((bits >> 52) & 0x7FF) - 1023
+    tiny = (x > 0.0) & (x < FLOAT64_TINY)
+    bits = torch.where(tiny, x * 2.0**54, x).view(torch.int64)
+    e = ((bits >> 52) & 0x7FF) - 1023 - tiny.to(torch.int64) * 54
     m = ((bits & MANTISSA_MASK) | (1023 << 52)).view(torch.float64)  # [1, 2)
     big = m > SQRT2
     m = torch.where(big, m * 0.5, m)

@@ -151,8 +151,9 @@ void exp_loop(const double* in, double* out, int64_t n, const ExpConsts* k, int6
 MULTI void log_loop(const double* __restrict__ in, double* __restrict__ out, int64_t n, const double* __restrict__ cf, int64_t nc, double sqrt2, double ln2) {
   for (int64_t i = 0; i < n; ++i) {
     const double v = in[i];
-    const int64_t b = static_cast<int64_t>(double_to_bits(v));
-    int64_t e = ((b >> 52) & 0x7FF) - 1023;
+    const bool tiny = v > 0.0 && v < 2.2250738585072014e-308;  // subnormal: scaled by 2^54 first (exact)
+    const int64_t b = static_cast<int64_t>(double_to_bits(tiny ? v * 18014398509481984.0 : v));
+    int64_t e = ((b >> 52) & 0x7FF) - 1023 - (tiny ? 54 : 0);
     double m = bits_to_double(static_cast<uint64_t>((b & ((int64_t(1) << 52) - 1)) | (int64_t(1023) << 52)));
     const bool big = m > sqrt2;
     m = big ? m * 0.5 : m;
