@@ -14,13 +14,16 @@ from proofs.merkle import hash_leaf, verify_merkle_proof
 from proofs.types import Step
 from verification.execution.opgraph import (
     COMMIT_OP,
+    InputRef,
     OpGraphError,
+    OpRecord,
     compute_chain_end,
     decode_argument,
     derive_schedule,
     encode_argument,
     get_input_ops,
     get_structure,
+    hash_array,
     is_computation,
     open_operands,
     record_step,
@@ -201,6 +204,45 @@ def test_uninitialized_memory_does_not_reach_the_trace(minimal_dataset):
         ruling = rule_on_output(program, Step(3), pre.root(spec.hash_name), agreed_digest(first, record.index),
                                 record, open_operands(first, pre, record.index))
         assert ruling.winner == "solver", record.op
+
+
+text = st.text(max_size=8)  # any unicode: quotes, backslashes, control and non-ASCII characters
+ints = st.integers(-2**70, 2**70)
+input_refs = st.builds(InputRef, st.sampled_from(["state", "batch", "op", "const"]) | text, text, ints, ints,
+                       st.tuples(ints, ints) | st.just(()), st.tuples(ints) | st.just(()))
+records = st.builds(OpRecord, ints, text, text, st.lists(input_refs, max_size=3).map(tuple),
+                    st.lists(text, max_size=3).map(tuple))
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, st.sampled_from(["typed", "list shape", "bool index", "list outputs"]))
+def test_every_records_encoding_is_the_canonical_json_of_its_fields(record, variant):
+    """The typed writer (``encode_typed_record``) and the general encoder give the same bytes;
+    a field of another type (a list, a bool) takes the general encoder."""
+    import json
+
+    from verification.execution.opgraph import encode_record, encode_typed_record
+
+    if variant == "list shape" and record.inputs:
+        record = dataclasses.replace(record, inputs=(dataclasses.replace(record.inputs[0], shape=[1, 2]),))
+    elif variant == "bool index":
+        record = dataclasses.replace(record, index=True)
+    elif variant == "list outputs":
+        record = dataclasses.replace(record, outputs=list(record.outputs))
+    expected = json.dumps(dataclasses.asdict(record), sort_keys=True, separators=(",", ":")).encode()
+    assert encode_record(record) == expected
+    assert (encode_typed_record(record) is None) == (variant != "typed" and (variant != "list shape" or bool(record.inputs)))
+
+
+@pytest.mark.parametrize("array", [np.zeros((2, 3), "<f4"), np.int64(5), np.zeros(0, ">f8"), np.ones((1, 0, 4), bool)])
+def test_an_output_hash_header_is_the_canonical_json_of_dtype_and_shape(array):
+    from proofs.encoding import array_bytes, canonical_array
+    from proofs.hashing import hash_parts
+    from verification.execution.opgraph import canonical_json
+
+    canonical = canonical_array("operator output", array)
+    header = canonical_json([canonical.dtype.str, list(canonical.shape)]).encode()
+    assert hash_array(array, "sha256") == hash_parts(DOMAIN_OPS, b"tensor", header, array_bytes(canonical)).hex()
 
 
 def test_a_records_encoding_is_the_canonical_json_of_all_its_fields(trace):

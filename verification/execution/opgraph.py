@@ -129,6 +129,9 @@ class Operands:
 CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once: a hot path
 
 
+json_string = json.encoder.encode_basestring_ascii  # how CANONICAL_JSON writes a str (ensure_ascii)
+
+
 def canonical_json(value: Any) -> str:
     return CANONICAL_JSON.encode(value)
 
@@ -179,7 +182,7 @@ def host_array(tensor: torch.Tensor) -> np.ndarray:
 def hash_array(array: np.ndarray, hash_name: str) -> str:
     """Hash of one operator output: dtype, shape and canonical bytes."""
     array = canonical_array("operator output", array)
-    header = canonical_json([array.dtype.str, list(array.shape)]).encode()
+    header = f'[{json_string(array.dtype.str)},[{",".join(map(str, array.shape))}]]'.encode()  # canonical_json's
     return hash_parts(DOMAIN_OPS, b"tensor", header, array_bytes(array), hash_name=hash_name).hex()
 
 
@@ -193,12 +196,37 @@ def hash_output(value: Any, hash_name: str) -> str:
 
 def encode_record(record: OpRecord) -> bytes:
     """Canonical JSON of a record: ``dataclasses.asdict``'s value, built field by field (``asdict``
-    deep-copies every value, which cost the referee most of a ruling's time)."""
+    deep-copies every value, which cost the referee most of a ruling's time); for a record of the
+    declared field types it is written directly (``encode_typed_record``), the same bytes."""
+    typed = encode_typed_record(record)
+    if typed is not None:
+        return typed
     return canonical_json({
         "index": record.index, "op": record.op, "args": record.args, "outputs": record.outputs,
         "inputs": [{"kind": r.kind, "name": r.name, "op": r.op, "pos": r.pos, "shape": r.shape,
                     "stride": r.stride} for r in record.inputs],
     }).encode()
+
+
+def encode_typed_record(record: OpRecord) -> bytes | None:
+    """``encode_record``'s bytes written without the JSON encoder's walk over a dict (the
+    referee re-encodes every record of an opened chain segment), or None when a field is not of
+    its declared type (exactly ``int``, ``str``, tuples of those), for the general encoder. Keys
+    in sorted order, no spaces, strings escaped to ASCII by ``json``'s own function: what
+    ``canonical_json`` writes."""
+    if type(record.index) is not int or type(record.op) is not str or type(record.args) is not str \
+            or type(record.outputs) is not tuple or not all(type(h) is str for h in record.outputs):
+        return None
+    inputs = []
+    for r in record.inputs:
+        if type(r) is not InputRef or type(r.kind) is not str or type(r.name) is not str or type(r.op) is not int \
+                or type(r.pos) is not int or type(r.shape) is not tuple or type(r.stride) is not tuple \
+                or not all(type(d) is int for d in r.shape + r.stride):
+            return None
+        inputs.append(f'{{"kind":{json_string(r.kind)},"name":{json_string(r.name)},"op":{r.op},"pos":{r.pos},'
+                      f'"shape":[{",".join(map(str, r.shape))}],"stride":[{",".join(map(str, r.stride))}]}}')
+    return (f'{{"args":{json_string(record.args)},"index":{record.index},"inputs":[{",".join(inputs)}],'
+            f'"op":{json_string(record.op)},"outputs":[{",".join(map(json_string, record.outputs))}]}}').encode()
 
 
 def compute_genesis(pre_root: Root, step: Step, hash_name: str) -> Root:
