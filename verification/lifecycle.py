@@ -698,16 +698,21 @@ def get_revealed_ticket(job: Job | JobSpec, run: TrainingRun | None) -> bytes | 
     return None if run is None else get_protocol_ticket(as_job(job), run.solver_id, run.forced_error_ticket)
 
 
-def get_tickets(runs: dict[SolverId, TrainingRun]) -> tuple[tuple[SolverId, str], ...]:
-    """The forced-error tickets the solvers reveal with their runs (hex)."""
-    return tuple((sid, run.forced_error_ticket) for sid, run in runs.items() if run.forced_error_ticket)
+def get_tickets(job: Job | JobSpec, runs: dict[SolverId, TrainingRun]) -> tuple[tuple[SolverId, str], ...]:
+    """The forced-error tickets the solvers reveal with their runs (hex), the ones the protocol
+    accepts: a forged or undrawn ticket claims nothing, and is not sent (``process_settle``
+    would refuse the request that carried it)."""
+    return tuple((sid, run.forced_error_ticket) for sid, run in runs.items()
+                 if get_revealed_ticket(job, run) is not None)
 
 
 def compute_verdicts(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], checks: dict[SolverId, SpotCheck],
                      disputes: dict[SolverId, DisputeResult]) -> list[SolverVerdict]:
     """Map verification results to settlement verdicts (the report's outcomes are these too):
     ``verification.protocol.compute_verdicts``, with the tickets the runs reveal."""
-    return compute_protocol_verdicts(as_job(job), checks, disputes, dict(get_tickets(runs)))
+    job = as_job(job)
+    tickets = {sid: ticket for sid, run in runs.items() if (ticket := get_revealed_ticket(job, run)) is not None}
+    return compute_protocol_verdicts(job, checks, disputes, tickets)
 
 
 def stage_settle(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified: VerifyOutput,
@@ -722,7 +727,7 @@ def stage_settle(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified
     for sid, result in disputes.items():
         state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
         state = process_rule(job, state, result.ruling)  # Rule: a dispute counts only with the referee's signed ruling
-    state = process_settle(job, state, SettleRequest(job.job_id, get_tickets(runs)))
+    state = process_settle(job, state, SettleRequest(job.job_id, get_tickets(job, runs)))
     ledger = Ledger(paths.ledger)
     try:
         return settle_job(ledger, job.job_id, job.spec.submitter, job.terms, list(state.verdicts),

@@ -8,7 +8,8 @@ Terms
   the bisection game's outcome (``DisputeOutcome``: the transcript's head, the located step and
   operator, the winner by the game's rules); the referee's signed ruling on it (``Signed[Ruling]``,
   ``proofs.messages``: content-addressed by its signing root, bound to the transcript head); the
-  request to settle, with the forced-error tickets the solvers reveal (``SettleRequest``).
+  request to settle, with the forced-error tickets the solvers reveal (``SettleRequest``: each
+  solver's signature on its draw, Truebit §4.4).
 - *state*: ``JobState``, everything the protocol has accepted about the job so far.
 - *transition*: ``process_<message>(job, state, message) -> state``. Pure: it returns a new state
   and never changes its input. An invalid message (another job's, an unknown party's, forged,
@@ -82,6 +83,11 @@ class UnfoundedChallengeError(ProtocolError):
     """A challenge of a solver whose spot check found no mismatch."""
 
 
+class UnfoundedJackpotClaimError(ProtocolError):
+    """A forced-error ticket, validly signed, that draws no forced error: a claim on the jackpot
+    for a solver the job did not draw (Truebit §4.4: only a forced error pays from the jackpot)."""
+
+
 class Phase(StrEnum):
     COMMIT = "commit"
     CHECK = "check"
@@ -145,7 +151,9 @@ class DisputeOutcome:
 
 @dataclass(frozen=True)
 class SettleRequest:
-    """Settle the job; solvers drawn for a forced error reveal their tickets (hex) now."""
+    """Settle the job; solvers drawn for a forced error reveal their tickets (hex) now. A ticket
+    that is not a solver's valid signature on a draw that hits is refused, and the request with it
+    (``require_valid_ticket``)."""
 
     job_id: JobId
     tickets: tuple[tuple[SolverId, str], ...] = ()
@@ -334,23 +342,57 @@ def process_dispute(job: Job, state: JobState, outcome: DisputeOutcome) -> JobSt
 
 
 # -- settle ------------------------------------------------------------------------------------
+def require_valid_ticket(job: Job, solver_id: SolverId, ticket_hex: object) -> bytes:
+    """The forced-error ticket (hex) that ``solver_id`` reveals at settlement, as bytes: one of the
+    job's solvers' (``UnknownPartyError``), hex (``InvalidMessageError``), the solver's signature on
+    its draw (``verification.solver.is_valid_ticket``; ``ForgedMessageError``) and a draw that hits
+    (``is_forced_error``; ``UnfoundedJackpotClaimError``)."""
+    get_solver(job, solver_id)
+    try:
+        ticket = bytes.fromhex(ticket_hex)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidMessageError(f"job {job.job_id}: solver {solver_id!r} reveals a forced-error ticket "
+                                  f"that is not hex: {ticket_hex!r}") from None
+    # Rule: a forced error is claimed with the solver's valid signature on its draw ...
+    if not is_valid_ticket(job.spec, job.job_id, solver_id, ticket):
+        raise ForgedMessageError(f"job {job.job_id}: the forced-error ticket revealed for solver {solver_id!r} "
+                                 f"is not its signature on its draw")
+    # ... and the draw hits (Truebit §4.4): a ticket that draws no forced error claims nothing.
+    if not is_forced_error(job.job_id, solver_id, job.terms, ticket):
+        raise UnfoundedJackpotClaimError(f"job {job.job_id}: solver {solver_id!r} reveals its ticket, but it "
+                                         f"draws no forced error (rate {job.terms.forced_error_rate_bps} bps)")
+    return ticket
+
+
 def get_revealed_ticket(job: Job, solver_id: SolverId, ticket_hex: str) -> bytes | None:
-    """The forced-error ticket a solver revealed, if it is a valid one that draws a forced error
-    (``verification.solver.get_forced_error_ticket``); ``None`` otherwise."""
+    """The forced-error ticket a solver revealed, if ``require_valid_ticket`` accepts it (a valid
+    one that draws a forced error, ``verification.solver.get_forced_error_ticket``); ``None`` for an
+    empty or an invalid one. Never raises."""
     if not ticket_hex:
         return None
     try:
-        ticket = bytes.fromhex(ticket_hex)
-    except ValueError:
+        return require_valid_ticket(job, solver_id, ticket_hex)
+    except ProtocolError:
         return None
-    # Rule: a forced error is claimed with the solver's valid signature on its draw, and the draw hits.
-    if not is_valid_ticket(job.spec, job.job_id, solver_id, ticket):
-        return None
-    return ticket if is_forced_error(job.job_id, solver_id, job.terms, ticket) else None
 
 
-def compute_verdict(job: Job, check: SpotCheck, dispute: DisputeResult | None, ticket: bytes | None) -> SolverVerdict:
-    """What settlement does with one solver, from its check and its dispute."""
+def require_valid_tickets(job: Job, tickets: object) -> dict[SolverId, bytes]:
+    """Every ticket of a settle request, checked (``require_valid_ticket``), by solver."""
+    if not isinstance(tickets, tuple) or not all(isinstance(t, tuple) and len(t) == 2 for t in tickets):
+        raise InvalidMessageError(f"job {job.job_id}: a settle request's tickets must be (solver, hex) pairs, "
+                                  f"got {tickets!r}")
+    valid: dict[SolverId, bytes] = {}
+    for solver_id, ticket_hex in tickets:
+        # Rule: a solver reveals its ticket once.
+        if solver_id in valid:
+            raise DuplicateMessageError(f"job {job.job_id}: solver {solver_id!r} reveals its forced-error "
+                                        f"ticket twice")
+        valid[solver_id] = require_valid_ticket(job, solver_id, ticket_hex)
+    return valid
+
+
+def compute_outcome(job: Job, check: SpotCheck, dispute: DisputeResult | None, ticket: bytes | None) -> SolverVerdict:
+    """What settlement does with one solver's stake and payment, from its check and its dispute."""
     sid, verifier = check.solver_id, job.spec.verifier
     if check.forfeit is not None:  # it delivered no signed trace: its stake is forfeited
         return SolverVerdict(sid, "slashed", forfeit=True)
@@ -363,17 +405,26 @@ def compute_verdict(job: Job, check: SpotCheck, dispute: DisputeResult | None, t
     if dispute.winner == "challenger" and ticket is not None and dispute.first_divergent_step == job.spec.steps:
         # Rule (Truebit §4.4): a forced error found is paid to the solver as correct work and to
         # the challenger from the jackpot; it excuses only the last step, where it was injected.
-        return SolverVerdict(sid, "paid", challenger=verifier, forced_error=True, forced_ticket=ticket)
+        return SolverVerdict(sid, "paid", challenger=verifier, forced_error=True)
     if dispute.winner == "challenger":
         return SolverVerdict(sid, "slashed", challenger=verifier)
     return SolverVerdict(sid, "paid", challenger=verifier, false_challenge=True)
 
 
+def compute_verdict(job: Job, check: SpotCheck, dispute: DisputeResult | None, ticket: bytes | None) -> SolverVerdict:
+    """What settlement does with one solver (``compute_outcome``), with its revealed forced-error
+    ticket, if any (a valid one that draws: ``require_valid_ticket``)."""
+    verdict = compute_outcome(job, check, dispute, ticket)
+    # Rule (Truebit §4.4): a solver drawn for a forced error carries its ticket, found or not, so that
+    # a forced error missed (left unchecked, or checked and not challenged) is visible in its verdict.
+    return verdict if ticket is None else dataclasses.replace(verdict, forced_ticket=ticket)
+
+
 def compute_verdicts(job: Job, checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
-                     tickets: dict[SolverId, str]) -> list[SolverVerdict]:
-    """Every solver's verdict, in the job's order (the report's outcomes are these too)."""
-    return [compute_verdict(job, checks[s.solver_id], disputes.get(s.solver_id),
-                            get_revealed_ticket(job, s.solver_id, tickets.get(s.solver_id, "")))
+                     tickets: dict[SolverId, bytes]) -> list[SolverVerdict]:
+    """Every solver's verdict, in the job's order (the report's outcomes are these too), with the
+    valid forced-error tickets the solvers revealed (``require_valid_tickets``)."""
+    return [compute_verdict(job, checks[s.solver_id], disputes.get(s.solver_id), tickets.get(s.solver_id))
             for s in job.solvers]
 
 
@@ -439,7 +490,8 @@ def process_settle(job: Job, state: JobState, request: SettleRequest) -> JobStat
     require_phase(job, state, Kind.SETTLE)
     require_job_id(job, Kind.SETTLE, request.job_id)
     require_settleable(job, state)
-    verdicts = compute_verdicts(job, state.checks, state.disputes, dict(request.tickets))
+    tickets = require_valid_tickets(job, request.tickets)
+    verdicts = compute_verdicts(job, state.checks, state.disputes, tickets)
     check_job(job.job_id, job.spec.submitter, job.terms, verdicts, [job.spec.verifier])
     return advance(state, Kind.SETTLE, verdicts=tuple(verdicts))
 

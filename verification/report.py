@@ -55,7 +55,7 @@ def build_report(job: Job, runs: dict[SolverId, TrainingRun],
             "spot_check": checks[sid].to_report(),
             "dispute": None if dispute is None else dispute.to_report(),
             "outcome": verdict.outcome,
-            "forced_error": None if not run.forced_error_ticket else {"found": verdict.forced_error},
+            "forced_error": None if not verdict.forced_ticket else {"found": verdict.forced_error},
             "injected_divergence_step": run.injected_divergence_step,
         })
     return {

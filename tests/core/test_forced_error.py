@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from proofs.types import SolverId
-from verification.lifecycle import get_revealed_ticket, run_job
+from verification.lifecycle import get_revealed_ticket, get_tickets, run_job
 from verification.paths import ArtifactPaths
 from verification.settlement import EconomicTerms
 from verification.solver import (
@@ -93,3 +93,15 @@ def test_a_forged_or_missing_ticket_claims_nothing(minimal_spec, ticket):
     run = TrainingRun(compute_job_id(spec), SolverId("honest"), "honest", "", 4, (), (), None, "", 0.0,
                       forced_error_ticket=ticket)
     assert get_revealed_ticket(spec, run) is None
+
+
+def test_the_coordinator_sends_only_the_tickets_the_protocol_accepts(minimal_spec):
+    """A run's forged ticket claims nothing and does not block settlement: it is not sent."""
+    from verification.solver import TrainingRun
+
+    spec = job(minimal_spec, SolverSpec(SolverId("a"), "honest"), SolverSpec(SolverId("b"), "honest"))
+    job_id = compute_job_id(spec)
+    ticket_a = compute_forced_error_ticket(spec, job_id, SolverId("a")).hex()
+    runs = {sid: TrainingRun(job_id, sid, "honest", "", 4, (), (), None, "", 0.0, forced_error_ticket=ticket_a)
+            for sid in (SolverId("a"), SolverId("b"))}  # b reveals a's signature as its own
+    assert get_tickets(spec, runs) == ((SolverId("a"), ticket_a),)

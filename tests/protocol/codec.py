@@ -24,7 +24,7 @@ from verification.protocol import (
     Phase,
     SettleRequest,
 )
-from verification.settlement import SolverVerdict
+from verification.settlement import JACKPOT, SettlementResult, SolverVerdict
 from verification.spec import JobSpec, spec_from_dict, spec_to_dict
 from verification.store import commitment_record, parse_coin_commitment, parse_commitment
 from verification.verifier import CoinCommitment, CoinReveal, SpotCheck
@@ -119,6 +119,16 @@ def decode_state(data: dict[str, Any]) -> JobState:
         rulings={SolverId(sid): parse_commitment(r) for sid, r in data["rulings"].items()},
         verdicts=tuple(decode_verdict(v) for v in data["verdicts"]),
     )
+
+
+# -- what a settled state moves on the ledger ---------------------------------------------------
+def encode_settlement(result: SettlementResult) -> dict[str, Any]:
+    """A settlement's transfers (source, destination, amount, memo), the supply around it and
+    what went into and out of the jackpot."""
+    return {"transfers": [[t.source, t.dest, int(t.amount), t.memo] for t in result.transfers],
+            "supply_before": result.supply_before, "supply_after": result.supply_after,
+            "jackpot_in": sum(int(t.amount) for t in result.transfers if t.dest == JACKPOT),
+            "jackpot_out": sum(int(t.amount) for t in result.transfers if t.source == JACKPOT)}
 
 
 # -- messages ------------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ One JSON file per case, ``tests/protocol/vectors/<transition>/<case>.json``, in 
 shape: the job, the pre-state, the message, and either the post-state or the name of the error
 the transition raises (then the state is unchanged). The states are built by the transitions
 themselves from one small job (two solvers, ``p = 0.5``, a coin whose secret selects ``honest``
-and not ``bitflip``); the messages are signed with the job's demo keys, so every signature in a
-vector is real. ``tests/protocol/test_vectors.py`` replays them.
+and not ``bitflip``) and from the same job at a forced-error rate of 100 % (``FORCED``: every
+solver is drawn, Truebit §4.4); the messages are signed with the jobs' demo keys, so every
+signature in a vector is real. A settle vector also holds ``settlement``: what its post-state's
+verdicts move on a fresh ledger (``settle_job``). ``tests/protocol/test_vectors.py`` replays them.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 
 from proofs.messages import Commitment, Signed, sign_message
 from proofs.types import JobId, PartyId, Root, SolverId, Step
-from tests.protocol.codec import encode_job, encode_message, encode_state
+from tests.protocol.codec import encode_job, encode_message, encode_settlement, encode_state
 from verification.dispute import DisputeResult
+from verification.execution.opgraph import COMMIT_OP
 from verification.job import REFEREE, Job, resolve_job
 from verification.protocol import (
     Challenge,
@@ -36,7 +39,9 @@ from verification.protocol import (
     compute_ruling,
     process_message,
 )
-from verification.solver import party_keypair
+from verification.settlement import SettlementResult, settle_job
+from verification.settlement.ledger import MEMORY, Ledger
+from verification.solver import compute_forced_error_ticket, party_keypair
 from verification.spec import SolverSpec, get_preset
 from verification.verifier import (
     CoinCommitment,
@@ -66,6 +71,7 @@ class Vector:
     pre: JobState
     message: Any
     error: str | None = None  # the ProtocolError raised; None: the transition accepts the message
+    job: Job = JOB
 
 
 # -- the job's messages ------------------------------------------------------------------------
@@ -73,35 +79,44 @@ def compute_root(label: str) -> Root:
     return Root(hashlib.sha256(label.encode()).digest())
 
 
-def build_commitment(solver_id: str, **changes: Any) -> Commitment:
-    return dataclasses.replace(Commitment(JOB.job_id, SolverId(solver_id), compute_root(f"{solver_id}/trace"),
-                                          compute_root(f"{solver_id}/final"), Step(SPEC.steps),
-                                          Step(SPEC.checkpoint_interval), "vectors"), **changes)
+def build_commitment(solver_id: str, job: Job = JOB, **changes: Any) -> Commitment:
+    return dataclasses.replace(Commitment(job.job_id, SolverId(solver_id), compute_root(f"{solver_id}/trace"),
+                                          compute_root(f"{solver_id}/final"), Step(job.spec.steps),
+                                          Step(job.spec.checkpoint_interval), "vectors"), **changes)
 
 
-def sign(commitment: Commitment, key_of: str | None = None) -> Signed:
+def sign(commitment: Commitment, key_of: str | None = None, job: Job = JOB) -> Signed:
     """``commitment`` signed as its solver, with the key of ``key_of`` (default: its own)."""
-    sk, _ = party_keypair(SPEC, key_of or commitment.solver_id)
+    sk, _ = party_keypair(job.spec, key_of or commitment.solver_id)
     return sign_message(commitment, sk, PartyId(commitment.solver_id))
 
 
-SIGNED = {sid: sign(build_commitment(sid)) for sid in (HONEST, BITFLIP)}
+def sign_all(job: Job) -> dict[SolverId, Signed]:
+    return {sid: sign(build_commitment(sid, job), job=job) for sid in (HONEST, BITFLIP)}
 
 
-def find_secret() -> bytes:
+SIGNED = sign_all(JOB)
+
+
+def find_secret(job: Job, signed: dict[SolverId, Signed]) -> bytes:
     """The first secret ``sha256(i)`` whose coin selects ``honest`` and not ``bitflip``."""
     for i in range(10_000):
         secret = hashlib.sha256(i.to_bytes(4, "big")).digest()
-        reveal = CoinReveal(JOB.job_id, VERIFIER, secret)
-        picks = [is_selected_for_check(reveal, sid, SIGNED[sid].signature, SPEC.spot_check_probability,
-                                       SPEC.hash_name) for sid in (HONEST, BITFLIP)]
+        reveal = CoinReveal(job.job_id, VERIFIER, secret)
+        picks = [is_selected_for_check(reveal, sid, signed[sid].signature, job.spec.spot_check_probability,
+                                       job.spec.hash_name) for sid in (HONEST, BITFLIP)]
         if picks == [True, False]:
             return secret
     raise RuntimeError("no secret selects honest and not bitflip")
 
 
-SECRET = find_secret()
-COIN = CoinCommitment(JOB.job_id, VERIFIER, compute_coin_commitment(JOB.job_id, VERIFIER, SECRET, SPEC.hash_name))
+def build_coin(job: Job, secret: bytes) -> CoinCommitment:
+    return CoinCommitment(job.job_id, VERIFIER, compute_coin_commitment(job.job_id, VERIFIER, secret,
+                                                                        job.spec.hash_name))
+
+
+SECRET = find_secret(JOB, SIGNED)
+COIN = build_coin(JOB, SECRET)
 REVEAL = CoinReveal(JOB.job_id, VERIFIER, SECRET)
 CHECK_OK = SpotCheck(HONEST, True, "interval", (0, 1), False, None, 2 * SPEC.checkpoint_interval, 0.0)
 CHECK_MISMATCH = dataclasses.replace(CHECK_OK, mismatch=True, disputed_interval=1)
@@ -116,24 +131,24 @@ RESULT = DisputeResult(rounds=6, first_divergent_step=Step(6), operator="aten.ad
                                 "referee": compute_root("challenger/out").hex()})
 
 
-def report(check: SpotCheck) -> CheckReport:
-    return CheckReport(JOB.job_id, VERIFIER, check)
+def report(check: SpotCheck, job: Job = JOB) -> CheckReport:
+    return CheckReport(job.job_id, VERIFIER, check)
 
 
-def outcome(**changes: Any) -> DisputeOutcome:
-    return DisputeOutcome(JOB.job_id, HONEST, dataclasses.replace(RESULT, **changes))
+def outcome(job: Job = JOB, **changes: Any) -> DisputeOutcome:
+    return DisputeOutcome(job.job_id, HONEST, dataclasses.replace(RESULT, **changes))
 
 
-def ruling(result: DisputeResult = RESULT, key_of: str = REFEREE, **changes: Any) -> Signed:
+def ruling(result: DisputeResult = RESULT, key_of: str = REFEREE, job: Job = JOB, **changes: Any) -> Signed:
     """The referee's ruling on ``result``, signed with ``key_of``'s key (default: the referee's)."""
-    sk, _ = party_keypair(SPEC, key_of)
-    return sign_message(dataclasses.replace(compute_ruling(JOB.job_id, result), **changes), sk, REFEREE)
+    sk, _ = party_keypair(job.spec, key_of)
+    return sign_message(dataclasses.replace(compute_ruling(job.job_id, result), **changes), sk, REFEREE)
 
 
 # -- states, built by the transitions ------------------------------------------------------------
-def apply(state: JobState, *messages: tuple[Kind, Any]) -> JobState:
+def apply(state: JobState, *messages: tuple[Kind, Any], job: Job = JOB) -> JobState:
     for kind, message in messages:
-        state = process_message(JOB, state, kind, message)
+        state = process_message(job, state, kind, message)
     return state
 
 
@@ -152,6 +167,38 @@ AGREED = dataclasses.replace(RESULT, winner="solver", reason="the referee agreed
 FALSELY_DISPUTED = apply(CHALLENGED, (Kind.DISPUTE, outcome(winner="solver", reason="the referee agreed")),
                          (Kind.RULE, ruling(AGREED)))
 SETTLED = apply(CHECKED, (Kind.SETTLE, SettleRequest(JOB.job_id)))
+
+# -- a job that draws every solver for a forced error (Truebit §4.4) ---------------------------
+# The same job at a forced-error rate of 100 %: each solver's ticket (its signature on its draw)
+# draws, so each must flip its final state on purpose and reveals its ticket when the job settles.
+FORCED_SPEC = dataclasses.replace(SPEC, economics=dataclasses.replace(SPEC.economics, forced_error_rate_bps=10_000))
+FORCED = resolve_job(FORCED_SPEC)
+FORCED_SIGNED = sign_all(FORCED)
+FORCED_SECRET = find_secret(FORCED, FORCED_SIGNED)
+FORCED_REVEALED = apply(compute_genesis_state(FORCED, build_coin(FORCED, FORCED_SECRET)),
+                        (Kind.COMMIT, FORCED_SIGNED[HONEST]), (Kind.COMMIT, FORCED_SIGNED[BITFLIP]),
+                        (Kind.REVEAL, CoinReveal(FORCED.job_id, VERIFIER, FORCED_SECRET)), job=FORCED)
+TICKETS = {sid: compute_forced_error_ticket(FORCED_SPEC, FORCED.job_id, sid).hex() for sid in (HONEST, BITFLIP)}
+LAST_INTERVAL = FORCED_SPEC.num_checkpoints - 2  # the interval ending at S_T, where the forced error is
+CHECK_LAST = dataclasses.replace(CHECK_OK, intervals=(LAST_INTERVAL,), mismatch=True, disputed_interval=LAST_INTERVAL)
+FORCED_FOUND = dataclasses.replace(RESULT, first_divergent_step=Step(FORCED_SPEC.steps), operator=COMMIT_OP,
+                                   reason="the referee recomputed the commit of S_T")
+FORCED_CHECKED = apply(FORCED_REVEALED, (Kind.CHECK, report(CHECK_OK, FORCED)), (Kind.CHECK, report(SKIPPED, FORCED)),
+                       job=FORCED)
+
+
+def build_disputed(job: Job, check: SpotCheck, result: DisputeResult) -> JobState:
+    """``job``'s revealed state, honest's mismatch ``check`` challenged, bisected to ``result`` and
+    ruled on; bitflip left unchecked."""
+    pre = FORCED_REVEALED if job is FORCED else REVEALED
+    return apply(pre, (Kind.CHECK, report(check, job)), (Kind.CHECK, report(SKIPPED, job)),
+                 (Kind.CHALLENGE, Challenge(job.job_id, VERIFIER, HONEST, check.disputed_interval)),
+                 (Kind.DISPUTE, DisputeOutcome(job.job_id, HONEST, result)),
+                 (Kind.RULE, ruling(result, job=job)), job=job)
+
+
+FORCED_DISPUTED = build_disputed(FORCED, CHECK_LAST, FORCED_FOUND)
+FORCED_TOO_EARLY = build_disputed(FORCED, CHECK_MISMATCH, RESULT)  # the game ends at step 6, not at T
 
 
 def commit_vectors() -> Iterator[Vector]:
@@ -272,28 +319,74 @@ def settle_vectors() -> Iterator[Vector]:
                  "WrongJobError")
 
 
+def forced_error_vectors() -> Iterator[Vector]:
+    """Settling a job whose solvers were drawn for a forced error (Truebit §4.4): the ticket each
+    reveals is its signature on its draw; a forced error found pays the solver as correct work and
+    the finding verifier from the jackpot, one missed is visible in its verdict."""
+    def settle(*tickets: tuple[SolverId, str]) -> SettleRequest:
+        return SettleRequest(FORCED.job_id, tickets)
+
+    honest, bitflip = (HONEST, TICKETS[HONEST]), (BITFLIP, TICKETS[BITFLIP])
+    yield Vector(Kind.SETTLE, "forced_error_found", "honest's forced error at step T is found: it is paid, the "
+                 "verifier is paid from the jackpot, supply is conserved", FORCED_DISPUTED, settle(honest),
+                 job=FORCED)
+    yield Vector(Kind.SETTLE, "forced_error_missed", "both solvers were drawn; the check of honest saw nothing, "
+                 "bitflip was not checked: each verdict carries its ticket, no jackpot payout", FORCED_CHECKED,
+                 settle(honest, bitflip), job=FORCED)
+    yield Vector(Kind.SETTLE, "forced_error_too_early", "a forced error excuses only step T: a dispute won at "
+                 "step 6 slashes the solver and pays no jackpot", FORCED_TOO_EARLY, settle(honest), job=FORCED)
+    undrawn = (HONEST, compute_forced_error_ticket(SPEC, JOB.job_id, HONEST).hex())
+    yield Vector(Kind.SETTLE, "undrawn_ticket", "a jackpot claim with a valid ticket that draws no forced error "
+                 "(a job at the default 1 %)", DISPUTED, SettleRequest(JOB.job_id, (undrawn,)),
+                 "UnfoundedJackpotClaimError")
+    yield Vector(Kind.SETTLE, "forged_ticket", "a ticket that is another solver's signature", FORCED_DISPUTED,
+                 settle((HONEST, TICKETS[BITFLIP])), "ForgedMessageError", job=FORCED)
+    yield Vector(Kind.SETTLE, "malformed_ticket", "a ticket that is not hex", FORCED_DISPUTED,
+                 settle((HONEST, "zz")), "InvalidMessageError", job=FORCED)
+    yield Vector(Kind.SETTLE, "unknown_solver_ticket", "a ticket of a party that is no solver of the job",
+                 FORCED_DISPUTED, settle((SolverId("mallory"), TICKETS[HONEST])), "UnknownPartyError", job=FORCED)
+    yield Vector(Kind.SETTLE, "duplicate_ticket", "a solver reveals its ticket once", FORCED_DISPUTED,
+                 settle(honest, honest), "DuplicateMessageError", job=FORCED)
+
+
 GENERATORS: tuple[Callable[[], Iterator[Vector]], ...] = (
-    commit_vectors, reveal_vectors, check_vectors, challenge_vectors, dispute_vectors, rule_vectors, settle_vectors)
+    commit_vectors, reveal_vectors, check_vectors, challenge_vectors, dispute_vectors, rule_vectors, settle_vectors,
+    forced_error_vectors)
 
 
-def compute_post(job: Job, vector: Vector) -> dict[str, Any] | None:
+def compute_post(vector: Vector) -> JobState | None:
     """The post-state the transition computes, ``None`` when it raises the vector's error."""
     try:
-        post = process_message(job, vector.pre, vector.transition, vector.message)
+        post = process_message(vector.job, vector.pre, vector.transition, vector.message)
     except ProtocolError as exc:
         if type(exc).__name__ != vector.error:
             raise RuntimeError(f"{vector.transition}/{vector.case}: raised {type(exc).__name__}: {exc}") from exc
         return None
     if vector.error is not None:
         raise RuntimeError(f"{vector.transition}/{vector.case}: accepted, expected {vector.error}")
-    return encode_state(post)
+    return post
+
+
+def settle_on_a_fresh_ledger(job: Job, state: JobState) -> SettlementResult:
+    """A settled state's verdicts applied to an empty ledger (``settle_job``: funding, lock,
+    bonds, settlement): what they move, the jackpot holding only this job's tax."""
+    ledger = Ledger(MEMORY)
+    try:
+        return settle_job(ledger, job.job_id, job.spec.submitter, job.terms, list(state.verdicts),
+                          verifiers=[job.spec.verifier])
+    finally:
+        ledger.close()
 
 
 def encode_vector(vector: Vector) -> dict[str, Any]:
-    return {"transition": str(vector.transition), "case": vector.case, "description": vector.description,
-            "job": encode_job(JOB), "pre": encode_state(vector.pre),
-            "message": encode_message(vector.transition, vector.message),
-            "post": compute_post(JOB, vector), "error": vector.error}
+    post = compute_post(vector)
+    encoded = {"transition": str(vector.transition), "case": vector.case, "description": vector.description,
+               "job": encode_job(vector.job), "pre": encode_state(vector.pre),
+               "message": encode_message(vector.transition, vector.message),
+               "post": None if post is None else encode_state(post), "error": vector.error}
+    if vector.transition is Kind.SETTLE:  # what the fixed verdicts move on the ledger
+        encoded["settlement"] = None if post is None else encode_settlement(settle_on_a_fresh_ledger(vector.job, post))
+    return encoded
 
 
 def write_vectors(root: Path = VECTORS) -> list[Path]:

@@ -7,22 +7,31 @@ import dataclasses
 
 import pytest
 
+from proofs.types import SolverId
 from tests.protocol import make_vectors as mv
 from verification.job import LifecycleError, resolve_job
 from verification.protocol import (
     TRANSITIONS,
     DuplicateMessageError,
     ForgedMessageError,
+    InvalidMessageError,
     Kind,
     OutOfOrderError,
     Phase,
     ProtocolError,
     SettleRequest,
+    UnfoundedJackpotClaimError,
     WrongJobError,
+    get_revealed_ticket,
     process_commit,
     process_message,
     process_settle,
+    require_valid_ticket,
 )
+from verification.settlement import JACKPOT
+from verification.settlement.accounts import get_party_account
+from verification.settlement.rules import compute_jackpot_tax
+from verification.solver import compute_forced_error_ticket
 
 BAD = [v for generate in mv.GENERATORS for v in generate() if v.error is not None]
 GOOD = [v for generate in mv.GENERATORS for v in generate() if v.error is None]
@@ -32,16 +41,16 @@ GOOD = [v for generate in mv.GENERATORS for v in generate() if v.error is None]
 def test_a_bad_message_raises_its_named_error_and_leaves_the_state_as_it_was(vector):
     before = copy.deepcopy(vector.pre)
     with pytest.raises(ProtocolError) as raised:
-        process_message(mv.JOB, vector.pre, vector.transition, vector.message)
+        process_message(vector.job, vector.pre, vector.transition, vector.message)
     assert type(raised.value).__name__ == vector.error
-    assert mv.JOB.job_id in str(raised.value)  # the error names the job
+    assert vector.job.job_id in str(raised.value)  # the error names the job
     assert vector.pre == before
 
 
 @pytest.mark.parametrize("vector", GOOD, ids=lambda v: f"{v.transition}/{v.case}")
 def test_a_good_message_makes_a_new_state_and_moves_the_phase_by_the_table(vector):
     before = copy.deepcopy(vector.pre)
-    post = process_message(mv.JOB, vector.pre, vector.transition, vector.message)
+    post = process_message(vector.job, vector.pre, vector.transition, vector.message)
     allowed, after = TRANSITIONS[vector.transition]
     assert vector.pre == before and post is not vector.pre
     assert vector.pre.phase in allowed and post.phase is after
@@ -97,3 +106,49 @@ def test_no_party_but_the_referee_is_called_referee(field):
                "verifier": {"verifier": "referee"}, "submitter": {"submitter": "referee"}}[field]
     with pytest.raises(SpecError, match="'referee' is the referee's"):
         validate_spec(dataclasses.replace(mv.SPEC, **changes))
+
+
+def forced_vector(case: str) -> mv.Vector:
+    return next(v for v in mv.forced_error_vectors() if v.case == case)
+
+
+def settle_forced(case: str):
+    vector = forced_vector(case)
+    post = process_message(vector.job, vector.pre, vector.transition, vector.message)
+    return {v.solver_id: v for v in post.verdicts}, mv.settle_on_a_fresh_ledger(vector.job, post)
+
+
+def test_a_forced_error_found_pays_the_solver_and_the_finding_verifier_from_the_jackpot():
+    verdicts, settled = settle_forced("forced_error_found")
+    honest = verdicts["honest"]
+    assert honest.outcome == "paid" and honest.forced_error and honest.challenger == mv.VERIFIER
+    assert honest.forced_ticket.hex() == mv.TICKETS["honest"]
+    jackpot = [(t.dest, t.amount) for t in settled.transfers if t.source == JACKPOT]
+    tax = compute_jackpot_tax(mv.FORCED.terms)
+    assert jackpot == [(get_party_account(mv.VERIFIER), 2 * tax)]  # a fresh jackpot: this job's two taxes
+    assert settled.supply_before == settled.supply_after
+
+
+def test_a_forced_error_missed_is_visible_in_its_verdict_and_pays_no_jackpot():
+    verdicts, settled = settle_forced("forced_error_missed")
+    assert [(v.outcome, v.forced_error, v.forced_ticket.hex()) for v in verdicts.values()] == [
+        ("paid", False, mv.TICKETS["honest"]), ("unverified", False, mv.TICKETS["bitflip"])]
+    assert not any(t.source == JACKPOT for t in settled.transfers)
+
+
+def test_a_forced_error_excuses_no_step_before_the_last():
+    verdicts, settled = settle_forced("forced_error_too_early")
+    assert verdicts["honest"].outcome == "slashed" and not verdicts["honest"].forced_error
+    assert not any(t.source == JACKPOT for t in settled.transfers)
+
+
+def test_a_ticket_the_protocol_refuses_claims_nothing_and_names_its_fault():
+    assert get_revealed_ticket(mv.FORCED, SolverId("honest"), mv.TICKETS["honest"]) is not None
+    for solver, ticket in [("honest", mv.TICKETS["bitflip"]), ("honest", "zz"), ("honest", ""),
+                           ("mallory", mv.TICKETS["honest"])]:
+        assert get_revealed_ticket(mv.FORCED, SolverId(solver), ticket) is None
+    with pytest.raises(UnfoundedJackpotClaimError, match="draws no forced error"):
+        require_valid_ticket(mv.JOB, SolverId("honest"), compute_forced_error_ticket(
+            mv.SPEC, mv.JOB.job_id, SolverId("honest")).hex())
+    with pytest.raises(InvalidMessageError, match="pairs"):
+        process_settle(mv.FORCED, mv.FORCED_CHECKED, SettleRequest(mv.FORCED.job_id, ("honest",)))

@@ -155,7 +155,8 @@ class SolverVerdict:
     for delivering no signed trace at all (its training failed or missed its deadline, or it did
     not sign its own run): nobody challenged it, so the reward share is burned. ``forced_error``: the
     solver was drawn for a forced error and ``challenger`` found it; the solver is paid and the
-    challenger is paid from the jackpot.
+    challenger is paid from the jackpot. ``forced_ticket``: the valid ticket a solver drawn for a
+    forced error revealed, found or not (with ``forced_error`` false, a forced error missed).
     """
 
     solver_id: SolverId
