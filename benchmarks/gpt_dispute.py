@@ -26,7 +26,7 @@ from proofs.encoding import trace_root
 from proofs.types import Step
 from verification import dispute
 from verification.execution.opgraph import is_computation
-from verification.execution.program import load_program
+from verification.execution.program import configure_mode, load_program
 from verification.providers import TraceProvider
 from verification.solver import train
 from verification.spec import spec_from_dict
@@ -107,6 +107,7 @@ def play(spec, prepared: dict, out: Path) -> None:
 def main(spec_path: str, out_path: str) -> None:
     spec = spec_from_dict(json.loads(Path(spec_path).read_text()))
     work = Path(out_path).parent
+    configure_mode(spec.mode, spec.threads)  # this process runs the one job: pinned for its life
     prepared = prepare(spec, work)
     child = multiprocessing.get_context("spawn").Process(target=play, args=(spec, prepared, Path(out_path)))
     child.start()

@@ -33,7 +33,7 @@ import pytest
 
 from benchmarks import get_sizes, is_full_study
 from proofs.types import Root, Step
-from verification.execution.program import Program
+from verification.execution.program import Program, configure_mode
 from verification.lifecycle import run_job
 from verification.paths import ArtifactPaths
 from verification.spec import JobSpec, get_preset, spec_to_dict
@@ -69,6 +69,7 @@ def test_gpt_step(benchmark, mode):
     spec = gpt_spec("exact" if mode == "native" else "reproducible")
     source = load_source(spec.dataset, **spec.dataset_params)
     program = Program(spec, source.x, source.y, Root(bytes(32)), source.meta)
+    configure_mode(spec.mode, spec.threads)  # as the benchmark session pins every program's (conftest)
     state, batch = program.init_state(), program.batch(Step(1))
     benchmark.extra_info.update(model="gpt", params=count_params(program), mode=mode, op="step", threads=1,
                                 tokens=spec.batch_size * spec.dataset_params["block"])

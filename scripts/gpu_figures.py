@@ -3,7 +3,8 @@
 - ``roots``: per built-in model (``tests.repro.roots.SETUPS``), the trace's final state root in
   ``reproducible`` mode on the CPU and on CUDA, and whether they are the same bits.
 - ``ratios``: one training step in ``reproducible`` mode over the same step in ``exact`` mode
-  (torch's own kernels), on CUDA, median of paired rounds (``benchmarks.paired``).
+  (torch's own kernels), on CUDA, median of paired rounds (``benchmarks.paired``); each side runs
+  under its own mode's torch settings (``Program.settings``).
 - ``overhead``: what an honest solver pays per checkpoint on the GPU: the state's host copy and
   its root, over the ``k`` steps it follows.
 
@@ -17,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ from benchmarks.paired import measure_paired, ratio_of
 from proofs.encoding import state_root
 from proofs.types import Step
 from tests.repro.roots import SETUPS, make_program, make_spec
+from verification.execution.program import Program
 
 ROUNDS = int(os.environ.get("PINPOINT_GPU_ROUNDS", "7"))
 
@@ -43,9 +46,10 @@ def compare_roots(device: str) -> dict[str, Any]:
         roots = {}
         for where in ("cpu", device):
             program = make_program(make_spec(model, "reproducible", 1, where))
-            start = time.perf_counter()
-            roots[where] = program.run(program.init_state(), Step(steps)).root().hex()
-            roots[f"{where}_seconds"] = time.perf_counter() - start
+            with program.settings():
+                start = time.perf_counter()
+                roots[where] = program.run(program.init_state(), Step(steps)).root().hex()
+                roots[f"{where}_seconds"] = time.perf_counter() - start
         rows[model] = {**roots, "identical": roots["cpu"] == roots[device]}
     return rows
 
@@ -54,8 +58,14 @@ def measure_ratio(model: str, device: str) -> dict[str, Any]:
     native = make_program(make_spec(model, "exact", 1, device))
     repro = make_program(make_spec(model, "reproducible", 1, device))
     inputs = {program: (program.init_state(), program.batch(Step(1))) for program in (native, repro)}
-    sides = {"reproducible": synchronized(lambda: repro.step(*inputs[repro])),
-             "native": synchronized(lambda: native.step(*inputs[native]))}
+
+    def step(program: Program) -> Callable[[], Any]:
+        def run() -> Any:
+            with program.settings():  # each side under its own mode's settings
+                return program.step(*inputs[program])
+        return run
+
+    sides = {"reproducible": synchronized(step(repro)), "native": synchronized(step(native))}
     for side in sides.values():
         side()  # warm-up: kernels compiled, caches filled
     return measure_paired(sides, {"reproducible/native": ratio_of("reproducible", "native")}, ROUNDS).to_info()
@@ -67,7 +77,8 @@ def measure_overhead(model: str, device: str) -> dict[str, Any]:
     run = {"state": program.init_state()}
 
     def train() -> None:
-        run["state"] = program.run(run["state"], Step(run["state"].step + 25))
+        with program.settings():
+            run["state"] = program.run(run["state"], Step(run["state"].step + 25))
 
     sides = {"train": synchronized(train), "checkpoint": lambda: state_root(run["state"].to_arrays(), spec.hash_name)}
     return measure_paired(sides, {"checkpoint/train": ratio_of("checkpoint", "train")}, ROUNDS).to_info()

@@ -8,8 +8,9 @@ The parent hosts the rendezvous (a ``TCPStore``) on a socket it binds to 127.0.0
 ``TCPStore`` that binds its own socket listens on every interface — and every worker pins gloo
 (``GLOO_SOCKET_IFNAME``) and NCCL (``NCCL_SOCKET_IFNAME``) to the loopback interface: nothing is
 reachable from outside the machine. Backends: gloo on CPU, NCCL on CUDA (rank ``r`` on
-``cuda:r``). Each worker builds its ``Program``, which pins ``torch.set_num_threads(spec.threads)``
-and the deterministic-algorithm switch of the spec's mode (``configure_mode``).
+``cuda:r``). Each worker builds its ``Program`` and runs it under the program's settings
+(``Program.settings``: ``torch.set_num_threads(spec.threads)`` and the deterministic-algorithm
+switch of the spec's mode).
 
 Strategies run on every rank (the replicas must stay identical), on a program whose ``step`` is the
 data-parallel one: a ``bitflip`` cheater flips its bit after the all-gather and the combine. Rank 0
@@ -119,9 +120,10 @@ def process_worker(rank: int, job: DataParallelJob, port: int, result_path: str)
         strategy = resolve_solver_strategy(job.spec, job.job_id,
                                            SolverSpec(job.solver_id, job.strategy_name, job.strategy_params))
         if rank == 0:
-            process_rank_zero(job, program, strategy, device, Path(result_path))
+            process_rank_zero(job, program, strategy, device, Path(result_path))  # ``train`` enters the settings
         else:
-            final = run_replica(program, strategy).root(job.spec.hash_name)
+            with program.settings():  # the same settings as rank 0's ``train``
+                final = run_replica(program, strategy).root(job.spec.hash_name)
             all_gather_roots(final, device, job.world_size)
     finally:
         dist.destroy_process_group()

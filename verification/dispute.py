@@ -698,7 +698,13 @@ class DisputeGame:
         """Run the game to a ruling: each level of ``self.levels`` commits, is bisected and
         narrows into the next; the last one's case goes to the referee. ``interval`` (the interval
         policy's disputed interval) skips level 1's bisection: the challenger started from the
-        solver's own checkpoint ``interval``."""
+        solver's own checkpoint ``interval``. The referee re-executes under its program's torch
+        settings (``Program.settings``), entered here for the whole game."""
+        with self.program.settings():
+            return self.play_in_settings(last_checkpoint, k, interval)
+
+    def play_in_settings(self, last_checkpoint: int, k: int, interval: int | None) -> DisputeResult:
+        """``play``'s game, under the settings in force."""
         start_time = time.perf_counter()
         step, operator, index, ops, winner, reason = None, None, None, 0, Party.CHALLENGER, "referee ruling"
         outputs: dict[str, str] = {}

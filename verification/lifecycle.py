@@ -221,7 +221,8 @@ def check_program(spec: JobSpec) -> None:
         raise SpecError(f"model {spec.model!r} with model_params {spec.model_params} cannot be built "
                         f"on dataset {spec.dataset!r}: {exc}") from None
     try:
-        dry_run(program)
+        with program.settings():
+            dry_run(program)
     except UncoveredOperatorError as exc:
         raise SpecError(f"mode 'reproducible': model {spec.model!r} with loss {spec.loss!r} and optimizer "
                         f"{spec.optimizer!r}: {exc}") from None
@@ -351,11 +352,12 @@ def get_party_time_budget(spec: JobSpec, step_seconds: float) -> float:
 
 
 def measure_step_seconds(program: Program) -> float:
-    """Wall time of the job's first honest step, from ``S_0``."""
+    """Wall time of the job's first honest step, from ``S_0``, under the program's settings."""
     state = program.init_state()
-    start = time.perf_counter()
-    program.step(state, program.batch(Step(1)))
-    return time.perf_counter() - start
+    with program.settings():
+        start = time.perf_counter()
+        program.step(state, program.batch(Step(1)))
+        return time.perf_counter() - start
 
 
 def train_party(job: Job, dataset: DatasetCommitment, path: str, solver: SolverSpec,
@@ -609,7 +611,8 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
     replica = None
     if selected and spec.spot_check_policy == "replicate" and spec.mode != "tolerance":
         replica = train_replica(job, dataset, paths, program)
-    environment = replica.environment if replica is not None else program.environment()
+    with program.settings():  # the environment the verifier's own checks run in
+        environment = replica.environment if replica is not None else program.environment()
     checks = {}
     for solver in job.solvers:
         sid = solver.solver_id

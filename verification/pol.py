@@ -100,7 +100,6 @@ from verification.tolerance import (
     compute_interpolation_spoof,
     in_environment,
     is_within_tolerance,
-    restoring_torch_settings,
 )
 
 DEFAULT_INIT_MODELS = ("mlp", "cnn")  # catalog models left at torch's nn.Linear / nn.Conv initialiser
@@ -264,11 +263,13 @@ def compute_init_p_value(program: Program, state: State) -> float:
 
 
 def replay_interval(verifier: Program, proof: PolProof, index: int) -> State:
-    """``R_i``: ``k`` steps from the claimed ``W_ik`` on the proof's batches."""
+    """``R_i``: ``k`` steps from the claimed ``W_ik`` on the proof's batches, under the
+    verifier's settings (``Program.settings``)."""
     state = proof.checkpoints[index]
     end = Step(state.step + verifier.spec.checkpoint_interval)
-    while state.step < end:
-        state = verifier.step(state, proof.data.batch(Step(state.step + 1), verifier.device)).state
+    with verifier.settings():
+        while state.step < end:
+            state = verifier.step(state, proof.data.batch(Step(state.step + 1), verifier.device)).state
     return state
 
 
@@ -314,8 +315,10 @@ def verify_exact(verifier: Program, checkpoints: tuple[State, ...]) -> Verdict:
     if checkpoints[0].root(hash_name) != verifier.init_state().root(hash_name):
         return Verdict(False, Reason.INITIALISATION, (), (), None, 0)
     for i, (start, end) in enumerate(zip(checkpoints[:-1], checkpoints[1:], strict=True)):
+        with verifier.settings():
+            replayed = verifier.run(start, Step(start.step + k))
         # Rule (Pinpoint): the re-executed interval ends at the claimed state root.
-        if verifier.run(start, Step(start.step + k)).root(hash_name) != end.root(hash_name):
+        if replayed.root(hash_name) != end.root(hash_name):
             return Verdict(False, Reason.STATE_ROOT, tuple(range(i + 1)), (), None, (i + 1) * k)
     return Verdict(True, Reason.ACCEPTED, tuple(range(len(checkpoints) - 1)), (), None, (len(checkpoints) - 1) * k)
 
@@ -475,23 +478,23 @@ def compute_pol_table(spec: JobSpec, margin: float = 10.0, budget: CraftingBudge
     spoofer's best case). Verifiers: PoL with the paper's thresholds and with calibrated ones,
     trusting the proof's data hash (``DataReference.DECLARED``), re-executing on another
     environment; PoL with the paper's thresholds against the job's dataset root; Pinpoint's exact
-    check in the job's environment. torch's settings are restored at the end.
+    check in the job's environment. Each party's work runs under its program's torch settings
+    (``verification.tolerance.in_environment``), put back after it.
     """
-    with restoring_torch_settings():
-        source = load_source(spec.dataset, **spec.dataset_params)
-        prover = make_program(spec, source)
-        other = make_program(dataclasses.replace(spec, mode=Mode.REPRODUCIBLE), source)
-        traces = compute_traces(prover, source, budget)
-        calibrated = PolParameters(calibrate_pol(spec, source, margin), PAPER.q, PAPER.init_p_value)
-        verifiers = {
-            "PoL, paper thresholds": lambda p: in_environment(other, lambda: verify_pol(other, p, PAPER)),
-            f"PoL, calibrated x{margin:g}": lambda p: in_environment(other, lambda: verify_pol(other, p, calibrated)),
-            "PoL, paper thresholds, job's data root": lambda p: in_environment(
-                other, lambda: verify_pol(other, p, PAPER, DataReference.JOB)),
-            "Pinpoint, exact roots": lambda p: in_environment(prover, lambda: verify_exact(prover, p.checkpoints)),
-        }
-        return [{"trace": t.name, "prover_gradients": t.prover_gradients, "verifier": name, "verdict": check(t.proof)}
-                for t in traces for name, check in verifiers.items()]
+    source = load_source(spec.dataset, **spec.dataset_params)
+    prover = make_program(spec, source)
+    other = make_program(dataclasses.replace(spec, mode=Mode.REPRODUCIBLE), source)
+    traces = compute_traces(prover, source, budget)
+    calibrated = PolParameters(calibrate_pol(spec, source, margin), PAPER.q, PAPER.init_p_value)
+    verifiers = {
+        "PoL, paper thresholds": lambda p: in_environment(other, lambda: verify_pol(other, p, PAPER)),
+        f"PoL, calibrated x{margin:g}": lambda p: in_environment(other, lambda: verify_pol(other, p, calibrated)),
+        "PoL, paper thresholds, job's data root": lambda p: in_environment(
+            other, lambda: verify_pol(other, p, PAPER, DataReference.JOB)),
+        "Pinpoint, exact roots": lambda p: in_environment(prover, lambda: verify_exact(prover, p.checkpoints)),
+    }
+    return [{"trace": t.name, "prover_gradients": t.prover_gradients, "verifier": name, "verdict": check(t.proof)}
+            for t in traces for name, check in verifiers.items()]
 
 
 def format_verdict(verdict: Verdict) -> str:

@@ -28,7 +28,8 @@ a *provider* (docs/design.md §1.6):
 
 An honest provider and a cheating one are interchangeable: only the answers differ.
 ``TraceProvider`` is backed by a training run and a strategy; the honest challenger uses the same
-class with the ``Honest`` strategy and its own replica run.
+class with the ``Honest`` strategy and its own replica run. Whatever it re-executes runs under its
+program's torch settings (``Program.settings``), entered per answer.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class TraceProvider:
         if start % k or not 0 <= start < end <= self.run.steps:
             raise ProviderError(f"{self.party}: cannot commit to steps {start}..{end}")
         first = read_checkpoint(self.run.checkpoint_path, start // k, self.program.device)
-        states = [first, *replay(self.program, self.strategy, first, end)]
+        with self.program.settings():
+            states = [first, *replay(self.program, self.strategy, first, end)]
         self._states = {s.step: s for s in states}
         self._start = start
         hash_name = self.program.spec.hash_name
@@ -130,8 +132,9 @@ class TraceProvider:
         if step - 1 not in self._states or step not in self._states:
             raise ProviderError(f"{self.party}: step {step} is outside the committed steps")
         # Streaming: outputs are hashed and dropped; an opening runs the step again (open_operands).
-        self._trace = record_step(self.program, self.strategy, self._states[step - 1], self.program.spec.hash_name,
-                                  keep=frozenset())
+        with self.program.settings():
+            self._trace = record_step(self.program, self.strategy, self._states[step - 1],
+                                      self.program.spec.hash_name, keep=frozenset())
         return self._trace.commitment()
 
     def get_trace(self) -> OpTrace:
@@ -158,7 +161,8 @@ class TraceProvider:
         pre = self._states[trace.step - 1]
         needed = get_input_ops(trace.records[index])
         if not needed <= set(trace.outputs):
-            self._trace = trace = reopen_outputs(self.program, self.strategy, pre, trace, needed)
+            with self.program.settings():
+                self._trace = trace = reopen_outputs(self.program, self.strategy, pre, trace, needed)
         return open_operands(trace, pre, index)
 
 

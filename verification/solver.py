@@ -156,8 +156,16 @@ def train(program: Program, strategy: Strategy, path: str | os.PathLike[str], jo
     is reused (content-addressed: its checkpoints are read back and checked against its committed
     roots, nothing is trained; ``resumed_from`` is then ``T``), and an interrupted one continues
     from its last intact checkpoint; the result is the same as one uninterrupted run.
-    ``path`` is a location (``datasets.storage``): a local path or an fsspec URL.
+    ``path`` is a location (``datasets.storage``): a local path or an fsspec URL. The run
+    executes under its program's torch settings (``Program.settings``), entered here.
     """
+    with program.settings():
+        return train_in_settings(program, strategy, path, job_id, solver_id, resume)
+
+
+def train_in_settings(program: Program, strategy: Strategy, path: str | os.PathLike[str], job_id: JobId,
+                      solver_id: SolverId, resume: bool) -> TrainingRun:
+    """``train``'s run, under the settings in force (the environment it records is theirs)."""
     spec = program.spec
     k, hash_name = spec.checkpoint_interval, spec.hash_name
     start = time.perf_counter()

@@ -41,15 +41,14 @@ false reject / false accept
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from proofs.types import Step
-from verification.execution.program import Program, configure_mode
+from verification.execution.program import Program
 from verification.execution.state import State
 from verification.spec import JobSpec
 
@@ -146,29 +145,19 @@ class IntervalCheck:
 
 
 def in_environment(program: Program, work: Callable[[], Any]) -> Any:
-    """Run ``work`` under ``program``'s mode and thread count (process-wide torch settings, which
-    building another program changes)."""
-    configure_mode(program.spec.mode, program.spec.threads)
-    return work()
-
-
-@contextmanager
-def restoring_torch_settings() -> Iterator[None]:
-    """Put torch's thread count and deterministic switch back as they were."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+    """Run ``work`` under ``program``'s mode and thread count (``Program.settings``: process-wide
+    torch settings, put back as they were once ``work`` returns)."""
+    with program.settings():
+        return work()
 
 
 def compute_honest_trace(program: Program) -> list[State]:
-    """The honest checkpoints ``S_0, S_k, …, S_T`` of ``program``."""
+    """The honest checkpoints ``S_0, S_k, …, S_T`` of ``program``, under its settings."""
     k = program.spec.checkpoint_interval
     trace = [program.init_state()]
-    while trace[-1].step < program.spec.steps:
-        trace.append(program.run(trace[-1], Step(trace[-1].step + k)))
+    with program.settings():
+        while trace[-1].step < program.spec.steps:
+            trace.append(program.run(trace[-1], Step(trace[-1].step + k)))
     return trace
 
 
@@ -177,7 +166,8 @@ def check_intervals(verifier: Program, claimed: list[State]) -> list[IntervalChe
     k, hash_name = verifier.spec.checkpoint_interval, verifier.spec.hash_name
     checks = []
     for i, (start, end) in enumerate(zip(claimed[:-1], claimed[1:], strict=True)):
-        replay = verifier.run(start, Step(start.step + k))
+        with verifier.settings():
+            replay = verifier.run(start, Step(start.step + k))
         checks.append(IntervalCheck(i, compute_distances(replay, end), compute_distances(replay, start),
                                     replay.root(hash_name) == end.root(hash_name)))
     return checks
@@ -253,14 +243,13 @@ def compute_acceptance_table(spec: JobSpec, make_program: ProgramFactory, thread
     ``threads[1]`` (honest noise). Honest intervals come from the honest trace, spoofed ones from
     the interpolation spoof towards the honest final state (the spoofer's best case: it holds the
     real final weights). Calibrated thresholds are ``margin`` times the largest honest noise of the
-    same job with seed ``spec.seed + 1``. Thread counts switch inside this process (``configure_mode``
-    before each environment's work; checked against separate processes in ``tests/repro``) and are
-    restored at the end.
+    same job with seed ``spec.seed + 1``. Thread counts switch inside this process (each
+    environment's work under its program's settings, ``in_environment``; checked against separate
+    processes in ``tests/repro``), and are put back after each.
     """
     rows = []
-    with restoring_torch_settings():
-        for mode in EXECUTION_MODES:
-            rows += compute_acceptance_rows(measure_mode(spec, make_program, mode, threads), margin, rhos)
+    for mode in EXECUTION_MODES:
+        rows += compute_acceptance_rows(measure_mode(spec, make_program, mode, threads), margin, rhos)
     return rows
 
 

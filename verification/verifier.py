@@ -193,7 +193,8 @@ def check_interval(program: Program, solver_id: SolverId, roots: tuple[Root, ...
         if state is None:
             disputed = i
             break
-        state = program.run(state, Step((i + 1) * k))
+        with program.settings():  # the verifier re-executes under the job's settings
+            state = program.run(state, Step((i + 1) * k))
         executed += k
         if state.root(hash_name) != roots[i + 1]:
             disputed = i
@@ -219,7 +220,8 @@ def check_tolerance(program: Program, solver_id: SolverId, roots: tuple[Root, ..
         if lo is None or hi is None:
             disputed = i
             break
-        replayed = program.run(lo, Step((i + 1) * k))
+        with program.settings():
+            replayed = program.run(lo, Step((i + 1) * k))
         executed += k
         # Rule (PoL): every distance within rho times the distance the re-execution moved
         thresholds = compute_relative_thresholds(compute_distances(lo, replayed), rho)

@@ -1,5 +1,4 @@
 import copy
-import os
 
 import numpy as np
 import pytest
@@ -102,21 +101,3 @@ def test_micro_batched_step_is_the_mean_gradient(minimal_spec, minimal_dataset):
     for name, t in a.tensors.items():
         torch.testing.assert_close(b.tensors[name], t, rtol=1e-4, atol=1e-6)
     assert two.run(two.init_state(), Step(3)).root() == b.root()
-
-
-def test_exact_mode_pins_cuda_settings_and_refuses_a_late_workspace_config(monkeypatch):
-    import torch
-
-    from verification.execution.program import ProgramError, configure_mode
-
-    threads = torch.get_num_threads()
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # CUDA came up before the setting
-    with pytest.raises(ProgramError, match="CUBLAS_WORKSPACE_CONFIG"):
-        configure_mode("exact", threads)
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    configure_mode("exact", threads)
-    assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
-    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-    configure_mode("reproducible", threads)

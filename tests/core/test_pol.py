@@ -37,7 +37,6 @@ from verification.tolerance import (
     Distances,
     compute_honest_trace,
     is_within_tolerance,
-    restoring_torch_settings,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -51,11 +50,11 @@ def table():
 @pytest.fixture(scope="module")
 def job():
     """The study job's program, its source and its honest proof."""
-    with restoring_torch_settings():
-        source = load_source("digits")
-        program = make_program(get_study_spec(), source)
+    source = load_source("digits")
+    program = make_program(get_study_spec(), source)
+    with program.settings():
         proof = make_proof(program, compute_honest_trace(program), get_job_data(program, source))
-        yield program, source, proof
+    return program, source, proof
 
 
 def verdict(table, trace, verifier):
@@ -97,8 +96,8 @@ def test_the_spoofers_work_is_counted_per_objective_evaluation(job):
     program, _, _ = job
     spec = dataclasses.replace(program.spec, steps=16)
     budget = CraftingBudget(evaluations=3)
-    with restoring_torch_settings():
-        short = make_program(spec, load_source("digits"))
+    short = make_program(spec, load_source("digits"))
+    with short.settings():
         target = short.run(short.init_state(), Step(16))
         spoof = craft_spoof(short, target, budget)
     assert spoof.gradient_evaluations == 2 * 3 * spec.checkpoint_interval  # intervals x evaluations x k

@@ -45,7 +45,8 @@ def make_program(spec: JobSpec) -> Program:
 
 def compute_root(model: str, mode: str, threads: int, device: str = "cpu") -> str:
     program = make_program(make_spec(model, mode, threads, device))
-    return program.run(program.init_state(), Step(SETUPS[model][1])).root().hex()
+    with program.settings():  # its mode's settings on ``threads`` threads, put back afterwards
+        return program.run(program.init_state(), Step(SETUPS[model][1])).root().hex()
 
 
 def main(threads: int) -> dict[str, str]:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.repro.roots import SETUPS, compute_root
-from verification.tolerance import restoring_torch_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,8 +75,7 @@ def test_modes_compute_different_arithmetic(roots_by_threads):
 
 
 def test_switching_threads_in_process_matches_separate_processes(roots_by_threads):
-    """What ``verification.tolerance`` relies on: ``configure_mode`` in one process reproduces the
-    roots of a fresh process per thread count."""
-    with restoring_torch_settings():
-        for threads in (1, 2):
-            assert compute_root("mlp", "exact", threads) == roots_by_threads[threads]["mlp/exact"]
+    """What ``verification.tolerance`` relies on: ``Program.settings`` in one process reproduces
+    the roots of a fresh process per thread count."""
+    for threads in (1, 2):
+        assert compute_root("mlp", "exact", threads) == roots_by_threads[threads]["mlp/exact"]

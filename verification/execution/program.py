@@ -17,13 +17,20 @@ Execution modes (docs/design.md §3):
     (``reproducible()``): the same bits on every device, thread count and CPU generation.
 ``tolerance``
     torch's kernels; parties are compared up to a distance threshold (Proof-of-Learning).
+
+A mode's torch settings (thread count, deterministic algorithms, TF32, cuBLAS's workspace) are
+process-wide; they are an explicit context, ``execution_settings`` (``Program.settings``), that
+whoever executes a program enters and that puts the previous settings back on exit. Building a
+``Program`` changes none of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,28 +90,119 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure_mode(mode: str, threads: int) -> None:
-    """Pin the process-wide knobs an execution mode relies on.
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
+EXACT_CUBLAS_WORKSPACE = ":4096:8"
+
+
+@dataclass(frozen=True)
+class TorchSettings:
+    """torch's process-wide settings that an execution mode pins, and the one environment
+    variable it needs: the intra-op thread count, the deterministic-algorithms switch (and its
+    warn-only flag), TF32 for cuBLAS matmuls and for cuDNN, and ``CUBLAS_WORKSPACE_CONFIG``
+    (``None``: unset)."""
+
+    threads: int
+    deterministic: bool
+    deterministic_warn_only: bool
+    matmul_tf32: bool
+    cudnn_tf32: bool
+    cublas_workspace: str | None
+
+
+def get_torch_settings() -> TorchSettings:
+    """The settings in force in this process now."""
+    return TorchSettings(torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                         torch.is_deterministic_algorithms_warn_only_enabled(),
+                         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                         os.environ.get(CUBLAS_WORKSPACE))
+
+
+def compute_mode_settings(mode: str, threads: int, current: TorchSettings) -> TorchSettings:
+    """The settings ``mode`` runs under on ``threads`` intra-op threads, from ``current`` (what a
+    mode does not pin stays as it is).
 
     ``exact`` switches torch to deterministic algorithms; cuBLAS then refuses to run unless
-    ``CUBLAS_WORKSPACE_CONFIG`` pins its workspace, so the value is set here (if the environment
-    has none) before any GPU matmul. ``reproducible`` does not need the switch: its operators
-    reduce only exact integer sums, whose result no kernel order can change, and the switch would
-    fill every fresh tensor with NaN first (``torch.utils.deterministic.fill_uninitialized_memory``),
-    doubling the memory traffic of its many elementwise kernels.
-    """
-    torch.set_num_threads(threads)
-    if mode == "exact":
-        # Rule: cuBLAS reads its workspace setting when CUDA initialises; set later, it is ignored
-        if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
-            raise ProgramError("exact mode on CUDA needs CUBLAS_WORKSPACE_CONFIG=:4096:8 (or :16:8) in the "
-                               "environment before CUDA initialises; CUDA is already initialised here")
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # TF32 rounds matmul and convolution inputs to 10 mantissa bits on Ampere and later, and
-        # cuDNN allows it by default: exact mode computes in float32 as the CPU does.
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    torch.use_deterministic_algorithms(mode == "exact", warn_only=False)
+    ``CUBLAS_WORKSPACE_CONFIG`` pins its workspace, so the variable is set (when the environment
+    has none) before any GPU matmul, and TF32 is off. ``reproducible`` does not need the switch:
+    its operators reduce only exact integer sums, whose result no kernel order can change, and the
+    switch would fill every fresh tensor with NaN first
+    (``torch.utils.deterministic.fill_uninitialized_memory``), doubling the memory traffic of its
+    many elementwise kernels. ``ProgramError`` for a thread count below 1."""
+    if type(threads) is not int or threads < 1:
+        raise ProgramError(f"execution settings need a thread count of at least 1, got {threads!r}")
+    if mode != "exact":
+        return dataclasses.replace(current, threads=threads, deterministic=False, deterministic_warn_only=False)
+    # TF32 rounds matmul and convolution inputs to 10 mantissa bits on Ampere and later, and
+    # cuDNN allows it by default: exact mode computes in float32 as the CPU does.
+    return TorchSettings(threads, True, False, False, False, current.cublas_workspace or EXACT_CUBLAS_WORKSPACE)
+
+
+def require_cublas_workspace(current: TorchSettings, wanted: TorchSettings) -> None:
+    """``ProgramError`` when ``wanted`` sets ``CUBLAS_WORKSPACE_CONFIG`` after CUDA initialised."""
+    # Rule: cuBLAS reads its workspace setting when CUDA initialises; set later, it is ignored
+    if current.cublas_workspace is None and wanted.cublas_workspace is not None and torch.cuda.is_initialized():
+        raise ProgramError(f"exact mode on CUDA needs {CUBLAS_WORKSPACE}=:4096:8 (or :16:8) in the "
+                           "environment before CUDA initialises; CUDA is already initialised here")
+
+
+def apply_torch_settings(settings: TorchSettings, current: TorchSettings) -> None:
+    """Make ``settings`` the ones in force, writing only what differs from ``current``."""
+    if settings.threads != current.threads:
+        torch.set_num_threads(settings.threads)
+    if (settings.deterministic, settings.deterministic_warn_only) != (current.deterministic,
+                                                                      current.deterministic_warn_only):
+        torch.use_deterministic_algorithms(settings.deterministic, warn_only=settings.deterministic_warn_only)
+    if settings.matmul_tf32 != current.matmul_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = settings.matmul_tf32
+    if settings.cudnn_tf32 != current.cudnn_tf32:
+        torch.backends.cudnn.allow_tf32 = settings.cudnn_tf32
+    if settings.cublas_workspace != current.cublas_workspace:
+        if settings.cublas_workspace is None:
+            os.environ.pop(CUBLAS_WORKSPACE, None)
+        else:
+            os.environ[CUBLAS_WORKSPACE] = settings.cublas_workspace
+
+
+def compute_restored(before: TorchSettings, wanted: TorchSettings, now: TorchSettings) -> TorchSettings:
+    """What leaving a context that moved ``before`` to ``wanted`` puts in force, from ``now``:
+    each setting the context changed goes back to ``before``; the others stay as they are now
+    (entering a context whose settings are already in force changes, and so restores, nothing).
+    ``CUBLAS_WORKSPACE_CONFIG`` stays once CUDA initialised under it: cuBLAS read it then and
+    keeps it for the life of the process, and the variable says so."""
+    changed = {f.name: getattr(before, f.name) for f in dataclasses.fields(TorchSettings)
+               if getattr(before, f.name) != getattr(wanted, f.name)}
+    if "cublas_workspace" in changed and torch.cuda.is_initialized():
+        del changed["cublas_workspace"]
+    return dataclasses.replace(now, **changed)
+
+
+@contextlib.contextmanager
+def execution_settings(mode: str, threads: int) -> Iterator[TorchSettings]:
+    """Run the body under the settings of ``mode`` on ``threads`` intra-op threads
+    (``compute_mode_settings``), and put back, on exit, every setting that entering changed
+    (``compute_restored``). The settings are process-wide: enter it around a party's or the
+    referee's whole work (training, a check, a game), from the thread that starts that work;
+    contexts nest. A ``Program`` has its own (``Program.settings``); building one changes nothing."""
+    before = get_torch_settings()
+    wanted = compute_mode_settings(mode, threads, before)
+    require_cublas_workspace(before, wanted)
+    apply_torch_settings(wanted, before)
+    try:
+        yield wanted
+    finally:
+        now = get_torch_settings()
+        apply_torch_settings(compute_restored(before, wanted, now), now)
+
+
+def configure_mode(mode: str, threads: int) -> TorchSettings:
+    """Pin the settings of ``mode`` for the rest of the process, with no restore: for a process
+    that runs one job's program and nothing else (a benchmark session). Anything else enters
+    ``execution_settings``."""
+    before = get_torch_settings()
+    wanted = compute_mode_settings(mode, threads, before)
+    require_cublas_workspace(before, wanted)
+    apply_torch_settings(wanted, before)
+    return wanted
 
 
 def compute_environment(device: torch.device) -> str:
@@ -164,10 +262,9 @@ class Program:
                  data_meta: dict, device: torch.device | None = None):
         self.spec = spec
         self.device = device or resolve_device(spec.device)
-        configure_mode(spec.mode, spec.threads)
-        with self.initialisation():
+        with self.settings(), self.initialisation():  # building the module changes no global setting
             module = build_module(spec.model, spec.model_params, data_meta)
-        self.module = module.to(self.device).train()
+            self.module = module.to(self.device).train()
         # S_0's tensors, taken now: functional_call swaps tensors into the module while a step
         # runs, so the live module is not a record of anything (and calls may overlap in threads).
         self.initial = {name: t.detach().clone() for name, t in self.module.state_dict(keep_vars=True).items()}
@@ -182,6 +279,11 @@ class Program:
         self.num_samples = int(x.shape[0])
         self._x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
         self._y = torch.from_numpy(np.ascontiguousarray(y)).to(self.device)
+
+    def settings(self) -> contextlib.AbstractContextManager[TorchSettings]:
+        """The context this program's execution runs in: its mode's torch settings on the spec's
+        thread count (``execution_settings``), entered by whoever runs it."""
+        return execution_settings(self.spec.mode, self.spec.threads)
 
     def environment(self) -> str:
         """This program's execution environment (``compute_environment``)."""
