@@ -250,3 +250,15 @@ def test_signatures_survive_encoding(message):
     assert verify_signed(
         dataclasses.replace(signed, message=decode_message(encode_message(message))), FAST
     )
+
+
+@pytest.mark.parametrize("backend_name", ["blst", "arkworks"])
+def test_a_signed_message_carries_its_signers_own_public_key(backend_name):
+    """The public key is derived once per backend and key (``get_public_key``); two parties
+    signing in turn each still carry their own key, the one ``SkToPk`` gives."""
+    backend = get_backend(backend_name)
+    message = Commitment("job", "a", ROOT_A, ROOT_B, 10, 5)
+    for seed in (b"a" * 32, b"b" * 32, b"a" * 32):
+        sk = backend.key_gen(seed)
+        signed = sign_message(message, sk, "a", backend)
+        assert signed.public_key == backend.sk_to_pk(sk) and verify_signed(signed, backend)
