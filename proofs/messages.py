@@ -25,6 +25,17 @@ signing root
 equivocation
     Two valid signed commitments by one solver for one job that disagree on the trace root or the
     final state root. It proves misbehaviour without re-executing anything (slashable as is).
+game move
+    One move of the dispute game (``GAME_MOVES``): a level's commitment (``CommitSteps``,
+    ``CommitOps``; level 1's is the signed trace root), a reveal or an opening checked against one
+    (``RevealCheckpoint``, ``RevealStep``, ``RevealOp``, ``OpenOp``, ``OpenState``,
+    ``OpenOperands``), the challenger's challenge of a round (``ChallengeInterval``,
+    ``ChallengeCheckpoint``) and the final claim (``RuleOnOperator``, ``RuleOnStep``,
+    ``ForfeitGame``). Messages like the others: a canonical encoding, a message id, a signing root.
+JSON form
+    ``message_to_json(m)``: the fields by name, roots and bytes as hex, tuples as lists; the form a
+    transcript stores and hashes a move's message in (``verification.dispute``);
+    ``message_from_json(type(m), message_to_json(m)) == m``.
 """
 
 from __future__ import annotations
@@ -100,8 +111,137 @@ class Ruling:
     referee_output_root: Root
 
 
+# -- the dispute game's moves -----------------------------------------------------------------
+# Each move of the bisection game (``verification.dispute``) is one of these messages: what the
+# move says. The transcript's record of a move adds who made it, the game's status, the time it
+# took and the id of the move before, and its move id hashes all of it with the message's JSON
+# form (``message_to_json``), so the chain commits to every message in order.
+@dataclass(frozen=True)
+class RevealCheckpoint:
+    """Level 1: the solver's state root at checkpoint ``index`` (proved against its signed trace root)."""
+
+    index: int
+    root: Root
+
+
+@dataclass(frozen=True)
+class ChallengeCheckpoint:
+    """Level 1, final checkpoint agreed: the challenger disputes the solver's checkpoint ``index``
+    (the first of them it does not reproduce)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class ChallengeInterval:
+    """A dissection round: the challenger keeps ``[lo, hi]`` of level ``level``, agreed at ``lo``
+    and disputed at ``hi`` (Arbitrum's dissection)."""
+
+    level: str
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class CommitSteps:
+    """Level 2: a party's Merkle root of its state roots of steps ``start … end``."""
+
+    start: int
+    end: int
+    root: Root
+
+
+@dataclass(frozen=True)
+class RevealStep:
+    """Level 2: a party's state root of ``step`` (proved against its step commitment)."""
+
+    step: int
+    root: Root
+
+
+@dataclass(frozen=True)
+class OpenState:
+    """The solver opens its full state at ``step``, whose root is ``root`` (the referee re-executes
+    the next step from it when level 3 is off)."""
+
+    step: int
+    root: Root
+
+
+@dataclass(frozen=True)
+class CommitOps:
+    """Level 3: a party's Merkle root of the op digest chain of ``step`` and its ``count`` of records."""
+
+    step: int
+    root: Root
+    count: int
+
+
+@dataclass(frozen=True)
+class RevealOp:
+    """Level 3: a party's digest of operator record ``index`` (proved against its op commitment)."""
+
+    index: int
+    digest: Root
+
+
+@dataclass(frozen=True)
+class OpenOp:
+    """Level 3: a party opens operator record ``index``: its operator and its output digests."""
+
+    index: int
+    op: str
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenOperands:
+    """The solver opens the ``inputs`` operands of record ``index`` and the ``segment`` of earlier
+    records that carries their agreed hashes."""
+
+    index: int
+    inputs: int
+    segment: int
+
+
+@dataclass(frozen=True)
+class RuleOnOperator:
+    """The final claim on one operator: the referee's ruling on record ``index`` of ``step``
+    (``kind``: on its structure or on its outputs), what it executed and the outputs it found."""
+
+    step: int
+    index: int
+    operator: str
+    kind: str
+    winner: str
+    ops: int
+    schedule_ops: int
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleOnStep:
+    """The final claim on one whole step (level 3 off): the referee's post-state root and ruling."""
+
+    step: int
+    referee_root: Root
+    winner: str
+    ops: int
+
+
+@dataclass(frozen=True)
+class ForfeitGame:
+    """The final claim of a party that failed to answer validly or in time: why it forfeits."""
+
+    reason: str
+
+
+GAME_MOVES: tuple[type, ...] = (RevealCheckpoint, ChallengeCheckpoint, ChallengeInterval, CommitSteps, RevealStep,
+                                OpenState, CommitOps, RevealOp, OpenOp, OpenOperands, RuleOnOperator, RuleOnStep,
+                                ForfeitGame)
+
 MESSAGE_TYPES: dict[bytes, type] = {
-    cls.__name__.encode("ascii"): cls for cls in (Commitment, Attestation, Ruling)
+    cls.__name__.encode("ascii"): cls for cls in (Commitment, Attestation, Ruling, *GAME_MOVES)
 }
 
 
@@ -272,6 +412,58 @@ def decode_message(data: bytes) -> Any:
     return cls(**values)
 
 
+# -- a message's JSON form ---------------------------------------------------------------------
+def encode_json_value(value: Any, hint: Any) -> Any:
+    """The JSON value of one field of type ``hint`` (checked by :func:`encode_message` first)."""
+    hint = base_type(hint)
+    if hint is Root or hint is bytes:
+        return bytes(value).hex()
+    if hint is str:
+        return str(value)
+    if get_origin(hint) is tuple:
+        return [encode_json_value(v, get_args(hint)[0]) for v in value]
+    return value
+
+
+def message_to_json(message: object) -> dict[str, Any]:
+    """A message's fields as JSON values: roots and bytes as hex, tuples as lists, the rest as
+    they are. :class:`MalformedMessageError` for a message with no canonical encoding."""
+    encode_message(message)
+    return {name: encode_json_value(getattr(message, name), hint) for name, hint, _ in field_types(type(message))}
+
+
+def decode_json_value(value: Any, hint: Any, name: str) -> Any:
+    """The field value of type ``hint`` whose JSON value is ``value`` (inverse of :func:`encode_json_value`)."""
+    hint = base_type(hint)
+    if hint is Root or hint is bytes:
+        try:
+            raw = bytes.fromhex(value)
+        except (TypeError, ValueError):
+            raise MalformedMessageError(f"field {name} must be hex, got {value!r}") from None
+        return Root(raw) if hint is Root else raw
+    if get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise MalformedMessageError(f"field {name} must be a list, got {value!r}")
+        return tuple(decode_json_value(v, get_args(hint)[0], name) for v in value)
+    return value
+
+
+def message_from_json(cls: type, data: Any) -> Any:
+    """The ``cls`` message whose JSON form is ``data``: every field and no other, each of its type
+    (:func:`encode_message` checks them); :class:`MalformedMessageError` naming what is wrong."""
+    if MESSAGE_TYPES.get(cls.__name__.encode("ascii")) is not cls:
+        raise MalformedMessageError(f"{cls!r} is not a message type")
+    if not isinstance(data, dict):
+        raise MalformedMessageError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
+    names = [name for name, _, _ in field_types(cls)]
+    # Rule: a message's JSON form holds exactly its fields.
+    if sorted(data) != sorted(names):
+        raise MalformedMessageError(f"a {cls.__name__} has fields {names}, got {sorted(data)}")
+    message = cls(**{name: decode_json_value(data[name], hint, name) for name, hint, _ in field_types(cls)})
+    encode_message(message)
+    return message
+
+
 def message_id(message: object) -> Root:
     """Content address of a message."""
     return hash_parts(DOMAIN_MESSAGE, encode_message(message))
@@ -418,12 +610,26 @@ def is_valid_equivocation(evidence: Equivocation, registry_or_pubkey: KeyRegistr
 
 
 __all__ = [
+    "GAME_MOVES",
     "UNSIGNED",
     "AggregateAttestation",
     "Attestation",
+    "ChallengeCheckpoint",
+    "ChallengeInterval",
+    "CommitOps",
+    "CommitSteps",
     "Commitment",
     "Equivocation",
+    "ForfeitGame",
     "MalformedMessageError",
+    "OpenOp",
+    "OpenOperands",
+    "OpenState",
+    "RevealCheckpoint",
+    "RevealOp",
+    "RevealStep",
+    "RuleOnOperator",
+    "RuleOnStep",
     "Ruling",
     "Signed",
     "aggregate_attestations",
@@ -431,7 +637,9 @@ __all__ = [
     "encode_message",
     "is_signed_by",
     "is_valid_equivocation",
+    "message_from_json",
     "message_id",
+    "message_to_json",
     "sign_message",
     "signing_root",
     "verify_aggregate_attestation",

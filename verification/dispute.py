@@ -39,12 +39,20 @@ deadline
     when its budget runs out instead of hanging the game. The abandoned call's thread may keep
     running (torch kernels included) until the call returns; nothing it returns is used, and the
     interpreter waits for it at exit.
+move
+    One message of ``proofs.messages.GAME_MOVES`` made by one party: a level's commitment, a
+    reveal or an opening checked against one, the challenger's challenge of a round, or the final
+    claim (the referee's ruling, or a forfeit). ``MOVE_KINDS`` says which messages each kind of
+    move carries and which parties may make it; a move's ``payload`` is its message's JSON form
+    (``proofs.messages.message_to_json``).
 transcript
     The game's moves, hash-chained: move ``i`` has ``index = i``, ``previous`` = the id of move
     ``i - 1`` (``""`` for move 0) and ``move_id = H(DOMAIN_TRACE, "move", json([index, status,
     party, kind, payload, elapsed_s, previous]))`` under the job's hash (``compute_move_id``), so
     an id commits to its move and to every move before it (a tamper-evident log: Crosby and
-    Wallach, "Efficient data structures for tamper-evident logging", 2009).
+    Wallach, "Efficient data structures for tamper-evident logging", 2009). Reading one back
+    (``load_transcript``) checks every link and id, then that each move carries a valid message
+    of its kind, made by a party that may make it.
 head
     The id of the last move. ``DisputeResult.transcript_head`` carries it into the report, which
     anchors the transcript: a replayed, reordered, altered, dropped or appended move, or a chain
@@ -79,6 +87,24 @@ import torch
 from proofs.encoding import verify_trace_proof
 from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, HASH_NAMES, hash_parts
 from proofs.merkle import MerkleProof, hash_leaf, verify_merkle_proof
+from proofs.messages import (
+    ChallengeCheckpoint,
+    ChallengeInterval,
+    CommitOps,
+    CommitSteps,
+    ForfeitGame,
+    MalformedMessageError,
+    OpenOp,
+    OpenOperands,
+    OpenState,
+    RevealCheckpoint,
+    RevealOp,
+    RevealStep,
+    RuleOnOperator,
+    RuleOnStep,
+    message_from_json,
+    message_to_json,
+)
 from proofs.types import Root, Step, is_root
 from verification.execution.opgraph import (
     COMMIT_OP,
@@ -203,16 +229,63 @@ def compute_game_round_bound(steps: int, interval: int, ops_per_step: int, arity
             + compute_round_bound(ops_per_step, arity))
 
 
+# kind of move (as a transcript names it): the message classes it carries (``proofs.messages``)
+# and the parties that may make it
+MOVE_KINDS: dict[str, tuple[tuple[type, ...], frozenset[str]]] = {
+    "reveal-checkpoint": ((RevealCheckpoint,), frozenset({Party.SOLVER})),
+    "dispute-checkpoint": ((ChallengeCheckpoint,), frozenset({Party.CHALLENGER})),
+    "narrow": ((ChallengeInterval,), frozenset({Party.CHALLENGER})),
+    "commit-steps": ((CommitSteps,), frozenset(PARTIES)),
+    "reveal-step": ((RevealStep,), frozenset(PARTIES)),
+    "open-state": ((OpenState,), frozenset({Party.SOLVER})),
+    "commit-ops": ((CommitOps,), frozenset(PARTIES)),
+    "reveal-op": ((RevealOp,), frozenset(PARTIES)),
+    "open-op": ((OpenOp,), frozenset(PARTIES)),
+    "open-operands": ((OpenOperands,), frozenset({Party.SOLVER})),
+    "rule": ((RuleOnOperator, RuleOnStep), frozenset({Party.REFEREE})),
+    "forfeit": ((ForfeitGame,), frozenset(PARTIES)),
+}
+KIND_OF_MESSAGE: dict[type, str] = {cls: kind for kind, (classes, _) in MOVE_KINDS.items() for cls in classes}
+
+
 @dataclass(frozen=True)
 class Move:
+    """One move of the transcript: its message (``proofs.messages``), who made it, in which status
+    of the game, the seconds it took, and its link to the move before."""
+
     index: int
     status: str
     party: str
-    kind: str
-    payload: dict[str, Any]
+    message: Any  # one of ``proofs.messages.GAME_MOVES``
     elapsed_s: float
     previous: str
     move_id: str
+
+    @property
+    def kind(self) -> str:
+        return KIND_OF_MESSAGE[type(self.message)]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The message's JSON form, as the transcript stores and hashes it."""
+        return message_to_json(self.message)
+
+    def to_record(self) -> dict[str, Any]:
+        """The move as a transcript stores it (``MOVE_TYPES``)."""
+        return {"index": self.index, "status": self.status, "party": self.party, "kind": self.kind,
+                "payload": self.payload, "elapsed_s": self.elapsed_s, "previous": self.previous,
+                "move_id": self.move_id}
+
+
+def get_move_message(kind: Any, payload: Any) -> Any:
+    """The message a stored move of ``kind`` carries in ``payload``; ``MalformedMessageError``
+    naming why it carries none (an unknown kind, missing or extra fields, a field of another type)."""
+    if kind not in MOVE_KINDS:
+        raise MalformedMessageError(f"kind {kind!r} is no move of the game (moves: {', '.join(MOVE_KINDS)})")
+    classes, _ = MOVE_KINDS[kind]
+    fitting = [cls for cls in classes if isinstance(payload, dict) and sorted(payload) == sorted(
+        f.name for f in fields(cls))]
+    return message_from_json(fitting[0] if fitting else classes[0], payload)
 
 
 def compute_move_id(index: int, status: str, party: str, kind: str, payload: dict[str, Any],
@@ -429,7 +502,7 @@ class CheckpointLevel:
         game.rounds[self.name] += 1
         for index in range(1, span.last):
             if not self.reveal(game, span, index):
-                game.record(Party.CHALLENGER, "dispute-checkpoint", {"index": index})
+                game.record(Party.CHALLENGER, ChallengeCheckpoint(index))
                 return index - 1, index
         raise Forfeit(Party.CHALLENGER, "no checkpoint of the solver differs from the challenger's")
 
@@ -561,11 +634,16 @@ class DisputeGame:
             raise GameError(f"illegal move {event!r} in status {self.status.value!r}")
         self.status = nxt
 
-    def record(self, party: str, kind: str, payload: dict[str, Any], elapsed: float = 0.0) -> None:
+    def record(self, party: str, message: Any, elapsed: float = 0.0) -> None:
+        """Append ``party``'s move ``message`` (``proofs.messages.GAME_MOVES``) to the transcript."""
+        kind = KIND_OF_MESSAGE[type(message)]
+        # Rule: a move is made by a party that may make its kind.
+        if party not in MOVE_KINDS[kind][1]:
+            raise GameError(f"{party} cannot make a {kind} move")
         index, previous, elapsed_s = len(self.moves), self.get_head() or "", round(elapsed, 6)
-        move_id = compute_move_id(index, self.status.value, party, kind, payload, elapsed_s, previous,
-                                  self.hash_name)
-        self.moves.append(Move(index, self.status.value, party, kind, payload, elapsed_s, previous, move_id))
+        move_id = compute_move_id(index, self.status.value, party, kind, message_to_json(message), elapsed_s,
+                                  previous, self.hash_name)
+        self.moves.append(Move(index, self.status.value, party, message, elapsed_s, previous, move_id))
 
     def get_head(self) -> str | None:
         """The transcript head: the id of the last move."""
@@ -577,7 +655,7 @@ class DisputeGame:
             points = compute_dissection_points(lo, hi, self.arity)
             lo, hi = compute_narrowed(lo, hi, {p: agrees(p) for p in points})
             self.rounds[level] += 1
-            self.record(Party.CHALLENGER, "narrow", {"level": level, "lo": lo, "hi": hi})
+            self.record(Party.CHALLENGER, ChallengeInterval(level, lo, hi))
             self.transition(Event.NARROW)
         return lo, hi
 
@@ -588,7 +666,7 @@ class DisputeGame:
         if not verify_trace_proof(self.trace_root, root, proof, self.hash_name,
                                   index=index, size=self.num_checkpoints):
             raise Forfeit(Party.SOLVER, f"invalid trace proof for checkpoint #{index}")
-        self.record(Party.SOLVER, "reveal-checkpoint", {"index": index, "root": root.hex()}, elapsed)
+        self.record(Party.SOLVER, RevealCheckpoint(index, root), elapsed)
         return root
 
     def _challenger_checkpoint(self, index: int) -> Root:
@@ -601,7 +679,7 @@ class DisputeGame:
     # -- level 2: steps ----------------------------------------------------------------------
     def _commit_steps(self, party: str, start: Step, end: Step) -> Root:
         root, elapsed = self.ask(party, "commit_steps", start, end)
-        self.record(party, "commit-steps", {"start": start, "end": end, "root": root.hex()}, elapsed)
+        self.record(party, CommitSteps(start, end, root), elapsed)
         return root
 
     def _step_root(self, party: str, commitment: Root, span: tuple[Step, Step], step: Step) -> Root:
@@ -614,7 +692,7 @@ class DisputeGame:
             verify_merkle_proof(commitment, leaf, proof, DOMAIN_STEPS, self.hash_name)
         if not ok:
             raise Forfeit(party, f"invalid step proof for step {step}")
-        self.record(party, "reveal-step", {"step": step, "root": root.hex()}, elapsed)
+        self.record(party, RevealStep(step, root), elapsed)
         return root
 
     # -- level 3: operators of the disputed step ---------------------------------------------
@@ -623,8 +701,7 @@ class DisputeGame:
         # Rule: an op commitment holds at least the record that commits the post-state.
         if not isinstance(commitment, OpsCommitment) or commitment.count < 1:
             raise Forfeit(party, f"invalid operator commitment for step {step}")
-        self.record(party, "commit-ops", {"step": step, "root": commitment.root.hex(),
-                                          "count": commitment.count}, elapsed)
+        self.record(party, CommitOps(step, commitment.root, commitment.count), elapsed)
         return commitment
 
     def _op_digest(self, party: str, commitment: OpsCommitment, genesis: Root, position: int) -> Root:
@@ -640,7 +717,7 @@ class DisputeGame:
             verify_merkle_proof(commitment.root, leaf, proof, DOMAIN_OPS, self.hash_name)
         if not ok:
             raise Forfeit(party, f"invalid op proof for operator #{index}")
-        self.record(party, "reveal-op", {"index": index, "digest": digest.hex()}, elapsed)
+        self.record(party, RevealOp(index, digest), elapsed)
         return digest
 
     def _open_record(self, party: str, index: int, previous: Root, digest: Root) -> OpRecord:
@@ -649,7 +726,7 @@ class DisputeGame:
         if not isinstance(record, OpRecord) or record.index != index or \
                 compute_op_digest(previous, record, self.hash_name) != digest:
             raise Forfeit(party, f"operator record #{index} does not match its committed digest")
-        self.record(party, "open-op", {"index": index, "op": record.op, "outputs": list(record.outputs)}, elapsed)
+        self.record(party, OpenOp(index, record.op, tuple(record.outputs)), elapsed)
         return record
 
     def _check_final_record(self, party: str, commitment: OpsCommitment, genesis: Root, post: Root) -> None:
@@ -667,29 +744,26 @@ class DisputeGame:
             ruling = rule_on_structure(self.program, step, index, solver_record, challenger_record)
         else:
             operands, elapsed = self.ask(Party.SOLVER, "open_operands", index)
-            self.record(Party.SOLVER, "open-operands", {"index": index, "inputs": len(operands.arrays),
-                                                    "segment": len(operands.segment)}, elapsed)
+            self.record(Party.SOLVER, OpenOperands(index, len(operands.arrays), len(operands.segment)), elapsed)
             try:
                 ruling = rule_on_output(self.program, step, pre, agreed, solver_record, operands)
             except Exception as exc:  # noqa: BLE001 -- the opened operands are the solver's to make usable
                 raise Forfeit(Party.SOLVER, compute_opening_fault(exc)) from exc
-        self.record(Party.REFEREE, "rule", {"step": step, "index": index, "operator": ruling.operator,
-                                        "kind": ruling.kind, "winner": ruling.winner,
-                                        "ops": ruling.referee_ops, "schedule_ops": ruling.schedule_ops,
-                                        "outputs": list(ruling.referee_outputs)})
+        self.record(Party.REFEREE, RuleOnOperator(step, index, ruling.operator, ruling.kind, ruling.winner,
+                                                  ruling.referee_ops, ruling.schedule_ops,
+                                                  tuple(ruling.referee_outputs)))
         self.transition(Event.RULE)
         return ruling
 
     # -- referee on a whole step (level 3 disabled) ------------------------------------------
     def referee_step(self, step: Step, pre: Root, s_post: Root, c_post: Root):
         opened, elapsed = self.ask(Party.SOLVER, "open_state", Step(step - 1))
-        self.record(Party.SOLVER, "open-state", {"step": step - 1, "root": pre.hex()}, elapsed)
+        self.record(Party.SOLVER, OpenState(step - 1, pre), elapsed)
         try:
             ruling = rule_on_step(self.program, opened, pre, step, s_post, c_post)
         except Exception as exc:  # noqa: BLE001 -- the opened state is the solver's to make usable
             raise Forfeit(Party.SOLVER, compute_opening_fault(exc)) from exc
-        self.record(Party.REFEREE, "rule", {"step": step, "referee_root": ruling.referee_root.hex(),
-                                        "winner": ruling.winner, "ops": ruling.referee_ops})
+        self.record(Party.REFEREE, RuleOnStep(step, ruling.referee_root, ruling.winner, ruling.referee_ops))
         self.transition(Event.RULE)
         return ruling
 
@@ -726,7 +800,7 @@ class DisputeGame:
         except Forfeit as exc:
             winner = Party.CHALLENGER if exc.party == Party.SOLVER else Party.SOLVER
             reason = f"forfeit: {exc}"
-            self.record(exc.party, "forfeit", {"reason": exc.reason})
+            self.record(exc.party, ForfeitGame(exc.reason))
             self.transition(Event.FORFEIT)
         finally:
             self.clock.stop()
@@ -740,7 +814,7 @@ class DisputeGame:
     def transcript(self, result: DisputeResult) -> dict[str, Any]:
         return {"schema": TRANSCRIPT_SCHEMA, "hash_name": self.hash_name, "trace_root": self.trace_root.hex(),
                 "arity": self.arity, "operator_level": self.operator_level,
-                "result": asdict(result), "moves": [asdict(m) for m in self.moves]}
+                "result": asdict(result), "moves": [m.to_record() for m in self.moves]}
 
 
 def save_transcript(path: Path, transcript: dict[str, Any]) -> str:
@@ -762,7 +836,7 @@ def get_malformed_field(move: Any) -> str | None:
     """The first field of a stored move that is missing or of the wrong type (``None`` if none)."""
     if not isinstance(move, dict):
         return f"is a JSON {type(move).__name__}, not an object"
-    for name in (f.name for f in fields(Move)):
+    for name in MOVE_TYPES:
         if name not in move:
             return f"lacks field {name!r}"
         value = move[name]
@@ -801,6 +875,15 @@ def compute_move_fault(position: int, move: dict[str, Any], seen: dict[str, int]
     # Rule: a move's id is the hash of its content; any other id means the move was altered.
     if recomputed != move_id:
         return f"move #{position} ({move['kind']}) was altered: its content hashes to {recomputed}, not to its id {move_id}"
+    try:
+        get_move_message(move["kind"], move["payload"])
+    except MalformedMessageError as exc:
+        # Rule: a move carries the message of its kind (``proofs.messages.GAME_MOVES``).
+        return f"move #{position} ({move['kind']}) carries no valid move message: {exc}"
+    # Rule: a move is made by a party that may make its kind.
+    if move["party"] not in MOVE_KINDS[move["kind"]][1]:
+        return (f"move #{position} ({move['kind']}) is made by {move['party']!r}, who cannot make it "
+                f"(only {', '.join(sorted(MOVE_KINDS[move['kind']][1]))})")
     return None
 
 

@@ -11,10 +11,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from proofs.messages import GAME_MOVES, RevealCheckpoint, message_from_json, message_id
 from verification.dispute import (
+    KIND_OF_MESSAGE,
+    MOVE_KINDS,
     TRANSCRIPT_SCHEMA,
     TranscriptError,
     compute_move_id,
+    get_move_message,
     load_transcript,
     save_transcript,
     verify_transcript,
@@ -132,7 +136,8 @@ def test_a_chain_rebuilt_from_scratch_is_caught_only_by_the_report_anchor(played
 
 def test_appended_moves_are_named(played, tmp_path):
     transcript, head = copy.deepcopy(played[0]), played[1]
-    transcript["moves"].append({**copy.deepcopy(transcript["moves"][-1]), "payload": {"winner": "solver"}})
+    last = copy.deepcopy(transcript["moves"][-1])
+    transcript["moves"].append({**last, "payload": {**last["payload"], "winner": "solver"}})
     with pytest.raises(TranscriptError, match=f"moves after #{len(played[0]['moves']) - 1} were appended"):
         load_transcript(saved(tmp_path, rechain(transcript)), head)
 
@@ -141,6 +146,48 @@ def test_a_result_that_contradicts_the_last_move_does_not_verify(played):
     transcript = copy.deepcopy(played[0])
     transcript["result"]["winner"] = "solver"
     assert not verify_transcript(transcript)
+
+
+# -- the moves are messages ---------------------------------------------------------------------
+def test_every_move_of_a_game_carries_a_message_of_its_kind(game_program, game_runs, honest_run):
+    game, result = play(game_program, game_runs(CHEATER), CHEATER, honest_run, Honest())
+    transcript = game.transcript(result)
+    for move, stored in zip(game.moves, transcript["moves"], strict=True):
+        assert type(move.message) in GAME_MOVES and move.party in MOVE_KINDS[move.kind][1]
+        assert get_move_message(stored["kind"], stored["payload"]) == move.message  # what the file holds
+        assert message_id(message_from_json(type(move.message), stored["payload"])) == message_id(move.message)
+    kinds = {m.kind for m in game.moves}
+    assert {"reveal-checkpoint", "narrow", "commit-steps", "reveal-step", "commit-ops", "reveal-op", "open-op",
+            "rule"} <= kinds
+
+
+def test_every_message_class_is_a_kind_of_move():
+    assert set(KIND_OF_MESSAGE) == set(GAME_MOVES)
+
+
+@pytest.mark.parametrize("change, error", [
+    (lambda move: move["payload"].update(root="zz"), "carries no valid move message: field root must be hex"),
+    (lambda move: move["payload"].pop("index"), "carries no valid move message: a RevealCheckpoint has fields"),
+    (lambda move: move.update(kind="reveal-nothing"), "carries no valid move message: kind 'reveal-nothing'"),
+    (lambda move: move.update(party="challenger"), "is made by 'challenger', who cannot make it"),
+])
+def test_a_rechained_move_that_carries_no_valid_message_is_named(played, tmp_path, change, error):
+    """A forger who rewrites the chain around a move that is no valid message still fails its load."""
+    transcript = copy.deepcopy(played[0])
+    move = transcript["moves"][0]
+    assert move["kind"] == "reveal-checkpoint" and move["party"] == "solver"
+    change(move)
+    rebuilt = rechain(transcript)
+    with pytest.raises(TranscriptError, match=f"move #0 .*{error}"):
+        load_transcript(saved(tmp_path, rebuilt))
+
+
+def test_the_game_records_a_move_only_from_a_party_that_may_make_it(game_program, game_runs, honest_run):
+    from verification.dispute import GameError
+
+    game, _ = play(game_program, game_runs(CHEATER), CHEATER, honest_run, Honest())
+    with pytest.raises(GameError, match="referee cannot make a reveal-checkpoint move"):
+        game.record("referee", RevealCheckpoint(0, b"\x00" * 32))
 
 
 # -- properties ----------------------------------------------------------------------------------

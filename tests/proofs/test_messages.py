@@ -1,4 +1,6 @@
 import dataclasses
+import json
+import typing
 
 import pytest
 from hypothesis import given, settings
@@ -7,11 +9,15 @@ from hypothesis import strategies as st
 from proofs.bls import get_backend
 from proofs.keys import KeyRegistry, derive_keypair, register_party
 from proofs.messages import (
+    GAME_MOVES,
     AggregateAttestation,
     Attestation,
     Commitment,
     Equivocation,
     MalformedMessageError,
+    OpenOp,
+    RevealCheckpoint,
+    RuleOnOperator,
     Ruling,
     Signed,
     aggregate_attestations,
@@ -19,7 +25,9 @@ from proofs.messages import (
     encode_message,
     is_signed_by,
     is_valid_equivocation,
+    message_from_json,
     message_id,
+    message_to_json,
     sign_message,
     signing_root,
     verify_aggregate_attestation,
@@ -32,10 +40,23 @@ ROOT_A, ROOT_B = b"\xaa" * 32, b"\xbb" * 32
 roots = st.binary(min_size=32, max_size=32)
 u64 = st.integers(0, 2**64 - 1)
 names = st.text(max_size=12)
+FIELD_VALUES = {bytes: roots, int: u64, str: names, bool: st.booleans(),
+                tuple[str, ...]: st.lists(names, max_size=3).map(tuple)}
+
+
+def game_moves(cls: type) -> st.SearchStrategy:
+    """Any ``cls`` game move: each field drawn by its type (roots as 32 bytes)."""
+    hints = typing.get_type_hints(cls)
+    return st.builds(cls, **{f.name: FIELD_VALUES[bytes if hints[f.name].__name__ == "Root" else hints[f.name]]
+                             for f in dataclasses.fields(cls)})
+
+
+moves = st.one_of(*(game_moves(cls) for cls in GAME_MOVES))
 messages = st.one_of(
     st.builds(Commitment, names, names, roots, roots, u64, u64),
     st.builds(Attestation, names, names, names, roots, st.booleans()),
     st.builds(Ruling, names, names, u64, names, names, roots, roots, roots),
+    moves,
 )
 
 
@@ -262,3 +283,43 @@ def test_a_signed_message_carries_its_signers_own_public_key(backend_name):
         sk = backend.key_gen(seed)
         signed = sign_message(message, sk, "a", backend)
         assert signed.public_key == backend.sk_to_pk(sk) and verify_signed(signed, backend)
+
+
+# -- the dispute game's moves ------------------------------------------------------------------
+@given(moves)
+def test_a_game_move_round_trips_through_its_json_form(move):
+    data = json.loads(json.dumps(message_to_json(move)))
+    assert message_from_json(type(move), data) == move
+    assert message_id(message_from_json(type(move), data)) == message_id(move)
+
+
+def test_a_game_move_is_content_addressed_and_signed_like_any_message():
+    move = RevealCheckpoint(3, ROOT_A)
+    assert message_id(move) == message_id(RevealCheckpoint(3, ROOT_A)) != message_id(RevealCheckpoint(4, ROOT_A))
+    assert signing_root(move) != signing_root(RevealCheckpoint(3, ROOT_B))
+    signed = sign_message(move, sk("solver-1"), "solver-1", FAST)
+    assert verify_signed(signed, FAST)
+    assert not verify_signed(dataclasses.replace(signed, message=RevealCheckpoint(3, ROOT_B)), FAST)
+
+
+def test_the_json_form_of_a_move_names_its_fields():
+    assert message_to_json(OpenOp(2, "aten.mm.default", ("ab", "cd"))) == {
+        "index": 2, "op": "aten.mm.default", "outputs": ["ab", "cd"]}
+    assert message_to_json(RevealCheckpoint(1, ROOT_A)) == {"index": 1, "root": ROOT_A.hex()}
+
+
+@pytest.mark.parametrize("cls, data, error", [
+    (RevealCheckpoint, {"index": 1}, "has fields \\['index', 'root'\\]"),
+    (RevealCheckpoint, {"index": 1, "root": ROOT_A.hex(), "extra": 0}, "has fields"),
+    (RevealCheckpoint, {"index": True, "root": ROOT_A.hex()}, "field index must be an int"),
+    (RevealCheckpoint, {"index": -1, "root": ROOT_A.hex()}, "field index must be an int"),
+    (RevealCheckpoint, {"index": 1, "root": "zz"}, "field root must be hex"),
+    (RevealCheckpoint, {"index": 1, "root": "ab"}, "field root must be a 32-byte root"),
+    (OpenOp, {"index": 1, "op": "aten.mm", "outputs": "ab"}, "field outputs must be a list"),
+    (OpenOp, {"index": 1, "op": 7, "outputs": []}, "field op must be a str"),
+    (RuleOnOperator, ["not", "an", "object"], "must be a JSON object"),
+    (dict, {}, "is not a message type"),
+])
+def test_a_malformed_json_move_is_named(cls, data, error):
+    with pytest.raises(MalformedMessageError, match=error):
+        message_from_json(cls, data)
