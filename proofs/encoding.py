@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -96,9 +95,8 @@ def canonical_array(name: str, array: np.ndarray) -> np.ndarray:
 
 def canonical_layout(name: str, array: np.ndarray) -> np.ndarray:
     """``array`` as a C-contiguous little-endian array (NaNs not yet canonical)."""
-    if type(array) is np.ndarray and array.flags.c_contiguous and (dtype := array.dtype).num in CANONICAL_NUMS \
-            and (dtype.isnative if LITTLE_ENDIAN else dtype.byteorder in "<|"):
-        return array  # the common case, decided without hashing a dtype (numpy builds a tuple for that)
+    if type(array) is np.ndarray and array.dtype in CANONICAL_DTYPES and array.flags.c_contiguous:
+        return array  # the common case, decided without building a dtype
     if not isinstance(array, np.ndarray | np.generic):
         raise EncodingError(f"tensor {name!r} is a {type(array).__name__}, not a numpy array")
     array = np.asarray(array)
@@ -109,8 +107,6 @@ def canonical_layout(name: str, array: np.ndarray) -> np.ndarray:
 
 
 CANONICAL_DTYPES = frozenset(np.dtype(code).newbyteorder("<") for code in "?bBhHiIlLqQefdgFDG")
-CANONICAL_NUMS = frozenset(dtype.num for dtype in CANONICAL_DTYPES)  # numpy's type numbers of those
-LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def has_nan(array: np.ndarray) -> bool:
@@ -320,6 +316,8 @@ def state_root(arrays: Mapping[str, np.ndarray], hash_name: str = "sha256") -> R
     plan = get_state_plan(tuple((name, a.shape, a.dtype) for name, a in zip(names, canonical, strict=True)),
                           hash_name)
     if plan.native is not None and (module := native.get_module()) is not None:
+        if len(_FAST_PLANS) >= 256:
+            _FAST_PLANS.clear()
         _FAST_PLANS[tuple(names)] = (compute_expected_arrays(canonical), plan.native)
         root = module.state_root(canonical, plan.native, True)  # None: a NaN, to make canonical first
         if root is not None:
@@ -338,8 +336,6 @@ def compute_expected_arrays(canonical: Sequence[np.ndarray]) -> tuple:
     """What :mod:`proofs.native`'s ``state_root_arrays`` checks each array against: exactly
     ``np.ndarray``, each one's ndim and shape (int64) and its buffer format (e.g. ``b"<f"`` or
     ``b"f"``, as numpy exports it for these canonical arrays)."""
-    if len(_FAST_PLANS) >= 256:
-        _FAST_PLANS.clear()
     ndims = np.asarray([a.ndim for a in canonical], np.int64).tobytes()
     shapes = np.asarray([d for a in canonical for d in a.shape], np.int64).tobytes()
     return (np.ndarray, ndims, shapes, tuple(memoryview(a).format.encode() for a in canonical))

@@ -47,15 +47,26 @@ class NativeBuildError(RuntimeError):
     """The compiler failed; the message holds its last lines of output."""
 
 
+def is_switched_on(env_switch: str) -> bool:
+    """Whether a native part is allowed: its environment switch is anything but ``0``."""
+    return os.environ.get(env_switch, "1") != "0"
+
+
+def get_cache_dir(env_dir: str, name: str) -> Path:
+    """Where a native part is built: ``$env_dir`` if set, else ``$XDG_CACHE_HOME/pinpoint/name``
+    (``~/.cache/pinpoint/name``)."""
+    if os.environ.get(env_dir):
+        return Path(os.environ[env_dir])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "pinpoint" / name
+
+
 def is_enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+    return is_switched_on(ENV_SWITCH)
 
 
 def get_build_root() -> Path:
-    if os.environ.get(ENV_DIR):
-        return Path(os.environ[ENV_DIR])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "pinpoint" / "native"
+    return get_cache_dir(ENV_DIR, "native")
 
 
 def get_compiler() -> list[str]:

@@ -178,6 +178,17 @@ static int fill_tensors(tensor_t *tensors, Py_ssize_t n, const plan_t *plan) {
     return 0;
 }
 
+/* One buffer view and one tensor slot per tensor (zeroed); 0, or -1 with MemoryError set. */
+static int alloc_views(Py_ssize_t n, Py_buffer **views, tensor_t **tensors) {
+    *views = calloc((size_t)n, sizeof **views);
+    *tensors = calloc((size_t)n, sizeof **tensors);
+    if (*views == NULL || *tensors == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 /* state_root(buffers, plan, check_nans): buffers = one contiguous buffer per tensor, root order. */
 static PyObject *py_state_root(PyObject *self, PyObject *args) {
     PyObject *buffers, *plan_obj;
@@ -199,12 +210,7 @@ static PyObject *py_state_root(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "state plan has %zd tensors, got %zd buffers", n, PySequence_Fast_GET_SIZE(seq));
         goto done;
     }
-    views = calloc((size_t)n, sizeof *views);
-    tensors = calloc((size_t)n, sizeof *tensors);
-    if (views == NULL || tensors == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (alloc_views(n, &views, &tensors) < 0) goto done;
     for (; held < n; held++) {
         if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, held), &views[held], PyBUF_C_CONTIGUOUS) < 0) goto done;
         tensors[held].data = views[held].buf;
@@ -245,12 +251,7 @@ static PyObject *py_state_root_arrays(PyObject *self, PyObject *args) {
         matches = 0;
         goto done;
     }
-    views = calloc((size_t)n, sizeof *views);
-    tensors = calloc((size_t)n, sizeof *tensors);
-    if (views == NULL || tensors == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (alloc_views(n, &views, &tensors) < 0) goto done;
     const int64_t *ndims = ndims_buf.buf, *shapes = shapes_buf.buf;
     Py_ssize_t shape_count = shapes_buf.len / (Py_ssize_t)sizeof(int64_t);
     for (; held < n && matches; held++) {

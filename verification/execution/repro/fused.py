@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sys
 import threading
 import warnings
@@ -30,7 +29,7 @@ from typing import Any
 
 import torch
 
-from proofs.native import locked
+from proofs.native import get_cache_dir, is_switched_on, locked
 
 ENV_SWITCH = "PINPOINT_REPRO_NATIVE_EXT"
 ENV_DIR = "PINPOINT_REPRO_EXT_DIR"
@@ -44,14 +43,11 @@ class FusedKernelWarning(UserWarning):
 
 
 def is_enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+    return is_switched_on(ENV_SWITCH)
 
 
 def get_build_root() -> Path:
-    if os.environ.get(ENV_DIR):
-        return Path(os.environ[ENV_DIR])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "pinpoint" / "repro-ext"
+    return get_cache_dir(ENV_DIR, "repro-ext")
 
 
 def compute_build_key(source: str) -> str:
