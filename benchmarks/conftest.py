@@ -148,7 +148,7 @@ def bench_dataset(tmp_path_factory):
         if key not in cache:
             source = load_source(spec.dataset, **spec.dataset_params)
             out_dir = tmp_path_factory.mktemp(f"dataset-{spec.dataset}")
-            cache[key] = write_shards(source, out_dir, spec.num_shards, spec.hash_name)
+            cache[key] = write_shards(source, out_dir, spec.num_shards, spec.hashing)
         return cache[key]
 
     return get

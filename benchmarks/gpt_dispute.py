@@ -64,7 +64,7 @@ def pick_corruptible(program, step: Step, after: int) -> int:
 
 def prepare(spec, work: Path) -> dict:
     source = load_source(spec.dataset, **spec.dataset_params)
-    dataset = write_shards(source, work / "dataset", spec.num_shards, spec.hash_name)
+    dataset = write_shards(source, work / "dataset", spec.num_shards, spec.hashing)
     program = load_program(spec, dataset)
     cheater = OpCorrupt(step=spec.steps - 1, op=pick_corruptible(program, Step(spec.steps - 1), 40))
     runs = {name: train(program, strategy, work / f"{name}.zarr", "bench", name)

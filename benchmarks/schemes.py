@@ -83,7 +83,7 @@ def replicate_job(program: Program, solver_id: SolverId, claimed_trace_root: Roo
                   job_id: JobId, verifier: SolverId) -> SpotCheck:
     """The verifier re-trains the whole job (checkpoints included) and compares trace roots."""
     replica = train(program, Honest(), replica_path, job_id, verifier)
-    return check_replicate(solver_id, claimed_trace_root, replica, program.spec.hash_name)
+    return check_replicate(solver_id, claimed_trace_root, replica, program.spec.hashing)
 
 
 # -- Proof-of-Learning top-Q ---------------------------------------------------------------------

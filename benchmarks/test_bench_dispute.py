@@ -67,7 +67,7 @@ def dispute_job(bench_program, bench_run):
 def new_game(program, run, strategy, replica, arity: int) -> DisputeGame:
     return DisputeGame(program, TraceProvider(PartyId("cheater"), run, program, strategy),
                        TraceProvider(PartyId("verifier"), replica, program, Honest()),
-                       trace_root(list(run.roots), program.spec.hash_name), arity, 600.0)
+                       trace_root(list(run.roots), program.spec.hashing), arity, 600.0)
 
 
 @pytest.mark.benchmark(group="dispute")
@@ -99,7 +99,7 @@ def test_dispute(benchmark, dispute_job, T, arity):
 def test_replication(benchmark, dispute_job, tmp_path_factory, T):
     program, run, _, _ = dispute_job(T)
     spec = program.spec
-    claimed = trace_root(list(run.roots), spec.hash_name)
+    claimed = trace_root(list(run.roots), spec.hashing)
 
     def setup():
         path = tmp_path_factory.mktemp("replica") / "checkpoints.zarr"
@@ -113,18 +113,18 @@ def test_replication(benchmark, dispute_job, tmp_path_factory, T):
 # -- the referee --------------------------------------------------------------------------------
 def get_disputed_step(program, strategy, pre):
     """Both parties' records of the disputed step and the referee's inputs for it."""
-    hash_name = program.spec.hash_name
-    theirs = record_step(program, strategy, pre, hash_name)
+    hashing = program.spec.hashing
+    theirs = record_step(program, strategy, pre, hashing)
     index = strategy.op
     agreed = theirs.genesis if index == 0 else theirs.digests[index - 1]
     return theirs.records[index], open_operands(theirs, pre, index), agreed
 
 
 def run_referees(benchmark, part, program, strategy, pre):
-    step, hash_name = Step(strategy.step), program.spec.hash_name
+    step, hashing = Step(strategy.step), program.spec.hashing
     record, operands, agreed = get_disputed_step(program, strategy, pre)
-    honest = record_step(program, Honest(), pre, hash_name)
-    honest_root, pre_root = honest.records[-1].outputs[0], pre.root(hash_name)
+    honest = record_step(program, Honest(), pre, hashing)
+    honest_root, pre_root = honest.records[-1].outputs[0], pre.root(hashing)
     rulings = {
         "operator": lambda: rule_on_output(program, step, pre_root, agreed, record, operands),
         "structure": lambda: rule_on_structure(program, step, len(honest.records) - 1,

@@ -50,7 +50,7 @@ def test_dispute_isolation(benchmark, isolation_job, parties):
     def play():
         providers = make_providers(parties, program, dataset, cheater, run, replica)
         try:
-            game = DisputeGame(program, *providers, trace_root(list(run.roots), spec.hash_name), 2, 600.0)
+            game = DisputeGame(program, *providers, trace_root(list(run.roots), spec.hashing), 2, 600.0)
             return game.play(spec.num_checkpoints - 1, spec.checkpoint_interval)
         finally:
             for provider in providers:

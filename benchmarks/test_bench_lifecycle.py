@@ -75,8 +75,8 @@ def test_commit_checkpoint(benchmark, bench_program, model, width):
     program = bench_program(model, width)
     state = program.step(program.init_state(), program.batch(Step(1))).state
     benchmark.extra_info.update(describe_program(program), part="checkpoint")
-    root = benchmark(state.root, program.spec.hash_name)
-    assert root == state.root(program.spec.hash_name)
+    root = benchmark(state.root, program.spec.hashing)
+    assert root == state.root(program.spec.hashing)
 
 
 @pytest.mark.benchmark(group="commit")
@@ -95,7 +95,7 @@ def test_commit_store(benchmark, bench_program, model, width, tmp_path):
     benchmark(store)
     writer.close()
     stored = read_checkpoint(writer.tmp, 1)
-    assert stored.root(program.spec.hash_name) == state.root(program.spec.hash_name) == writer.roots()[-1]
+    assert stored.root(program.spec.hashing) == state.root(program.spec.hashing) == writer.roots()[-1]
 
 
 def make_checkpoint_roots(count: int) -> list[Root]:
@@ -143,8 +143,8 @@ def spot_info(program, policy: str, m: int, steps_executed: int) -> dict:
 def test_spot_check_interval(benchmark, spot_job, m):
     program, run = spot_job
     spec, solver = program.spec, HONEST.solver_id
-    claimed = trace_root(list(run.roots), spec.hash_name)
-    intervals = compute_check_intervals(bench_coin(spec), run.solver_id, sign_run(spec, run).signature, SPOT_N, m, spec.hash_name)
+    claimed = trace_root(list(run.roots), spec.hashing)
+    intervals = compute_check_intervals(bench_coin(spec), run.solver_id, sign_run(spec, run).signature, SPOT_N, m, spec.hashing)
     check = benchmark(check_interval, program, solver, run.roots, claimed, run.checkpoint_path, intervals)
     benchmark.extra_info.update(spot_info(program, "interval", m, check.steps_executed))
     assert not check.mismatch and check.steps_executed == m * SPOT_K
@@ -154,7 +154,7 @@ def test_spot_check_interval(benchmark, spot_job, m):
 def test_spot_check_replicate(benchmark, spot_job, tmp_path):
     program, run = spot_job
     spec, solver = program.spec, HONEST.solver_id
-    claimed = trace_root(list(run.roots), spec.hash_name)
+    claimed = trace_root(list(run.roots), spec.hashing)
     check = benchmark(replicate_job, program, solver, claimed, tmp_path / "replica.zarr",
                       compute_job_id(spec), SolverId(spec.verifier))
     benchmark.extra_info.update(spot_info(program, "replicate", SPOT_N, check.steps_executed))

@@ -125,11 +125,11 @@ def compute_job_ratios(n: int, k: int, m: int) -> dict[str, Callable[[Times], fl
 def test_paired_overhead(benchmark, programs, tmp_path, case):
     spec = case.spec()
     program = programs(spec)
-    n, k, hash_name = spec.steps // spec.checkpoint_interval, spec.checkpoint_interval, spec.hash_name
+    n, k, hashing = spec.steps // spec.checkpoint_interval, spec.checkpoint_interval, spec.hashing
     run = {"state": program.init_state()}
     run["arrays"] = run["state"].to_arrays()
-    run["root"] = state_root(run["arrays"], hash_name)
-    writer = CheckpointWriter(tmp_path / "c.zarr", run["arrays"], k, ROUNDS + 1, hash_name)
+    run["root"] = state_root(run["arrays"], hashing)
+    writer = CheckpointWriter(tmp_path / "c.zarr", run["arrays"], k, ROUNDS + 1, hashing)
     sk, _ = party_keypair(spec, "honest")
     roots = [Root(hashlib.sha256(i.to_bytes(8, "big")).digest()) for i in range(n + 1)]
     written = iter(range(1, writer.rows.shape[0]))
@@ -139,18 +139,18 @@ def test_paired_overhead(benchmark, programs, tmp_path, case):
 
     def hash_() -> None:
         run["arrays"] = run["state"].to_arrays()
-        run["root"] = state_root(run["arrays"], hash_name)
+        run["root"] = state_root(run["arrays"], hashing)
 
     def store() -> None:  # packing and storing only: the writer's hashing is the ``hash`` side
         write_chunk(writer.tmp, writer.rows, next(written), pack_row(writer.layout, run["arrays"], run["root"],
                                                                      (0.0,) * k))
 
     def sign() -> None:
-        commitment = Commitment(JobId("bench"), SolverId("honest"), trace_root(roots, hash_name),
+        commitment = Commitment(JobId("bench"), SolverId("honest"), trace_root(roots, hashing),
                                 roots[-1], Step(spec.steps), Step(k), program.environment())
         sign_message(commitment, sk, SolverId("honest"))
 
-    sides = {"train": train, "hash": hash_, "store": store, "merkle": lambda: trace_root(roots, hash_name),
+    sides = {"train": train, "hash": hash_, "store": store, "merkle": lambda: trace_root(roots, hashing),
              "sign": sign}
     result = benchmark.pedantic(measure_paired, (sides, compute_job_ratios(n, k, case.steps_per_round), ROUNDS),
                                 {"threads": spec.threads}, rounds=1, iterations=1)
@@ -163,7 +163,7 @@ def test_paired_overhead(benchmark, programs, tmp_path, case):
 def find_matmul(program, pre) -> int:
     """The index of the first matmul-like operator of the step after ``pre`` (what a dispute over a
     corrupted layer rules on)."""
-    records = record_step(program, Honest(), pre, program.spec.hash_name).records
+    records = record_step(program, Honest(), pre, program.spec.hashing).records
     return next(r.index for r in records if r.op in MATMULS)
 
 
@@ -171,13 +171,13 @@ def find_matmul(program, pre) -> int:
 @pytest.mark.parametrize("case", CASES[:3], ids=[c.label.split()[0] for c in CASES[:3]])
 def test_paired_referee(benchmark, programs, case):
     spec = case.spec()
-    program, hash_name = programs(spec), spec.hash_name
+    program, hashing = programs(spec), spec.hashing
     pre = program.run(program.init_state(), Step(3))
     strategy = OpCorrupt(step=4, op=find_matmul(program, pre))
-    theirs = record_step(program, strategy, pre, hash_name)
+    theirs = record_step(program, strategy, pre, hashing)
     index = strategy.op
     record, operands = theirs.records[index], open_operands(theirs, pre, index)
-    agreed, pre_root = theirs.genesis if index == 0 else theirs.digests[index - 1], pre.root(hash_name)
+    agreed, pre_root = theirs.genesis if index == 0 else theirs.digests[index - 1], pre.root(hashing)
     sides = {"ruling": lambda: rule_on_output(program, Step(4), pre_root, agreed, record, operands),
              "step": lambda: honest_step(program, pre)}
     result = benchmark.pedantic(measure_paired, (sides, {"ruling/step": ratio_of("ruling", "step")}, ROUNDS),

@@ -52,7 +52,7 @@ def scheme_info(program, scheme: str, **fields) -> dict:
 
 
 def claimed_root(program, run):
-    return trace_root(list(run.roots), program.spec.hash_name)
+    return trace_root(list(run.roots), program.spec.hashing)
 
 
 @pytest.mark.benchmark(group="schemes")
@@ -96,7 +96,7 @@ def test_scheme_optimistic_check(benchmark, scheme_job):
     m = spec.intervals_per_check
 
     def spot_check(run, strategy):
-        intervals = compute_check_intervals(bench_coin(spec), run.solver_id, sign_run(spec, run).signature, SCHEME_N, m, spec.hash_name)
+        intervals = compute_check_intervals(bench_coin(spec), run.solver_id, sign_run(spec, run).signature, SCHEME_N, m, spec.hashing)
         return check_interval(program, run.solver_id, run.roots, claimed_root(program, run),
                               run.checkpoint_path, intervals)
 

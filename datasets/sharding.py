@@ -31,7 +31,7 @@ import numpy as np
 from datasets import storage
 from datasets.sources import Source
 from proofs.encoding import chunk_shape, tensor_root
-from proofs.hashing import DOMAIN_DATASET, DOMAIN_SHARD
+from proofs.hashing import DOMAIN_DATASET, DOMAIN_SHARD, Hashing
 from proofs.merkle import hash_leaf, merkle_root
 from proofs.types import Root
 
@@ -62,7 +62,7 @@ class DatasetCommitment:
     root: Root
     shards: tuple[ShardInfo, ...]
     num_samples: int
-    hash_name: str
+    hashing: Hashing
     meta: dict
 
     def to_dict(self) -> dict:
@@ -70,7 +70,7 @@ class DatasetCommitment:
             "name": self.name,
             "root": self.root.hex(),
             "num_samples": self.num_samples,
-            "hash_name": self.hash_name,
+            "hash_name": str(self.hashing),
             "meta": self.meta,
             "shards": [
                 {"index": s.index, "path": s.path, "num_samples": s.num_samples, "root": s.root.hex()}
@@ -92,21 +92,21 @@ def compute_shard_bounds(num_samples: int, num_shards: int) -> list[tuple[int, i
     return bounds
 
 
-def compute_shard_root(x: np.ndarray, y: np.ndarray, hash_name: str) -> Root:
-    leaves = [hash_leaf(tensor_root(name, a, hash_name), DOMAIN_SHARD, hash_name) for name, a in (("x", x), ("y", y))]
-    return merkle_root(leaves, DOMAIN_SHARD, hash_name)
+def compute_shard_root(x: np.ndarray, y: np.ndarray, hashing: Hashing) -> Root:
+    leaves = [hash_leaf(tensor_root(name, a, hashing), DOMAIN_SHARD, hashing) for name, a in (("x", x), ("y", y))]
+    return merkle_root(leaves, DOMAIN_SHARD, hashing)
 
 
-def compute_dataset_root(shard_roots: list[Root], hash_name: str) -> Root:
-    leaves = [hash_leaf(root, DOMAIN_DATASET, hash_name) for root in shard_roots]
-    return merkle_root(leaves, DOMAIN_DATASET, hash_name)
+def compute_dataset_root(shard_roots: list[Root], hashing: Hashing) -> Root:
+    leaves = [hash_leaf(root, DOMAIN_DATASET, hashing) for root in shard_roots]
+    return merkle_root(leaves, DOMAIN_DATASET, hashing)
 
 
-def compute_arrays_root(x: np.ndarray, y: np.ndarray, num_shards: int, hash_name: str) -> Root:
+def compute_arrays_root(x: np.ndarray, y: np.ndarray, num_shards: int, hashing: Hashing) -> Root:
     """The dataset root ``write_shards`` commits ``(x, y)`` to in ``num_shards`` shards, without
     writing them (what a verifier computes over data it is shown)."""
     bounds = compute_shard_bounds(int(x.shape[0]), num_shards)
-    return compute_dataset_root([compute_shard_root(x[a:b], y[a:b], hash_name) for a, b in bounds], hash_name)
+    return compute_dataset_root([compute_shard_root(x[a:b], y[a:b], hashing) for a, b in bounds], hashing)
 
 
 def _write_shard(location: storage.Location, x: np.ndarray, y: np.ndarray, root: Root) -> None:
@@ -121,25 +121,25 @@ def _write_shard(location: storage.Location, x: np.ndarray, y: np.ndarray, root:
 
 
 def write_shards(source: Source, out_dir: str | os.PathLike[str], num_shards: int,
-                 hash_name: str) -> DatasetCommitment:
+                 hashing: Hashing) -> DatasetCommitment:
     """Split ``source`` into ``num_shards`` zarr shards at the location ``out_dir`` (a directory
     or an fsspec URL) and commit to them; the commitment is written there as ``dataset.json``."""
     shards = []
     for index, (start, end) in enumerate(compute_shard_bounds(source.num_samples, num_shards)):
         x, y = source.x[start:end], source.y[start:end]
-        root = compute_shard_root(x, y, hash_name)
+        root = compute_shard_root(x, y, hashing)
         location = storage.join(out_dir, f"shard_{index:03d}.zarr")
         _write_shard(location, x, y, root)
         shards.append(ShardInfo(index, location, end - start, root))
-    root = compute_dataset_root([s.root for s in shards], hash_name)
+    root = compute_dataset_root([s.root for s in shards], hashing)
     commitment = DatasetCommitment(
-        source.name, root, tuple(shards), source.num_samples, hash_name, dict(source.meta)
+        source.name, root, tuple(shards), source.num_samples, hashing, dict(source.meta)
     )
     storage.write_bytes(storage.join(out_dir, "dataset.json"), json.dumps(commitment.to_dict(), indent=2).encode())
     return commitment
 
 
-def read_shard(info: ShardInfo, hash_name: str) -> tuple[np.ndarray, np.ndarray]:
+def read_shard(info: ShardInfo, hashing: Hashing) -> tuple[np.ndarray, np.ndarray]:
     """Read one shard and check it against its committed root."""
     try:
         group = storage.open_group(info.path, mode="r")
@@ -150,7 +150,7 @@ def read_shard(info: ShardInfo, hash_name: str) -> tuple[np.ndarray, np.ndarray]
         raise DatasetIntegrityError(
             f"shard {info.index} at {info.path!r} holds {x.shape[0]} samples, committed {info.num_samples}"
         )
-    actual = compute_shard_root(x, y, hash_name)
+    actual = compute_shard_root(x, y, hashing)
     if actual != info.root:
         raise DatasetIntegrityError(
             f"shard {info.index} at {info.path!r} has root {actual.hex()}, committed {info.root.hex()}"
@@ -160,7 +160,7 @@ def read_shard(info: ShardInfo, hash_name: str) -> tuple[np.ndarray, np.ndarray]
 
 def load_dataset(commitment: DatasetCommitment) -> tuple[np.ndarray, np.ndarray]:
     """All samples of a committed dataset, every shard verified against its root."""
-    parts = [read_shard(info, commitment.hash_name) for info in commitment.shards]
+    parts = [read_shard(info, commitment.hashing) for info in commitment.shards]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     return x, y

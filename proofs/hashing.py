@@ -8,7 +8,14 @@ Terms
 -----
 hash name
     One of :data:`HASH_NAMES`: ``"sha256"`` (FIPS 180-4, via :mod:`hashlib`) or ``"blake3"``
-    (the BLAKE3 specification, via the ``blake3`` package). Both give 32-byte digests.
+    (the BLAKE3 specification, via the ``blake3`` package). Both give 32-byte digests. It is what
+    records, JSON, job ids and transcripts write (:class:`proofs.types.HashName`).
+hash context
+    A :class:`Hashing`: the hash name resolved, once, to its constructor, and what every hashing
+    routine takes instead of the name. It is obtained from a name by :func:`get_hashing` (the one
+    resolver; :class:`UnknownHashError` names a bad name) and reads as its name (``str``, pickle),
+    so everything that writes it writes the same bytes as the name. :data:`SHA256` (the default of
+    every routine) and :data:`BLAKE3` are the two contexts.
 domain tag
     A byte string ``b"pinpoint/<kind>/v<version>"``: 1 to 255 bytes of printable ASCII. The
     ``DOMAIN_*`` constants below are all the tags the toolkit uses. Being printable, a tag never
@@ -26,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import blake3
@@ -71,30 +79,47 @@ class Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
-_HASHERS: dict[str, Callable[[bytes], Hasher]] = {
-    "sha256": hashlib.sha256,
-    "blake3": blake3.blake3,
+@dataclass(frozen=True, eq=False)
+class Hashing:
+    """A hash context: the hash function a job commits with, resolved once from its name.
+
+    ``new(data)`` is an incremental hash object primed with ``data``. There is one context per name
+    (:func:`get_hashing`; unpickling returns it too), so contexts compare, and key caches, by
+    identity: no hashing of fields on every cached plan lookup. Not constructed directly."""
+
+    name: HashName
+    new: Callable[[bytes], Hasher] = field(repr=False)
+
+    def digest(self, data: bytes | memoryview) -> bytes:
+        """The one-shot raw digest ``H(data)``: 32 bytes."""
+        return self.new(data).digest()
+
+    def __str__(self) -> str:
+        return self.name.value
+
+    def __reduce__(self) -> tuple:
+        return get_hashing, (self.name.value,)  # unpickled, it is the resolver's own context
+
+
+_HASHERS: dict[HashName, Callable[[bytes], Hasher]] = {
+    HashName.SHA256: hashlib.sha256,
+    HashName.BLAKE3: blake3.blake3,
 }
+_CONTEXTS = {name: Hashing(name, new) for name, new in _HASHERS.items()}
 
 
-def get_hasher(hash_name: str) -> Callable[[bytes], Hasher]:
-    """The constructor of incremental hash objects for ``hash_name`` (called with initial data)."""
+def get_hashing(name: str) -> Hashing:
+    """The hash context of a hash name (a :class:`HashName` or its string, as records hold it):
+    always the same object for one name."""
     try:
-        return _HASHERS[hash_name]
-    except KeyError:
-        raise UnknownHashError(
-            f"unknown hash {hash_name!r}; expected one of {HASH_NAMES}"
-        ) from None
+        return _CONTEXTS[HashName(name)]
+    except ValueError:
+        raise UnknownHashError(f"unknown hash {name!r}; expected one of {HASH_NAMES}") from None
 
 
-def get_hash(hash_name: str) -> Callable[[bytes], bytes]:
-    """The one-shot raw digest function for ``hash_name``: bytes -> 32-byte digest."""
-    new = get_hasher(hash_name)
-
-    def digest(data: bytes) -> bytes:
-        return new(data).digest()
-
-    return digest
+SHA256 = get_hashing(HashName.SHA256)
+BLAKE3 = get_hashing(HashName.BLAKE3)
+HASHINGS = tuple(_CONTEXTS.values())  # (SHA256, BLAKE3)
 
 
 @functools.cache
@@ -107,9 +132,9 @@ def encode_domain(domain: bytes) -> bytes:
     return bytes([len(domain)]) + domain
 
 
-def hash_parts(domain: bytes, *parts: bytes, hash_name: str = "sha256") -> Root:
+def hash_parts(domain: bytes, *parts: bytes, hashing: Hashing = SHA256) -> Root:
     """Domain-separated digest of a sequence of byte strings, each length-prefixed."""
-    hasher = get_hasher(hash_name)(encode_domain(domain))
+    hasher = hashing.new(encode_domain(domain))
     for part in parts:
         hasher.update(len(part).to_bytes(8, "big"))
         hasher.update(part)

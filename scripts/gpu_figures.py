@@ -80,7 +80,7 @@ def measure_overhead(model: str, device: str) -> dict[str, Any]:
         with program.settings():
             run["state"] = program.run(run["state"], Step(run["state"].step + 25))
 
-    sides = {"train": synchronized(train), "checkpoint": lambda: state_root(run["state"].to_arrays(), spec.hash_name)}
+    sides = {"train": synchronized(train), "checkpoint": lambda: state_root(run["state"].to_arrays(), spec.hashing)}
     return measure_paired(sides, {"checkpoint/train": ratio_of("checkpoint", "train")}, ROUNDS).to_info()
 
 

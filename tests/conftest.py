@@ -31,7 +31,7 @@ def minimal_dataset(minimal_spec, tmp_path_factory):
 
     paths = ArtifactPaths(tmp_path_factory.mktemp("artifacts"))
     source = load_source(minimal_spec.dataset, **minimal_spec.dataset_params)
-    return write_shards(source, paths.root / "dataset", minimal_spec.num_shards, minimal_spec.hash_name), paths
+    return write_shards(source, paths.root / "dataset", minimal_spec.num_shards, minimal_spec.hashing), paths
 
 
 @pytest.fixture(scope="session")

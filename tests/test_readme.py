@@ -43,7 +43,7 @@ def test_readme_custom_job_runs_as_printed(tmp_path):
     assert solvers(report)["honest"]["outcome"] == "paid"
     coin = CoinReveal(report["job_id"], spec.verifier, bytes.fromhex(report["spot_check_coin"]["secret"]))
     signature = bytes.fromhex(sneaky["signature"])
-    assert compute_check_intervals(coin, "sneaky", signature, 6, 3, spec.hash_name) == intervals
+    assert compute_check_intervals(coin, "sneaky", signature, 6, 3, spec.hashing) == intervals
 
 
 def test_readme_custom_job_with_replication_slashes_the_cheater(tmp_path):

@@ -123,7 +123,7 @@ def process_worker(rank: int, job: DataParallelJob, port: int, result_path: str)
             process_rank_zero(job, program, strategy, device, Path(result_path))  # ``train`` enters the settings
         else:
             with program.settings():  # the same settings as rank 0's ``train``
-                final = run_replica(program, strategy).root(job.spec.hash_name)
+                final = run_replica(program, strategy).root(job.spec.hashing)
             all_gather_roots(final, device, job.world_size)
     finally:
         dist.destroy_process_group()

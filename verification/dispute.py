@@ -85,7 +85,16 @@ from typing import Any
 import torch
 
 from proofs.encoding import verify_trace_proof
-from proofs.hashing import DOMAIN_OPS, DOMAIN_STEPS, DOMAIN_TRACE, HASH_NAMES, hash_parts
+from proofs.hashing import (
+    DOMAIN_OPS,
+    DOMAIN_STEPS,
+    DOMAIN_TRACE,
+    HASH_NAMES,
+    Hashing,
+    UnknownHashError,
+    get_hashing,
+    hash_parts,
+)
 from proofs.merkle import MerkleProof, hash_leaf, verify_merkle_proof
 from proofs.messages import (
     ChallengeCheckpoint,
@@ -193,9 +202,9 @@ class Forfeit(Exception):
         self.reason = reason
 
 
-def compute_outputs_root(outputs: tuple[str, ...], hash_name: str) -> str:
+def compute_outputs_root(outputs: tuple[str, ...], hashing: Hashing) -> str:
     """One root (hex) for an operator's output digests, as a ruling names them."""
-    return hash_parts(DOMAIN_OPS, b"outputs", *(o.encode() for o in outputs), hash_name=hash_name).hex()
+    return hash_parts(DOMAIN_OPS, b"outputs", *(o.encode() for o in outputs), hashing=hashing).hex()
 
 
 def compute_dissection_points(lo: int, hi: int, arity: int) -> list[int]:
@@ -289,10 +298,10 @@ def get_move_message(kind: Any, payload: Any) -> Any:
 
 
 def compute_move_id(index: int, status: str, party: str, kind: str, payload: dict[str, Any],
-                    elapsed_s: float, previous: str, hash_name: str) -> str:
+                    elapsed_s: float, previous: str, hashing: Hashing) -> str:
     """The id of a move: the hash of all its other fields (``previous`` chains it to the move before)."""
     body = json.dumps([index, status, party, kind, payload, elapsed_s, previous], sort_keys=True)
-    return hash_parts(DOMAIN_TRACE, b"move", body.encode(), hash_name=hash_name).hex()
+    return hash_parts(DOMAIN_TRACE, b"move", body.encode(), hashing=hashing).hex()
 
 
 def compute_call_name(method: str, args: tuple) -> str:
@@ -483,7 +492,7 @@ class CheckpointLevel:
     def commit(self, game: DisputeGame, span: CheckpointSpan) -> CheckpointSpan:
         if span.interval is None:
             # Rule: S_0 is a pure function of the spec; a solver whose S_0 differs is wrong at init.
-            if game._solver_checkpoint(0) != game.program.init_state().root(game.hash_name):
+            if game._solver_checkpoint(0) != game.program.init_state().root(game.hashing):
                 raise Forfeit(Party.SOLVER, "initial state does not match the job spec")
         return span
 
@@ -564,7 +573,7 @@ class OperatorLevel:
     name, status = "operators", Status.OPERATORS
 
     def commit(self, game: DisputeGame, span: OperatorSpan) -> OpenedOperators:
-        genesis = compute_genesis(span.pre, span.step, game.hash_name)
+        genesis = compute_genesis(span.pre, span.step, game.hashing)
         opened = OpenedOperators(span, genesis, {p: game._commit_ops(p, span.step) for p in PARTIES})
         for party in PARTIES:
             game._check_final_record(party, opened.commits[party], genesis, span.posts[party])
@@ -610,7 +619,7 @@ class DisputeGame:
         self.trace_root = trace_root
         self.arity = arity
         self.operator_level = program.spec.operator_level if operator_level is None else operator_level
-        self.hash_name = program.spec.hash_name
+        self.hashing = program.spec.hashing
         self.levels = LEVELS if self.operator_level else LEVELS[:2]  # without level 3 the referee gets the step
         self.transitions = compute_transitions(tuple(level.status for level in self.levels))
         self.clock = ChessClock(budget_s, clock)
@@ -642,7 +651,7 @@ class DisputeGame:
             raise GameError(f"{party} cannot make a {kind} move")
         index, previous, elapsed_s = len(self.moves), self.get_head() or "", round(elapsed, 6)
         move_id = compute_move_id(index, self.status.value, party, kind, message_to_json(message), elapsed_s,
-                                  previous, self.hash_name)
+                                  previous, self.hashing)
         self.moves.append(Move(index, self.status.value, party, message, elapsed_s, previous, move_id))
 
     def get_head(self) -> str | None:
@@ -663,7 +672,7 @@ class DisputeGame:
     def _solver_checkpoint(self, index: int) -> Root:
         (root, proof), elapsed = self.ask(Party.SOLVER, "checkpoint_root", index)
         # Rule: every revealed checkpoint root must be in the signed trace root.
-        if not verify_trace_proof(self.trace_root, root, proof, self.hash_name,
+        if not verify_trace_proof(self.trace_root, root, proof, self.hashing,
                                   index=index, size=self.num_checkpoints):
             raise Forfeit(Party.SOLVER, f"invalid trace proof for checkpoint #{index}")
         self.record(Party.SOLVER, RevealCheckpoint(index, root), elapsed)
@@ -685,11 +694,11 @@ class DisputeGame:
     def _step_root(self, party: str, commitment: Root, span: tuple[Step, Step], step: Step) -> Root:
         (root, proof), elapsed = self.ask(party, "step_root", step)
         start, end = span
-        leaf = hash_leaf(root, DOMAIN_STEPS, self.hash_name)
+        leaf = hash_leaf(root, DOMAIN_STEPS, self.hashing)
         # Rule: a revealed step root must be in the party's step commitment, at its position,
         # in a commitment of exactly the disputed span's size.
         ok = (proof.index, proof.size) == (step - start, end - start + 1) and \
-            verify_merkle_proof(commitment, leaf, proof, DOMAIN_STEPS, self.hash_name)
+            verify_merkle_proof(commitment, leaf, proof, DOMAIN_STEPS, self.hashing)
         if not ok:
             raise Forfeit(party, f"invalid step proof for step {step}")
         self.record(party, RevealStep(step, root), elapsed)
@@ -710,11 +719,11 @@ class DisputeGame:
             return genesis
         index = position - 1
         (digest, proof), elapsed = self.ask(party, "op_digest", index)
-        leaf = hash_leaf(digest, DOMAIN_OPS, self.hash_name)
+        leaf = hash_leaf(digest, DOMAIN_OPS, self.hashing)
         # Rule: a revealed op digest must be in the party's op commitment, at its index, in a
         # commitment of the size the party declared.
         ok = (proof.index, proof.size) == (index, commitment.count) and \
-            verify_merkle_proof(commitment.root, leaf, proof, DOMAIN_OPS, self.hash_name)
+            verify_merkle_proof(commitment.root, leaf, proof, DOMAIN_OPS, self.hashing)
         if not ok:
             raise Forfeit(party, f"invalid op proof for operator #{index}")
         self.record(party, RevealOp(index, digest), elapsed)
@@ -724,7 +733,7 @@ class DisputeGame:
         record, elapsed = self.ask(party, "open_op", index)
         # Rule: an opened record must chain from the previous digest to the party's digest at its index.
         if not isinstance(record, OpRecord) or record.index != index or \
-                compute_op_digest(previous, record, self.hash_name) != digest:
+                compute_op_digest(previous, record, self.hashing) != digest:
             raise Forfeit(party, f"operator record #{index} does not match its committed digest")
         self.record(party, OpenOp(index, record.op, tuple(record.outputs)), elapsed)
         return record
@@ -812,7 +821,7 @@ class DisputeGame:
         )
 
     def transcript(self, result: DisputeResult) -> dict[str, Any]:
-        return {"schema": TRANSCRIPT_SCHEMA, "hash_name": self.hash_name, "trace_root": self.trace_root.hex(),
+        return {"schema": TRANSCRIPT_SCHEMA, "hash_name": str(self.hashing), "trace_root": self.trace_root.hex(),
                 "arity": self.arity, "operator_level": self.operator_level,
                 "result": asdict(result), "moves": [m.to_record() for m in self.moves]}
 
@@ -845,7 +854,7 @@ def get_malformed_field(move: Any) -> str | None:
     return None
 
 
-def compute_move_fault(position: int, move: dict[str, Any], seen: dict[str, int], hash_name: str) -> str | None:
+def compute_move_fault(position: int, move: dict[str, Any], seen: dict[str, int], hashing: Hashing) -> str | None:
     """What is wrong with the move stored at ``position``, given the ids of the moves before it
     (``seen``: id -> position); ``None`` if it extends the chain correctly."""
     problem = get_malformed_field(move)
@@ -869,7 +878,7 @@ def compute_move_fault(position: int, move: dict[str, Any], seen: dict[str, int]
         return f"move at position {position} is out of order: it carries index {move['index']}"
     try:
         recomputed = compute_move_id(position, move["status"], move["party"], move["kind"], move["payload"],
-                                     move["elapsed_s"], previous, hash_name)
+                                     move["elapsed_s"], previous, hashing)
     except (TypeError, ValueError) as exc:
         return f"move #{position} has a payload that is not JSON: {exc}"
     # Rule: a move's id is the hash of its content; any other id means the move was altered.
@@ -904,14 +913,16 @@ def compute_transcript_fault(transcript: Any, expected_head: str | None = None) 
         return f"is a JSON {type(transcript).__name__}, not an object"
     if transcript.get("schema") != TRANSCRIPT_SCHEMA:
         return f"has schema {transcript.get('schema')!r}, expected {TRANSCRIPT_SCHEMA!r}"
-    hash_name, moves, result = transcript.get("hash_name"), transcript.get("moves"), transcript.get("result")
-    if hash_name not in HASH_NAMES:
-        return f"names hash {hash_name!r}, not one of {HASH_NAMES}"
+    moves, result = transcript.get("moves"), transcript.get("result")
+    try:
+        hashing = get_hashing(transcript.get("hash_name"))
+    except UnknownHashError:
+        return f"names hash {transcript.get('hash_name')!r}, not one of {HASH_NAMES}"
     if not isinstance(moves, list) or not moves or not isinstance(result, dict):
         return "lacks its moves or its result"
     seen: dict[str, int] = {}
     for position, move in enumerate(moves):
-        fault = compute_move_fault(position, move, seen, hash_name)
+        fault = compute_move_fault(position, move, seen, hashing)
         if fault is not None:
             return fault
         seen[move["move_id"]] = position

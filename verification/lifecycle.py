@@ -265,7 +265,7 @@ def stage_shard(job: Job | JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
     job = as_job(job)
     spec = job.spec
     source = load_source(spec.dataset, **spec.dataset_params)
-    dataset = write_shards(source, paths.dataset(job.job_id), spec.num_shards, spec.hash_name)
+    dataset = write_shards(source, paths.dataset(job.job_id), spec.num_shards, spec.hashing)
     open_spot_check_coin(job, paths)
     return dataset
 
@@ -277,7 +277,7 @@ def open_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> CoinCommit
     job = as_job(job)
     job_id, verifier = job.job_id, PartyId(job.spec.verifier)
     secret = store.save_coin_secret(paths, job_id, secrets.token_bytes(SECRET_SIZE))
-    commitment = compute_coin_commitment(job_id, verifier, secret, job.spec.hash_name)
+    commitment = compute_coin_commitment(job_id, verifier, secret, job.spec.hashing)
     return store.save_coin_commitment(paths, CoinCommitment(job_id, verifier, commitment))
 
 
@@ -292,7 +292,7 @@ def reveal_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> tuple[Co
     except store.StoreError as exc:
         raise LifecycleError(f"job {job_id} has no spot-check coin: {exc}; materialize the dataset stage "
                              f"(the job's opening) first") from None
-    if not is_valid_coin_reveal(published, reveal, spec.hash_name):
+    if not is_valid_coin_reveal(published, reveal, spec.hashing):
         raise LifecycleError(f"the verifier's secret for job {job_id} does not open its published coin "
                              f"commitment {published.commitment.hex()} ({store.coin_secret_path(paths, job_id)})")
     return published, reveal
@@ -523,7 +523,7 @@ def process_coin_reveal(job: Job, state: JobState, reveal: CoinReveal | None) ->
     """``process_reveal``; a verification that revealed no coin is refused like a false reveal."""
     if reveal is None:
         faults = compute_selection_faults(state.coin, None, {}, {}, job.spec.spot_check_probability,
-                                          job.spec.hash_name)
+                                          job.spec.hashing)
         raise ForgedMessageError(f"job {job.job_id}: {'; '.join(faults)}")
     return process_reveal(job, state, reveal)
 
@@ -592,7 +592,7 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
     through ``process_check`` and ``process_challenge``."""
     start = time.perf_counter()
     job = with_dataset(as_job(job), dataset)
-    spec, job_id, hash_name = job.spec, job.job_id, job.spec.hash_name
+    spec, job_id, hashing = job.spec, job.job_id, job.spec.hashing
     # Rule: nothing is verified (nor, downstream, settled) on a commitment that fails its checks
     require_valid_commitments(job, commitments)
     published_coin, coin = reveal_spot_check_coin(job, paths)
@@ -605,7 +605,7 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
     evidence = {sid: find_equivocation(commitments[sid], published, get_public_key(job, sid))
                 for sid in delivered}
     selected = [sid for sid in delivered if evidence[sid] is None and is_selected_for_check(
-        coin, sid, commitments[sid].signature, spec.spot_check_probability, hash_name)]
+        coin, sid, commitments[sid].signature, spec.spot_check_probability, hashing)]
     # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
     accused = get_declared_divergence(job)
     replica = None
@@ -631,17 +631,17 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
         elif spec.mode == "tolerance" and accused is None:  # PoL: distances, not roots
             every = tuple(range(spec.num_checkpoints - 1))
             intervals = every if spec.spot_check_policy == "replicate" else compute_check_intervals(
-                coin, sid, commitments[sid].signature, spec.num_checkpoints - 1, spec.intervals_per_check, hash_name)
+                coin, sid, commitments[sid].signature, spec.num_checkpoints - 1, spec.intervals_per_check, hashing)
             checks[sid] = check_tolerance(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                           intervals, spec.tolerance_rho)
         elif replica is not None:
-            checks[sid] = check_replicate(sid, claimed.trace_root, replica, hash_name)
+            checks[sid] = check_replicate(sid, claimed.trace_root, replica, hashing)
         elif accused is not None:  # a false challenger accuses the interval of its own wrong step
             interval = (accused - 1) // spec.checkpoint_interval
             checks[sid] = SpotCheck(sid, True, "interval", (interval,), True, interval, 0, 0.0)
         else:
             intervals = compute_check_intervals(coin, sid, commitments[sid].signature, spec.num_checkpoints - 1,
-                                                spec.intervals_per_check, hash_name)
+                                                spec.intervals_per_check, hashing)
             checks[sid] = check_interval(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                          intervals)
     # Rule: the verifier's own checks pass the audit settlement will make (``process_check``).

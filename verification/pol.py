@@ -85,6 +85,7 @@ import torch.nn as nn
 
 from datasets.sharding import compute_arrays_root
 from datasets.sources import Source, load_source
+from proofs.hashing import Hashing
 from proofs.types import Root, Step
 from verification.execution.program import BUFFER, OPTIM, PARAM, Batch, Program
 from verification.execution.state import State
@@ -156,8 +157,8 @@ class PolData:
         index = torch.from_numpy(indices.copy())
         return Batch(step, indices, self.x.index_select(0, index).to(device), self.y.index_select(0, index).to(device))
 
-    def root(self, num_shards: int, hash_name: str) -> Root:
-        return compute_arrays_root(self.x.numpy(), self.y.numpy(), num_shards, hash_name)
+    def root(self, num_shards: int, hashing: Hashing) -> Root:
+        return compute_arrays_root(self.x.numpy(), self.y.numpy(), num_shards, hashing)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class Verdict:
 # -- the proof ------------------------------------------------------------------------------------
 def make_program(spec: JobSpec, source: Source) -> Program:
     """The job's program on ``source`` as ``write_shards`` would commit it (nothing written)."""
-    root = compute_arrays_root(source.x, source.y, spec.num_shards, spec.hash_name)
+    root = compute_arrays_root(source.x, source.y, spec.num_shards, spec.hashing)
     return Program(spec, source.x, source.y, root, source.meta)
 
 
@@ -194,7 +195,7 @@ def get_job_data(program: Program, source: Source) -> PolData:
 
 def make_proof(program: Program, checkpoints: list[State], data: PolData) -> PolProof:
     spec = program.spec
-    return PolProof(tuple(checkpoints), data, data.root(spec.num_shards, spec.hash_name))
+    return PolProof(tuple(checkpoints), data, data.root(spec.num_shards, spec.hashing))
 
 
 # -- PoL's verifier (Jia et al. 2021, Algorithm 2) ------------------------------------------------
@@ -291,7 +292,7 @@ def verify_pol(verifier: Program, proof: PolProof, params: PolParameters = PAPER
     check_proof_shape(verifier, proof)
     spec = verifier.spec
     # Rule (PoL, data hash): the proof's data hashes to the root the verifier trusts.
-    if proof.data.root(spec.num_shards, spec.hash_name) != get_trusted_root(verifier, proof, reference):
+    if proof.data.root(spec.num_shards, spec.hashing) != get_trusted_root(verifier, proof, reference):
         return Verdict(False, Reason.DATA_HASH, (), (), None, 0)
     p_value = compute_init_p_value(verifier, proof.checkpoints[0])
     # Rule (PoL, initialisation): every layer of W_0 passes the KS test against its initialiser.
@@ -310,15 +311,15 @@ def verify_pol(verifier: Program, proof: PolProof, params: PolParameters = PAPER
 def verify_exact(verifier: Program, checkpoints: tuple[State, ...]) -> Verdict:
     """Re-execute the claimed intervals in order on the job's own batches; reject at the first
     whose state root differs from the claimed one (where the dispute game would start)."""
-    k, hash_name = verifier.spec.checkpoint_interval, verifier.spec.hash_name
+    k, hashing = verifier.spec.checkpoint_interval, verifier.spec.hashing
     # Rule (Pinpoint): S_0 is the job's initial state, a function of its seed.
-    if checkpoints[0].root(hash_name) != verifier.init_state().root(hash_name):
+    if checkpoints[0].root(hashing) != verifier.init_state().root(hashing):
         return Verdict(False, Reason.INITIALISATION, (), (), None, 0)
     for i, (start, end) in enumerate(zip(checkpoints[:-1], checkpoints[1:], strict=True)):
         with verifier.settings():
             replayed = verifier.run(start, Step(start.step + k))
         # Rule (Pinpoint): the re-executed interval ends at the claimed state root.
-        if replayed.root(hash_name) != end.root(hash_name):
+        if replayed.root(hashing) != end.root(hashing):
             return Verdict(False, Reason.STATE_ROOT, tuple(range(i + 1)), (), None, (i + 1) * k)
     return Verdict(True, Reason.ACCEPTED, tuple(range(len(checkpoints) - 1)), (), None, (len(checkpoints) - 1) * k)
 

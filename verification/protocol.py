@@ -269,7 +269,7 @@ def process_reveal(job: Job, state: JobState, reveal: CoinReveal) -> JobState:
     if state.coin is None:
         raise OutOfOrderError(f"job {job.job_id}: the coin is revealed, but it was never committed to")
     faults = compute_selection_faults(state.coin, reveal, {}, {}, job.spec.spot_check_probability,
-                                      job.spec.hash_name)
+                                      job.spec.hashing)
     # Rule: the reveal opens the coin's commitment.
     if faults:
         raise ForgedMessageError(f"job {job.job_id}: {'; '.join(faults)}")
@@ -292,7 +292,7 @@ def process_check(job: Job, state: JobState, report: CheckReport) -> JobState:
     if check.solver_id in state.checks:
         raise DuplicateMessageError(f"job {job.job_id}: solver {check.solver_id!r} was already checked")
     faults = compute_selection_faults(state.coin, state.reveal, state.commitments, {check.solver_id: check},
-                                      job.spec.spot_check_probability, job.spec.hash_name)
+                                      job.spec.spot_check_probability, job.spec.hashing)
     # Rule: a verifier checks only the solvers its coin selected.
     if faults:
         raise SelectionFaultError(f"job {job.job_id}: {'; '.join(faults)}")

@@ -100,7 +100,7 @@ class TraceProvider:
     def checkpoint_root(self, index: int) -> tuple[Root, MerkleProof]:
         if not 0 <= index < len(self.run.roots):
             raise ProviderError(f"{self.party}: no checkpoint #{index}")
-        return self.run.roots[index], trace_proof(list(self.run.roots), index, self.program.spec.hash_name)
+        return self.run.roots[index], trace_proof(list(self.run.roots), index, self.program.spec.hashing)
 
     def commit_steps(self, start: Step, end: Step) -> Root:
         k = self.run.interval
@@ -111,16 +111,16 @@ class TraceProvider:
             states = [first, *replay(self.program, self.strategy, first, end)]
         self._states = {s.step: s for s in states}
         self._start = start
-        hash_name = self.program.spec.hash_name
-        self._roots = [s.root(hash_name) for s in states]
-        self._leaves = [hash_leaf(r, DOMAIN_STEPS, hash_name) for r in self._roots]
-        return merkle_root(self._leaves, DOMAIN_STEPS, hash_name)
+        hashing = self.program.spec.hashing
+        self._roots = [s.root(hashing) for s in states]
+        self._leaves = [hash_leaf(r, DOMAIN_STEPS, hashing) for r in self._roots]
+        return merkle_root(self._leaves, DOMAIN_STEPS, hashing)
 
     def step_root(self, step: Step) -> tuple[Root, MerkleProof]:
         position = step - self._start
         if not 0 <= position < len(self._roots):
             raise ProviderError(f"{self.party}: step {step} is outside the committed steps")
-        proof = merkle_proof(self._leaves, position, DOMAIN_STEPS, self.program.spec.hash_name)
+        proof = merkle_proof(self._leaves, position, DOMAIN_STEPS, self.program.spec.hashing)
         return self._roots[position], proof
 
     def open_state(self, step: Step) -> State:
@@ -134,7 +134,7 @@ class TraceProvider:
         # Streaming: outputs are hashed and dropped; an opening runs the step again (open_operands).
         with self.program.settings():
             self._trace = record_step(self.program, self.strategy, self._states[step - 1],
-                                      self.program.spec.hash_name, keep=frozenset())
+                                      self.program.spec.hashing, keep=frozenset())
         return self._trace.commitment()
 
     def get_trace(self) -> OpTrace:

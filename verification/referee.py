@@ -40,6 +40,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from proofs.encoding import state_root, verify_tensor
+from proofs.hashing import Hashing
 from proofs.types import Root, Step
 from verification.execution.opgraph import (
     COMMIT_OP,
@@ -93,13 +94,13 @@ def compute_winner(referee_root: Root, solver_root: Root) -> str:
 def rule_on_step(program: Program, opened: State, agreed_root: Root, step: Step,
                  solver_root: Root, challenger_root: Root) -> StepRuling:
     """Recompute step ``step`` from the opened ``S_{step-1}`` and rule."""
-    hash_name = program.spec.hash_name
+    hashing = program.spec.hashing
     # Rule: the opened pre-state must hash to the root both parties agreed on.
-    if opened.step != step - 1 or opened.root(hash_name) != agreed_root:
+    if opened.step != step - 1 or opened.root(hashing) != agreed_root:
         raise RefereeError(f"opened state for step {step - 1} does not match agreed root {agreed_root.hex()}")
     with OpCounter() as counter:
         result = honest_step(program, opened).state
-    referee_root = result.root(hash_name)
+    referee_root = result.root(hashing)
     return StepRuling(step, referee_root, solver_root, challenger_root,
                       compute_winner(referee_root, solver_root), counter.count)
 
@@ -128,34 +129,34 @@ def rule_on_structure(program: Program, step: Step, index: int, solver_record: O
     return OpRuling(step, index, operator, "structure", winner, 0, len(schedule))
 
 
-def get_agreed_outputs(operands: Operands, index: int, agreed_digest: Root, hash_name: str) -> dict[int, tuple[str, ...]]:
+def get_agreed_outputs(operands: Operands, index: int, agreed_digest: Root, hashing: Hashing) -> dict[int, tuple[str, ...]]:
     """Output hashes of the records in the opened chain segment, which must end at ``h_{index-1}``."""
     if not operands.segment:
         return {}
     first = index - len(operands.segment)
     # Rule: the segment is the consecutive records before the disputed one and chains to the agreed digest.
     consecutive = [r.index for r in operands.segment] == list(range(first, index))
-    if not consecutive or compute_chain_end(operands.segment_start, operands.segment, hash_name) != agreed_digest:
+    if not consecutive or compute_chain_end(operands.segment_start, operands.segment, hashing) != agreed_digest:
         raise RefereeError(f"opened records {first}..{index - 1} do not chain to the agreed digest {agreed_digest.hex()}")
     return {r.index: r.outputs for r in operands.segment}
 
 
 def check_operand(program: Program, pre_root: Root, agreed: dict[int, tuple[str, ...]], ref, array, proof) -> None:
-    hash_name = program.spec.hash_name
+    hashing = program.spec.hashing
     if array is None:
         raise RefereeError(f"operand {ref.source()} was not opened")
     if ref.kind == "state":
         # Rule: a pre-state input must be that tensor of the agreed pre-state root.
-        if proof is None or not verify_tensor(pre_root, ref.name, array, proof, hash_name):
+        if proof is None or not verify_tensor(pre_root, ref.name, array, proof, hashing):
             raise RefereeError(f"opened {ref.name!r} is not in the agreed pre-state {pre_root.hex()}")
     elif ref.kind == "op":
         # Rule: an earlier operator's output must hash to the value both parties agreed on.
         if ref.op not in agreed or not 0 <= ref.pos < len(agreed[ref.op]) or \
-                hash_array(array, hash_name) != agreed[ref.op][ref.pos]:
+                hash_array(array, hashing) != agreed[ref.op][ref.pos]:
             raise RefereeError(f"opened output {ref.pos} of operator #{ref.op} does not match its agreed hash")
     elif ref.kind == "const":
         # Rule: a constant must hash to the content named in the record both parties committed to.
-        if hash_array(array, hash_name) != ref.name:
+        if hash_array(array, hashing) != ref.name:
             raise RefereeError(f"opened constant does not hash to {ref.name}")
     else:
         raise RefereeError(f"operand {ref.source()} is not derivable from agreed data")
@@ -164,10 +165,10 @@ def check_operand(program: Program, pre_root: Root, agreed: dict[int, tuple[str,
 def get_operands(program: Program, step: Step, pre_root: Root, agreed_digest: Root, record: OpRecord,
                  operands: Operands) -> list:
     """The record's inputs as host arrays (state, op) or device tensors (batch), each checked."""
-    hash_name = program.spec.hash_name
+    hashing = program.spec.hashing
     if not len(operands.arrays) == len(operands.proofs) == len(record.inputs):
         raise RefereeError(f"{len(operands.arrays)} operands opened for {len(record.inputs)} inputs")
-    agreed = get_agreed_outputs(operands, record.index, agreed_digest, hash_name)
+    agreed = get_agreed_outputs(operands, record.index, agreed_digest, hashing)
     batch = program.batch(step) if any(ref.kind == "batch" for ref in record.inputs) else None
     values = []
     for ref, array, proof in zip(record.inputs, operands.arrays, operands.proofs, strict=True):
@@ -182,29 +183,29 @@ def get_operands(program: Program, step: Step, pre_root: Root, agreed_digest: Ro
     return values
 
 
-def compute_commit_root(record: OpRecord, values: list, hash_name: str) -> str:
+def compute_commit_root(record: OpRecord, values: list, hashing: Hashing) -> str:
     """``pinpoint.commit_state``: the state root of the opened post-state tensors."""
     args = json.loads(record.args)
     arrays = {name: np.asarray(v) for name, v in zip(args["names"], values, strict=False)}
     arrays[STEP_KEY] = np.asarray(args["step"], dtype=np.int64)
     arrays[RNG_KEY] = np.asarray(values[-1], dtype=np.uint64)
-    return state_root(arrays, hash_name).hex()
+    return state_root(arrays, hashing).hex()
 
 
 def rule_on_output(program: Program, step: Step, pre_root: Root, agreed_digest: Root, record: OpRecord,
                    operands: Operands) -> OpRuling:
     """Recompute the one disputed operator from checked inputs and rule on the solver's outputs."""
-    hash_name, device = program.spec.hash_name, program.device
+    hashing, device = program.spec.hashing, program.device
     values = get_operands(program, step, pre_root, agreed_digest, record, operands)
     try:
         if record.op == COMMIT_OP:
-            outputs, ops = (compute_commit_root(record, values, hash_name),), 1
+            outputs, ops = (compute_commit_root(record, values, hashing),), 1
         else:
             inputs = [v if isinstance(v, torch.Tensor) else materialize(v, ref, device)
                       for v, ref in zip(values, record.inputs, strict=True)]
             with OpCounter() as counter:
                 out = call_operator(record, inputs, device)
-            outputs, ops = hash_outputs(out, hash_name), counter.count
+            outputs, ops = hash_outputs(out, hashing), counter.count
     except (OpGraphError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise RefereeError(f"operator #{record.index} {record.op} cannot be recomputed: {exc}") from exc
     return OpRuling(step, record.index, record.op, "output", compute_winner_on_outputs(outputs, record.outputs),

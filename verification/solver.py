@@ -29,7 +29,7 @@ from datasets import storage
 from datasets.sharding import DatasetCommitment
 from proofs.bls import get_backend
 from proofs.encoding import trace_root
-from proofs.hashing import DOMAIN_FORCED_ERROR, hash_parts
+from proofs.hashing import DOMAIN_FORCED_ERROR, Hashing, hash_parts
 from proofs.keys import derive_keypair
 from proofs.messages import Commitment, Signed, sign_message
 from proofs.types import JobId, PartyId, Root, SolverId, Step
@@ -102,8 +102,8 @@ def compute_run_identity(spec: JobSpec, job_id: JobId, solver_id: SolverId, stra
 
 def check_resumable(partial: PartialCheckpoints, spec: JobSpec, run: dict[str, str]) -> None:
     """``CheckpointError`` unless ``partial`` was written by ``run`` under ``spec``'s k, C and hash."""
-    found = (partial.run, partial.interval, partial.num_checkpoints, partial.hash_name)
-    expected = (run, spec.checkpoint_interval, spec.num_checkpoints, spec.hash_name)
+    found = (partial.run, partial.interval, partial.num_checkpoints, partial.hashing)
+    expected = (run, spec.checkpoint_interval, spec.num_checkpoints, spec.hashing)
     # Rule: only the same run (same job, solver, strategy, spec, k, C, hash) is resumed
     if found != expected:
         raise CheckpointError(f"partial checkpoint store {str(partial.path)!r} belongs to another run: "
@@ -167,7 +167,7 @@ def train_in_settings(program: Program, strategy: Strategy, path: str | os.PathL
                       solver_id: SolverId, resume: bool) -> TrainingRun:
     """``train``'s run, under the settings in force (the environment it records is theirs)."""
     spec = program.spec
-    k, hash_name = spec.checkpoint_interval, spec.hash_name
+    k, hashing = spec.checkpoint_interval, spec.hashing
     start = time.perf_counter()
     run = compute_run_identity(spec, job_id, solver_id, strategy, program.environment())
     path = storage.as_location(path)
@@ -180,7 +180,7 @@ def train_in_settings(program: Program, strategy: Strategy, path: str | os.PathL
     if point is None:
         state, losses = program.init_state(), []
         arrays = state.to_arrays()
-        writer = CheckpointWriter(path, arrays, k, spec.num_checkpoints, hash_name, run)
+        writer = CheckpointWriter(path, arrays, k, spec.num_checkpoints, hashing, run)
     else:
         state, losses = point.state, list(point.partial.losses)
         writer = CheckpointWriter.reopen(path, point.partial)
@@ -213,22 +213,22 @@ def replay(program: Program, strategy: Strategy, state: State, end: Step) -> lis
 
 
 # -- forced errors (Truebit §4.4; ``verification.settlement.rules``) --------------------------------
-def compute_ticket_message(job_id: JobId, solver_id: SolverId, hash_name: str) -> bytes:
+def compute_ticket_message(job_id: JobId, solver_id: SolverId, hashing: Hashing) -> bytes:
     """What a solver signs to draw its forced error: ``H(job id, solver id)``."""
-    return hash_parts(DOMAIN_FORCED_ERROR, job_id.encode(), solver_id.encode(), hash_name=hash_name)
+    return hash_parts(DOMAIN_FORCED_ERROR, job_id.encode(), solver_id.encode(), hashing=hashing)
 
 
 def compute_forced_error_ticket(spec: JobSpec, job_id: JobId, solver_id: SolverId) -> bytes:
     """The solver's ticket: its BLS signature on ``compute_ticket_message``. Unique, and only the
     solver can make it, so only the solver knows its draw before it reveals the ticket."""
     sk, _ = party_keypair(spec, solver_id)
-    return bytes(get_backend().sign(sk, compute_ticket_message(job_id, solver_id, spec.hash_name)))
+    return bytes(get_backend().sign(sk, compute_ticket_message(job_id, solver_id, spec.hashing)))
 
 
 def is_valid_ticket(spec: JobSpec, job_id: JobId, solver_id: SolverId, ticket: bytes) -> bool:
     """Whether ``ticket`` is ``solver_id``'s signature on its draw, by its registered key. Never raises."""
     _, public_key = party_keypair(spec, solver_id)
-    message = compute_ticket_message(job_id, solver_id, spec.hash_name)
+    message = compute_ticket_message(job_id, solver_id, spec.hashing)
     try:
         return bool(get_backend().verify(public_key, message, ticket))
     except (ValueError, TypeError):
@@ -278,7 +278,7 @@ def build_commitment(spec: JobSpec, job_id: JobId, run: TrainingRun) -> Commitme
     state root, T, k, environment)."""
     return Commitment(
         job_id=job_id, solver_id=run.solver_id,
-        trace_root=trace_root(list(run.roots), spec.hash_name), final_state_root=run.final_root,
+        trace_root=trace_root(list(run.roots), spec.hashing), final_state_root=run.final_root,
         steps=Step(spec.steps), interval=Step(spec.checkpoint_interval), environment=run.environment,
     )
 

@@ -34,7 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from proofs.hashing import HASH_NAMES
+from proofs.hashing import HASH_NAMES, Hashing, get_hashing
 from proofs.types import HashName, JobId, PartyId, SolverId, describe_unknown
 from verification.settlement.rules import EconomicTerms, InvalidTermsError
 
@@ -141,6 +141,12 @@ class JobSpec:
     def num_checkpoints(self) -> int:
         """Checkpoints at steps 0, k, 2k, …, T."""
         return self.steps // self.checkpoint_interval + 1
+
+    @property
+    def hashing(self) -> Hashing:
+        """The hash context of ``hash_name`` (``proofs.hashing``): what every root of the job is
+        hashed with. ``UnknownHashError`` naming the value for a spec that ``validate_spec`` refuses."""
+        return get_hashing(self.hash_name)
 
 
 PRESETS: dict[str, JobSpec] = {

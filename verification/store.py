@@ -27,6 +27,7 @@ from typing import Any
 
 from datasets.sharding import DatasetCommitment, ShardInfo
 from datasets.storage import join, read_bytes
+from proofs.hashing import get_hashing
 from proofs.messages import Signed, decode_message, encode_message
 from proofs.types import JobId, PartyId, SolverId, Step, decode_root
 from verification.paths import ArtifactPaths
@@ -82,7 +83,7 @@ def parse_dataset_commitment(data: dict) -> DatasetCommitment:
     shards = tuple(ShardInfo(int(s["index"]), str(s["path"]), int(s["num_samples"]), decode_root(s["root"]))
                    for s in data["shards"])
     return DatasetCommitment(str(data["name"]), decode_root(data["root"]), shards,
-                             int(data["num_samples"]), str(data["hash_name"]), dict(data["meta"]))
+                             int(data["num_samples"]), get_hashing(data["hash_name"]), dict(data["meta"]))
 
 
 def load_dataset_commitment(paths: ArtifactPaths, job_id: JobId) -> DatasetCommitment:

@@ -163,13 +163,13 @@ def compute_honest_trace(program: Program) -> list[State]:
 
 def check_intervals(verifier: Program, claimed: list[State]) -> list[IntervalCheck]:
     """The verifier re-executes every claimed interval and compares the end states."""
-    k, hash_name = verifier.spec.checkpoint_interval, verifier.spec.hash_name
+    k, hashing = verifier.spec.checkpoint_interval, verifier.spec.hashing
     checks = []
     for i, (start, end) in enumerate(zip(claimed[:-1], claimed[1:], strict=True)):
         with verifier.settings():
             replay = verifier.run(start, Step(start.step + k))
         checks.append(IntervalCheck(i, compute_distances(replay, end), compute_distances(replay, start),
-                                    replay.root(hash_name) == end.root(hash_name)))
+                                    replay.root(hashing) == end.root(hashing)))
     return checks
 
 

@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass
 
 from proofs.encoding import trace_root
-from proofs.hashing import DOMAIN_COIN, hash_parts
+from proofs.hashing import DOMAIN_COIN, Hashing, hash_parts
 from proofs.messages import Equivocation, Signed, is_valid_equivocation
 from proofs.types import JobId, PartyId, Root, SolverId, Step
 from verification.execution.checkpoints import CheckpointError, read_checkpoint
@@ -102,48 +102,48 @@ class CoinReveal:
     secret: bytes
 
 
-def compute_coin_commitment(job_id: JobId, verifier: PartyId, secret: bytes, hash_name: str) -> Root:
-    return hash_parts(DOMAIN_COIN, b"commit", job_id.encode(), verifier.encode(), secret, hash_name=hash_name)
+def compute_coin_commitment(job_id: JobId, verifier: PartyId, secret: bytes, hashing: Hashing) -> Root:
+    return hash_parts(DOMAIN_COIN, b"commit", job_id.encode(), verifier.encode(), secret, hashing=hashing)
 
 
-def is_valid_coin_reveal(published: CoinCommitment, reveal: CoinReveal, hash_name: str) -> bool:
+def is_valid_coin_reveal(published: CoinCommitment, reveal: CoinReveal, hashing: Hashing) -> bool:
     """Whether ``reveal`` opens ``published``: same job, same verifier, the committed secret."""
     # Rule: the coin's secret is the one committed to before any solver committed.
     return (reveal.job_id, reveal.verifier) == (published.job_id, published.verifier) and \
         len(reveal.secret) == SECRET_SIZE and \
-        compute_coin_commitment(reveal.job_id, reveal.verifier, reveal.secret, hash_name) == published.commitment
+        compute_coin_commitment(reveal.job_id, reveal.verifier, reveal.secret, hashing) == published.commitment
 
 
 def compute_coin(reveal: CoinReveal, solver_id: SolverId, signature: bytes, label: bytes, index: int,
-                 hash_name: str) -> int:
+                 hashing: Hashing) -> int:
     """A 64-bit draw from the verifier's secret and the solver's signature on its commitment."""
     digest = hash_parts(DOMAIN_COIN, label, reveal.job_id.encode(), solver_id.encode(), bytes(signature),
-                        reveal.secret, index.to_bytes(8, "big"), hash_name=hash_name)
+                        reveal.secret, index.to_bytes(8, "big"), hashing=hashing)
     return int.from_bytes(digest[:8], "big")
 
 
 def is_selected_for_check(reveal: CoinReveal, solver_id: SolverId, signature: bytes, p: float,
-                          hash_name: str) -> bool:
+                          hashing: Hashing) -> bool:
     """Whether the solver whose commitment carries ``signature`` must be checked: its coin is
     below ``p · 2^64``."""
-    return compute_coin(reveal, solver_id, signature, b"spot-check", 0, hash_name) < int(p * 2**64)
+    return compute_coin(reveal, solver_id, signature, b"spot-check", 0, hashing) < int(p * 2**64)
 
 
 def compute_check_intervals(reveal: CoinReveal, solver_id: SolverId, signature: bytes, num_intervals: int,
-                            count: int, hash_name: str) -> tuple[int, ...]:
+                            count: int, hashing: Hashing) -> tuple[int, ...]:
     """``count`` distinct intervals out of ``num_intervals``, drawn from the same coin."""
     scored = sorted(range(num_intervals),
-                    key=lambda i: compute_coin(reveal, solver_id, signature, b"interval", i, hash_name))
+                    key=lambda i: compute_coin(reveal, solver_id, signature, b"interval", i, hashing))
     return tuple(sorted(scored[: min(count, num_intervals)]))
 
 
 def compute_selection_faults(published: CoinCommitment, reveal: CoinReveal | None, signed: dict[SolverId, Signed],
-                             checks: dict[SolverId, SpotCheck], p: float, hash_name: str) -> list[str]:
+                             checks: dict[SolverId, SpotCheck], p: float, hashing: Hashing) -> list[str]:
     """What is wrong with a verifier's checks against its coin (empty: nothing). Equivocation
     evidence and forfeits need no coin; every other checked solver must be one the revealed coin
     selected. (Which intervals were sampled is in the report for anyone to recompute; a verifier
     that samples badly only lowers its own chance of a finding.)"""
-    if reveal is None or not is_valid_coin_reveal(published, reveal, hash_name):
+    if reveal is None or not is_valid_coin_reveal(published, reveal, hashing):
         return [f"the verifier's reveal does not open its coin commitment {published.commitment.hex()} "
                 f"for job {published.job_id}"]
     faults = []
@@ -151,23 +151,23 @@ def compute_selection_faults(published: CoinCommitment, reveal: CoinReveal | Non
         if check.equivocation is not None or check.forfeit is not None or not check.checked:
             continue
         # Rule: a verifier checks only the solvers its coin selected.
-        if sid not in signed or not is_selected_for_check(reveal, sid, signed[sid].signature, p, hash_name):
+        if sid not in signed or not is_selected_for_check(reveal, sid, signed[sid].signature, p, hashing):
             faults.append(f"solver {sid!r} was checked, but the coin did not select it")
     return faults
 
 
-def check_replicate(solver_id: SolverId, claimed_trace_root: Root, replica: TrainingRun, hash_name: str) -> SpotCheck:
+def check_replicate(solver_id: SolverId, claimed_trace_root: Root, replica: TrainingRun, hashing: Hashing) -> SpotCheck:
     """Compare the solver's trace root with the verifier's own honest replica."""
     start = time.perf_counter()
-    mismatch = trace_root(list(replica.roots), hash_name) != claimed_trace_root
+    mismatch = trace_root(list(replica.roots), hashing) != claimed_trace_root
     intervals = tuple(range(len(replica.roots) - 1))
     return SpotCheck(solver_id, True, "replicate", intervals, mismatch, None, replica.steps,
                      time.perf_counter() - start + replica.seconds)
 
 
-def is_signed_trace(roots: tuple[Root, ...], claimed_trace_root: Root, num_checkpoints: int, hash_name: str) -> bool:
+def is_signed_trace(roots: tuple[Root, ...], claimed_trace_root: Root, num_checkpoints: int, hashing: Hashing) -> bool:
     """Whether a run's checkpoint roots are the trace the solver signed."""
-    return len(roots) == num_checkpoints and trace_root(list(roots), hash_name) == claimed_trace_root
+    return len(roots) == num_checkpoints and trace_root(list(roots), hashing) == claimed_trace_root
 
 
 def read_solver_checkpoint(program: Program, checkpoint_path: str, index: int, root: Root) -> State | None:
@@ -177,17 +177,17 @@ def read_solver_checkpoint(program: Program, checkpoint_path: str, index: int, r
         state = read_checkpoint(checkpoint_path, index, program.device)
     except (CheckpointError, StateError, OSError, KeyError, ValueError):
         return None
-    return state if state.root(program.spec.hash_name) == root else None
+    return state if state.root(program.spec.hashing) == root else None
 
 
 def check_interval(program: Program, solver_id: SolverId, roots: tuple[Root, ...], claimed_trace_root: Root,
                    checkpoint_path: str, intervals: tuple[int, ...]) -> SpotCheck:
     """Re-execute sampled intervals from the solver's own checkpoints."""
     start = time.perf_counter()
-    k, hash_name = program.spec.checkpoint_interval, program.spec.hash_name
+    k, hashing = program.spec.checkpoint_interval, program.spec.hashing
     disputed, executed = None, 0
     # Rule: checkpoint roots used by a check must be the ones the solver signed.
-    signed = is_signed_trace(roots, claimed_trace_root, program.spec.num_checkpoints, hash_name)
+    signed = is_signed_trace(roots, claimed_trace_root, program.spec.num_checkpoints, hashing)
     for i in intervals:
         state = read_solver_checkpoint(program, checkpoint_path, i, roots[i]) if signed else None
         if state is None:
@@ -196,7 +196,7 @@ def check_interval(program: Program, solver_id: SolverId, roots: tuple[Root, ...
         with program.settings():  # the verifier re-executes under the job's settings
             state = program.run(state, Step((i + 1) * k))
         executed += k
-        if state.root(hash_name) != roots[i + 1]:
+        if state.root(hashing) != roots[i + 1]:
             disputed = i
             break
     return SpotCheck(solver_id, True, "interval", intervals, disputed is not None, disputed,
@@ -210,10 +210,10 @@ def check_tolerance(program: Program, solver_id: SolverId, roots: tuple[Root, ..
     ``R`` and the claimed ``S_(i+1)k`` is at most ``rho`` times how far ``R`` moved from ``S_ik``
     (``verification.tolerance``; Jia et al. 2021). Not exact: fabricated traces can pass."""
     start = time.perf_counter()
-    k, hash_name = program.spec.checkpoint_interval, program.spec.hash_name
+    k, hashing = program.spec.checkpoint_interval, program.spec.hashing
     disputed, executed = None, 0
     # Rule: the checkpoints compared are the ones the solver signed
-    signed = is_signed_trace(roots, claimed_trace_root, program.spec.num_checkpoints, hash_name)
+    signed = is_signed_trace(roots, claimed_trace_root, program.spec.num_checkpoints, hashing)
     for i in intervals:
         lo = read_solver_checkpoint(program, checkpoint_path, i, roots[i]) if signed else None
         hi = read_solver_checkpoint(program, checkpoint_path, i + 1, roots[i + 1]) if signed else None

@@ -31,13 +31,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from proofs.hashing import (
-    DIGEST_SIZE,
-    HASH_NAMES,
-    DomainError,
-    encode_domain,
-    get_hasher,
-)
+from proofs.hashing import DIGEST_SIZE, SHA256, DomainError, Hashing, encode_domain
 from proofs.types import Root, decode_root
 
 LEAF_PREFIX = b"\x00"
@@ -94,22 +88,22 @@ def node_prefix(domain: bytes) -> bytes:
     return NODE_PREFIX + encode_domain(domain)
 
 
-def hash_leaf(data: bytes, domain: bytes, hash_name: str = "sha256") -> Root:
+def hash_leaf(data: bytes, domain: bytes, hashing: Hashing = SHA256) -> Root:
     """Leaf hash ``H(0x00 || dom || data)``."""
-    hasher = get_hasher(hash_name)(leaf_prefix(domain))
+    hasher = hashing.new(leaf_prefix(domain))
     hasher.update(data)
     return Root(hasher.digest())
 
 
-def hash_node(left: bytes, right: bytes, domain: bytes, hash_name: str = "sha256") -> Root:
+def hash_node(left: bytes, right: bytes, domain: bytes, hashing: Hashing = SHA256) -> Root:
     """Node hash ``H(0x01 || dom || left || right)``."""
-    return Root(get_hasher(hash_name)(node_prefix(domain) + left + right).digest())
+    return Root(hashing.new(node_prefix(domain) + left + right).digest())
 
 
-def empty_root(domain: bytes, hash_name: str = "sha256") -> Root:
+def empty_root(domain: bytes, hashing: Hashing = SHA256) -> Root:
     """Root of the tree with no leaves: ``H(domain)``."""
     encode_domain(domain)  # Rule: only valid domain tags name a tree.
-    return Root(get_hasher(hash_name)(domain).digest())
+    return Root(hashing.new(domain).digest())
 
 
 def split_point(size: int) -> int:
@@ -139,19 +133,19 @@ def is_valid_proof_shape(root: object, leaf_hash: object, proof: object) -> bool
 
 
 def verify_merkle_proof(
-    root: bytes, leaf_hash: bytes, proof: MerkleProof, domain: bytes, hash_name: str = "sha256"
+    root: bytes, leaf_hash: bytes, proof: MerkleProof, domain: bytes, hashing: Hashing = SHA256
 ) -> bool:
     """Whether ``proof`` shows ``leaf_hash`` at ``proof.index`` of a ``proof.size``-leaf tree.
 
     The algorithm of RFC 9162, section 2.1.3.2. Never raises: malformed input gives ``False``.
     """
-    if not is_valid_proof_shape(root, leaf_hash, proof) or hash_name not in HASH_NAMES:
+    if not is_valid_proof_shape(root, leaf_hash, proof) or not isinstance(hashing, Hashing):
         return False
     try:
         prefix = node_prefix(domain)
     except (DomainError, TypeError):
         return False
-    new = get_hasher(hash_name)
+    new = hashing.new
     fn, sn, node = proof.index, proof.size - 1, leaf_hash
     for sibling in proof.path:
         # Rule: the path may not be longer than the tree is deep.

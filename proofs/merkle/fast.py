@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from proofs.hashing import Hasher, get_hasher
+from proofs.hashing import SHA256, Hasher, Hashing
 from proofs.merkle.core import MerkleProof, check_index, empty_root, node_prefix
 from proofs.types import Root
 
@@ -24,11 +24,11 @@ def next_level(level: list[bytes], prefix: bytes, new: Callable[[bytes], Hasher]
     return parents
 
 
-def merkle_root(leaf_hashes: Sequence[bytes], domain: bytes, hash_name: str = "sha256") -> Root:
+def merkle_root(leaf_hashes: Sequence[bytes], domain: bytes, hashing: Hashing = SHA256) -> Root:
     """Merkle root of leaf hashes made by :func:`hash_leaf` (same value as the reference)."""
     if len(leaf_hashes) == 0:
-        return empty_root(domain, hash_name)
-    prefix, new = node_prefix(domain), get_hasher(hash_name)
+        return empty_root(domain, hashing)
+    prefix, new = node_prefix(domain), hashing.new
     if len(leaf_hashes) <= 2:  # a lone leaf, or one node: most tensors of a small state
         return Root(bytes(leaf_hashes[0]) if len(leaf_hashes) == 1 else
                     new(prefix + bytes(leaf_hashes[0]) + bytes(leaf_hashes[1])).digest())
@@ -39,11 +39,11 @@ def merkle_root(leaf_hashes: Sequence[bytes], domain: bytes, hash_name: str = "s
 
 
 def merkle_proof(
-    leaf_hashes: Sequence[bytes], index: int, domain: bytes, hash_name: str = "sha256"
+    leaf_hashes: Sequence[bytes], index: int, domain: bytes, hashing: Hashing = SHA256
 ) -> MerkleProof:
     """Inclusion proof of leaf ``index`` (same value as the reference)."""
     check_index(index, len(leaf_hashes))
-    prefix, new = node_prefix(domain), get_hasher(hash_name)
+    prefix, new = node_prefix(domain), hashing.new
     level, position, path = [bytes(h) for h in leaf_hashes], index, []
     while len(level) > 1:
         sibling = position ^ 1

@@ -8,34 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from proofs.hashing import SHA256, Hashing
 from proofs.merkle.core import MerkleProof, check_index, empty_root, hash_node, split_point
 from proofs.types import Root
 
 
-def merkle_root(leaf_hashes: Sequence[bytes], domain: bytes, hash_name: str = "sha256") -> Root:
+def merkle_root(leaf_hashes: Sequence[bytes], domain: bytes, hashing: Hashing = SHA256) -> Root:
     """``MTH(D[0:n])`` of RFC 6962 over leaf hashes made by :func:`hash_leaf`."""
     size = len(leaf_hashes)
     if size == 0:
-        return empty_root(domain, hash_name)
+        return empty_root(domain, hashing)
     if size == 1:
         return Root(bytes(leaf_hashes[0]))
     k = split_point(size)
-    left = merkle_root(leaf_hashes[:k], domain, hash_name)
-    right = merkle_root(leaf_hashes[k:], domain, hash_name)
-    return hash_node(left, right, domain, hash_name)
+    left = merkle_root(leaf_hashes[:k], domain, hashing)
+    right = merkle_root(leaf_hashes[k:], domain, hashing)
+    return hash_node(left, right, domain, hashing)
 
 
 def merkle_proof(
-    leaf_hashes: Sequence[bytes], index: int, domain: bytes, hash_name: str = "sha256"
+    leaf_hashes: Sequence[bytes], index: int, domain: bytes, hashing: Hashing = SHA256
 ) -> MerkleProof:
     """Inclusion proof of leaf ``index``: ``PATH(m, D[0:n])`` of RFC 6962, section 2.1.1."""
     check_index(index, len(leaf_hashes))
-    path = audit_path(leaf_hashes, index, domain, hash_name)
+    path = audit_path(leaf_hashes, index, domain, hashing)
     return MerkleProof(index=index, size=len(leaf_hashes), path=tuple(path))
 
 
 def audit_path(
-    leaf_hashes: Sequence[bytes], index: int, domain: bytes, hash_name: str
+    leaf_hashes: Sequence[bytes], index: int, domain: bytes, hashing: Hashing
 ) -> list[bytes]:
     """Sibling subtree roots from leaf ``index`` up to the root."""
     size = len(leaf_hashes)
@@ -43,7 +44,7 @@ def audit_path(
         return []
     k = split_point(size)
     if index < k:
-        below = audit_path(leaf_hashes[:k], index, domain, hash_name)
-        return below + [merkle_root(leaf_hashes[k:], domain, hash_name)]
-    below = audit_path(leaf_hashes[k:], index - k, domain, hash_name)
-    return below + [merkle_root(leaf_hashes[:k], domain, hash_name)]
+        below = audit_path(leaf_hashes[:k], index, domain, hashing)
+        return below + [merkle_root(leaf_hashes[k:], domain, hashing)]
+    below = audit_path(leaf_hashes[k:], index - k, domain, hashing)
+    return below + [merkle_root(leaf_hashes[:k], domain, hashing)]

@@ -14,6 +14,7 @@ import stat
 
 import pytest
 
+from proofs.hashing import SHA256
 from proofs.types import JobId, PartyId, SolverId
 from tests.game.adaptive_cheater import build_adaptive_job, predicts_check
 from verification import store
@@ -42,7 +43,7 @@ from verification.verifier import (
     not_checked,
 )
 
-JOB, VERIFIER, H = JobId("job-0123456789ab"), PartyId("verifier"), "sha256"
+JOB, VERIFIER, H = JobId("job-0123456789ab"), PartyId("verifier"), SHA256
 
 
 def secret(i: int) -> bytes:
@@ -88,7 +89,7 @@ def test_the_coin_is_written_once_and_kept_from_other_readers(minimal_spec, tmp_
     path = store.coin_secret_path(paths, compute_job_id(minimal_spec))
     assert len(path.read_bytes()) == SECRET_SIZE and stat.S_IMODE(path.stat().st_mode) == 0o600
     published_, reveal = reveal_spot_check_coin(minimal_spec, paths)
-    assert published_ == first and is_valid_coin_reveal(first, reveal, minimal_spec.hash_name)
+    assert published_ == first and is_valid_coin_reveal(first, reveal, minimal_spec.hashing)
     assert not list(path.parent.glob("*.tmp"))
 
 
@@ -124,7 +125,7 @@ def test_settlement_refuses_checks_the_coin_did_not_select_and_a_reveal_that_doe
         stage_settle(spec, runs, VerifyOutput(unchecked, None, 0.0, None), commitments, {}, paths)
     assert not paths.ledger.exists()
     assert not compute_selection_faults(store.load_coin_commitment(paths, job_id), coin, commitments, unchecked,
-                                        0.0, spec.hash_name)
+                                        0.0, spec.hashing)
 
 
 def test_the_secret_coin_is_independent_of_the_public_prediction():
@@ -161,7 +162,7 @@ def test_an_adaptive_cheater_is_caught_exactly_when_the_secret_coin_selects_it(m
             assert s["outcome"] in ("paid", "unverified") and s["dispute"] is None
             continue
         assert s["injected_divergence_step"] == 1  # it cheated: it predicted no check
-        selected = is_selected_for_check(coin, s["solver_id"], bytes.fromhex(s["signature"]), 0.5, spec.hash_name)
+        selected = is_selected_for_check(coin, s["solver_id"], bytes.fromhex(s["signature"]), 0.5, spec.hashing)
         assert s["outcome"] == ("slashed" if selected else "unverified"), s["solver_id"]
         assert (s["dispute"] or {}).get("first_divergent_step") == (1 if selected else None)
     assert report["ledger"]["supply_before"] == report["ledger"]["supply_after"]

@@ -10,6 +10,7 @@ from datasets.sharding import (
     write_shards,
 )
 from datasets.sources import UnknownSourceError, load_source
+from proofs.hashing import BLAKE3, SHA256
 
 
 def test_digits_source_ships_offline():
@@ -38,18 +39,18 @@ def test_shard_bounds_cover_everything_once():
 
 def test_sharding_round_trip_and_roots(tmp_path):
     src = load_source("synthetic", num_samples=300, input_dim=8)
-    a = write_shards(src, tmp_path / "a", 3, "sha256")
-    b = write_shards(src, tmp_path / "b", 3, "sha256")
+    a = write_shards(src, tmp_path / "a", 3, SHA256)
+    b = write_shards(src, tmp_path / "b", 3, SHA256)
     assert a.root == b.root  # content-addressed, not path-addressed
     x, y = load_dataset(a)
     assert np.array_equal(x, src.x) and np.array_equal(y, src.y)
-    assert write_shards(src, tmp_path / "c", 2, "sha256").root != a.root
-    assert write_shards(src, tmp_path / "d", 3, "blake3").root != a.root
+    assert write_shards(src, tmp_path / "c", 2, SHA256).root != a.root
+    assert write_shards(src, tmp_path / "d", 3, BLAKE3).root != a.root
 
 
 def test_tampered_shard_is_detected_and_named(tmp_path):
     src = load_source("synthetic", num_samples=200, input_dim=4)
-    ds = write_shards(src, tmp_path, 2, "sha256")
+    ds = write_shards(src, tmp_path, 2, SHA256)
     group = zarr.open_group(ds.shards[1].path, mode="r+")
     group["y"][0] = (group["y"][0] + 1) % 4
     with pytest.raises(DatasetIntegrityError, match="shard 1"):
@@ -60,7 +61,7 @@ def test_missing_shard_is_detected(tmp_path):
     import shutil
 
     src = load_source("synthetic", num_samples=100, input_dim=4)
-    ds = write_shards(src, tmp_path, 2, "sha256")
+    ds = write_shards(src, tmp_path, 2, SHA256)
     shutil.rmtree(ds.shards[0].path)
     with pytest.raises(DatasetIntegrityError, match="shard 0"):
         load_dataset(ds)

@@ -164,7 +164,7 @@ def test_the_ks_p_value_matches_kolmogorovs_critical_values():
 def test_the_data_root_is_the_one_write_shards_commits(minimal_spec, minimal_dataset):
     commitment, _ = minimal_dataset
     source = load_source(minimal_spec.dataset, **minimal_spec.dataset_params)
-    assert compute_arrays_root(source.x, source.y, minimal_spec.num_shards, minimal_spec.hash_name) == commitment.root
+    assert compute_arrays_root(source.x, source.y, minimal_spec.num_shards, minimal_spec.hashing) == commitment.root
 
 
 def test_models_and_optimizers_outside_the_studied_ones_are_refused_by_name(job):

@@ -91,3 +91,12 @@ def test_protocol_nouns_are_typed_and_read_as_their_strings():
                                                                   base=get_preset("minimal")))
     with pytest.raises(SpecError, match="mode 'exactt' is not one of"):
         spec_from_dict({"preset": "minimal", "mode": "exactt"})
+
+
+def test_a_spec_hands_out_the_hash_context_of_its_hash_name():
+    """The spec keeps the name (its JSON form); the context it resolves to is the one every root is
+    hashed with."""
+    from proofs.hashing import BLAKE3, SHA256
+
+    assert get_preset("minimal").hashing is SHA256
+    assert spec_from_dict({"preset": "minimal", "hash_name": "blake3"}).hashing is BLAKE3

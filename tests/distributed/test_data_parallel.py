@@ -85,7 +85,7 @@ def test_data_parallel_trace_equals_one_process_bit_for_bit(runs, world_size):
     assert read_roots(dp.checkpoint_path) == list(dp.roots)
     last = read_checkpoint(dp.checkpoint_path, len(dp.roots) - 1)
     assert last.step == dp.steps == 16
-    assert last.root(make_spec(world_size).hash_name) == single.final_root
+    assert last.root(make_spec(world_size).hashing) == single.final_root
 
 
 def test_cheater_trace_is_the_one_process_cheater_trace(runs):

@@ -27,7 +27,7 @@ def predicts_check(spec, solver_id: str, p: float, job_id: str | None = None) ->
     """The public coin: what a solver can compute about its own selection before it commits."""
     job_id = compute_job_id(spec) if job_id is None else job_id
     digest = hash_parts(DOMAIN_STATE, b"spot-check", job_id.encode(), solver_id.encode(),
-                        spec.seed.to_bytes(8, "big"), hash_name=spec.hash_name)
+                        spec.seed.to_bytes(8, "big"), hashing=spec.hashing)
     return int.from_bytes(digest[:8], "big") < int(p * 2**64)
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from proofs.hashing import DOMAIN_OPS
+from proofs.hashing import DOMAIN_OPS, SHA256
 from proofs.merkle import hash_leaf, verify_merkle_proof
 from proofs.types import Step
 from verification.execution.opgraph import (
@@ -55,7 +55,7 @@ def pre(game_program):
 
 @pytest.fixture(scope="module")
 def trace(game_program, pre):
-    return record_step(game_program, Honest(), pre, game_program.spec.hash_name)
+    return record_step(game_program, Honest(), pre, game_program.spec.hashing)
 
 
 def agreed_digest(trace, index):
@@ -68,7 +68,7 @@ def test_recording_does_not_change_the_step(game_program, pre, trace):
         out = game_program.step(pre, batch)
     assert [r.op for r in trace.records[:-1]] == log.ops
     assert trace.records[-1].op == COMMIT_OP
-    assert trace.records[-1].outputs == (out.state.root(game_program.spec.hash_name).hex(),)
+    assert trace.records[-1].outputs == (out.state.root(game_program.spec.hashing).hex(),)
 
 
 @pytest.mark.parametrize("fields", [{}, {"micro_batches": 2}, {"mode": "reproducible"},
@@ -77,7 +77,7 @@ def test_recording_does_not_change_the_step(game_program, pre, trace):
 def test_the_fake_tensor_schedule_is_the_recorded_one(game_spec, minimal_dataset, fields):
     program = load_program(dataclasses.replace(game_spec, **fields), minimal_dataset[0])
     pre = program.run(program.init_state(), Step(STEP - 1))
-    recorded = record_step(program, Honest(), pre, game_spec.hash_name)
+    recorded = record_step(program, Honest(), pre, game_spec.hashing)
     assert [get_structure(r) for r in recorded.records] == derive_schedule(program, STEP)
 
 
@@ -89,7 +89,7 @@ def test_the_recorded_step_does_not_depend_on_the_order_of_the_states_names(game
     pre = program.run(program.init_state(), Step(STEP - 1))
     shuffled = dataclasses.replace(pre, tensors=dict(reversed(pre.tensors.items())))
     assert list(shuffled.tensors) != list(pre.tensors)
-    roots = {record_step(program, Honest(), s, game_spec.hash_name).root for s in (pre, shuffled)}
+    roots = {record_step(program, Honest(), s, game_spec.hashing).root for s in (pre, shuffled)}
     assert len(roots) == 1
 
 
@@ -98,15 +98,15 @@ def test_the_referee_reproduces_every_operator_of_an_honest_step(game_spec, mini
     """Differential test: one operator, rebuilt from opened inputs, gives the recorded bits."""
     program = load_program(dataclasses.replace(game_spec, **fields), minimal_dataset[0])
     pre = program.run(program.init_state(), Step(STEP - 1))
-    recorded = record_step(program, Honest(), pre, game_spec.hash_name)
+    recorded = record_step(program, Honest(), pre, game_spec.hashing)
     for i, record in enumerate(recorded.records):
-        ruling = rule_on_output(program, STEP, pre.root(game_spec.hash_name), agreed_digest(recorded, i),
+        ruling = rule_on_output(program, STEP, pre.root(game_spec.hashing), agreed_digest(recorded, i),
                                 record, open_operands(recorded, pre, i))
         assert (ruling.winner, ruling.referee_ops, ruling.referee_outputs) == ("solver", 1, record.outputs), record.op
 
 
 def test_op_digests_chain_and_open_against_the_root(trace):
-    h = trace.hash_name
+    h = trace.hashing
     assert compute_chain_end(trace.genesis, trace.records, h) == trace.digests[-1]
     for index in (0, len(trace.records) // 2, len(trace.records) - 1):
         digest, proof = trace.digest_proof(index)
@@ -168,7 +168,7 @@ def test_only_aten_operators_can_be_called():
 def test_a_streaming_recording_keeps_no_outputs_and_reopens_what_an_opening_needs(game_program, pre, trace):
     """Hashes only while recording; opening record i runs the step again and keeps only i's inputs,
     which equal those of a full recording."""
-    streamed = record_step(game_program, Honest(), pre, game_program.spec.hash_name, keep=frozenset())
+    streamed = record_step(game_program, Honest(), pre, game_program.spec.hashing, keep=frozenset())
     assert streamed.root == trace.root and streamed.outputs == {}
     index = max(i for i, r in enumerate(trace.records) if get_input_ops(r))
     with pytest.raises(OpGraphError, match="not kept"):
@@ -196,12 +196,12 @@ def test_uninitialized_memory_does_not_reach_the_trace(minimal_dataset):
                            "loss": "tests.programs.conv_regressor:loss", "optimizer": "adam", "lr": 0.01})
     program = load_program(spec, minimal_dataset[0])
     pre = program.run(program.init_state(), Step(2))
-    first, again = (record_step(program, Honest(), pre, spec.hash_name) for _ in range(2))
+    first, again = (record_step(program, Honest(), pre, spec.hashing) for _ in range(2))
     assert first.root == again.root
     allocations = [r for r in first.records if r.op.startswith(("aten.empty", "aten.new_empty"))]
     assert allocations
     for record in allocations:
-        ruling = rule_on_output(program, Step(3), pre.root(spec.hash_name), agreed_digest(first, record.index),
+        ruling = rule_on_output(program, Step(3), pre.root(spec.hashing), agreed_digest(first, record.index),
                                 record, open_operands(first, pre, record.index))
         assert ruling.winner == "solver", record.op
 
@@ -242,7 +242,7 @@ def test_an_output_hash_header_is_the_canonical_json_of_dtype_and_shape(array):
 
     canonical = canonical_array("operator output", array)
     header = canonical_json([canonical.dtype.str, list(canonical.shape)]).encode()
-    assert hash_array(array, "sha256") == hash_parts(DOMAIN_OPS, b"tensor", header, array_bytes(canonical)).hex()
+    assert hash_array(array, SHA256) == hash_parts(DOMAIN_OPS, b"tensor", header, array_bytes(canonical)).hex()
 
 
 def test_a_records_encoding_is_the_canonical_json_of_all_its_fields(trace):

@@ -99,7 +99,7 @@ class HonestPrefix(TraceProvider):
     """Claims the honest operator trace, then one more commit record: its own (wrong) root."""
 
     def commit_ops(self, step):
-        pre, h = self._states[step - 1], self.program.spec.hash_name
+        pre, h = self._states[step - 1], self.program.spec.hashing
         honest = record_step(self.program, Honest(), pre, h)
         extra = OpRecord(len(honest.records), COMMIT_OP, honest.records[-1].args, honest.records[-1].inputs,
                          (self._states[step].root(h).hex(),))

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from proofs.hashing import SHA256, get_hashing
 from proofs.messages import GAME_MOVES, RevealCheckpoint, message_from_json, message_id
 from verification.dispute import (
     KIND_OF_MESSAGE,
@@ -45,7 +46,7 @@ def rechain(transcript: dict) -> dict:
         move.update(index=index, previous=previous)
         move["move_id"] = previous = compute_move_id(index, move["status"], move["party"], move["kind"],
                                                      move["payload"], move["elapsed_s"], previous,
-                                                     rebuilt["hash_name"])
+                                                     get_hashing(rebuilt["hash_name"]))
     rebuilt["result"]["transcript_head"] = previous
     return rebuilt
 
@@ -77,7 +78,7 @@ def test_a_move_that_follows_an_earlier_move_is_a_replay(played, tmp_path):
     moves, replay = transcript["moves"], copy.deepcopy(transcript["moves"][3])
     replay["index"] = len(moves)
     replay["move_id"] = compute_move_id(replay["index"], replay["status"], replay["party"], replay["kind"],
-                                        replay["payload"], replay["elapsed_s"], replay["previous"], "sha256")
+                                        replay["payload"], replay["elapsed_s"], replay["previous"], SHA256)
     moves.append(replay)
     with pytest.raises(TranscriptError, match=f"position {len(moves) - 1} is replayed: it follows move #2, "):
         load_transcript(saved(tmp_path, transcript), head)

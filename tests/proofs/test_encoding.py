@@ -24,7 +24,7 @@ from proofs.encoding import (
     verify_tensor,
     verify_trace_proof,
 )
-from proofs.hashing import DOMAIN_TRACE, HASH_NAMES
+from proofs.hashing import BLAKE3, DOMAIN_TRACE, HASHINGS, SHA256
 from proofs.merkle import MerkleProof, hash_leaf, verify_merkle_proof
 
 RNG = np.random.default_rng(0)
@@ -102,7 +102,7 @@ def test_roots_bind_name_dtype_shape_and_data():
     changed = a.copy()
     changed[-1] += 1
     assert root != tensor_root("a", changed)
-    assert tensor_root("a", a, "sha256") != tensor_root("a", a, "blake3")
+    assert tensor_root("a", a, SHA256) != tensor_root("a", a, BLAKE3)
     assert tensor_root("x", np.float32(0.0)) != tensor_root("x", np.float32(-0.0))
     assert tensor_root("x", np.float32(1.0)) != tensor_root("x", np.ones(1, np.float32))
 
@@ -125,17 +125,17 @@ def test_bad_names_and_values_are_rejected():
         tensor_root("x", [1, 2, 3])
 
 
-@pytest.mark.parametrize("hash_name", HASH_NAMES)
-def test_state_leaves_are_sorted_and_proofs_open_tensors(hash_name):
+@pytest.mark.parametrize("hashing", HASHINGS, ids=str)
+def test_state_leaves_are_sorted_and_proofs_open_tensors(hashing):
     state = small_state()
-    leaves = state_leaves(state, hash_name)
+    leaves = state_leaves(state, hashing)
     assert [name for name, _ in leaves] == sorted(state)
-    root = state_root(state, hash_name)
+    root = state_root(state, hashing)
     for name, array in state.items():
-        proof = tensor_proof(state, name, hash_name)
-        assert verify_tensor(root, name, array, proof, hash_name)
-        assert np.size(array) == 0 or not verify_tensor(root, name, array + 1, proof, hash_name)
-        assert not verify_tensor(root, name + "_", array, proof, hash_name)
+        proof = tensor_proof(state, name, hashing)
+        assert verify_tensor(root, name, array, proof, hashing)
+        assert np.size(array) == 0 or not verify_tensor(root, name, array + 1, proof, hashing)
+        assert not verify_tensor(root, name + "_", array, proof, hashing)
 
 
 def test_verify_tensor_never_raises():
@@ -149,27 +149,27 @@ def test_verify_tensor_never_raises():
         tensor_proof(state, "missing")
 
 
-@pytest.mark.parametrize("hash_name", HASH_NAMES)
-def test_every_chunk_verifies_alone(hash_name):
+@pytest.mark.parametrize("hashing", HASHINGS, ids=str)
+def test_every_chunk_verifies_alone(hashing):
     array = RNG.standard_normal((40_000,)).astype(np.float32)
-    root = tensor_root("v", array, hash_name)
+    root = tensor_root("v", array, hashing)
     count = chunk_count(array.shape, array.dtype)
     assert count == 3
     for index in range(count):
         start, stop = chunk_rows(array.shape, array.dtype, index)
-        proof = chunk_proof("v", array, index, hash_name)
+        proof = chunk_proof("v", array, index, hashing)
         chunk = array[start:stop]
-        assert verify_chunk(root, "v", array.shape, array.dtype, index, chunk, proof, hash_name)
-        assert verify_chunk(root, "v", array.shape, "<f4", index, chunk.tobytes(), proof, hash_name)
-        assert not verify_chunk(root, "w", array.shape, "<f4", index, chunk, proof, hash_name)
-        assert not verify_chunk(root, "v", (40_001,), "<f4", index, chunk, proof, hash_name)
+        assert verify_chunk(root, "v", array.shape, array.dtype, index, chunk, proof, hashing)
+        assert verify_chunk(root, "v", array.shape, "<f4", index, chunk.tobytes(), proof, hashing)
+        assert not verify_chunk(root, "w", array.shape, "<f4", index, chunk, proof, hashing)
+        assert not verify_chunk(root, "v", (40_001,), "<f4", index, chunk, proof, hashing)
         assert not verify_chunk(
-            root, "v", array.shape, "<i4", index, chunk.view("<i4"), proof, hash_name
+            root, "v", array.shape, "<i4", index, chunk.view("<i4"), proof, hashing
         )
-        assert not verify_chunk(root, "v", array.shape, "<f4", index, chunk[::-1], proof, hash_name)
-    other = chunk_proof("v", array, 0, hash_name)
+        assert not verify_chunk(root, "v", array.shape, "<f4", index, chunk[::-1], proof, hashing)
+    other = chunk_proof("v", array, 0, hashing)
     first = array[slice(*chunk_rows(array.shape, array.dtype, 0))]
-    assert not verify_chunk(root, "v", array.shape, "<f4", 1, first, other, hash_name)
+    assert not verify_chunk(root, "v", array.shape, "<f4", 1, first, other, hashing)
 
 
 def test_verify_chunk_never_raises():
@@ -191,7 +191,7 @@ def test_verify_chunk_never_raises():
     ]:
         assert verify_chunk(root, *bad) is False
     assert verify_chunk(b"short", *good) is False
-    assert verify_chunk(root, *good, hash_name="md5") is False
+    assert verify_chunk(root, *good, hashing="md5") is False
     with pytest.raises(IndexError, match="chunk 1"):
         chunk_proof("a", array, 1)
 
@@ -234,23 +234,23 @@ def test_any_numeric_array_opens_chunk_by_chunk(array):
         assert verify_chunk(root, "t", array.shape, array.dtype, index, chunk, proof)
 
 
-@pytest.mark.parametrize("hash_name", HASH_NAMES)
-def test_trace_proofs(hash_name):
+@pytest.mark.parametrize("hashing", HASHINGS, ids=str)
+def test_trace_proofs(hashing):
     states = [
-        state_root({"w": np.full(3, step, np.float32)}, hash_name) for step in range(0, 50, 10)
+        state_root({"w": np.full(3, step, np.float32)}, hashing) for step in range(0, 50, 10)
     ]
-    root, size = trace_root(states, hash_name), len(states)
+    root, size = trace_root(states, hashing), len(states)
     for index, state in enumerate(states):
-        proof = trace_proof(states, index, hash_name)
-        assert verify_trace_proof(root, state, proof, hash_name, index=index, size=size)
-        assert not verify_trace_proof(root, state, proof, hash_name, index=index, size=size + 1)
-        assert not verify_trace_proof(root, state, proof, hash_name, index=index - 1, size=size)
+        proof = trace_proof(states, index, hashing)
+        assert verify_trace_proof(root, state, proof, hashing, index=index, size=size)
+        assert not verify_trace_proof(root, state, proof, hashing, index=index, size=size + 1)
+        assert not verify_trace_proof(root, state, proof, hashing, index=index - 1, size=size)
         other = states[(index + 1) % size]
-        assert not verify_trace_proof(root, other, proof, hash_name, index=index, size=size)
-    proof = trace_proof(states, 0, hash_name)
-    assert not verify_trace_proof(root, None, proof, hash_name, index=0, size=size)
+        assert not verify_trace_proof(root, other, proof, hashing, index=index, size=size)
+    proof = trace_proof(states, 0, hashing)
+    assert not verify_trace_proof(root, None, proof, hashing, index=0, size=size)
     assert not verify_trace_proof(root, states[0], proof, "md5", index=0, size=size)
-    assert root != trace_root(states[:-1], hash_name)
+    assert root != trace_root(states[:-1], hashing)
 
 
 def test_trace_openings_need_the_verifiers_size():
@@ -271,10 +271,10 @@ def test_a_cached_tensor_plan_gives_the_roots_of_a_fresh_one():
 
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal(shape).astype("<f4") for shape in [(3, 5), (5, 3), (70_000,), ()]]
-    for hash_name in ("sha256", "blake3"):
+    for hashing in HASHINGS:
         get_tensor_plan.cache_clear()
-        fresh = [tensor_root("w", a, hash_name) for a in arrays]
-        cached = [tensor_root("w", a, hash_name) for a in arrays]
+        fresh = [tensor_root("w", a, hashing) for a in arrays]
+        cached = [tensor_root("w", a, hashing) for a in arrays]
         assert fresh == cached and len(set(fresh)) == len(arrays)
     with pytest.raises(EncodingError):
         tensor_root(["not", "a", "str"], arrays[0])  # an unhashable name is refused, not a TypeError
@@ -290,13 +290,13 @@ state_arrays = st.dictionaries(
 
 
 @settings(max_examples=60, deadline=None)
-@given(state_arrays, st.sampled_from(HASH_NAMES))
-def test_the_state_root_is_its_definition_over_tensor_roots(arrays, hash_name):
+@given(state_arrays, st.sampled_from(HASHINGS))
+def test_the_state_root_is_its_definition_over_tensor_roots(arrays, hashing):
     """``state_root``'s fast path (primed hashers, one-chunk tensors without a tree, one NaN check
     for all small tensors) is the tree of the module docstring: RFC 6962 over the tensor roots."""
     from proofs.hashing import DOMAIN_STATE
     from proofs.merkle.reference import merkle_root
 
-    leaves = [hash_leaf(tensor_root(name, arrays[name], hash_name), DOMAIN_STATE, hash_name)
+    leaves = [hash_leaf(tensor_root(name, arrays[name], hashing), DOMAIN_STATE, hashing)
               for name in sorted(arrays)]
-    assert state_root(arrays, hash_name) == merkle_root(leaves, DOMAIN_STATE, hash_name)
+    assert state_root(arrays, hashing) == merkle_root(leaves, DOMAIN_STATE, hashing)

@@ -1,4 +1,7 @@
 import hashlib
+import json
+import pickle
+import re
 
 import blake3
 import pytest
@@ -7,27 +10,42 @@ from hypothesis import strategies as st
 
 from proofs import hashing
 from proofs.hashing import (
+    BLAKE3,
     HASH_NAMES,
+    HASHINGS,
+    SHA256,
     DomainError,
     UnknownHashError,
     encode_domain,
-    get_hash,
+    get_hashing,
     hash_parts,
 )
+from proofs.types import HashName
 
 DOMAINS = [getattr(hashing, name) for name in dir(hashing) if name.startswith("DOMAIN_")]
 
 
 def test_raw_digests_match_the_libraries():
-    assert get_hash("sha256")(b"abc") == hashlib.sha256(b"abc").digest()
-    assert get_hash("blake3")(b"abc") == blake3.blake3(b"abc").digest()
+    assert SHA256.digest(b"abc") == hashlib.sha256(b"abc").digest()
+    assert BLAKE3.digest(b"abc") == blake3.blake3(b"abc").digest()
+    assert SHA256.new(b"ab").copy().digest() == hashlib.sha256(b"ab").digest()
 
 
-def test_unknown_hash_is_named():
-    with pytest.raises(UnknownHashError, match="md5"):
-        get_hash("md5")
-    with pytest.raises(UnknownHashError, match="md5"):
-        hash_parts(hashing.DOMAIN_STATE, b"x", hash_name="md5")
+def test_a_context_is_resolved_once_per_name_and_reads_as_its_name():
+    """One context per name, however the name is given or however the context travels (pickle),
+    and it writes as the name, so records, JSON and job ids are unchanged."""
+    assert tuple(str(h) for h in HASHINGS) == HASH_NAMES
+    for context in HASHINGS:
+        assert get_hashing(str(context)) is get_hashing(HashName(str(context))) is context
+        assert pickle.loads(pickle.dumps(context)) is context
+        assert context.name is HashName(str(context)) and json.dumps(str(context)) == f'"{context.name}"'
+    assert SHA256 != BLAKE3 and {SHA256, get_hashing("sha256")} == {SHA256}
+
+
+@pytest.mark.parametrize("name", ["md5", "SHA256", "", None, ["sha256"]])
+def test_unknown_hash_is_named(name):
+    with pytest.raises(UnknownHashError, match=re.escape(repr(name))):
+        get_hashing(name)
 
 
 def test_domain_tags_are_distinct_and_versioned():
@@ -43,18 +61,18 @@ def test_bad_domain_tags_are_rejected(domain):
         encode_domain(domain)
 
 
-@pytest.mark.parametrize("hash_name", HASH_NAMES)
-def test_parts_are_length_prefixed(hash_name):
+@pytest.mark.parametrize("context", HASHINGS, ids=str)
+def test_parts_are_length_prefixed(context):
     domain = hashing.DOMAIN_MESSAGE
-    assert hash_parts(domain, b"ab", b"c", hash_name=hash_name) != hash_parts(
-        domain, b"a", b"bc", hash_name=hash_name
+    assert hash_parts(domain, b"ab", b"c", hashing=context) != hash_parts(
+        domain, b"a", b"bc", hashing=context
     )
-    assert hash_parts(domain, b"", hash_name=hash_name) != hash_parts(domain, hash_name=hash_name)
+    assert hash_parts(domain, b"", hashing=context) != hash_parts(domain, hashing=context)
 
 
-@pytest.mark.parametrize("hash_name", HASH_NAMES)
-def test_domains_separate(hash_name):
-    roots = {hash_parts(domain, b"same", hash_name=hash_name) for domain in DOMAINS}
+@pytest.mark.parametrize("context", HASHINGS, ids=str)
+def test_domains_separate(context):
+    roots = {hash_parts(domain, b"same", hashing=context) for domain in DOMAINS}
     assert len(roots) == len(DOMAINS)
 
 

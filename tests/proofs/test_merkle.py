@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proofs.hashing import DOMAIN_SHARD, DOMAIN_STATE, HASH_NAMES, encode_domain, get_hash
+from proofs.hashing import DOMAIN_SHARD, DOMAIN_STATE, HASHINGS, SHA256, encode_domain
 from proofs.merkle import (
     BACKENDS,
     MalformedProofError,
@@ -28,9 +28,9 @@ def backend(request):
     return BACKENDS[request.param]
 
 
-def leaves(size, hash_name="sha256"):
+def leaves(size, hashing=SHA256):
     """Distinct leaf hashes (identical leaves would make index tampering undetectable)."""
-    return [hash_leaf(i.to_bytes(4, "big"), DOMAIN, hash_name) for i in range(size)]
+    return [hash_leaf(i.to_bytes(4, "big"), DOMAIN, hashing) for i in range(size)]
 
 
 def test_public_functions_are_the_fast_builder():
@@ -44,23 +44,23 @@ def test_leaf_and_node_hashes_follow_rfc6962_with_a_domain_tag():
     assert hash_node(left, right, DOMAIN) == hashlib.sha256(b"\x01" + dom + left + right).digest()
 
 
-@pytest.mark.parametrize("hash_name", HASH_NAMES)
-def test_small_trees_have_the_rfc6962_shape(backend, hash_name):
-    a, b, c, d, e = leaves(5, hash_name)
+@pytest.mark.parametrize("hashing", HASHINGS, ids=str)
+def test_small_trees_have_the_rfc6962_shape(backend, hashing):
+    a, b, c, d, e = leaves(5, hashing)
 
     def node(x, y):
-        return hash_node(x, y, DOMAIN, hash_name)
+        return hash_node(x, y, DOMAIN, hashing)
 
-    assert backend.merkle_root([], DOMAIN, hash_name) == get_hash(hash_name)(DOMAIN)
-    assert backend.merkle_root([a], DOMAIN, hash_name) == a
-    assert backend.merkle_root([a, b], DOMAIN, hash_name) == node(a, b)
-    assert backend.merkle_root([a, b, c], DOMAIN, hash_name) == node(node(a, b), c)
+    assert backend.merkle_root([], DOMAIN, hashing) == hashing.digest(DOMAIN)
+    assert backend.merkle_root([a], DOMAIN, hashing) == a
+    assert backend.merkle_root([a, b], DOMAIN, hashing) == node(a, b)
+    assert backend.merkle_root([a, b, c], DOMAIN, hashing) == node(node(a, b), c)
     five = node(node(node(a, b), node(c, d)), e)
-    assert backend.merkle_root([a, b, c, d, e], DOMAIN, hash_name) == five
-    assert backend.merkle_proof([a, b, c, d, e], 4, DOMAIN, hash_name).path == (
+    assert backend.merkle_root([a, b, c, d, e], DOMAIN, hashing) == five
+    assert backend.merkle_proof([a, b, c, d, e], 4, DOMAIN, hashing).path == (
         node(node(a, b), node(c, d)),
     )
-    assert backend.merkle_proof([a, b, c, d, e], 2, DOMAIN, hash_name).path == (d, node(a, b), e)
+    assert backend.merkle_proof([a, b, c, d, e], 2, DOMAIN, hashing).path == (d, node(a, b), e)
 
 
 def test_domain_separates_roots(backend):
@@ -151,8 +151,8 @@ def test_verify_never_raises_on_malformed_input(args):
 def test_verify_never_raises_on_bad_domain_or_hash():
     hashes = leaves(2)
     root, proof = merkle_root(hashes, DOMAIN), merkle_proof(hashes, 0, DOMAIN)
-    assert verify_merkle_proof(root, hashes[0], proof, b"", "sha256") is False
-    assert verify_merkle_proof(root, hashes[0], proof, "text", "sha256") is False
+    assert verify_merkle_proof(root, hashes[0], proof, b"", SHA256) is False
+    assert verify_merkle_proof(root, hashes[0], proof, "text", SHA256) is False
     assert verify_merkle_proof(root, hashes[0], proof, DOMAIN, "md5") is False
 
 

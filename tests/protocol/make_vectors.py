@@ -104,7 +104,7 @@ def find_secret(job: Job, signed: dict[SolverId, Signed]) -> bytes:
         secret = hashlib.sha256(i.to_bytes(4, "big")).digest()
         reveal = CoinReveal(job.job_id, VERIFIER, secret)
         picks = [is_selected_for_check(reveal, sid, signed[sid].signature, job.spec.spot_check_probability,
-                                       job.spec.hash_name) for sid in (HONEST, BITFLIP)]
+                                       job.spec.hashing) for sid in (HONEST, BITFLIP)]
         if picks == [True, False]:
             return secret
     raise RuntimeError("no secret selects honest and not bitflip")
@@ -112,7 +112,7 @@ def find_secret(job: Job, signed: dict[SolverId, Signed]) -> bytes:
 
 def build_coin(job: Job, secret: bytes) -> CoinCommitment:
     return CoinCommitment(job.job_id, VERIFIER, compute_coin_commitment(job.job_id, VERIFIER, secret,
-                                                                        job.spec.hash_name))
+                                                                        job.spec.hashing))
 
 
 SECRET = find_secret(JOB, SIGNED)

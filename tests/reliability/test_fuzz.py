@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from datasets.sharding import DatasetIntegrityError, read_shard, write_shards
 from datasets.sources import load_source
+from proofs.hashing import SHA256
 from proofs.merkle import MalformedProofError, MerkleProof
 from verification.execution.checkpoints import (
     CheckpointError,
@@ -149,18 +150,18 @@ def copy_once(source: str | Path, copy: Path) -> Path:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     source = load_source("synthetic", num_samples=300, input_dim=6)
-    return write_shards(source, tmp_path_factory.mktemp("shards"), 2, "sha256")
+    return write_shards(source, tmp_path_factory.mktemp("shards"), 2, SHA256)
 
 
 @settings(FUZZ, max_examples=100)
 @given(corruptions)
 def test_a_corrupted_shard_is_named_or_reads_exactly(dataset, tmp_path, choice):
     info = dataset.shards[1]
-    expected = read_shard(info, "sha256")
+    expected = read_shard(info, SHA256)
     copy = copy_once(info.path, tmp_path / "shard")
     with corrupted(copy, choice):
         try:
-            x, y = read_shard(dataclasses.replace(info, path=str(copy)), "sha256")
+            x, y = read_shard(dataclasses.replace(info, path=str(copy)), SHA256)
         except DatasetIntegrityError as exc:
             assert f"shard 1 at {str(copy)!r}" in str(exc)
             return

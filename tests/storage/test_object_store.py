@@ -17,6 +17,7 @@ from datasets.sharding import (
     write_shards,
 )
 from datasets.sources import load_source
+from proofs.hashing import SHA256
 from tests.reliability.test_resume import Crash, CrashAt
 from verification.execution.checkpoints import (
     CheckpointError,
@@ -144,14 +145,14 @@ def test_a_half_published_shard_is_refused(memory_store, publish_dies_before_the
     source = load_source("synthetic", num_samples=40, input_dim=3)
     location = storage.join(memory_store, "torn", "shard_000.zarr")
     with pytest.raises(Crash):
-        write_shards(source, storage.join(memory_store, "torn"), 1, "sha256")
+        write_shards(source, storage.join(memory_store, "torn"), 1, SHA256)
     assert storage.exists(storage.join(location, "x", storage.COMPLETION_MARKER))
-    info = ShardInfo(0, location, source.num_samples, compute_shard_root(source.x, source.y, "sha256"))
+    info = ShardInfo(0, location, source.num_samples, compute_shard_root(source.x, source.y, SHA256))
     with pytest.raises(DatasetIntegrityError, match="unreadable"):
-        read_shard(info, "sha256")
+        read_shard(info, SHA256)
     publish_dies_before_the_marker.undo()
-    write_shards(source, storage.join(memory_store, "torn"), 1, "sha256")
-    assert [a.shape for a in read_shard(info, "sha256")] == [source.x.shape, source.y.shape]
+    write_shards(source, storage.join(memory_store, "torn"), 1, SHA256)
+    assert [a.shape for a in read_shard(info, SHA256)] == [source.x.shape, source.y.shape]
 
 
 def test_publish_replaces_the_old_store_and_refuses_an_unfinished_one(memory_store):

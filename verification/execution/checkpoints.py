@@ -59,7 +59,7 @@ import zarr
 
 from datasets import storage
 from proofs.encoding import buffer_state_root
-from proofs.hashing import HASH_NAMES
+from proofs.hashing import SHA256, Hashing, UnknownHashError, get_hashing
 from proofs.types import Root, decode_root
 from verification.execution.state import STEP_KEY, State, state_from_arrays
 
@@ -170,13 +170,13 @@ class CheckpointWriter:
     beside the next steps (hashlib releases the GIL on large buffers, torch inside its kernels)."""
 
     def __init__(self, path: str | os.PathLike[str], template: Mapping[str, np.ndarray], interval: int,
-                 num_checkpoints: int, hash_name: str = "sha256", run: dict[str, str] | None = None):
+                 num_checkpoints: int, hashing: Hashing = SHA256, run: dict[str, str] | None = None):
         self.path = storage.as_location(path)
         self.tmp = partial_path(self.path)
         self.layout = compute_layout(template, interval)
-        attributes = {"interval": interval, "num_checkpoints": num_checkpoints, "hash_name": hash_name,
+        attributes = {"interval": interval, "num_checkpoints": num_checkpoints, "hash_name": str(hashing),
                       "run": dict(run or {}), "layout": self.layout.to_attr()}
-        self.start_worker(hash_name, {})
+        self.start_worker(hashing, {})
         # The store is created on the writer's thread too, while the first steps run (its error,
         # if any, is raised by the first ``wait``, like a checkpoint's).
         self.store = self.worker.submit(self.create, num_checkpoints, attributes)
@@ -207,13 +207,13 @@ class CheckpointWriter:
         group = storage.open_group(partial.path, mode="r+")
         writer.layout, writer.store = partial.layout, Future()
         writer.store.set_result((group, group[ROWS]))
-        writer.start_worker(partial.hash_name, dict(enumerate(partial.roots)))
+        writer.start_worker(partial.hashing, dict(enumerate(partial.roots)))
         return writer
 
-    def start_worker(self, hash_name: str, roots: dict[int, Root]) -> None:
+    def start_worker(self, hashing: Hashing, roots: dict[int, Root]) -> None:
         """The one background thread that creates the store and commits to and stores checkpoints,
         none in flight yet."""
-        self.hash_name, self.committed = hash_name, roots
+        self.hashing, self.committed = hashing, roots
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-checkpoints")
         self.pending: tuple[int, Future[Root]] | None = None
 
@@ -228,7 +228,7 @@ class CheckpointWriter:
         """The state root of a packed row, written into it; then the row, stored as its chunk
         object (``write_chunk``; zarr reads it back)."""
         rows = self.rows  # created before, on this thread (or its error, raised here)
-        root = buffer_state_root(row, self.layout.root_entries, self.hash_name)  # = state_root of the state
+        root = buffer_state_root(row, self.layout.root_entries, self.hashing)  # = state_root of the state
         row[:ROOT_BYTES] = np.frombuffer(root, np.uint8)
         write_chunk(self.tmp, rows, index, row)
         return root
@@ -319,6 +319,14 @@ def _require(ok: bool, where: str, problem: str) -> None:
         raise CheckpointError(f"{where}: {problem}")
 
 
+def get_store_hashing(attrs: Mapping[str, Any], where: str) -> Hashing:
+    """The hash context of the ``hash_name`` a store records, resolved once as the store is read."""
+    try:
+        return get_hashing(attrs.get("hash_name"))
+    except UnknownHashError:
+        raise CheckpointError(f"{where}: records unknown hash_name {attrs.get('hash_name')!r}") from None
+
+
 def is_count(value: object) -> bool:
     return type(value) is int and value >= 1
 
@@ -365,9 +373,7 @@ def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> S
     if type(count) is not int or not 0 <= index < count:
         held = f"{count!r} of {total!r}" if count != total else f"{count!r}"
         raise CheckpointError(f"{where} holds {held} checkpoints, asked for #{index}")
-    hash_name = group.attrs.get("hash_name")
-    _require(hash_name in HASH_NAMES, where, f"records unknown hash_name {hash_name!r}")
-    arrays = read_verified_row(path, group, get_layout(group, where), index, hash_name)[2]
+    arrays = read_verified_row(path, group, get_layout(group, where), index, get_store_hashing(group.attrs, where))[2]
     try:
         return state_from_arrays(arrays, device)
     except Exception as exc:  # a layout whose names are not a State's
@@ -375,7 +381,7 @@ def read_checkpoint(path: str | os.PathLike[str], index: int, device="cpu") -> S
 
 
 def read_verified_row(path: str | os.PathLike[str], group: zarr.Group, layout: RowLayout, index: int,
-                      hash_name: str) -> tuple[Root, tuple[float, ...], dict[str, np.ndarray]]:
+                      hashing: Hashing) -> tuple[Root, tuple[float, ...], dict[str, np.ndarray]]:
     """Row ``index`` unpacked, after checking its tensors against the root it records (and, in a
     finished store, against the committed root)."""
     row = read_row(path, group, index)
@@ -385,7 +391,7 @@ def read_verified_row(path: str | os.PathLike[str], group: zarr.Group, layout: R
     if recorded == bytes(ROOT_BYTES):
         raise CheckpointError(f"checkpoint #{index} in {str(path)!r} is not stored"
                               + (f" (committed root {committed.hex()})" if committed else ""))
-    root = buffer_state_root(row, layout.root_entries, hash_name)  # = state_root(arrays)
+    root = buffer_state_root(row, layout.root_entries, hashing)  # = state_root(arrays)
     # Rule: a checkpoint is used only if it hashes to the root recorded when it was written
     if root != recorded or committed not in (None, recorded):
         raise CheckpointError(f"checkpoint #{index} in {str(path)!r} has root {root.hex()}, "
@@ -420,7 +426,7 @@ class PartialCheckpoints:
     path: storage.Location
     interval: int
     num_checkpoints: int
-    hash_name: str
+    hashing: Hashing
     run: dict[str, str]
     layout: RowLayout
     roots: tuple[Root, ...]
@@ -452,7 +458,7 @@ def open_finished(path: str | os.PathLike[str]) -> PartialCheckpoints:
     if list(progress.roots) != committed:
         first_bad = progress.written
         try:  # the first checkpoint that is not intact names its own problem
-            read_verified_row(location, open_store(location), progress.layout, first_bad, progress.hash_name)
+            read_verified_row(location, open_store(location), progress.layout, first_bad, progress.hashing)
         except CheckpointError as exc:
             raise CheckpointError(f"{where} holds {first_bad} intact checkpoints of the {len(committed)} "
                                   f"it committed: {exc}") from None
@@ -463,15 +469,15 @@ def open_finished(path: str | os.PathLike[str]) -> PartialCheckpoints:
 def read_progress(location: storage.Location, where: str) -> PartialCheckpoints:
     group = open_store(location)
     attrs = dict(group.attrs)
-    total, hash_name, run = (attrs.get(k) for k in ("num_checkpoints", "hash_name", "run"))
+    total, run = attrs.get("num_checkpoints"), attrs.get("run")
     _require(is_count(total), where, f"bad num_checkpoints {total!r}")
-    _require(hash_name in HASH_NAMES, where, f"unknown hash_name {hash_name!r}")
+    hashing = get_store_hashing(attrs, where)
     _require(isinstance(run, dict), where, f"run identity {run!r} is not a mapping")
     layout = get_layout(group, where)
     rows, problem = [], ""
     while len(rows) < total and not problem:
         try:
-            rows.append(read_verified_row(location, group, layout, len(rows), hash_name))
+            rows.append(read_verified_row(location, group, layout, len(rows), hashing))
         except CheckpointError as exc:
             problem = str(exc)
     # Rule: checkpoint #i holds S_{i·k}; progress ends at the first row that does not
@@ -480,6 +486,6 @@ def read_progress(location: storage.Location, where: str) -> PartialCheckpoints:
     # Rule: a partial store is resumed only from S_0 on
     _require(count >= 1, where, f"holds no usable checkpoint #0 ({problem or 'it is not S_0'})")
     kept = rows[:count]
-    return PartialCheckpoints(location, layout.interval, total, hash_name, dict(run), layout,
+    return PartialCheckpoints(location, layout.interval, total, hashing, dict(run), layout,
                               tuple(root for root, _, _ in kept),
                               tuple(loss for _, losses, _ in kept[1:] for loss in losses))

@@ -63,7 +63,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_mod
 from torch.utils._pytree import tree_flatten
 
 from proofs.encoding import array_bytes, canonical_array, tensor_proof
-from proofs.hashing import DOMAIN_OPS, hash_parts
+from proofs.hashing import DOMAIN_OPS, Hashing, hash_parts
 from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root
 from proofs.types import Root, Step
 from verification.execution.program import (
@@ -179,19 +179,19 @@ def host_array(tensor: torch.Tensor) -> np.ndarray:
     return np.array(tensor.detach().cpu().numpy(), order="C", copy=True)
 
 
-def hash_array(array: np.ndarray, hash_name: str) -> str:
+def hash_array(array: np.ndarray, hashing: Hashing) -> str:
     """Hash of one operator output: dtype, shape and canonical bytes."""
     array = canonical_array("operator output", array)
     header = f'[{json_string(array.dtype.str)},[{",".join(map(str, array.shape))}]]'.encode()  # canonical_json's
-    return hash_parts(DOMAIN_OPS, b"tensor", header, array_bytes(array), hash_name=hash_name).hex()
+    return hash_parts(DOMAIN_OPS, b"tensor", header, array_bytes(array), hashing=hashing).hex()
 
 
-def hash_output(value: Any, hash_name: str) -> str:
+def hash_output(value: Any, hashing: Hashing) -> str:
     """Hash of one output leaf: a tensor's contents, or a scalar's canonical JSON."""
     if isinstance(value, torch.Tensor):
-        return hash_array(host_array(value), hash_name)
+        return hash_array(host_array(value), hashing)
     literal = canonical_json(encode_argument(value, lambda t: -1)).encode()
-    return hash_parts(DOMAIN_OPS, b"value", literal, hash_name=hash_name).hex()
+    return hash_parts(DOMAIN_OPS, b"value", literal, hashing=hashing).hex()
 
 
 def encode_record(record: OpRecord) -> bytes:
@@ -229,20 +229,20 @@ def encode_typed_record(record: OpRecord) -> bytes | None:
             f'"op":{json_string(record.op)},"outputs":[{",".join(map(json_string, record.outputs))}]}}').encode()
 
 
-def compute_genesis(pre_root: Root, step: Step, hash_name: str) -> Root:
+def compute_genesis(pre_root: Root, step: Step, hashing: Hashing) -> Root:
     """``h_{-1}``: the digest both parties start from (the agreed pre-state root and the step)."""
-    return hash_parts(DOMAIN_OPS, b"genesis", pre_root, int(step).to_bytes(8, "big"), hash_name=hash_name)
+    return hash_parts(DOMAIN_OPS, b"genesis", pre_root, int(step).to_bytes(8, "big"), hashing=hashing)
 
 
-def compute_op_digest(previous: Root, record: OpRecord, hash_name: str) -> Root:
+def compute_op_digest(previous: Root, record: OpRecord, hashing: Hashing) -> Root:
     """``h_i = H(h_{i-1}, record_i)``."""
-    return hash_parts(DOMAIN_OPS, b"op", previous, encode_record(record), hash_name=hash_name)
+    return hash_parts(DOMAIN_OPS, b"op", previous, encode_record(record), hashing=hashing)
 
 
-def compute_chain_end(start: Root, records: tuple[OpRecord, ...], hash_name: str) -> Root:
+def compute_chain_end(start: Root, records: tuple[OpRecord, ...], hashing: Hashing) -> Root:
     digest = start
     for record in records:
-        digest = compute_op_digest(digest, record, hash_name)
+        digest = compute_op_digest(digest, record, hashing)
     return digest
 
 
@@ -301,9 +301,9 @@ class OpRecorder(TorchDispatchMode):
     ``schedule_only`` (on fake tensors) the recorder derives structure only: no output hashes.
     """
 
-    def __init__(self, hash_name: str, schedule_only: bool = False, keep: frozenset[int] | None = None):
+    def __init__(self, hashing: Hashing, schedule_only: bool = False, keep: frozenset[int] | None = None):
         super().__init__()
-        self.hash_name = hash_name
+        self.hashing = hashing
         self.schedule_only = schedule_only
         self.keep = keep  # which records' outputs to keep (None: all); the rest are hashed and dropped
         self.constants: dict[str, np.ndarray] = {}
@@ -346,7 +346,7 @@ class OpRecorder(TorchDispatchMode):
         if isinstance(tensor, FakeTensor) or tensor.device.type == "meta":
             return "fake"
         array = host_array(tensor)
-        name = hash_array(array, self.hash_name)
+        name = hash_array(array, self.hashing)
         self.constants[name] = array
         return name
 
@@ -375,7 +375,7 @@ class OpRecorder(TorchDispatchMode):
         arrays = tuple(host_array(leaf) if isinstance(leaf, torch.Tensor) and not self.schedule_only else None
                        for leaf in leaves)
         hashes = () if self.schedule_only else tuple(
-            hash_array(a, self.hash_name) if a is not None else hash_output(leaf, self.hash_name)
+            hash_array(a, self.hashing) if a is not None else hash_output(leaf, self.hashing)
             for a, leaf in zip(arrays, leaves, strict=True))
         index = len(self.records)
         self.records.append(OpRecord(index, name, encoded, tuple(inputs), hashes))
@@ -390,10 +390,10 @@ class OpRecorder(TorchDispatchMode):
         names = sorted(post.tensors)
         inputs = [self.get_ref(post.tensors[n]) for n in names]
         # The RNG key is carried over from the pre-state; any other key is a constant of the party's.
-        rng_source = "" if post.rng == pre.rng else hash_output(post.rng, self.hash_name)
+        rng_source = "" if post.rng == pre.rng else hash_output(post.rng, self.hashing)
         inputs.append(InputRef("state", RNG_KEY) if not rng_source else InputRef("const", rng_source))
         args = canonical_json({"names": names, "step": int(post.step)})
-        outputs = () if self.schedule_only else (post.root(self.hash_name).hex(),)
+        outputs = () if self.schedule_only else (post.root(self.hashing).hex(),)
         self.records.append(OpRecord(len(self.records), COMMIT_OP, args, tuple(inputs), outputs))
 
 
@@ -428,28 +428,28 @@ class OpTrace:
     root: Root
     outputs: dict[int, tuple[np.ndarray | None, ...]]
     constants: dict[str, np.ndarray]
-    hash_name: str
+    hashing: Hashing
 
     def commitment(self) -> OpsCommitment:
         return OpsCommitment(self.root, len(self.records))
 
     def digest_proof(self, index: int) -> tuple[Root, MerkleProof]:
-        return self.digests[index], merkle_proof(list(self.leaves), index, DOMAIN_OPS, self.hash_name)
+        return self.digests[index], merkle_proof(list(self.leaves), index, DOMAIN_OPS, self.hashing)
 
 
 def build_trace(records: list[OpRecord], outputs: dict[int, tuple], constants: dict[str, np.ndarray],
-                pre_root: Root, step: Step, hash_name: str) -> OpTrace:
-    genesis = compute_genesis(pre_root, step, hash_name)
+                pre_root: Root, step: Step, hashing: Hashing) -> OpTrace:
+    genesis = compute_genesis(pre_root, step, hashing)
     digests, digest = [], genesis
     for record in records:
-        digest = compute_op_digest(digest, record, hash_name)
+        digest = compute_op_digest(digest, record, hashing)
         digests.append(digest)
-    leaves = tuple(hash_leaf(d, DOMAIN_OPS, hash_name) for d in digests)
+    leaves = tuple(hash_leaf(d, DOMAIN_OPS, hashing) for d in digests)
     return OpTrace(step, genesis, tuple(records), tuple(digests), leaves,
-                   merkle_root(list(leaves), DOMAIN_OPS, hash_name), dict(outputs), dict(constants), hash_name)
+                   merkle_root(list(leaves), DOMAIN_OPS, hashing), dict(outputs), dict(constants), hashing)
 
 
-def record_step(program: Program, strategy: Any, pre: State, hash_name: str,
+def record_step(program: Program, strategy: Any, pre: State, hashing: Hashing,
                 keep: frozenset[int] | None = None) -> OpTrace:
     """Run ``strategy``'s version of step ``pre.step + 1`` and record its operators.
 
@@ -458,12 +458,12 @@ def record_step(program: Program, strategy: Any, pre: State, hash_name: str,
     memory is one step's, not one step's plus a copy of every intermediate tensor.
     """
     gc.collect()  # no garbage of earlier steps alive by chance: tensor lifetimes shape the op trace
-    recorder = OpRecorder(hash_name, keep=keep)
+    recorder = OpRecorder(hashing, keep=keep)
     recorder.register_state(pre)
     out = strategy.run_step(RecordingProgram(program, recorder), pre)
     recorder.append_commit(out.state, pre)
-    return build_trace(recorder.records, recorder.outputs, recorder.constants, pre.root(hash_name),
-                       Step(pre.step + 1), hash_name)
+    return build_trace(recorder.records, recorder.outputs, recorder.constants, pre.root(hashing),
+                       Step(pre.step + 1), hashing)
 
 
 def derive_schedule(program: Program, step: Step) -> list[tuple]:
@@ -477,7 +477,7 @@ def derive_schedule(program: Program, step: Step) -> list[tuple]:
     template = program.init_state()
     real = program.batch(step)
     fake = FakeTensorMode(allow_non_fake_inputs=True)
-    recorder = OpRecorder(program.spec.hash_name, schedule_only=True)
+    recorder = OpRecorder(program.spec.hashing, schedule_only=True)
     with fake, RealScalars():
         pre = fake_state(fake, template)
         if any(t.dim() == 0 for t in template.tensors.values()):
@@ -501,7 +501,7 @@ def reopen_outputs(program: Program, strategy: Any, pre: State, trace: OpTrace, 
     """``trace`` with the outputs of records ``indices`` kept: the step is run and recorded
     again (it is deterministic), keeping only those. ``OpGraphError`` if the second run does not
     reproduce the committed trace."""
-    again = record_step(program, strategy, pre, trace.hash_name, keep=indices)
+    again = record_step(program, strategy, pre, trace.hashing, keep=indices)
     if again.root != trace.root:
         raise OpGraphError(f"re-running step {trace.step} to open operators {sorted(indices)} gave op root "
                            f"{again.root.hex()}, committed {trace.root.hex()}: the step is not deterministic")
@@ -520,7 +520,7 @@ def open_operands(trace: OpTrace, pre: State, index: int) -> Operands:
     for ref in record.inputs:
         if ref.kind == "state" and ref.name in arrays:
             opened.append(arrays[ref.name])
-            proofs.append(tensor_proof(arrays, ref.name, trace.hash_name))
+            proofs.append(tensor_proof(arrays, ref.name, trace.hashing))
         elif ref.kind == "op" and 0 <= ref.op < index:
             opened.append(trace.outputs[ref.op][ref.pos])
             proofs.append(None)
@@ -574,5 +574,5 @@ def call_operator(record: OpRecord, inputs: list[torch.Tensor], device: torch.de
     return out
 
 
-def hash_outputs(out: Any, hash_name: str) -> tuple[str, ...]:
-    return tuple(hash_output(leaf, hash_name) for leaf in tree_flatten(out)[0])
+def hash_outputs(out: Any, hashing: Hashing) -> tuple[str, ...]:
+    return tuple(hash_output(leaf, hashing) for leaf in tree_flatten(out)[0])

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from proofs.encoding import state_root
+from proofs.hashing import SHA256, Hashing
 from proofs.types import Root, Step
 
 STEP_KEY = "meta/step"
@@ -54,8 +55,8 @@ class State:
         arrays[RNG_KEY] = np.asarray(self.rng, dtype=np.uint64)
         return arrays
 
-    def root(self, hash_name: str = "sha256") -> Root:
-        return state_root(self.to_arrays(), hash_name)
+    def root(self, hashing: Hashing = SHA256) -> Root:
+        return state_root(self.to_arrays(), hashing)
 
     def with_tensors(self, tensors: Mapping[str, torch.Tensor], step: Step | None = None) -> State:
         return State(self.step if step is None else step, dict(tensors), self.rng)
