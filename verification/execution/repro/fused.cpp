@@ -750,7 +750,7 @@ void tile_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t l
 
 #ifdef FIXED_X86
 
-__attribute__((target("avx2,fma")))
+__attribute__((target("avx2,fma"), optimize("O3")))
 void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
@@ -772,7 +772,7 @@ void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   store_tile<MR, NR>(tile, c, ldc, mr, nr, first);
 }
 
-__attribute__((target("avx512f,fma")))
+__attribute__((target("avx512f,fma"), optimize("O3")))
 void tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
