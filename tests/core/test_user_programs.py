@@ -11,7 +11,6 @@ corrupted operator by its index and name, and conserve the supply.
 from __future__ import annotations
 
 import pytest
-import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from datasets.sources import load_source
@@ -29,7 +28,8 @@ PROGRAMS = {
     "conv_regressor": {"model": "tests.programs.conv_regressor:model", "model_params": {"channels": 4},
                        "loss": "tests.programs.conv_regressor:loss", "optimizer": "adam", "lr": 0.01},
 }
-PRODUCTS = ("aten.mm.default", "aten.addmm.default", "aten.convolution.default")
+PRODUCTS = ("aten.mm.default", "aten.addmm.default", "aten.convolution.default",
+            "pinpoint.fixed_mm.default")  # reproducible mode's products are operators of their own
 CORRUPT_STEP, FLIP_STEP = 11, 6
 
 
@@ -48,19 +48,16 @@ class OpLog(TorchDispatchMode):
 
 
 def first_product(spec: JobSpec, step: int) -> tuple[int, str]:
-    """The index and name of the operator that rounds the step's first product to float32: the
-    product itself natively, its float64 result's conversion in reproducible mode."""
+    """The index and name of the step's first product: torch's natively, ``pinpoint.fixed_mm``
+    in reproducible mode."""
     source = load_source(spec.dataset, **spec.dataset_params)
     program = Program(spec, source.x, source.y, Root(bytes(32)), source.meta)
     pre = program.run(program.init_state(), Step(step - 1))
     batch = program.batch(Step(step))
     with OpLog() as log:
         program.step(pre, batch)
-    for index, (name, out) in enumerate(log.ops):
-        if spec.mode == "exact" and name in PRODUCTS:
-            return index, name
-        if spec.mode == "reproducible" and name == "aten.to.dtype" and isinstance(out, torch.Tensor) \
-                and out.dtype == torch.float32 and log.ops[index - 1][0] == "aten.mul_.Tensor":
+    for index, (name, _) in enumerate(log.ops):
+        if name in PRODUCTS:
             return index, name
     raise AssertionError(f"no product in step {step} of {spec.model}")
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.repro.roots import compute_root
-from verification.execution.repro import elementwise, exact, fused, mode
+from verification.execution.repro import elementwise, exact, fused, mode, products
 
 SPECIALS = [0.0, -0.0, math.inf, -math.inf, math.nan, -math.nan, 5e-324, -5e-324, 1e-310, 1e-40, -1e-45,
             1.1754943508222875e-38, 1e30, -1e30, 3.4e38, -3.4e38, 1e300, -1e300, 149.9, 150.0, 150.1, -150.1,
@@ -125,18 +125,30 @@ def test_matmul_matches_the_torch_path_for_every_layout(kernels, torch_path, m, 
     b[-1, -1] = -1e-40
     for left, right in [(a, b), (a, b.t().contiguous().t()), (a.t().contiguous().t(), b),
                         (a.t().contiguous().t(), b.t().contiguous().t())]:
-        assert_same_bits(exact.exact_matmul(left, right), torch_path(exact.exact_matmul, left, right))
+        assert_same_bits(products.fixed_matmul(left, right), torch_path(products.fixed_matmul, left, right))
     if k > 2:
         sliced_a, sliced_b = a[:, ::2], b[::2]  # neither row- nor column-contiguous
-        assert_same_bits(exact.exact_matmul(sliced_a, sliced_b), torch_path(exact.exact_matmul, sliced_a, sliced_b))
+        assert_same_bits(products.fixed_matmul(sliced_a, sliced_b), torch_path(products.fixed_matmul, sliced_a, sliced_b))
     a[0, 0], b[0, 0] = math.inf, math.nan
-    assert_same_bits(exact.exact_matmul(a, b), torch_path(exact.exact_matmul, a, b), nan_payloads=False)
+    assert_same_bits(products.fixed_matmul(a, b), torch_path(products.fixed_matmul, a, b), nan_payloads=False)
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+def test_every_instruction_set_gives_the_torch_paths_bits(kernels, torch_path, isa):
+    """The AVX-512, AVX2 and scalar kernels (tiles of 12x32, 6x16 and 4x8 outputs) perform each
+    output's one chain of fused multiply-adds: the float64 emulation's bits, for sizes that cut
+    tiles and the 256-term blocks anywhere (a kernel the CPU lacks falls back to the scalar one)."""
+    for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3)]:
+        a, b = spread((m, k), seed=seed), spread((k, n), seed=seed + 7, specials=False)
+        b[0, 0] = -1e-40  # products in float32's subnormal range
+        assert_same_bits(kernels.fixed_mm(a, b, isa), torch_path(products.fixed_matmul, a, b))
+        assert_same_bits(kernels.fixed_mm(a, b.t().contiguous().t(), isa), kernels.fixed_mm(a, b, "scalar"))
 
 
 def test_batched_matmul_matches_the_torch_path(kernels, torch_path):
     a, b = spread((4, 9, 16), seed=1), spread((4, 16, 5), seed=2)
     for right in [b, b.transpose(1, 2).contiguous().transpose(1, 2)]:
-        assert_same_bits(exact.exact_matmul(a, right), torch_path(exact.exact_matmul, a, right))
+        assert_same_bits(products.fixed_matmul(a, right), torch_path(products.fixed_matmul, a, right))
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (3, 1), (64, 33), (4, 3, 257), (2, 1000)])

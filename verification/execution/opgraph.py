@@ -536,12 +536,18 @@ def open_operands(trace: OpTrace, pre: State, index: int) -> Operands:
 
 
 # -- the referee's side: rebuilding and running one operator -------------------------------------
+from verification.execution.repro import products  # noqa: E402,F401 - registers pinpoint::fixed_mm
+
+OPERATOR_NAMESPACES = ("aten", "pinpoint")  # torch's operators and reproducible mode's own (products)
+
+
 def resolve_operator(name: str) -> torch._ops.OpOverload:
-    """The aten overload named ``aten.<op>.<overload>`` (no other namespace is callable)."""
+    """The overload named ``<namespace>.<op>.<overload>`` of torch (``aten``) or of reproducible
+    mode (``pinpoint.fixed_mm.default``); no other namespace is callable."""
     parts = name.split(".")
-    if len(parts) < 3 or parts[0] != "aten":
-        raise OpGraphError(f"operator {name!r} is not an aten overload")
-    packet = getattr(torch.ops.aten, ".".join(parts[1:-1]), None)
+    if len(parts) < 3 or parts[0] not in OPERATOR_NAMESPACES:
+        raise OpGraphError(f"operator {name!r} is not an overload of {' or '.join(OPERATOR_NAMESPACES)}")
+    packet = getattr(getattr(torch.ops, parts[0]), ".".join(parts[1:-1]), None)
     overload = getattr(packet, parts[-1], None) if packet is not None else None
     if not isinstance(overload, torch._ops.OpOverload):
         raise OpGraphError(f"operator {name!r} does not exist in this torch")

@@ -10,6 +10,8 @@
 // Python, so both paths use the very same doubles. Results are per element or per block, so
 // at::parallel_for's split of the work cannot change them, and the exact integer sums
 // (|partial sums| < 2**53) are order-free: any grouping returns the bits torch.sum returns.
+// The one kernel with fused multiply-adds, the fixed-order product (fixed_mm, products.py), writes
+// each fma out (intrinsics or std::fma): an fma is itself a single correctly rounded IEEE operation.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -18,7 +20,14 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <string>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FIXED_X86 1
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MULTI __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
@@ -348,42 +357,6 @@ void sum_blocks(const T* in, double* out, int64_t outer, int64_t n, int64_t inne
   });
 }
 
-// split_slices with two slices: first[i] = q0, second[i] = q1 of v[i] * to
-MULTI void split_block(const float* __restrict__ v, int64_t n, double to, double up, double* __restrict__ first, double* __restrict__ second) {
-  for (int64_t i = 0; i < n; ++i) {
-    double rest = static_cast<double>(v[i]) * to;
-    const double q0 = round_even(rest);
-    rest = (rest - q0) * up;
-    first[i] = q0;
-    second[i] = round_even(rest);
-  }
-}
-
-MULTI void split_rows(const float* __restrict__ v, int64_t n, int64_t stride, int64_t w, const double* __restrict__ to, double up,
-                      double* __restrict__ first, double* __restrict__ second, int64_t ostride) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = v + i * stride;
-    double* f = first + i * ostride;
-    double* s = second + i * ostride;
-    for (int64_t p = 0; p < w; ++p) {
-      double rest = static_cast<double>(row[p]) * to[p];
-      const double q0 = round_even(rest);
-      rest = (rest - q0) * up;
-      f[p] = q0;
-      s[p] = round_even(rest);
-    }
-  }
-}
-
-MULTI void combine_row(const double* __restrict__ h, const double* __restrict__ x, double a, const double* __restrict__ fb, double down, float* __restrict__ o, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    double v = h[j] + nan_to_zero(x[j]) * down;
-    v = v * a;
-    v = v * fb[j];
-    o[j] = static_cast<float>(v);
-  }
-}
-
 at::Tensor prepare(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(), "fused kernels take contiguous CPU tensors");
   return at::empty(x.sizes(), x.options().dtype(at::kDouble));
@@ -460,89 +433,6 @@ at::Tensor exact_sum3(const at::Tensor& x, int64_t outer, int64_t n, int64_t inn
     TORCH_CHECK(x.scalar_type() == at::kDouble, "exact_sum3: float32 or float64");
     sum_blocks(x.data_ptr<double>(), out.data_ptr<double>(), outer, n, inner, bits);
   }
-  return out;
-}
-
-// The two-slice fixed point of a float32 matmul operand in one pass (compute_block_scales and
-// split_slices with two slices). x is (batch, blocks, len) with any batch stride and either
-//   contiguous blocks (strides (., len, 1)): returns (batch, blocks, 2 len), per block
-//     [first | second], or
-//   adjacent blocks (strides (., 1, blocks)): returns (batch, 2 len, blocks), [first ; second],
-// with first = q0 and second = q1 (swapped when `swap`), and the scales 2**(e - bits) (batch, blocks).
-// `out`, when given, is a float64 buffer of at least 2 * numel(x) elements to write into (reused
-// across calls by the caller: fresh large buffers cost a page fault per 4 KiB).
-std::vector<at::Tensor> split_operand(const at::Tensor& x, bool adjacent, bool swap, int64_t bits,
-                                      const c10::optional<at::Tensor>& out) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.scalar_type() == at::kFloat, "split_operand: float32 (B, blocks, len)");
-  const int64_t nb = x.size(0), nblk = x.size(1), len = x.size(2), sb = x.stride(0);
-  TORCH_CHECK(adjacent ? (nblk == 1 || x.stride(1) == 1) && (len == 1 || x.stride(2) == nblk)
-                       : (len == 1 || x.stride(2) == 1) && (nblk == 1 || x.stride(1) == len),
-              "split_operand: layout");
-  const float* in = x.data_ptr<float>();
-  const double up = std::ldexp(1.0, static_cast<int>(bits));
-  const std::vector<int64_t> shape = adjacent ? std::vector<int64_t>{nb, 2 * len, nblk} : std::vector<int64_t>{nb, nblk, 2 * len};
-  at::Tensor cat;
-  if (out.has_value()) {
-    TORCH_CHECK(out->is_contiguous() && out->scalar_type() == at::kDouble && out->numel() >= 2 * nb * nblk * len,
-                "split_operand: out buffer");
-    cat = out->view({-1}).narrow(0, 0, 2 * nb * nblk * len).view(shape);
-  } else {
-    cat = at::empty(shape, x.options().dtype(at::kDouble));
-  }
-  auto from = at::empty({nb, nblk}, x.options().dtype(at::kDouble));
-  double* q = cat.data_ptr<double>();
-  double* f = from.data_ptr<double>();
-  const int64_t qsize = 2 * len * nblk;
-  if (!adjacent) {
-    at::parallel_for(0, nb * nblk, std::max<int64_t>(1, GRAIN / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t bi = t / nblk, p = t % nblk;
-        const float* v = in + bi * sb + p * len;
-        double to;
-        block_scales(max_field(v, len), true, bits, to, f[t]);
-        double* first = q + bi * qsize + p * 2 * len;
-        double* second = first + len;
-        if (swap) std::swap(first, second);
-        split_block(v, len, to, up, first, second);
-      }
-    });
-    return {cat, from};
-  }
-  const int64_t per = (nblk + COLUMNS - 1) / COLUMNS;
-  at::parallel_for(0, nb * per, std::max<int64_t>(1, GRAIN / std::max<int64_t>(len * COLUMNS, 1)), [&](int64_t b, int64_t e) {
-    int32_t be[COLUMNS];
-    double to[COLUMNS];
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t bi = t / per, p0 = (t % per) * COLUMNS, w = std::min(COLUMNS, nblk - p0);
-      const float* v = in + bi * sb + p0;
-      max_field_rows(v, len, nblk, w, be);
-      for (int64_t p = 0; p < w; ++p) block_scales(be[p], true, bits, to[p], f[bi * nblk + p0 + p]);
-      double* first = q + bi * qsize + p0;
-      double* second = first + len * nblk;
-      if (swap) std::swap(first, second);
-      split_rows(v, len, nblk, w, to, up, first, second, nblk);
-    }
-  });
-  return {cat, from};
-}
-
-// exact_matmul's combination: float32((high + nan_to_num(cross) 2**-b) from_a from_b)
-at::Tensor combine_products(const at::Tensor& high, const at::Tensor& cross, const at::Tensor& from_a,
-                            const at::Tensor& from_b, int64_t bits) {
-  TORCH_CHECK(high.dim() == 3 && high.is_contiguous() && cross.is_contiguous() && from_a.is_contiguous() &&
-              from_b.is_contiguous() && high.scalar_type() == at::kDouble, "combine_products: layout");
-  const int64_t nb = high.size(0), m = high.size(1), n = high.size(2);
-  const double down = std::ldexp(1.0, -static_cast<int>(bits));
-  auto out = at::empty({nb, m, n}, high.options().dtype(at::kFloat));
-  const double* h = high.data_ptr<double>();
-  const double* x = cross.data_ptr<double>();
-  const double* fa = from_a.data_ptr<double>();
-  const double* fb = from_b.data_ptr<double>();
-  float* o = out.data_ptr<float>();
-  at::parallel_for(0, nb * m, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t idx = b; idx < e; ++idx)
-      combine_row(h + idx * n, x + idx * n, fa[idx], fb + (idx / m) * n, down, o + idx * n, n);
-  });
   return out;
 }
 
@@ -787,15 +677,220 @@ std::vector<at::Tensor> layer_norm_backward_rows(const at::Tensor& g, const at::
   return {gx_out, gxhat};
 }
 
+// -- fixed-order float32 products (verification.execution.repro.products) ------------------------
+// C = A B with every output accumulated in one order, whatever the instruction set, the tiling or
+// the thread count: the inner dimension is cut into blocks of FIXED_KC; within a block the partial
+// starts at +0 and takes one fused multiply-add per term in k order (fma is a single correctly
+// rounded IEEE operation: the same bits from AVX-512, AVX2, scalar std::fma or a GPU's fmaf); the
+// block partials are added to the output in block order, one rounding each. Vector lanes run
+// across the output's columns, never across k, so a lane's chain is the scalar chain. Tiles,
+// packing and threads change which outputs are computed together, never an output's operations.
+namespace {
+
+constexpr int64_t FIXED_KC = 256;  // products.BLOCK: part of the order, not a tuning knob
+constexpr int64_t MC_ROWS = 96;    // rows of A packed at once (a multiple of every MR below)
+constexpr int64_t NC_COLS = 1024;  // columns of B packed at once
+
+struct Operand {  // a strided (rows, cols) float32 view
+  const float* p;
+  int64_t rs, cs;
+  float at(int64_t r, int64_t c) const { return p[r * rs + c * cs]; }
+};
+
+// A's rows [r0, r0+mr) and inner [k0, k0+kc) as MR-row panels, k-major, zero-padded rows.
+template <int MR>
+void pack_a(const Operand& a, int64_t r0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t mr = std::min<int64_t>(MR, mc - ir);
+    float* d = dst + ir * kc;
+    for (int64_t k = 0; k < kc; ++k) {
+      int64_t i = 0;
+      for (; i < mr; ++i) d[k * MR + i] = a.at(r0 + ir + i, k0 + k);
+      for (; i < MR; ++i) d[k * MR + i] = 0.0f;
+    }
+  }
+}
+
+// B's inner [k0, k0+kc) and columns [c0, c0+nc) as NR-column panels, k-major, zero-padded columns.
+template <int NR>
+void pack_b(const Operand& b, int64_t k0, int64_t kc, int64_t c0, int64_t nc, float* dst) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - jr);
+    float* d = dst + jr * kc;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = b.p + (k0 + k) * b.rs + (c0 + jr) * b.cs;
+      int64_t j = 0;
+      if (b.cs == 1) {
+        std::memcpy(d + k * NR, src, sizeof(float) * nr);
+        j = nr;
+      }
+      for (; j < nr; ++j) d[k * NR + j] = src[j * b.cs];
+      for (; j < NR; ++j) d[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+// Stores a tile's block partials: C = partial (first block) or C = C + partial.
+template <int MR, int NR>
+inline void store_tile(const float* tile, float* c, int64_t ldc, int mr, int nr, bool first) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) c[i * ldc + j] = first ? tile[i * NR + j] : c[i * ldc + j] + tile[i * NR + j];
+}
+
+// The scalar tile: std::fma per term (a libm call where the CPU has no FMA instruction).
+template <int MR, int NR>
+void tile_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
+  float acc[MR * NR];
+  for (int t = 0; t < MR * NR; ++t) acc[t] = 0.0f;
+  for (int64_t k = 0; k < kc; ++k)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[k * MR + i], b[k * NR + j], acc[i * NR + j]);
+  store_tile<MR, NR>(acc, c, ldc, mr, nr, first);
+}
+
+#ifdef FIXED_X86
+
+__attribute__((target("avx2,fma"), optimize("O3")))
+void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
+  constexpr int MR = 6, NR = 16;
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b + k * NR), b1 = _mm256_loadu_ps(b + k * NR + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + k * MR + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  alignas(32) float tile[MR * NR];
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(tile + i * NR, acc[i][0]);
+    _mm256_store_ps(tile + i * NR + 8, acc[i][1]);
+  }
+  store_tile<MR, NR>(tile, c, ldc, mr, nr, first);
+}
+
+__attribute__((target("avx512f,fma"), optimize("O3")))
+void tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
+  constexpr int MR = 12, NR = 32;
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[k * MR + i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      if (first) {
+        _mm512_storeu_ps(ci, acc[i][0]);
+        _mm512_storeu_ps(ci + 16, acc[i][1]);
+      } else {  // one IEEE add per element, as store_tile
+        _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]));
+        _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]));
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(tile + i * NR, acc[i][0]);
+    _mm512_store_ps(tile + i * NR + 16, acc[i][1]);
+  }
+  store_tile<MR, NR>(tile, c, ldc, mr, nr, first);
+}
+#endif
+
+using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int, bool);
+
+// One (M, K) x (K, N) product into the contiguous (M, N) c, with an MR x NR tile.
+template <int MR, int NR>
+void fixed_gemm(const Operand& a, const Operand& b, float* c, int64_t m, int64_t n, int64_t k, TileFn tile) {
+  if (k == 0) {
+    std::fill(c, c + m * n, 0.0f);
+    return;
+  }
+  std::unique_ptr<float[]> bpack(new float[static_cast<size_t>(FIXED_KC * (std::min(NC_COLS, n) + NR))]);
+  for (int64_t jc = 0; jc < n; jc += NC_COLS) {
+    const int64_t nc = std::min(NC_COLS, n - jc);
+    for (int64_t pc = 0; pc < k; pc += FIXED_KC) {
+      const int64_t kc = std::min(FIXED_KC, k - pc);
+      pack_b<NR>(b, pc, kc, jc, nc, bpack.get());
+      const int64_t blocks = (m + MC_ROWS - 1) / MC_ROWS;
+      at::parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
+        std::unique_ptr<float[]> apack(new float[static_cast<size_t>(MC_ROWS * kc)]);
+        for (int64_t blk = lo; blk < hi; ++blk) {
+          const int64_t ic = blk * MC_ROWS, mc = std::min(MC_ROWS, m - ic);
+          pack_a<MR>(a, ic, mc, pc, kc, apack.get());
+          for (int64_t jr = 0; jr < nc; jr += NR)
+            for (int64_t ir = 0; ir < mc; ir += MR)
+              tile(kc, apack.get() + ir * kc, bpack.get() + jr * kc, c + (ic + ir) * n + jc + jr, n,
+                   static_cast<int>(std::min<int64_t>(MR, mc - ir)), static_cast<int>(std::min<int64_t>(NR, nc - jr)),
+                   pc == 0);
+        }
+      });
+    }
+  }
+}
+
+// NaN outputs get the canonical quiet NaN (a NaN's payload depends on which operand the hardware
+// propagated).
+void canonical_nans(float* c, int64_t count) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 0; i < count; ++i) c[i] = c[i] != c[i] ? nan : c[i];
+}
+
+}  // namespace
+
+// fixed_mm(a, b, isa): (M, K) @ (K, N) or (B, M, K) @ (B, K, N), float32 CPU, any strides, in the
+// fixed order above; isa = "avx512" | "avx2" | "scalar" (the same bits from each).
+at::Tensor fixed_mm(const at::Tensor& a, const at::Tensor& b, const std::string& isa) {
+  TORCH_CHECK(a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == at::kFloat &&
+              b.scalar_type() == at::kFloat, "fixed_mm: float32 CPU tensors");
+  TORCH_CHECK((a.dim() == 2 || a.dim() == 3) && a.dim() == b.dim() && a.size(-1) == b.size(-2) &&
+              (a.dim() == 2 || a.size(0) == b.size(0)), "fixed_mm: (M, K) @ (K, N) or (B, M, K) @ (B, K, N)");
+  const bool flat = a.dim() == 2;
+  const at::Tensor a3 = flat ? a.unsqueeze(0) : a, b3 = flat ? b.unsqueeze(0) : b;
+  const int64_t nb = a3.size(0), m = a3.size(1), k = a3.size(2), n = b3.size(2);
+  auto out = at::empty({nb, m, n}, a.options());
+  const float* ap = a3.data_ptr<float>();
+  const float* bp = b3.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for (int64_t i = 0; i < nb; ++i) {
+    const Operand ai{ap + i * a3.stride(0), a3.stride(1), a3.stride(2)};
+    const Operand bi{bp + i * b3.stride(0), b3.stride(1), b3.stride(2)};
+    float* ci = op + i * m * n;
+#ifdef FIXED_X86
+    if (isa == "avx512" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+      fixed_gemm<12, 32>(ai, bi, ci, m, n, k, tile_avx512);
+      continue;
+    }
+    if (isa == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      fixed_gemm<6, 16>(ai, bi, ci, m, n, k, tile_avx2);
+      continue;
+    }
+#endif
+    fixed_gemm<4, 8>(ai, bi, ci, m, n, k, tile_scalar<4, 8>);
+  }
+  canonical_nans(op, nb * m * n);
+  return flat ? out.squeeze(0) : out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("fixed_mm", &fixed_mm, "fixed-order float32 product (products.py)");
   m.def("exp64", &exp64, "portable exp / expm1 (float64 out)");
   m.def("log64", &log64, "portable log (float64 out)");
   m.def("gelu_tanh64", &gelu_tanh64, "tanh GELU forward / backward (float64)");
   m.def("exact_sum3", &exact_sum3, "three-slice exact sum over the middle dim (float64 out)");
-  m.def("split_operand", &split_operand, "two-slice fixed point of a matmul operand");
   m.def("softmax_rows", &softmax_rows, "softmax / log_softmax and their backward over rows (float64 out)");
   m.def("layer_norm_stats", &layer_norm_stats, "layer norm mean and variance over rows (float64)");
   m.def("layer_norm_apply", &layer_norm_apply, "layer norm output over rows (float64)");
   m.def("layer_norm_backward_rows", &layer_norm_backward_rows, "layer norm backward over rows (float64 out)");
-  m.def("combine_products", &combine_products, "combination of exact_matmul's products");
 }

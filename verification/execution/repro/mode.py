@@ -15,8 +15,9 @@ exact as it is
 rewritten
     operators whose kernels reduce in a device-, thread- or ISA-dependent order, call a libm
     (SLEEF, glibc, libdevice), or may fuse a multiply and an add into one FMA: matmuls and
-    convolutions become exact products of two-slice fixed point (``exact``), sums and means exact
-    sums of three slices,
+    convolutions become fixed-order float32 products (``products``: one order of fused
+    multiply-adds on every device, one operator ``pinpoint.fixed_mm`` in the op trace), sums and
+    means exact sums of three slices,
     softmax / log-softmax / cross-entropy / layer norm and their backward passes are recomposed
     from exact sums and the portable functions (``elementwise``, ``special``), and compound
     updates (``add(alpha=)``, ``addcmul``, ``addcdiv``, ``lerp`` — what ``torch.optim``'s SGD, Adam
@@ -28,9 +29,9 @@ refused
     nothing runs silently native. ``check_coverage`` runs a program on fake tensors to find such
     an operator before any work is done.
 
-Accuracy: a matmul keeps 2b bits, a sum 3b bits, below the largest magnitude of each block it
-reduces (``exact``'s bounds; b is 20 for a 1024-long dot product); elementwise functions are
-float64 evaluations rounded once to the output dtype.
+Accuracy: a matmul has the error of a float32 dot product relative to its terms (``products``'
+bound); a sum keeps 3b bits below the largest magnitude of each block it reduces (``exact``'s
+bound); elementwise functions are float64 evaluations rounded once to the output dtype.
 float16 and bfloat16 inputs are widened to float32 (exactly) and rounded back once.
 
 The rules are those of RepOps (Arun et al. 2025, "Verde", §5) and of the batch-invariant kernels
@@ -65,9 +66,9 @@ from verification.execution.repro.exact import (
     ReproError,
     ceil_log2,
     exact_cumsum,
-    exact_matmul,
     exact_sum,
 )
+from verification.execution.repro.products import fixed_matmul
 from verification.execution.repro.rng import MAX_DRAW, StepRng, random_words
 from verification.execution.repro.special import (
     portable_cos_2pi,
@@ -213,11 +214,11 @@ def matmul_dtype(*tensors: torch.Tensor) -> torch.dtype:
 def do_mm(a, b):
     if not a.is_floating_point():
         return aten.mm.default(a, b)
-    return exact_matmul(widen(a), widen(b)).to(matmul_dtype(a, b))
+    return fixed_matmul(widen(a), widen(b)).to(matmul_dtype(a, b))
 
 
 def do_bmm(a, b):
-    return exact_matmul(widen(a), widen(b)).to(matmul_dtype(a, b))
+    return fixed_matmul(widen(a), widen(b)).to(matmul_dtype(a, b))
 
 
 def add_scaled_product(bias, product, beta, alpha):
@@ -254,14 +255,14 @@ def check_convolution(weight, stride, padding, dilation, transposed, output_padd
 
 
 def convolve(x, weight, padding):
-    """Stride-1 convolution without bias via im2col and one exact matmul."""
+    """Stride-1 convolution without bias via im2col and one fixed-order product."""
     b, o = x.shape[0], weight.shape[0]
     kh, kw = weight.shape[-2:]
     h_out = x.shape[2] + 2 * padding[0] - kh + 1
     w_out = x.shape[3] + 2 * padding[1] - kw + 1
     cols = aten.im2col.default(x, [kh, kw], [1, 1], list(padding), [1, 1])  # (B, C kh kw, L)
     rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-    out = exact_matmul(rows, weight.reshape(o, -1).t())  # (B L, O)
+    out = fixed_matmul(rows, weight.reshape(o, -1).t())  # (B L, O)
     return out.reshape(b, h_out, w_out, o).permute(0, 3, 1, 2).contiguous()
 
 
@@ -289,7 +290,7 @@ def do_convolution_backward(g, x, weight, bias_sizes, stride, padding, dilation,
         cols = aten.im2col.default(x, [kh, kw], [1, 1], list(padding), [1, 1])
         rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
         g_rows = g.permute(0, 2, 3, 1).reshape(-1, o)
-        grad_w = exact_matmul(g_rows.t().contiguous(), rows).reshape(weight.shape).to(dtype)
+        grad_w = fixed_matmul(g_rows.t().contiguous(), rows).reshape(weight.shape).to(dtype)
     if output_mask[2]:
         grad_b = reduce_exact(g, [0, 2, 3], False).to(dtype)
     return grad_x, grad_w, grad_b
@@ -560,7 +561,7 @@ def do_embedding_backward(g, indices, num_weights, padding_idx, scale_grad_by_fr
     if padding_idx >= 0:
         onehot[padding_idx] = False
     rows = widen(g).reshape(-1, g.shape[-1])
-    return exact_matmul(onehot.to(rows.dtype), rows).to(g.dtype)
+    return fixed_matmul(onehot.to(rows.dtype), rows).to(g.dtype)
 
 
 def unary(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:

@@ -1,0 +1,128 @@
+"""Matrix products whose bits do not depend on the device, the instruction set or the thread count.
+
+The fixed order
+---------------
+block
+    The inner dimension ``K`` of ``A @ B`` is cut into blocks of ``BLOCK`` (256) consecutive terms,
+    the last one shorter. ``BLOCK`` is part of the order, as the Merkle formats are part of a root:
+    it is not tuned per machine.
+fixed-order product
+    Every output ``c[m, n]`` is computed as
+    ``p_b = fma(a[m, k], b[k, n], p_b)`` for ``k`` in block ``b`` in increasing order, from
+    ``p_b = +0``; then ``c = p_0``, ``c = c + p_1``, ... in block order, each a float32 operation.
+    ``fma`` is IEEE 754's fusedMultiplyAdd: one correctly rounded operation, so AVX-512, AVX2, a
+    scalar ``std::fma``, a GPU's ``fmaf`` and the float64 emulation below all give its one result.
+
+Vector lanes of the CPU kernels (``fused.cpp``: ``fixed_mm``) run across output columns, never
+across ``k``, so a lane performs the scalar chain; tiling, packing and threads change which outputs
+are computed together, never the operations of one. NaN outputs are the canonical quiet NaN.
+This is the approach of Gensyn's RepOps (Arun et al. 2025, "Verde", §5): one fixed reduction
+order on every device, instead of exact accumulation.
+
+*Bound* (Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., §3.1): with
+``u = 2**-24``, ``L = min(K, BLOCK)`` and ``n_b = ceil(K / BLOCK)`` blocks,
+``|ĉ - c| <= γ(L + n_b - 1) · Σ_k |a_k b_k|`` where ``γ(j) = j u / (1 - j u)``: the error of a
+float32 dot product, relative to the terms themselves (an outlier 10**4 above the rest costs what
+float32 costs it; ``[1e30, 1] · [0, 1]`` is exactly 1). Products below float32's subnormal range
+round as float32 arithmetic does, and a
+partial beyond float32's range is infinite, as in any float32 dot product (the bound holds where
+``Σ_k |a_k b_k|`` is finite in float32).
+
+Where the C++ kernel is not available (other devices, a failed build, tensor subclasses), the same
+order runs in torch: each ``fma`` emulated in float64 (``emulate_fma``), ``BLOCK`` + ``n_b`` vector
+operations per output, slow but the same bits (``tests/repro/test_products.py``).
+
+In reproducible mode's operator trace a product is one operator, ``pinpoint.fixed_mm.default``,
+which the referee re-executes (``verification.execution.opgraph.resolve_operator``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+BLOCK = 256  # terms per block of the fixed order
+ISAS = {"AVX512": "avx512", "AVX2": "avx2"}  # torch's CPU capability -> the kernel that runs
+
+
+@functools.cache
+def get_isa() -> str:
+    """The CPU kernel to run: torch's own capability (``ATEN_CPU_CAPABILITY`` lowers it, as on an
+    older machine), else the scalar one. Every kernel gives the same bits."""
+    return ISAS.get(torch.backends.cpu.get_cpu_capability(), "scalar")
+
+
+def emulate_fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """float32 ``fma(a, b, c)`` (broadcasting) from float64 operations, correctly rounded.
+
+    ``a b`` is exact in float64 (24 + 24 bits). ``s = a b + c`` is rounded to *odd* (Boldo and
+    Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to
+    odd", IEEE Trans. Computers 2008): the nearest sum ``s`` and its exact error ``e`` (Knuth's
+    TwoSum), and where ``e != 0`` and ``s`` is even, the neighbour of ``s`` towards ``e``. A value
+    rounded to odd with 53 >= 2·24 + 2 bits rounds to float32 as the exact sum does, subnormals and
+    overflow included. Infinities and NaN pass through the plain sum.
+    """
+    p = a.double() * b.double()
+    c64 = c.double()
+    s = p + c64
+    bp = s - c64  # Knuth's TwoSum with (c, a b): e = c + a b - s exactly
+    e = (c64 - (s - bp)) + (p - bp)
+    bits = s.view(torch.int64)
+    step = torch.where((e > 0) == (s > 0), 1, -1)
+    fix = (e != 0) & ((bits & 1) == 0) & torch.isfinite(s)
+    return torch.where(fix, bits + step, bits).view(torch.float64).to(torch.float32)
+
+
+def torch_fixed_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The fixed-order product in torch operations on any device: ``(..., M, K) @ (..., K, N)``."""
+    k = a.shape[-1]
+    shape = (*a.shape[:-1], b.shape[-1])
+    out = torch.zeros(shape, dtype=torch.float32, device=a.device)
+    for start in range(0, k, BLOCK):
+        part = torch.zeros(shape, dtype=torch.float32, device=a.device)
+        for i in range(start, min(k, start + BLOCK)):
+            part = emulate_fma(a[..., :, i:i + 1], b[..., i:i + 1, :], part)
+        out = part if start == 0 else out + part
+    return torch.where(out.isnan(), torch.tensor(float("nan"), device=a.device), out)
+
+
+def is_kernel_input(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return all(type(t) is torch.Tensor and t.device.type == "cpu" and t.dtype == torch.float32 for t in (a, b))
+
+
+@torch.library.custom_op("pinpoint::fixed_mm", mutates_args=())
+def fixed_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The fixed-order product of float32 ``(M, K) @ (K, N)`` or ``(B, M, K) @ (B, K, N)``."""
+    from verification.execution.repro import fused
+
+    ext = fused.get_kernels() if fused.is_enabled() and is_kernel_input(a, b) else None
+    if ext is not None:
+        return ext.fixed_mm(a, b, get_isa())
+    return torch_fixed_mm(a, b)
+
+
+@fixed_mm.register_fake
+def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a.new_empty((*a.shape[:-1], b.shape[-1]))
+
+
+class ProductError(ValueError):
+    """A product reproducible mode does not cover (names the shapes or dtype)."""
+
+
+def fixed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for float32 ``(M, K) @ (K, N)`` or ``(B, M, K) @ (B, K, N)`` in the fixed order."""
+    if a.dtype != torch.float32 or b.dtype != torch.float32:
+        raise ProductError(f"fixed-order product takes float32 operands, got {a.dtype} and {b.dtype}")
+    if not (a.dim() == b.dim() in (2, 3) and a.shape[-1] == b.shape[-2] and a.shape[:-2] == b.shape[:-2]):
+        raise ProductError(f"fixed-order product of shapes {tuple(a.shape)} and {tuple(b.shape)}: "
+                           "expected (M, K) @ (K, N) or (B, M, K) @ (B, K, N)")
+    if torch._C._len_torch_dispatch_stack() == 0 and is_kernel_input(a, b):
+        # Nobody watches the operators (no recording, no fake tensors): the kernel directly, without
+        # the op's dispatch (14 us of a small product's 17); the same bits either way.
+        from verification.execution.repro import fused
+
+        if (ext := fused.get_kernels() if fused.is_enabled() else None) is not None:
+            return ext.fixed_mm(a, b, get_isa())
+    return torch.ops.pinpoint.fixed_mm(a, b)
