@@ -35,11 +35,11 @@ with ``python -m verification.execution.repro.build``.
 Where a tensor feeds several operators, autograd adds the gradient contributions with IEEE adds
 in the engine's order, which is fixed by the graph (the same on every device).
 
-Supported: float32 (float16/bfloat16 widened exactly and rounded back once); matmul inner
-dimensions up to 2**20; stride-1 convolutions; non-overlapping max pooling. NaN payload bits are
+Supported: float32 (float16/bfloat16 widened exactly and rounded back once); matmuls of any
+inner dimension in one fixed order of fused multiply-adds (``products``); stride-1 convolutions; non-overlapping max pooling. NaN payload bits are
 not canonicalised (a run that reaches NaN is reproducibly NaN, not necessarily bit-identical). The
-Ozaki-style splitting follows Ozaki et al. 2012 and the goal follows Gensyn's RepOps (Arun et al.
-2025, "Verde") and RepDL.
+fixed-order products follow Gensyn's RepOps (Arun et al. 2025, "Verde") and RepDL; the exact sums
+follow Ozaki et al. 2012's error-free splitting.
 """
 
 from verification.execution.repro.exact import ReproError
