@@ -19,6 +19,10 @@ SecretKey, PublicKey, Signature
 HashName
     The hash function a job commits with (:mod:`proofs.hashing`). Like every protocol enum it is a
     ``StrEnum``: a member is its string, so records, JSON and job ids read the same as before.
+Party
+    A role in the dispute game (``verification.dispute``): the two players, solver and
+    challenger, and the referee who rules. A ruling's winner and a move's maker are parties; the
+    messages of :mod:`proofs.messages` carry them as their plain names.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ ROOT_SIZE = 32
 class HashName(StrEnum):
     SHA256 = "sha256"  # FIPS 180-4, via hashlib
     BLAKE3 = "blake3"
+
+
+class Party(StrEnum):
+    SOLVER = "solver"  # claims the trace under test
+    CHALLENGER = "challenger"  # disputes it
+    REFEREE = "referee"  # rules on the one disputed step or operator
 
 
 def is_root(value: object) -> bool:

@@ -114,7 +114,7 @@ from proofs.messages import (
     message_from_json,
     message_to_json,
 )
-from proofs.types import Root, Step, is_root
+from proofs.types import Party, Root, Step, is_root
 from verification.execution.opgraph import (
     COMMIT_OP,
     Operands,
@@ -137,15 +137,6 @@ from verification.referee import (
     rule_on_structure,
 )
 from verification.spec import get_type_errors
-
-
-class Party(StrEnum):
-    """Who makes a move: the two players, and the referee who rules (a ``str``: transcripts and
-    reports hold the plain names)."""
-
-    SOLVER = "solver"
-    CHALLENGER = "challenger"
-    REFEREE = "referee"
 
 
 class Event(StrEnum):
@@ -196,7 +187,7 @@ class GameError(RuntimeError):
 class Forfeit(Exception):
     """A party failed to answer validly or in time."""
 
-    def __init__(self, party: str, reason: str):
+    def __init__(self, party: Party, reason: str):
         super().__init__(f"{party} forfeits: {reason}")
         self.party = party
         self.reason = reason
@@ -240,7 +231,7 @@ def compute_game_round_bound(steps: int, interval: int, ops_per_step: int, arity
 
 # kind of move (as a transcript names it): the message classes it carries (``proofs.messages``)
 # and the parties that may make it
-MOVE_KINDS: dict[str, tuple[tuple[type, ...], frozenset[str]]] = {
+MOVE_KINDS: dict[str, tuple[tuple[type, ...], frozenset[Party]]] = {
     "reveal-checkpoint": ((RevealCheckpoint,), frozenset({Party.SOLVER})),
     "dispute-checkpoint": ((ChallengeCheckpoint,), frozenset({Party.CHALLENGER})),
     "narrow": ((ChallengeInterval,), frozenset({Party.CHALLENGER})),
@@ -263,8 +254,8 @@ class Move:
     of the game, the seconds it took, and its link to the move before."""
 
     index: int
-    status: str
-    party: str
+    status: Status
+    party: Party
     message: Any  # one of ``proofs.messages.GAME_MOVES``
     elapsed_s: float
     previous: str
@@ -299,7 +290,9 @@ def get_move_message(kind: Any, payload: Any) -> Any:
 
 def compute_move_id(index: int, status: str, party: str, kind: str, payload: dict[str, Any],
                     elapsed_s: float, previous: str, hashing: Hashing) -> str:
-    """The id of a move: the hash of all its other fields (``previous`` chains it to the move before)."""
+    """The id of a move: the hash of all its other fields (``previous`` chains it to the move before).
+    ``status`` and ``party`` are plain strings: the game passes its ``Status`` and ``Party`` (which
+    are their names), a transcript check the names a stored move holds, valid or not."""
     body = json.dumps([index, status, party, kind, payload, elapsed_s, previous], sort_keys=True)
     return hash_parts(DOMAIN_TRACE, b"move", body.encode(), hashing=hashing).hex()
 
@@ -357,13 +350,13 @@ class ChessClock:
 
     budget_s: float
     now: Callable[[], float] = time.perf_counter
-    used_s: dict[str, float] = field(default_factory=dict)
+    used_s: dict[Party, float] = field(default_factory=dict)
     worker: ThreadPoolExecutor | None = field(default=None, repr=False)
 
-    def get_remaining(self, party: str) -> float:
+    def get_remaining(self, party: Party) -> float:
         return max(self.budget_s - self.used_s.get(party, 0.0), 0.0)
 
-    def call(self, party: str, provider: Any, method: str, *args: Any) -> tuple[Any, float]:
+    def call(self, party: Party, provider: Any, method: str, *args: Any) -> tuple[Any, float]:
         """``provider.method(*args)`` on ``party``'s clock: ``(answer, seconds)`` or ``Forfeit``."""
         if self.worker is None:
             self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-provider")
@@ -417,7 +410,7 @@ class DisputeResult:
     first_divergent_step: Step | None
     operator: str | None
     referee_ops: int
-    winner: str
+    winner: Party
     reason: str
     levels: dict[str, int]
     transcript: str | None
@@ -470,7 +463,7 @@ class OperatorSpan:
 
     step: Step
     pre: Root
-    posts: dict[str, Root]
+    posts: dict[Party, Root]
 
 
 @dataclass(frozen=True)
@@ -481,7 +474,7 @@ class OperatorCase:
     pre: Root
     index: int
     agreed: Root
-    records: dict[str, OpRecord | None]
+    records: dict[Party, OpRecord | None]
 
 
 class CheckpointLevel:
@@ -522,7 +515,7 @@ class CheckpointLevel:
 @dataclass(frozen=True)
 class OpenedSteps:
     span: StepSpan
-    commits: dict[str, Root]
+    commits: dict[Party, Root]
 
 
 class StepLevel:
@@ -541,7 +534,7 @@ class StepLevel:
             raise Forfeit(Party.SOLVER, f"step commitment does not end at its checkpoint root of step {span.end}")
         return opened
 
-    def reveal_one(self, game: DisputeGame, opened: OpenedSteps, party: str, step: int) -> Root:
+    def reveal_one(self, game: DisputeGame, opened: OpenedSteps, party: Party, step: int) -> Root:
         return game._step_root(party, opened.commits[party], (opened.span.start, opened.span.end), Step(step))
 
     def reveal(self, game: DisputeGame, opened: OpenedSteps, step: int) -> bool:
@@ -564,7 +557,7 @@ class StepLevel:
 class OpenedOperators:
     span: OperatorSpan
     genesis: Root
-    commits: dict[str, OpsCommitment]
+    commits: dict[Party, OpsCommitment]
 
 
 class OperatorLevel:
@@ -579,7 +572,7 @@ class OperatorLevel:
             game._check_final_record(party, opened.commits[party], genesis, span.posts[party])
         return opened
 
-    def reveal_one(self, game: DisputeGame, opened: OpenedOperators, party: str, position: int) -> Root:
+    def reveal_one(self, game: DisputeGame, opened: OpenedOperators, party: Party, position: int) -> Root:
         return game._op_digest(party, opened.commits[party], opened.genesis, position)
 
     def reveal(self, game: DisputeGame, opened: OpenedOperators, position: int) -> bool:
@@ -615,7 +608,7 @@ class DisputeGame:
         self.program = program
         self.solver = solver
         self.challenger = challenger
-        self.providers: dict[str, Provider] = {Party.SOLVER: solver, Party.CHALLENGER: challenger}
+        self.providers: dict[Party, Provider] = {Party.SOLVER: solver, Party.CHALLENGER: challenger}
         self.trace_root = trace_root
         self.arity = arity
         self.operator_level = program.spec.operator_level if operator_level is None else operator_level
@@ -629,7 +622,7 @@ class DisputeGame:
         self.rounds = {level.name: 0 for level in LEVELS}
 
     # -- state machine and transcript -------------------------------------------------------
-    def ask(self, party: str, method: str, *args: Any) -> tuple[Any, float]:
+    def ask(self, party: Party, method: str, *args: Any) -> tuple[Any, float]:
         """``party``'s answer to ``method(*args)`` on its clock, checked for shape."""
         answer, elapsed = self.clock.call(party, self.providers[party], method, *args)
         if not ANSWER_CHECKS[method](answer):
@@ -643,16 +636,16 @@ class DisputeGame:
             raise GameError(f"illegal move {event!r} in status {self.status.value!r}")
         self.status = nxt
 
-    def record(self, party: str, message: Any, elapsed: float = 0.0) -> None:
+    def record(self, party: Party, message: Any, elapsed: float = 0.0) -> None:
         """Append ``party``'s move ``message`` (``proofs.messages.GAME_MOVES``) to the transcript."""
         kind = KIND_OF_MESSAGE[type(message)]
         # Rule: a move is made by a party that may make its kind.
         if party not in MOVE_KINDS[kind][1]:
             raise GameError(f"{party} cannot make a {kind} move")
         index, previous, elapsed_s = len(self.moves), self.get_head() or "", round(elapsed, 6)
-        move_id = compute_move_id(index, self.status.value, party, kind, message_to_json(message), elapsed_s,
+        move_id = compute_move_id(index, self.status, party, kind, message_to_json(message), elapsed_s,
                                   previous, self.hashing)
-        self.moves.append(Move(index, self.status.value, party, message, elapsed_s, previous, move_id))
+        self.moves.append(Move(index, self.status, party, message, elapsed_s, previous, move_id))
 
     def get_head(self) -> str | None:
         """The transcript head: the id of the last move."""
@@ -686,12 +679,12 @@ class DisputeGame:
         return self._solver_checkpoint(index) == self._challenger_checkpoint(index)
 
     # -- level 2: steps ----------------------------------------------------------------------
-    def _commit_steps(self, party: str, start: Step, end: Step) -> Root:
+    def _commit_steps(self, party: Party, start: Step, end: Step) -> Root:
         root, elapsed = self.ask(party, "commit_steps", start, end)
         self.record(party, CommitSteps(start, end, root), elapsed)
         return root
 
-    def _step_root(self, party: str, commitment: Root, span: tuple[Step, Step], step: Step) -> Root:
+    def _step_root(self, party: Party, commitment: Root, span: tuple[Step, Step], step: Step) -> Root:
         (root, proof), elapsed = self.ask(party, "step_root", step)
         start, end = span
         leaf = hash_leaf(root, DOMAIN_STEPS, self.hashing)
@@ -705,7 +698,7 @@ class DisputeGame:
         return root
 
     # -- level 3: operators of the disputed step ---------------------------------------------
-    def _commit_ops(self, party: str, step: Step) -> OpsCommitment:
+    def _commit_ops(self, party: Party, step: Step) -> OpsCommitment:
         commitment, elapsed = self.ask(party, "commit_ops", step)
         # Rule: an op commitment holds at least the record that commits the post-state.
         if not isinstance(commitment, OpsCommitment) or commitment.count < 1:
@@ -713,7 +706,7 @@ class DisputeGame:
         self.record(party, CommitOps(step, commitment.root, commitment.count), elapsed)
         return commitment
 
-    def _op_digest(self, party: str, commitment: OpsCommitment, genesis: Root, position: int) -> Root:
+    def _op_digest(self, party: Party, commitment: OpsCommitment, genesis: Root, position: int) -> Root:
         """The party's digest at bisection position ``position``: ``h_{position-1}`` (genesis at 0)."""
         if position == 0:
             return genesis
@@ -729,7 +722,7 @@ class DisputeGame:
         self.record(party, RevealOp(index, digest), elapsed)
         return digest
 
-    def _open_record(self, party: str, index: int, previous: Root, digest: Root) -> OpRecord:
+    def _open_record(self, party: Party, index: int, previous: Root, digest: Root) -> OpRecord:
         record, elapsed = self.ask(party, "open_op", index)
         # Rule: an opened record must chain from the previous digest to the party's digest at its index.
         if not isinstance(record, OpRecord) or record.index != index or \
@@ -738,7 +731,7 @@ class DisputeGame:
         self.record(party, OpenOp(index, record.op, tuple(record.outputs)), elapsed)
         return record
 
-    def _check_final_record(self, party: str, commitment: OpsCommitment, genesis: Root, post: Root) -> None:
+    def _check_final_record(self, party: Party, commitment: OpsCommitment, genesis: Root, post: Root) -> None:
         last = commitment.count - 1
         previous = self._op_digest(party, commitment, genesis, last)
         record = self._open_record(party, last, previous, self._op_digest(party, commitment, genesis, last + 1))

@@ -106,7 +106,7 @@ from verification.solver import (
     sign_commitments,
     train_solver,
 )
-from verification.spec import JobSpec, SolverSpec, SpecError, validate_spec
+from verification.spec import JobSpec, Mode, Policy, SolverSpec, SpecError, validate_spec
 from verification.strategies import (
     StrategyError,
     compute_divergence,
@@ -582,7 +582,7 @@ def train_replica(job: Job, dataset: DatasetCommitment, paths: ArtifactPaths, pr
 
 def is_environment_bound(spec: JobSpec) -> bool:
     """Whether a trace's bits depend on its execution environment: ``exact`` mode (docs/design.md §3)."""
-    return spec.mode == "exact"
+    return spec.mode == Mode.EXACT
 
 
 def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
@@ -609,7 +609,7 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
     # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
     accused = get_declared_divergence(job)
     replica = None
-    if selected and spec.spot_check_policy == "replicate" and spec.mode != "tolerance":
+    if selected and spec.spot_check_policy == Policy.REPLICATE and spec.mode != Mode.TOLERANCE:
         replica = train_replica(job, dataset, paths, program)
     with program.settings():  # the environment the verifier's own checks run in
         environment = replica.environment if replica is not None else program.environment()
@@ -622,15 +622,15 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
         run, claimed = runs[sid], commitments[sid].message
         if evidence[sid] is not None:
             checks[sid] = check_equivocation(sid, spec.spot_check_policy, evidence[sid])
-        elif sid not in selected or (replica is None and spec.spot_check_policy == "replicate"
-                                     and spec.mode != "tolerance"):
+        elif sid not in selected or (replica is None and spec.spot_check_policy == Policy.REPLICATE
+                                     and spec.mode != Mode.TOLERANCE):
             checks[sid] = not_checked(sid, spec.spot_check_policy)
         elif is_environment_bound(spec) and claimed.environment != environment:
             # Rule: in exact mode a verifier judges only a trace made in its own environment.
             checks[sid] = inconclusive(sid, spec.spot_check_policy, claimed.environment, environment)
-        elif spec.mode == "tolerance" and accused is None:  # PoL: distances, not roots
+        elif spec.mode == Mode.TOLERANCE and accused is None:  # PoL: distances, not roots
             every = tuple(range(spec.num_checkpoints - 1))
-            intervals = every if spec.spot_check_policy == "replicate" else compute_check_intervals(
+            intervals = every if spec.spot_check_policy == Policy.REPLICATE else compute_check_intervals(
                 coin, sid, commitments[sid].signature, spec.num_checkpoints - 1, spec.intervals_per_check, hashing)
             checks[sid] = check_tolerance(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                           intervals, spec.tolerance_rho)
@@ -638,7 +638,7 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
             checks[sid] = check_replicate(sid, claimed.trace_root, replica, hashing)
         elif accused is not None:  # a false challenger accuses the interval of its own wrong step
             interval = (accused - 1) // spec.checkpoint_interval
-            checks[sid] = SpotCheck(sid, True, "interval", (interval,), True, interval, 0, 0.0)
+            checks[sid] = SpotCheck(sid, True, Policy.INTERVAL, (interval,), True, interval, 0, 0.0)
         else:
             intervals = compute_check_intervals(coin, sid, commitments[sid].signature, spec.num_checkpoints - 1,
                                                 spec.intervals_per_check, hashing)

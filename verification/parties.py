@@ -44,7 +44,7 @@ import torch
 
 from proofs.merkle import MerkleProof
 from proofs.messages import Commitment, Signed
-from verification.execution.opgraph import InputRef, Operands, OpRecord, OpsCommitment
+from verification.execution.opgraph import InputKind, InputRef, Operands, OpRecord, OpsCommitment
 from verification.execution.state import State
 from verification.solver import TrainingRun
 
@@ -55,7 +55,7 @@ MAX_ANSWER_BYTES = 1 << 32  # an answer larger than this is refused (a party can
 NUMPY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
                  *{type(np.dtype(code)) for code in "?bhilqBHILQefd"}]
 # Everything an answer may contain besides tensors, numbers, strings, bytes and containers.
-ANSWER_CLASSES: list[Any] = [MerkleProof, InputRef, OpRecord, OpsCommitment, Operands, State, TrainingRun,
+ANSWER_CLASSES: list[Any] = [MerkleProof, InputRef, InputKind, OpRecord, OpsCommitment, Operands, State, TrainingRun,
                              Commitment, Signed, *NUMPY_GLOBALS]
 
 

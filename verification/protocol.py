@@ -39,7 +39,7 @@ from typing import Any
 
 from proofs.bls import get_backend
 from proofs.messages import Commitment, Ruling, Signed, verify_signed
-from proofs.types import JobId, PartyId, Root, SolverId, Step
+from proofs.types import JobId, Party, PartyId, Root, SolverId, Step
 from verification.dispute import DisputeResult
 from verification.job import (
     REFEREE,
@@ -402,11 +402,11 @@ def compute_outcome(job: Job, check: SpotCheck, dispute: DisputeResult | None, t
         return SolverVerdict(sid, "unverified")
     if dispute is None:
         return SolverVerdict(sid, "paid")
-    if dispute.winner == "challenger" and ticket is not None and dispute.first_divergent_step == job.spec.steps:
+    if dispute.winner == Party.CHALLENGER and ticket is not None and dispute.first_divergent_step == job.spec.steps:
         # Rule (Truebit §4.4): a forced error found is paid to the solver as correct work and to
         # the challenger from the jackpot; it excuses only the last step, where it was injected.
         return SolverVerdict(sid, "paid", challenger=verifier, forced_error=True)
-    if dispute.winner == "challenger":
+    if dispute.winner == Party.CHALLENGER:
         return SolverVerdict(sid, "slashed", challenger=verifier)
     return SolverVerdict(sid, "paid", challenger=verifier, false_challenge=True)
 
@@ -435,12 +435,12 @@ def compute_ruling(job_id: JobId, result: DisputeResult) -> Ruling:
     winner and what each side and the referee claimed the ruled-on computation outputs."""
     zero = Root(bytes(32))
 
-    def claimed(party: str) -> Root:
+    def claimed(party: Party) -> Root:
         return Root(bytes.fromhex(result.outputs[party])) if party in result.outputs else zero
 
     operator = result.operator or ("step" if result.outputs else "forfeit")
     return Ruling(job_id, result.transcript_head or "", Step(result.first_divergent_step or 0), operator,
-                  PartyId(result.winner), claimed("solver"), claimed("challenger"), claimed("referee"))
+                  PartyId(result.winner), claimed(Party.SOLVER), claimed(Party.CHALLENGER), claimed(Party.REFEREE))
 
 
 def process_rule(job: Job, state: JobState, signed: Signed) -> JobState:

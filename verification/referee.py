@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -41,9 +42,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from proofs.encoding import state_root, verify_tensor
 from proofs.hashing import Hashing
-from proofs.types import Root, Step
+from proofs.types import Party, Root, Step
 from verification.execution.opgraph import (
     COMMIT_OP,
+    InputKind,
     Operands,
     OpGraphError,
     OpRecord,
@@ -64,6 +66,13 @@ class RefereeError(ValueError):
     """The referee was handed input that does not match what the parties agreed on."""
 
 
+class RulingKind(StrEnum):
+    """What an operator ruling is on (the module docstring): a ``str``, as the ruling message holds it."""
+
+    STRUCTURE = "structure"  # the records differ in operator, arguments or input sources
+    OUTPUT = "output"  # the records differ only in output hashes
+
+
 class OpCounter(TorchDispatchMode):
     """Counts the aten operators executed inside the ``with`` block."""
 
@@ -82,13 +91,13 @@ class StepRuling:
     referee_root: Root
     solver_root: Root
     challenger_root: Root
-    winner: str  # "solver" | "challenger"
+    winner: Party  # the solver or the challenger
     referee_ops: int
 
 
-def compute_winner(referee_root: Root, solver_root: Root) -> str:
+def compute_winner(referee_root: Root, solver_root: Root) -> Party:
     # Rule: the solver's claim is under test; it wins only if the referee reproduces it.
-    return "solver" if referee_root == solver_root else "challenger"
+    return Party.SOLVER if referee_root == solver_root else Party.CHALLENGER
 
 
 def rule_on_step(program: Program, opened: State, agreed_root: Root, step: Step,
@@ -110,8 +119,8 @@ class OpRuling:
     step: Step
     index: int
     operator: str  # the operator at the disputed index (the canonical one in a structure ruling)
-    kind: str  # "structure" | "output"
-    winner: str  # "solver" | "challenger"
+    kind: RulingKind
+    winner: Party  # the solver or the challenger
     referee_ops: int  # operators executed on real data
     schedule_ops: int  # operators replayed on fake tensors (zero FLOPs) to derive the schedule
     referee_outputs: tuple[str, ...] = ()
@@ -123,10 +132,10 @@ def rule_on_structure(program: Program, step: Step, index: int, solver_record: O
     schedule = derive_schedule(program, step)
     canonical = schedule[index] if index < len(schedule) else None
     # Rule: the record at the disputed index must be the canonical schedule's (none past its end).
-    winner = "solver" if get_structure(solver_record) == canonical else "challenger"
+    winner = Party.SOLVER if get_structure(solver_record) == canonical else Party.CHALLENGER
     claimed = solver_record or challenger_record
     operator = canonical[0] if canonical is not None else claimed.op
-    return OpRuling(step, index, operator, "structure", winner, 0, len(schedule))
+    return OpRuling(step, index, operator, RulingKind.STRUCTURE, winner, 0, len(schedule))
 
 
 def get_agreed_outputs(operands: Operands, index: int, agreed_digest: Root, hashing: Hashing) -> dict[int, tuple[str, ...]]:
@@ -145,16 +154,16 @@ def check_operand(program: Program, pre_root: Root, agreed: dict[int, tuple[str,
     hashing = program.spec.hashing
     if array is None:
         raise RefereeError(f"operand {ref.source()} was not opened")
-    if ref.kind == "state":
+    if ref.kind == InputKind.STATE:
         # Rule: a pre-state input must be that tensor of the agreed pre-state root.
         if proof is None or not verify_tensor(pre_root, ref.name, array, proof, hashing):
             raise RefereeError(f"opened {ref.name!r} is not in the agreed pre-state {pre_root.hex()}")
-    elif ref.kind == "op":
+    elif ref.kind == InputKind.OP:
         # Rule: an earlier operator's output must hash to the value both parties agreed on.
         if ref.op not in agreed or not 0 <= ref.pos < len(agreed[ref.op]) or \
                 hash_array(array, hashing) != agreed[ref.op][ref.pos]:
             raise RefereeError(f"opened output {ref.pos} of operator #{ref.op} does not match its agreed hash")
-    elif ref.kind == "const":
+    elif ref.kind == InputKind.CONST:
         # Rule: a constant must hash to the content named in the record both parties committed to.
         if hash_array(array, hashing) != ref.name:
             raise RefereeError(f"opened constant does not hash to {ref.name}")
@@ -169,10 +178,10 @@ def get_operands(program: Program, step: Step, pre_root: Root, agreed_digest: Ro
     if not len(operands.arrays) == len(operands.proofs) == len(record.inputs):
         raise RefereeError(f"{len(operands.arrays)} operands opened for {len(record.inputs)} inputs")
     agreed = get_agreed_outputs(operands, record.index, agreed_digest, hashing)
-    batch = program.batch(step) if any(ref.kind == "batch" for ref in record.inputs) else None
+    batch = program.batch(step) if any(ref.kind == InputKind.BATCH for ref in record.inputs) else None
     values = []
     for ref, array, proof in zip(record.inputs, operands.arrays, operands.proofs, strict=True):
-        if ref.kind == "batch":
+        if ref.kind == InputKind.BATCH:
             # Rule: batch inputs are the referee's own, recomputed from the dataset root and the step.
             values.append(getattr(batch, ref.name) if ref.name in ("x", "y") else None)
             if values[-1] is None:
@@ -208,10 +217,10 @@ def rule_on_output(program: Program, step: Step, pre_root: Root, agreed_digest: 
             outputs, ops = hash_outputs(out, hashing), counter.count
     except (OpGraphError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise RefereeError(f"operator #{record.index} {record.op} cannot be recomputed: {exc}") from exc
-    return OpRuling(step, record.index, record.op, "output", compute_winner_on_outputs(outputs, record.outputs),
+    return OpRuling(step, record.index, record.op, RulingKind.OUTPUT, compute_winner_on_outputs(outputs, record.outputs),
                     ops, 0, outputs)
 
 
-def compute_winner_on_outputs(referee_outputs: tuple[str, ...], solver_outputs: tuple[str, ...]) -> str:
+def compute_winner_on_outputs(referee_outputs: tuple[str, ...], solver_outputs: tuple[str, ...]) -> Party:
     # Rule: the solver's claim is under test; it wins only if the referee reproduces every output.
-    return "solver" if referee_outputs == solver_outputs else "challenger"
+    return Party.SOLVER if referee_outputs == solver_outputs else Party.CHALLENGER

@@ -50,10 +50,10 @@ import torch
 from proofs.types import Step
 from verification.execution.program import Program
 from verification.execution.state import State
-from verification.spec import JobSpec
+from verification.spec import JobSpec, Mode
 
 METRICS = ("l1", "l2", "linf", "cosine")
-EXECUTION_MODES = ("exact", "reproducible")
+EXECUTION_MODES = (Mode.EXACT, Mode.REPRODUCIBLE)
 DEFAULT_RHOS = (0.01, 0.1, 0.5, 1.0)
 
 
@@ -180,13 +180,13 @@ ProgramFactory = Callable[[JobSpec], Program]
 class ModeChecks:
     """Every interval check of one execution mode: honest, spoofed, and the calibration job's."""
 
-    mode: str
+    mode: Mode
     honest: list[IntervalCheck]
     spoofed: list[IntervalCheck]
     calibration: list[IntervalCheck]
 
 
-def measure_mode(spec: JobSpec, make_program: ProgramFactory, mode: str, threads: tuple[int, int]) -> ModeChecks:
+def measure_mode(spec: JobSpec, make_program: ProgramFactory, mode: Mode, threads: tuple[int, int]) -> ModeChecks:
     """Prover on ``threads[0]`` threads, verifier re-executing on ``threads[1]``."""
     def environments(job: JobSpec) -> tuple[Program, Program]:
         return (make_program(dataclasses.replace(job, mode=mode, threads=threads[0])),

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from proofs.encoding import trace_root
 from proofs.hashing import DOMAIN_COIN, Hashing, hash_parts
@@ -54,6 +55,7 @@ from verification.execution.checkpoints import CheckpointError, read_checkpoint
 from verification.execution.program import Program
 from verification.execution.state import State, StateError
 from verification.solver import TrainingRun
+from verification.spec import Mode, Policy
 from verification.tolerance import (
     compute_distances,
     compute_relative_thresholds,
@@ -65,7 +67,7 @@ from verification.tolerance import (
 class SpotCheck:
     solver_id: SolverId
     checked: bool
-    policy: str
+    policy: Policy | Literal[Mode.TOLERANCE]  # the spec's policy, or tolerance mode's PoL check
     intervals: tuple[int, ...]
     mismatch: bool
     disputed_interval: int | None  # interval policy: the first mismatching interval
@@ -161,7 +163,7 @@ def check_replicate(solver_id: SolverId, claimed_trace_root: Root, replica: Trai
     start = time.perf_counter()
     mismatch = trace_root(list(replica.roots), hashing) != claimed_trace_root
     intervals = tuple(range(len(replica.roots) - 1))
-    return SpotCheck(solver_id, True, "replicate", intervals, mismatch, None, replica.steps,
+    return SpotCheck(solver_id, True, Policy.REPLICATE, intervals, mismatch, None, replica.steps,
                      time.perf_counter() - start + replica.seconds)
 
 
@@ -199,7 +201,7 @@ def check_interval(program: Program, solver_id: SolverId, roots: tuple[Root, ...
         if state.root(hashing) != roots[i + 1]:
             disputed = i
             break
-    return SpotCheck(solver_id, True, "interval", intervals, disputed is not None, disputed,
+    return SpotCheck(solver_id, True, Policy.INTERVAL, intervals, disputed is not None, disputed,
                      executed, time.perf_counter() - start)
 
 
@@ -228,7 +230,7 @@ def check_tolerance(program: Program, solver_id: SolverId, roots: tuple[Root, ..
         if not is_within_tolerance(compute_distances(replayed, hi), thresholds):
             disputed = i
             break
-    return SpotCheck(solver_id, True, "tolerance", intervals, disputed is not None, disputed,
+    return SpotCheck(solver_id, True, Mode.TOLERANCE, intervals, disputed is not None, disputed,
                      executed, time.perf_counter() - start)
 
 
@@ -243,21 +245,21 @@ def find_equivocation(primary: Signed, published: list[Signed], public_key: byte
     return None
 
 
-def check_equivocation(solver_id: SolverId, policy: str, evidence: Equivocation) -> SpotCheck:
+def check_equivocation(solver_id: SolverId, policy: Policy, evidence: Equivocation) -> SpotCheck:
     """The verdict of a verifier holding equivocation evidence: checked, nothing re-executed."""
     return SpotCheck(solver_id, True, policy, (), False, None, 0, 0.0, evidence)
 
 
-def not_checked(solver_id: SolverId, policy: str) -> SpotCheck:
+def not_checked(solver_id: SolverId, policy: Policy) -> SpotCheck:
     return SpotCheck(solver_id, False, policy, (), False, None, 0, 0.0)
 
 
-def forfeited(solver_id: SolverId, policy: str, reason: str) -> SpotCheck:
+def forfeited(solver_id: SolverId, policy: Policy, reason: str) -> SpotCheck:
     """A solver that delivered no signed trace: nothing to check, it forfeits."""
     return SpotCheck(solver_id, False, policy, (), False, None, 0, 0.0, forfeit=reason)
 
 
-def inconclusive(solver_id: SolverId, policy: str, solver_environment: str, verifier_environment: str) -> SpotCheck:
+def inconclusive(solver_id: SolverId, policy: Policy, solver_environment: str, verifier_environment: str) -> SpotCheck:
     """An exact-mode trace made in another environment than the verifier's: no challenge (an
     honest solver must not be slashed for its hardware); reproducible mode is the remedy."""
     reason = (f"exact mode: the solver ran in [{solver_environment}], the verifier in "

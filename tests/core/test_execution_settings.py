@@ -33,7 +33,7 @@ from verification.execution.program import (
 )
 from verification.providers import TraceProvider
 from verification.solver import train
-from verification.spec import get_preset
+from verification.spec import Mode, get_preset
 from verification.verifier import check_interval
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,14 +75,14 @@ def test_building_a_program_changes_no_torch_setting_and_no_environment_variable
 
 
 def test_exact_mode_pins_its_settings_inside_and_puts_every_one_back_on_exit(elsewhere):
-    with execution_settings("exact", 1) as wanted:
+    with execution_settings(Mode.EXACT, 1) as wanted:
         assert get_torch_settings() == wanted == TorchSettings(1, True, False, False, False, ":4096:8")
         assert os.environ[CUBLAS_WORKSPACE] == ":4096:8"
     assert get_torch_settings() == elsewhere and CUBLAS_WORKSPACE not in os.environ
 
 
 def test_the_settings_are_put_back_when_the_work_raises(elsewhere):
-    with pytest.raises(RuntimeError, match="the work failed"), execution_settings("exact", 1):
+    with pytest.raises(RuntimeError, match="the work failed"), execution_settings(Mode.EXACT, 1):
         raise RuntimeError("the work failed")
     assert get_torch_settings() == elsewhere
 
@@ -95,16 +95,16 @@ def test_reproducible_and_tolerance_leave_tf32_and_the_workspace_as_they_are(els
 
 
 def test_contexts_nest_and_each_exit_puts_back_its_own_changes(elsewhere):
-    with execution_settings("exact", 1) as outer:
-        with execution_settings("reproducible", 2) as inner:
+    with execution_settings(Mode.EXACT, 1) as outer:
+        with execution_settings(Mode.REPRODUCIBLE, 2) as inner:
             assert get_torch_settings() == inner and not inner.deterministic and inner.threads == 2
         assert get_torch_settings() == outer
     assert get_torch_settings() == elsewhere
 
 
 def test_a_context_already_in_force_changes_and_puts_back_nothing(elsewhere):
-    with execution_settings("exact", 1) as outer:
-        with execution_settings("exact", 1):
+    with execution_settings(Mode.EXACT, 1) as outer:
+        with execution_settings(Mode.EXACT, 1):
             torch.set_num_threads(2)  # a party's own change inside: not the inner context's to undo
         assert get_torch_settings() == dataclasses.replace(outer, threads=2)
     assert get_torch_settings() == elsewhere  # the outer context set the thread count: it puts it back
@@ -112,7 +112,7 @@ def test_a_context_already_in_force_changes_and_puts_back_nothing(elsewhere):
 
 def test_the_workspace_is_refused_once_cuda_is_up_and_nothing_changes(elsewhere, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # CUDA came up before the setting
-    with pytest.raises(ProgramError, match="CUBLAS_WORKSPACE_CONFIG"), execution_settings("exact", 1):
+    with pytest.raises(ProgramError, match="CUBLAS_WORKSPACE_CONFIG"), execution_settings(Mode.EXACT, 1):
         pass
     assert get_torch_settings() == elsewhere
 
@@ -120,14 +120,14 @@ def test_the_workspace_is_refused_once_cuda_is_up_and_nothing_changes(elsewhere,
 def test_a_workspace_that_cuda_initialised_under_stays_for_the_process(elsewhere, monkeypatch):
     up = {"cuda": False}
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: up["cuda"])
-    with execution_settings("exact", 1):
+    with execution_settings(Mode.EXACT, 1):
         up["cuda"] = True  # the first GPU matmul initialised CUDA: cuBLAS read the variable
     assert get_torch_settings() == dataclasses.replace(elsewhere, cublas_workspace=":4096:8")
 
 
 def test_an_existing_workspace_is_kept_and_not_removed(elsewhere, monkeypatch):
     monkeypatch.setenv(CUBLAS_WORKSPACE, ":16:8")
-    with execution_settings("exact", 1) as wanted:
+    with execution_settings(Mode.EXACT, 1) as wanted:
         assert wanted.cublas_workspace == ":16:8"
     assert os.environ[CUBLAS_WORKSPACE] == ":16:8"
 
@@ -135,17 +135,17 @@ def test_an_existing_workspace_is_kept_and_not_removed(elsewhere, monkeypatch):
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True])
 def test_a_thread_count_below_one_is_refused_by_name(threads):
     with pytest.raises(ProgramError, match="thread count of at least 1"):
-        compute_mode_settings("exact", threads, ELSEWHERE)
+        compute_mode_settings(Mode.EXACT, threads, ELSEWHERE)
 
 
 def test_restoring_sets_back_only_what_the_context_changed():
-    wanted = compute_mode_settings("reproducible", 1, ELSEWHERE)
+    wanted = compute_mode_settings(Mode.REPRODUCIBLE, 1, ELSEWHERE)
     now = dataclasses.replace(wanted, cudnn_tf32=False)  # changed inside by someone else
     assert compute_restored(ELSEWHERE, wanted, now) == dataclasses.replace(ELSEWHERE, cudnn_tf32=False)
 
 
 def test_configure_mode_pins_the_settings_for_the_rest_of_the_process(elsewhere):
-    assert configure_mode("exact", 1) == get_torch_settings() == TorchSettings(1, True, False, False, False,
+    assert configure_mode(Mode.EXACT, 1) == get_torch_settings() == TorchSettings(1, True, False, False, False,
                                                                                ":4096:8")
 
 

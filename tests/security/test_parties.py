@@ -287,3 +287,17 @@ def test_answers_decode_on_many_threads_at_once():
     with ThreadPoolExecutor(max_workers=8) as pool:
         decoded = list(pool.map(lambda _: decode_answer("p", answer), range(400)))
     assert all(d == ("ok", (b"\x01" * 32, MerkleProof(1, 4, (b"a" * 32,)))) for d in decoded)
+
+
+def test_an_operator_record_decodes_with_its_input_kinds():
+    """A party's op record reaches the coordinator with its input kinds as ``InputKind`` members
+    (allowed by ``ANSWER_CLASSES``), and encodes to the bytes of the plain names."""
+    from verification.execution.opgraph import InputKind, InputRef, OpRecord, encode_record
+    from verification.parties import decode_answer, encode_answer
+
+    record = OpRecord(3, "aten.add.Tensor", "{}", (InputRef(InputKind.STATE, "w"), InputRef(InputKind.OP, "", 1, 0)),
+                      ("00" * 32,))
+    status, decoded = decode_answer("solver", encode_answer("ok", record))
+    assert status == "ok" and decoded == record and type(decoded.inputs[0].kind) is InputKind
+    plain = OpRecord(3, "aten.add.Tensor", "{}", (InputRef("state", "w"), InputRef("op", "", 1, 0)), ("00" * 32,))
+    assert encode_record(decoded) == encode_record(plain)

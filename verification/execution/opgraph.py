@@ -54,6 +54,7 @@ import json
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -84,16 +85,25 @@ class OpGraphError(ValueError):
     """An operator cannot be recorded or rebuilt (names the operator and the value)."""
 
 
+class InputKind(StrEnum):
+    """Where an input ref's tensor comes from (the module docstring): a ``str``, as records hold it."""
+
+    STATE = "state"  # a tensor of the agreed pre-state, by name
+    BATCH = "batch"  # x or y of the step's batch
+    OP = "op"  # an output of an earlier record
+    CONST = "const"  # a tensor made from Python data, by content hash
+
+
 @dataclass(frozen=True)
 class InputRef:
-    kind: str  # "state" | "batch" | "op" | "const"
+    kind: InputKind
     name: str = ""  # state tensor name, "x"/"y", or a constant's content hash
     op: int = -1
     pos: int = -1
     shape: tuple[int, ...] = ()
     stride: tuple[int, ...] = ()
 
-    def source(self) -> tuple[str, str, int, int]:
+    def source(self) -> tuple[InputKind, str, int, int]:
         return self.kind, self.name, self.op, self.pos
 
 
@@ -219,7 +229,7 @@ def encode_typed_record(record: OpRecord) -> bytes | None:
         return None
     inputs = []
     for r in record.inputs:
-        if type(r) is not InputRef or type(r.kind) is not str or type(r.name) is not str or type(r.op) is not int \
+        if type(r) is not InputRef or type(r.kind) not in (InputKind, str) or type(r.name) is not str or type(r.op) is not int \
                 or type(r.pos) is not int or type(r.shape) is not tuple or type(r.stride) is not tuple \
                 or not all(type(d) is int for d in r.shape + r.stride):
             return None
@@ -309,22 +319,22 @@ class OpRecorder(TorchDispatchMode):
         self.constants: dict[str, np.ndarray] = {}
         self.records: list[OpRecord] = []
         self.outputs: dict[int, tuple[np.ndarray | None, ...]] = {}
-        self._by_id: dict[int, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
-        self._by_view: dict[tuple, tuple[weakref.ref, tuple[str, str, int, int]]] = {}
+        self._by_id: dict[int, tuple[weakref.ref, tuple[InputKind, str, int, int]]] = {}
+        self._by_view: dict[tuple, tuple[weakref.ref, tuple[InputKind, str, int, int]]] = {}
 
-    def register(self, tensor: torch.Tensor, kind: str, name: str = "", op: int = -1, pos: int = -1) -> None:
+    def register(self, tensor: torch.Tensor, kind: InputKind, name: str = "", op: int = -1, pos: int = -1) -> None:
         self._by_id[id(tensor)] = (weakref.ref(tensor), (kind, name, op, pos))
         self._by_view[get_view_key(tensor)] = (weakref.ref(tensor.untyped_storage()), (kind, name, op, pos))
 
     def register_state(self, state: State) -> None:
         for name, tensor in state.tensors.items():
-            self.register(tensor, "state", name)
+            self.register(tensor, InputKind.STATE, name)
 
     def register_batch(self, batch: Batch) -> None:
-        self.register(batch.x, "batch", "x")
-        self.register(batch.y, "batch", "y")
+        self.register(batch.x, InputKind.BATCH, "x")
+        self.register(batch.y, InputKind.BATCH, "y")
 
-    def get_view_source(self, tensor: torch.Tensor) -> tuple[str, str, int, int] | None:
+    def get_view_source(self, tensor: torch.Tensor) -> tuple[InputKind, str, int, int] | None:
         """The source registered for ``tensor``'s memory, if that memory is the registered one: a
         storage address is reused once freed, and the allocator's reuse differs between two runs
         of a step, so an entry counts only while its storage lives (a storage's Python object
@@ -337,7 +347,7 @@ class OpRecorder(TorchDispatchMode):
         # An id is the tensor's only while the registered tensor is alive (ids are reused).
         source = entry[1] if entry is not None and entry[0]() is tensor else self.get_view_source(tensor)
         if source is None:
-            source = ("const", self.add_constant(tensor), -1, -1)
+            source = (InputKind.CONST, self.add_constant(tensor), -1, -1)
         return InputRef(*source, tuple(tensor.shape), tuple(tensor.stride()))
 
     def add_constant(self, tensor: torch.Tensor) -> str:
@@ -383,7 +393,7 @@ class OpRecorder(TorchDispatchMode):
             self.outputs[index] = arrays
         for pos, leaf in enumerate(leaves):
             if isinstance(leaf, torch.Tensor):
-                self.register(leaf, "op", op=index, pos=pos)
+                self.register(leaf, InputKind.OP, op=index, pos=pos)
 
     def append_commit(self, post: State, pre: State) -> None:
         """The closing ``pinpoint.commit_state`` record: post-state tensors in, state root out."""
@@ -391,7 +401,7 @@ class OpRecorder(TorchDispatchMode):
         inputs = [self.get_ref(post.tensors[n]) for n in names]
         # The RNG key is carried over from the pre-state; any other key is a constant of the party's.
         rng_source = "" if post.rng == pre.rng else hash_output(post.rng, self.hashing)
-        inputs.append(InputRef("state", RNG_KEY) if not rng_source else InputRef("const", rng_source))
+        inputs.append(InputRef(InputKind.STATE, RNG_KEY) if not rng_source else InputRef(InputKind.CONST, rng_source))
         args = canonical_json({"names": names, "step": int(post.step)})
         outputs = () if self.schedule_only else (post.root(self.hashing).hex(),)
         self.records.append(OpRecord(len(self.records), COMMIT_OP, args, tuple(inputs), outputs))
@@ -494,7 +504,7 @@ def derive_schedule(program: Program, step: Step) -> list[tuple]:
 
 def get_input_ops(record: OpRecord) -> frozenset[int]:
     """The earlier records whose outputs feed ``record``."""
-    return frozenset(ref.op for ref in record.inputs if ref.kind == "op" and 0 <= ref.op < record.index)
+    return frozenset(ref.op for ref in record.inputs if ref.kind == InputKind.OP and 0 <= ref.op < record.index)
 
 
 def reopen_outputs(program: Program, strategy: Any, pre: State, trace: OpTrace, indices: frozenset[int]) -> OpTrace:
@@ -518,19 +528,19 @@ def open_operands(trace: OpTrace, pre: State, index: int) -> Operands:
     arrays = pre.to_arrays()
     opened, proofs = [], []
     for ref in record.inputs:
-        if ref.kind == "state" and ref.name in arrays:
+        if ref.kind == InputKind.STATE and ref.name in arrays:
             opened.append(arrays[ref.name])
             proofs.append(tensor_proof(arrays, ref.name, trace.hashing))
-        elif ref.kind == "op" and 0 <= ref.op < index:
+        elif ref.kind == InputKind.OP and 0 <= ref.op < index:
             opened.append(trace.outputs[ref.op][ref.pos])
             proofs.append(None)
-        elif ref.kind == "const" and ref.name in trace.constants:
+        elif ref.kind == InputKind.CONST and ref.name in trace.constants:
             opened.append(trace.constants[ref.name])
             proofs.append(None)
         else:
             opened.append(None)
             proofs.append(None)
-    first = min((ref.op for ref in record.inputs if ref.kind == "op" and 0 <= ref.op < index), default=index)
+    first = min((ref.op for ref in record.inputs if ref.kind == InputKind.OP and 0 <= ref.op < index), default=index)
     start = trace.genesis if first == 0 else trace.digests[first - 1]
     return Operands(tuple(opened), tuple(proofs), start, trace.records[first:index])
 

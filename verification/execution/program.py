@@ -58,7 +58,7 @@ from verification.execution.pieces import (
 from verification.execution.repro.mode import reproducible
 from verification.execution.repro.rng import StepRng
 from verification.execution.state import State
-from verification.spec import JobSpec
+from verification.spec import JobSpec, Mode
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def get_torch_settings() -> TorchSettings:
                          os.environ.get(CUBLAS_WORKSPACE))
 
 
-def compute_mode_settings(mode: str, threads: int, current: TorchSettings) -> TorchSettings:
+def compute_mode_settings(mode: Mode, threads: int, current: TorchSettings) -> TorchSettings:
     """The settings ``mode`` runs under on ``threads`` intra-op threads, from ``current`` (what a
     mode does not pin stays as it is).
 
@@ -130,7 +130,7 @@ def compute_mode_settings(mode: str, threads: int, current: TorchSettings) -> To
     many elementwise kernels. ``ProgramError`` for a thread count below 1."""
     if type(threads) is not int or threads < 1:
         raise ProgramError(f"execution settings need a thread count of at least 1, got {threads!r}")
-    if mode != "exact":
+    if mode != Mode.EXACT:
         return dataclasses.replace(current, threads=threads, deterministic=False, deterministic_warn_only=False)
     # TF32 rounds matmul and convolution inputs to 10 mantissa bits on Ampere and later, and
     # cuDNN allows it by default: exact mode computes in float32 as the CPU does.
@@ -177,7 +177,7 @@ def compute_restored(before: TorchSettings, wanted: TorchSettings, now: TorchSet
 
 
 @contextlib.contextmanager
-def execution_settings(mode: str, threads: int) -> Iterator[TorchSettings]:
+def execution_settings(mode: Mode, threads: int) -> Iterator[TorchSettings]:
     """Run the body under the settings of ``mode`` on ``threads`` intra-op threads
     (``compute_mode_settings``), and put back, on exit, every setting that entering changed
     (``compute_restored``). The settings are process-wide: enter it around a party's or the
@@ -194,7 +194,7 @@ def execution_settings(mode: str, threads: int) -> Iterator[TorchSettings]:
         apply_torch_settings(compute_restored(before, wanted, now), now)
 
 
-def configure_mode(mode: str, threads: int) -> TorchSettings:
+def configure_mode(mode: Mode, threads: int) -> TorchSettings:
     """Pin the settings of ``mode`` for the rest of the process, with no restore: for a process
     that runs one job's program and nothing else (a benchmark session). Anything else enters
     ``execution_settings``."""
@@ -293,14 +293,14 @@ class Program:
         """Where the module is built: its random draws come from the job seed (a portable
         generator in ``reproducible`` mode, torch's own otherwise, restored afterwards)."""
         seed = derive_seed(self.spec.seed, "init")
-        if self.spec.mode == "reproducible":
+        if self.spec.mode == Mode.REPRODUCIBLE:
             return reproducible(seed=seed)
         return seeded_torch_rng(seed, torch.device("cpu"))  # modules are built on the CPU, then moved
 
     def execution(self, rng: StepRng | None = None):
         """The context every operator of a step runs in: ``reproducible()`` in that mode (with the
         step's RNG for dropout); torch's kernels, seeded from the same RNG, otherwise."""
-        if self.spec.mode == "reproducible":
+        if self.spec.mode == Mode.REPRODUCIBLE:
             return reproducible(rng=rng)
         if rng is None:
             return contextlib.nullcontext()
