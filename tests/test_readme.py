@@ -84,4 +84,4 @@ def test_readme_program_script_runs_as_printed(tmp_path):
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines()[-2:] == ["honest paid None None", "mallet slashed 13 aten.to.dtype"]
+    assert done.stdout.splitlines()[-2:] == ["honest paid None None", "mallet slashed 13 pinpoint.fixed_mm.default"]
