@@ -66,7 +66,6 @@ from proofs.hashing import (
     SHA256,
     Hasher,
     Hashing,
-    get_hashing,
 )
 from proofs.merkle import MerkleProof, hash_leaf, merkle_proof, merkle_root, verify_merkle_proof
 from proofs.merkle.core import leaf_prefix, node_prefix
@@ -313,7 +312,6 @@ def state_root(arrays: Mapping[str, np.ndarray], hashing: Hashing = SHA256) -> R
         root = module.state_root_arrays([arrays[name] for name in names], *fast)
         if root is not None:
             return Root(root)
-    hashing = as_context(hashing)
     canonical = [canonical_layout(name, arrays[name]) for name in names]
     plan = get_state_plan(tuple((name, a.shape, a.dtype) for name, a in zip(names, canonical, strict=True)),
                           hashing)
@@ -332,13 +330,6 @@ def state_root(arrays: Mapping[str, np.ndarray], hashing: Hashing = SHA256) -> R
 
 
 _FAST_PLANS: dict[tuple[str, ...], tuple[tuple, tuple[bytes, ...]]] = {}  # sorted names -> (expected, plan)
-
-
-def as_context(hashing: Hashing | str) -> Hashing:
-    """``hashing``, or the context of a hash name. Only :func:`state_root` and
-    :func:`get_state_plan` take a name too, because ``tests/proofs/test_native.py`` still passes
-    them ``"sha256"``; once it passes :data:`proofs.hashing.SHA256` this goes."""
-    return hashing if isinstance(hashing, Hashing) else get_hashing(hashing)
 
 
 def compute_expected_arrays(canonical: Sequence[np.ndarray]) -> tuple:
@@ -369,7 +360,7 @@ class StatePlan:
 def get_state_plan(layout: tuple[tuple[str, tuple[int, ...], np.dtype], ...], hashing: Hashing) -> StatePlan:
     """The (cached) plan of a state of canonical tensors, ``layout`` = sorted ``(name, shape, dtype)``.
     Names are checked here (:func:`encode_name`); an invalid one raises and is never cached."""
-    hashing, small, other = as_context(hashing), [], []
+    small, other = [], []
     for index, (name, shape, dtype) in enumerate(layout):
         encode_name(name)
         if dtype.kind in "fc":

@@ -7,15 +7,16 @@ from hypothesis import strategies as st
 
 from proofs import encoding, native
 from proofs.encoding import EncodingError, buffer_state_root, state_root
+from proofs.hashing import SHA256
 from tests.proofs.test_encoding import state_arrays
 
 needs_native = pytest.mark.skipif(native.get_module() is None, reason="the C state root could not be built here")
 
 
-def python_root(arrays, hash_name="sha256"):
+def python_root(arrays, hashing=SHA256):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(native.ENV_SWITCH, "0")
-        return state_root(arrays, hash_name)
+        return state_root(arrays, hashing)
 
 
 @needs_native
@@ -83,7 +84,7 @@ def test_the_c_buffer_root_is_the_python_buffer_root(shapes, nan):
 def test_the_c_module_refuses_an_inconsistent_plan():
     module = native.get_module()
     arrays = [np.zeros(4, np.float32)]
-    plan = encoding.get_state_plan((("w", (4,), np.dtype("<f4")),), "sha256").native
+    plan = encoding.get_state_plan((("w", (4,), np.dtype("<f4")),), SHA256).native
     with pytest.raises(TypeError, match="plan must be 9 byte strings"):
         module.state_root(arrays, plan[:4], True)
     with pytest.raises(ValueError, match="1 tensors, got 2 buffers"):

@@ -75,6 +75,7 @@ from verification.execution.program import (
     fake_batch,
     fake_state,
 )
+from verification.execution.repro import products  # noqa: F401 - registers pinpoint::fixed_mm, which resolve_operator names
 from verification.execution.state import RNG_KEY, State
 
 COMMIT_OP = "pinpoint.commit_state"
@@ -546,8 +547,6 @@ def open_operands(trace: OpTrace, pre: State, index: int) -> Operands:
 
 
 # -- the referee's side: rebuilding and running one operator -------------------------------------
-from verification.execution.repro import products  # noqa: E402,F401 - registers pinpoint::fixed_mm
-
 OPERATOR_NAMESPACES = ("aten", "pinpoint")  # torch's operators and reproducible mode's own (products)
 
 
