@@ -19,7 +19,11 @@ levels
     (``verification.referee``). With ``operator_level`` off the referee re-executes the step.
 chess clock
     Each party has a time budget for all its answers; a party that errs, sends an invalid proof,
-    or runs out of time forfeits (Arbitrum BoLD's chess clocks).
+    or runs out of time forfeits (Arbitrum BoLD's chess clocks). A derived budget counts units of
+    work (honest steps of the job), not seconds: an answer is charged its wall seconds over the
+    seconds a reference step takes, and before a party is declared out of time the coordinator
+    times the reference again (``verification.clock``), so a machine that slows down does not
+    spend an honest party's budget; a declared ``party_time_budget_s`` is fixed seconds.
 round
     One dissection: both parties reveal their values at the ``k-1`` points of the current
     interval and the challenger narrows it. Level 1 bisects ``n1 = T/k_ckpt`` intervals, level 2
@@ -35,8 +39,9 @@ round
 
 deadline
     Every provider call runs in the game's one worker thread and must answer within the party's
-    remaining budget (``future.result(timeout=remaining)``); a party that stops answering forfeits
-    when its budget runs out instead of hanging the game. The abandoned call's thread may keep
+    remaining budget (``future.result(timeout=remaining units · latest reference)``); a party that
+    stops answering forfeits when its budget runs out, after at most ``MAX_REMEASURES``
+    re-measurements that find the machine slower, instead of hanging the game. The abandoned call's thread may keep
     running (torch kernels included) until the call returns; nothing it returns is used, and the
     interpreter waits for it at exit.
 move
@@ -115,6 +120,20 @@ from proofs.messages import (
     message_to_json,
 )
 from proofs.types import Party, Root, Step, is_root
+from verification.clock import (
+    MAX_REMEASURES,
+    MAX_SLOWDOWN,
+    REFERENCES,
+    SECOND,
+    Budget,
+    compute_charge,
+    compute_reference_s,
+    compute_remaining_units,
+    compute_wait_seconds,
+    describe_units,
+    is_out_of_time,
+    is_over_budget,
+)
 from verification.execution.opgraph import (
     COMMIT_OP,
     Operands,
@@ -340,46 +359,129 @@ ANSWER_CHECKS: dict[str, Callable[[Any], bool]] = {
 
 @dataclass
 class ChessClock:
-    """Per-party time budgets (Arbitrum BoLD's chess clocks). Calls run one at a time in a worker
-    thread; a call that does not answer within its party's remaining budget forfeits, and a party
-    that raises anything at all forfeits too. ``now`` is the clock the budgets are measured on
-    (tests inject a fake one, so no test depends on the machine's speed). Waiting for a hung party
-    takes its remaining budget in real seconds, or what ``now.timeout_for(remaining)`` says when
-    the clock has that method (a fake clock gives slow machines slack there, since its own time
-    does not move while a party computes)."""
+    """Per-party budgets counted in units of work, not in fixed seconds (Arbitrum BoLD's chess
+    clocks, which count L1 blocks; ``verification.clock`` defines the terms and the rules). Calls
+    run one at a time in a worker thread; a call that is not back within its party's remaining
+    units (at the latest measurement of the reference) or that brings the party's answers past its
+    budget costs the party a re-measurement of the reference first, and forfeits only if the
+    machine did not slow down enough to leave it time; a party that raises anything at all
+    forfeits at once.
 
-    budget_s: float
+    ``budget`` is a ``verification.clock.Budget`` (a float: that many fixed seconds).
+    ``reference`` returns the wall seconds of one of its units now (``None``: never re-measured;
+    a budget in seconds never is). ``now`` is the clock answers are timed on (tests inject a fake
+    one, and a fake reference, so no test depends on the machine's speed). Waiting for an answer
+    takes the party's remaining units times the latest reference, in real seconds, or what
+    ``now.timeout_for(seconds)`` says when the clock has that method (a fake clock gives slow
+    machines slack there, since its own time does not move while a party computes)."""
+
+    budget: Budget | float
     now: Callable[[], float] = time.perf_counter
-    used_s: dict[Party, float] = field(default_factory=dict)
+    reference: Callable[[], float] | None = None
+    max_remeasures: int = MAX_REMEASURES
+    max_slowdown: float = MAX_SLOWDOWN
+    used: dict[Party, float] = field(default_factory=dict)  # units charged in closed epochs
+    open_s: dict[Party, float] = field(default_factory=dict)  # seconds answered since the latest measurement
+    remeasures: dict[Party, int] = field(default_factory=dict)  # re-measurements each party caused
+    references_s: list[float] = field(default_factory=list)  # every measurement, the budget's first
     worker: ThreadPoolExecutor | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.budget, Budget):
+            self.budget = Budget.of_seconds(float(self.budget))
+        if not self.references_s:
+            self.references_s = [self.budget.reference_s]
+
+    @property
+    def budget_s(self) -> float:
+        """The budget in wall seconds at the reference it was set with."""
+        return self.budget.seconds
+
+    @property
+    def reference_s(self) -> float:
+        """The latest measurement of the reference: the seconds one unit takes now."""
+        return self.references_s[-1]
+
+    @property
+    def used_s(self) -> dict[Party, float]:
+        """Each party's charge in wall seconds at the latest reference (its seconds, for a budget in seconds)."""
+        return {p: self.get_charged(p) * self.reference_s for p in (*self.used, *self.open_s)}
+
+    def get_charged(self, party: Party) -> float:
+        """Units ``party``'s answers cost: closed epochs, and the open one at the latest reference."""
+        return self.used.get(party, 0.0) + self.open_s.get(party, 0.0) / self.reference_s
+
     def get_remaining(self, party: Party) -> float:
-        return max(self.budget_s - self.used_s.get(party, 0.0), 0.0)
+        """Units ``party`` has left."""
+        return compute_remaining_units(self.budget.units, self.get_charged(party))
+
+    def remeasure(self, party: Party) -> bool:
+        """Measure the reference again, on ``party``'s behalf, and close the epoch (every party's
+        open seconds are charged at the slower of its two references); ``False`` when the budget
+        is not re-measured or ``party`` has had its ``max_remeasures``."""
+        # Rule: a budget in seconds is never re-measured, and a party may cause at most
+        # ``max_remeasures`` re-measurements in a game.
+        if self.reference is None or self.budget.unit == SECOND or \
+                self.remeasures.get(party, 0) >= self.max_remeasures:
+            return False
+        self.remeasures[party] = self.remeasures.get(party, 0) + 1
+        measured = compute_reference_s(self.reference(), self.references_s[0], self.max_slowdown)
+        for p, seconds in self.open_s.items():
+            self.used[p] = self.used.get(p, 0.0) + compute_charge(seconds, self.reference_s, measured)
+        self.open_s = {}
+        self.references_s.append(measured)
+        return True
+
+    def describe_references(self) -> str:
+        """What one unit took, for a forfeit reason (nothing for a budget in seconds)."""
+        if self.budget.unit == SECOND:
+            return ""
+        again = ", re-measured " + ", ".join(f"{r:.4f}s" for r in self.references_s[1:]) \
+            if len(self.references_s) > 1 else ", not re-measured"
+        return f" (one {self.budget.unit}: {self.references_s[0]:.4f}s when the budget was set{again})"
+
+    def get_timeout(self, seconds: float) -> float:
+        """Real seconds to wait for an answer due within ``seconds`` on the clock."""
+        timeout_for = getattr(self.now, "timeout_for", None)
+        return timeout_for(seconds) if callable(timeout_for) else seconds
+
+    def charge(self, party: Party, seconds: float) -> None:
+        self.open_s[party] = self.open_s.get(party, 0.0) + seconds
 
     def call(self, party: Party, provider: Any, method: str, *args: Any) -> tuple[Any, float]:
         """``provider.method(*args)`` on ``party``'s clock: ``(answer, seconds)`` or ``Forfeit``."""
         if self.worker is None:
             self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-provider")
-        remaining, call = self.get_remaining(party), compute_call_name(method, args)
+        remaining, call, waited_s = self.get_remaining(party), compute_call_name(method, args), 0.0
         start = self.now()
         future = self.worker.submit(lambda: getattr(provider, method)(*args))
-        timeout_for = getattr(self.now, "timeout_for", None)
-        try:
-            result = future.result(timeout=timeout_for(remaining) if callable(timeout_for) else remaining)
-        except DeadlineExceeded:
-            self.used_s[party] = self.budget_s
-            abandon(provider)
-            # Rule: a party that does not answer within its remaining budget forfeits (the call is abandoned).
-            raise Forfeit(party, f"no answer to {call} within the {remaining:.2f}s "
-                                 f"left of its {self.budget_s:.2f}s time budget") from None
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- whatever a party raises is its forfeit
-            # Rule: a party that fails to answer (raises, exits, its process dies) forfeits.
-            raise Forfeit(party, compute_failure_reason(call, exc)) from None
+        while True:
+            wait_s = compute_wait_seconds(self.get_remaining(party), self.reference_s)
+            try:
+                result = future.result(timeout=self.get_timeout(wait_s))
+                break
+            except DeadlineExceeded:
+                # Rule: an answer not back by its deadline is charged the whole wait.
+                self.charge(party, wait_s)
+                waited_s += wait_s
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 -- whatever a party raises is its forfeit
+                # Rule: a party that fails to answer (raises, exits, its process dies) forfeits.
+                raise Forfeit(party, compute_failure_reason(call, exc)) from None
+            # Rule: a party out of time by a deadline forfeits (the call is abandoned) unless a
+            # re-measurement finds the machine slower and so leaves it time to wait on.
+            if not (self.remeasure(party) and not is_out_of_time(self.budget.units, self.get_charged(party))):
+                self.used[party], self.open_s[party] = self.budget.units, 0.0
+                abandon(provider)
+                raise Forfeit(party, f"no answer to {call} within the {describe_units(remaining, self.budget.unit)} "
+                                     f"left of its {self.budget.describe()} time budget{self.describe_references()}")
         elapsed = self.now() - start
-        self.used_s[party] = self.used_s.get(party, 0.0) + elapsed
-        # Rule: a party whose answers add up to more than its budget forfeits.
-        if self.used_s[party] > self.budget_s:
-            raise Forfeit(party, f"time budget of {self.budget_s:.2f}s exhausted by {call}")
+        self.charge(party, max(elapsed - waited_s, 0.0))
+        # Rule: a party whose answers add up to more than its budget forfeits, unless a
+        # re-measurement finds the machine slow enough to bring them back within it.
+        if is_over_budget(self.budget.units, self.get_charged(party)) and not (
+                self.remeasure(party) and not is_over_budget(self.budget.units, self.get_charged(party))):
+            raise Forfeit(party, f"time budget of {self.budget.describe()} exhausted by {call}"
+                                 f"{self.describe_references()}")
         return result, elapsed
 
     def stop(self) -> None:
@@ -387,6 +489,16 @@ class ChessClock:
         if self.worker is not None:
             self.worker.shutdown(wait=False, cancel_futures=True)
             self.worker = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The clock as a transcript records it: the budget (its units, what a unit is, the
+        reference's seconds when it was set), every measurement of the reference, and each party's
+        charge in units and the re-measurements it caused."""
+        return {"budget": self.budget.to_record(), "reference": REFERENCES[self.budget.unit],
+                "references_s": list(self.references_s),
+                "charged": {str(p): self.get_charged(p) for p in PARTIES},
+                "remeasures": {str(p): self.remeasures.get(p, 0) for p in PARTIES},
+                "max_remeasures": self.max_remeasures, "max_slowdown": self.max_slowdown}
 
 
 def compute_opening_fault(exc: Exception) -> str:
@@ -598,13 +710,16 @@ LEVELS = (CheckpointLevel(), StepLevel(), OperatorLevel())  # the full game, lev
 
 
 class DisputeGame:
-    """One dispute over one solver's commitment: the levels of ``LEVELS`` in turn, then the referee."""
+    """One dispute over one solver's commitment: the levels of ``LEVELS`` in turn, then the referee.
+    Each party's answers run on ``ChessClock(budget, clock, reference)``: ``budget`` in units of
+    ``reference`` (``verification.clock.Budget``; a float is fixed seconds), ``reference`` the
+    function that times one unit now (``None``: never re-measured)."""
 
     transitions = TRANSITIONS
 
     def __init__(self, program: Program, solver: Provider, challenger: Provider,
-                 trace_root: Root, arity: int, budget_s: float, operator_level: bool | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 trace_root: Root, arity: int, budget: Budget | float, operator_level: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter, reference: Callable[[], float] | None = None):
         self.program = program
         self.solver = solver
         self.challenger = challenger
@@ -615,7 +730,7 @@ class DisputeGame:
         self.hashing = program.spec.hashing
         self.levels = LEVELS if self.operator_level else LEVELS[:2]  # without level 3 the referee gets the step
         self.transitions = compute_transitions(tuple(level.status for level in self.levels))
-        self.clock = ChessClock(budget_s, clock)
+        self.clock = ChessClock(budget, clock, reference)
         self.num_checkpoints = program.spec.num_checkpoints
         self.status = Status.CHECKPOINTS
         self.moves: list[Move] = []
@@ -815,7 +930,7 @@ class DisputeGame:
 
     def transcript(self, result: DisputeResult) -> dict[str, Any]:
         return {"schema": TRANSCRIPT_SCHEMA, "hash_name": str(self.hashing), "trace_root": self.trace_root.hex(),
-                "arity": self.arity, "operator_level": self.operator_level,
+                "arity": self.arity, "operator_level": self.operator_level, "clock": self.clock.to_record(),
                 "result": asdict(result), "moves": [m.to_record() for m in self.moves]}
 
 
@@ -889,6 +1004,31 @@ def compute_move_fault(position: int, move: dict[str, Any], seen: dict[str, int]
     return None
 
 
+def is_positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf
+
+
+def compute_clock_fault(clock: Any) -> str | None:
+    """What is wrong with a transcript's clock record (``ChessClock.to_record``); ``None`` if nothing."""
+    if not isinstance(clock, dict):
+        return f"is a JSON {type(clock).__name__}, not an object"
+    budget, references, remeasures = clock.get("budget"), clock.get("references_s"), clock.get("remeasures")
+    # Rule: a clock names its budget as positive units of a known unit, and the reference's seconds.
+    if not isinstance(budget, dict) or budget.get("unit") not in REFERENCES or \
+            not is_positive_number(budget.get("units")) or not is_positive_number(budget.get("reference_s")):
+        return f"has budget {budget!r}, not positive units of one of {', '.join(REFERENCES)} with its reference's seconds"
+    if not isinstance(references, list) or not references or not all(map(is_positive_number, references)) \
+            or references[0] != budget["reference_s"]:
+        return f"has measurements {references!r}, not positive seconds starting at the budget's reference"
+    if not isinstance(remeasures, dict) or not all(type(n) is int and n >= 0 for n in remeasures.values()):
+        return f"has re-measurements {remeasures!r}, not counts per party"
+    # Rule: every measurement after the first was one party's re-measurement; a budget in seconds has none.
+    if len(references) - 1 != sum(remeasures.values()) or (budget["unit"] == SECOND and len(references) > 1):
+        return (f"has {len(references) - 1} re-measurements of the reference, but its parties caused "
+                f"{sum(remeasures.values())} (a budget in {budget['unit']})")
+    return None
+
+
 def compute_winner_of_move(move: dict[str, Any]) -> str | None:
     """The party a game's last move decides for: the ruling's winner, or the other side of a forfeit."""
     if move["kind"] == "rule":
@@ -913,6 +1053,9 @@ def compute_transcript_fault(transcript: Any, expected_head: str | None = None) 
         return f"names hash {transcript.get('hash_name')!r}, not one of {HASH_NAMES}"
     if not isinstance(moves, list) or not moves or not isinstance(result, dict):
         return "lacks its moves or its result"
+    # Rule: a clock record, when the transcript has one (older ones do not), is consistent.
+    if "clock" in transcript and (fault := compute_clock_fault(transcript["clock"])) is not None:
+        return f"clock record {fault}"
     seen: dict[str, int] = {}
     for position, move in enumerate(moves):
         fault = compute_move_fault(position, move, seen, hashing)
@@ -955,6 +1098,16 @@ def load_transcript(path: Path | str, expected_head: str | None = None) -> dict[
 FULL_FIELDS = ("op", "operator", "reason")  # shown whole in the markdown; digests and roots are cut
 
 
+def compute_clock_lines(clock: dict[str, Any] | None) -> list[str]:
+    """The clock's budget and measurements as a markdown paragraph (none for a transcript without a clock)."""
+    if not clock:
+        return []
+    budget, references = clock["budget"], clock["references_s"]
+    measured = ", ".join(f"{r:.4f}s" for r in references)
+    return ["", f"clock: {describe_units(budget['units'], budget['unit'])} each; unit: {clock['reference']}; "
+            f"measured {measured}"]
+
+
 def render_transcript_markdown(transcript: dict[str, Any], limit: int = 60) -> str:
     """The transcript as markdown (for the Dagster UI): the outcome, then a table of moves."""
     result = transcript["result"]
@@ -962,7 +1115,8 @@ def render_transcript_markdown(transcript: dict[str, Any], limit: int = 60) -> s
     lines = [f"**winner: {result['winner']}** — {result['reason']}  ",
              f"step {result['first_divergent_step']}, operator {result.get('operator') or '-'}"
              f" (#{result.get('operator_index')}), rounds {result['rounds']} ({levels}), "
-             f"referee ops {result['referee_ops']}, head `{str(result.get('transcript_head'))[:16]}`", "",
+             f"referee ops {result['referee_ops']}, head `{str(result.get('transcript_head'))[:16]}`",
+             *compute_clock_lines(transcript.get("clock")), "",
              "| # | status | party | move | details |", "|---|---|---|---|---|"]
     for move in transcript["moves"][:limit]:
         details = ", ".join(f"{k}={v if k in FULL_FIELDS else str(v)[:16]}" for k, v in move["payload"].items())

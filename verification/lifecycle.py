@@ -18,6 +18,7 @@ the artifacts directory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import secrets
 import time
@@ -43,6 +44,7 @@ from proofs.messages import (
 )
 from proofs.types import JobId, PartyId, Root, SolverId, Step, is_root
 from verification import store
+from verification.clock import SECOND, STEP, Budget, compute_budget_units, compute_reference_s
 from verification.data_parallel import DataParallelError, train_data_parallel
 from verification.dispute import DisputeGame, DisputeResult, save_transcript
 from verification.execution.program import Program, dry_run, load_program
@@ -345,10 +347,25 @@ def get_party_time_budget(spec: JobSpec, step_seconds: float) -> float:
     at most one interval of ``k`` steps and records one step, so an honest party on hardware up to
     ``DEADLINE_SLACK`` times slower than the coordinator's never runs out (a fixed 60 s did, at 1M
     parameters in reproducible mode); a hung one is cut off in minutes. Arbitrum's chess clock
-    likewise gives each side a budget sized to the work its moves need."""
+    likewise gives each side a budget sized to the work its moves need. These are seconds at the
+    measured speed; the game counts the same budget in steps (``get_party_budget``)."""
     if spec.party_time_budget_s > 0:
         return spec.party_time_budget_s
     return BUDGET_FLOOR_S + DEADLINE_SLACK * (spec.checkpoint_interval + RECORDING_STEPS) * step_seconds
+
+
+def get_party_budget(spec: JobSpec, step_seconds: float) -> Budget:
+    """Each dispute party's chess-clock budget (``verification.clock``): ``spec.party_time_budget_s``
+    fixed seconds when set, else ``get_party_time_budget`` counted in honest steps of the job,
+    ``step_seconds`` (one honest step, measured here) being the first measurement of its reference:
+    ``BUDGET_FLOOR_S / step + DEADLINE_SLACK · (k + RECORDING_STEPS)`` steps. The game times the
+    reference again (``measure_step_seconds``) before it declares a party out of time, so a
+    machine that becomes slower after this measurement does not make an honest party forfeit."""
+    # Rule: a declared budget is fixed wall seconds; a derived one counts honest steps.
+    if spec.party_time_budget_s > 0:
+        return Budget.of_seconds(spec.party_time_budget_s)
+    return Budget(compute_budget_units(BUDGET_FLOOR_S, DEADLINE_SLACK, spec.checkpoint_interval + RECORDING_STEPS,
+                                       step_seconds), STEP, compute_reference_s(step_seconds))
 
 
 def measure_step_seconds(program: Program) -> float:
@@ -661,7 +678,7 @@ def stage_dispute(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Sol
     program = load_program(job.spec, dataset)
     budget = None
     for sid in get_open_challenges(state):
-        budget = budget or get_party_time_budget(job.spec, measure_step_seconds(program))
+        budget = budget or get_party_budget(job.spec, measure_step_seconds(program))
         result = play_dispute(job, dataset, runs[sid], state.commitments[sid], verified, program, budget, paths)
         result = dataclasses.replace(result, ruling=sign_ruling(job, result))
         state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
@@ -676,15 +693,18 @@ def sign_ruling(job: Job, result: DisputeResult) -> Signed:
 
 
 def play_dispute(job: Job, dataset: DatasetCommitment, run: TrainingRun, signed: Signed, verified: VerifyOutput,
-                 program: Program, budget: float, paths: ArtifactPaths) -> DisputeResult:
-    """One solver's game against the verifier; its transcript is saved beside the job's records."""
+                 program: Program, budget: Budget, paths: ArtifactPaths) -> DisputeResult:
+    """One solver's game against the verifier; its transcript is saved beside the job's records.
+    A budget in steps is re-measured on one honest step of ``program`` (``measure_step_seconds``)."""
     sid, spec = run.solver_id, job.spec
     # The interval policy's challenger replays from the solver's own checkpoints.
     challenger_run = verified.replica if verified.replica is not None else run
     providers = (RemoteProvider(sid, build_trace_provider, spec, dataset, run, get_solver(job, sid)),
                  RemoteProvider(spec.verifier, build_trace_provider, spec, dataset, challenger_run, job.challenger))
     try:
-        game = DisputeGame(program, *providers, signed.message.trace_root, spec.dissection_arity, budget)
+        reference = None if budget.unit == SECOND else functools.partial(measure_step_seconds, program)
+        game = DisputeGame(program, *providers, signed.message.trace_root, spec.dissection_arity, budget,
+                           reference=reference)
         interval = None if verified.replica is not None else verified.checks[sid].disputed_interval
         result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
     finally:

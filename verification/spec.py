@@ -113,7 +113,7 @@ class JobSpec:
     intervals_per_check: int = 2
     dissection_arity: int = 2
     operator_level: bool = True
-    party_time_budget_s: float = 0.0  # each dispute party's chess clock; 0: derived from the job's step cost
+    party_time_budget_s: float = 0.0  # each dispute party's chess clock, fixed seconds; 0: derived, in honest steps
     solver_deadline_s: float = 0.0  # train and sign by then or forfeit; 0: derived from the job's step cost
     challenger_strategy: str = "honest"  # the verifier's strategy when it challenges (catalog or plug-in)
     challenger_params: dict[str, Any] = field(default_factory=dict)
