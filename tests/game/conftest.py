@@ -53,10 +53,13 @@ def honest_run(game_runs):
 
 
 def play(program, solver_run, solver_strategy, challenger_run, challenger_strategy, arity=2,
-         budget_s=60.0, solver_provider=TraceProvider, challenger_provider=TraceProvider, clock=None):
+         budget_s=60.0, solver_provider=TraceProvider, challenger_provider=TraceProvider, clock=None,
+         reference=None):
     """One game of ``solver_run`` (under its strategy) against ``challenger_run``, on a fake clock
-    (``tests.clocks``) unless ``clock`` is given: budgets never depend on the machine's speed."""
+    (``tests.clocks``) unless ``clock`` is given: budgets never depend on the machine's speed.
+    ``budget_s`` is seconds or a ``verification.clock.Budget``, re-measured on ``reference``."""
     game = DisputeGame(program, solver_provider("solver", solver_run, program, solver_strategy),
                        challenger_provider("challenger", challenger_run, program, challenger_strategy),
-                       trace_root(list(solver_run.roots)), arity, budget_s, clock=clock or FakeClock())
+                       trace_root(list(solver_run.roots)), arity, budget_s, clock=clock or FakeClock(),
+                       reference=reference)
     return game, game.play(program.spec.num_checkpoints - 1, program.spec.checkpoint_interval)
