@@ -135,10 +135,12 @@ def test_matmul_matches_the_torch_path_for_every_layout(kernels, torch_path, m, 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
 def test_every_instruction_set_gives_the_torch_paths_bits(kernels, torch_path, isa):
-    """The AVX-512, AVX2 and scalar kernels (tiles of 12x32, 6x16 and 4x8 outputs) perform each
-    output's one chain of fused multiply-adds: the float64 emulation's bits, for sizes that cut
-    tiles and the 256-term blocks anywhere (a kernel the CPU lacks falls back to the scalar one)."""
-    for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3)]:
+    """The AVX-512, AVX2 and scalar kernels (tiles of 12x32 or 24x16, 6x16 and 4x8 outputs, either
+    orientation) perform each output's one chain of fused multiply-adds: the float64 emulation's
+    bits, for sizes that cut tiles and the 256-term blocks anywhere, narrow and transposed
+    outputs included (a kernel the CPU lacks falls back to the scalar one)."""
+    for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3),
+                          (100, 300, 16, 4), (48, 20, 12, 5), (32, 20, 8, 6)]:
         a, b = spread((m, k), seed=seed), spread((k, n), seed=seed + 7, specials=False)
         b[0, 0] = -1e-40  # products in float32's subnormal range
         assert_same_bits(kernels.fixed_mm(a, b, isa), torch_path(products.fixed_matmul, a, b))

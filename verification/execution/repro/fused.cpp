@@ -882,6 +882,24 @@ void tile_avx512(int64_t kc, const float* a, const float* b, float* cp, int64_t 
   }
   store_tile<MR, NR>(tile, Out{cp, rs, cs}, mr, nr, first);
 }
+
+// The narrow AVX-512 tile, 24 x 16: for products whose outputs are at most 16 columns wide (a
+// 12 x 32 tile would compute half its lanes on padding).
+__attribute__((target("avx512f,fma"), optimize("O3")))
+void tile_avx512_narrow(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
+                        bool first) {
+  constexpr int MR = 24, NR = 16;
+  __m512 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + k * NR);
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR + i]), b0, acc[i]);
+  }
+  alignas(64) float tile[MR * NR];
+  for (int i = 0; i < MR; ++i) _mm512_store_ps(tile + i * NR, acc[i]);
+  store_tile<MR, NR>(tile, Out{cp, rs, cs}, mr, nr, first);
+}
 #endif
 
 using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, int, int, bool);
@@ -955,27 +973,34 @@ inline int64_t tiled_area(int64_t m, int64_t n, int mr, int nr) {
   return ((m + mr - 1) / mr) * mr * (((n + nr - 1) / nr) * nr);
 }
 
-// `batches` products, product i computed by run(i, buffers, parallel): in parallel over the
+// `batches` products of n columns, product i computed by run(i, parallel, buffers): in parallel over the
 // batch when there are several, over row blocks when there is one.
-template <class Run>
-void run_batches(int64_t batches, Run run) {
+template <int MR, int NR, class Run>
+void run_batches(int64_t batches, int64_t n, Run run) {
   if (batches == 1) {
-    run(0, true);
+    Buffers buf = Buffers::make<MR, NR>(n);
+    run(0, true, buf);
     return;
   }
   at::parallel_for(0, batches, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) run(i, false);
+    Buffers buf = Buffers::make<MR, NR>(n);  // one worker's, for all its products
+    for (int64_t i = lo; i < hi; ++i) run(i, false, buf);
   });
 }
 
 template <int V>
 using Int = std::integral_constant<int, V>;
 
-// The instruction set's tile, or the scalar one: f(Int<MR>, Int<NR>, tile).
+// The instruction set's tile for an (m, n) output, or the scalar one: f(Int<MR>, Int<NR>, tile).
+// On AVX-512 the narrow tile where it computes fewer lanes (the same bits from either).
 template <class F>
-void with_tile(const std::string& isa, F f) {
+void with_tile(const std::string& isa, int64_t m, int64_t n, F f) {
 #ifdef FIXED_X86
   if (isa == "avx512" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+    if (tiled_area(m, n, 24, 16) < tiled_area(m, n, 12, 32)) {
+      f(Int<24>{}, Int<16>{}, tile_avx512_narrow);
+      return;
+    }
     f(Int<12>{}, Int<32>{}, tile_avx512);
     return;
   }
@@ -985,6 +1010,16 @@ void with_tile(const std::string& isa, F f) {
   }
 #endif
   f(Int<4>{}, Int<8>{}, tile_scalar<4, 8>);
+}
+
+// The output orientation of an (m, n) product: C^T = B^T A^T where that saves a quarter of the
+// lanes or more on the instruction set's best tile (its packing and stores are strided, so a small
+// saving does not pay).
+inline bool is_swapped(const std::string& isa, int64_t m, int64_t n) {
+  int64_t straight = 0, swapped = 0;
+  with_tile(isa, m, n, [&](auto mr_, auto nr_, TileFn) { straight = tiled_area(m, n, decltype(mr_)::value, decltype(nr_)::value); });
+  with_tile(isa, n, m, [&](auto mr_, auto nr_, TileFn) { swapped = tiled_area(n, m, decltype(mr_)::value, decltype(nr_)::value); });
+  return 4 * swapped <= 3 * straight;
 }
 
 // NaN outputs get the canonical quiet NaN (a NaN's payload depends on which operand the hardware
@@ -1014,20 +1049,16 @@ at::Tensor fixed_mm(const at::Tensor& a, const at::Tensor& b, const std::string&
   const float* ap = a3.data_ptr<float>();
   const float* bp = b3.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  with_tile(isa, [&](auto mr_, auto nr_, TileFn tile) {
+  const bool swap = is_swapped(isa, m, n);
+  with_tile(isa, swap ? n : m, swap ? m : n, [&](auto mr_, auto nr_, TileFn tile) {
     constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
-    // C^T = B^T A^T where it saves a quarter of the lanes or more (its packing and stores are
-    // strided, so a small saving does not pay)
-    const bool swap = 4 * tiled_area(n, m, MR, NR) <= 3 * tiled_area(m, n, MR, NR);
-    run_batches(nb, [&](int64_t i, bool parallel) {
+    run_batches<MR, NR>(nb, swap ? m : n, [&](int64_t i, bool parallel, Buffers& buf) {
       const Matrix ai{ap + i * a3.stride(0), a3.stride(1), a3.stride(2)};
       const Matrix bi{bp + i * b3.stride(0), b3.stride(1), b3.stride(2)};
       float* ci = op + i * m * n;
       if (swap) {
-        Buffers buf = Buffers::make<MR, NR>(m);
         fixed_gemm<MR, NR>(bi.t(), ai.t(), Out{ci, 1, n}, n, m, k, tile, buf, parallel);
       } else {
-        Buffers buf = Buffers::make<MR, NR>(n);
         fixed_gemm<MR, NR>(ai, bi, Out{ci, n, 1}, m, n, k, tile, buf, parallel);
       }
     });
@@ -1060,15 +1091,14 @@ at::Tensor fixed_conv2d(const at::Tensor& x, const at::Tensor& weight, int64_t p
   auto out = at::empty({nb, o, ho, wo}, x.options());
   float* op = out.data_ptr<float>();
   const Matrix wm{wc.data_ptr<float>(), k, 1};
-  with_tile(isa, [&](auto mr_, auto nr_, TileFn tile) {
+  with_tile(isa, o, l, [&](auto mr_, auto nr_, TileFn tile) {
     constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
     if (l % NR == 0) {  // one product over the whole batch: columns (b, y, x), the weight packed once
       Buffers buf = Buffers::make<MR, NR>(nb * l);
       fixed_gemm<MR, NR>(wm, unfold(x, kh, kw, ph, pw, -1), Out{op, l, 1, l, o * l}, o, nb * l, k, tile, buf, true);
       return;
     }
-    run_batches(nb, [&](int64_t b, bool parallel) {
-      Buffers buf = Buffers::make<MR, NR>(l);
+    run_batches<MR, NR>(nb, l, [&](int64_t b, bool parallel, Buffers& buf) {
       fixed_gemm<MR, NR>(wm, unfold(x, kh, kw, ph, pw, b), Out{op + b * o * l, l, 1}, o, l, k, tile, buf, parallel);
     });
   });
@@ -1093,7 +1123,7 @@ at::Tensor fixed_conv2d_weight(const at::Tensor& g, const at::Tensor& x, int64_t
   float* op = out.data_ptr<float>();
   // C^T (C kh kw, O) = im2col(x) (C kh kw, B L) @ g^T (B L, O), g^T's rows (b, l) at g[b, :, l]
   const Matrix gt{gc.data_ptr<float>(), 1, l, l, o * l};
-  with_tile(isa, [&](auto mr_, auto nr_, TileFn tile) {
+  with_tile(isa, rows, o, [&](auto mr_, auto nr_, TileFn tile) {
     constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
     Buffers buf = Buffers::make<MR, NR>(o);
     fixed_gemm<MR, NR>(cols, gt, Out{op, 1, rows}, rows, o, k, tile, buf, true);
