@@ -28,8 +28,8 @@ PROGRAMS = {
     "conv_regressor": {"model": "tests.programs.conv_regressor:model", "model_params": {"channels": 4},
                        "loss": "tests.programs.conv_regressor:loss", "optimizer": "adam", "lr": 0.01},
 }
-PRODUCTS = ("aten.mm.default", "aten.addmm.default", "aten.convolution.default",
-            "pinpoint.fixed_mm.default")  # reproducible mode's products are operators of their own
+PRODUCTS = ("aten.mm.default", "aten.addmm.default", "aten.convolution.default", "pinpoint.fixed_mm.default",
+            "pinpoint.fixed_conv2d.default")  # reproducible mode's products are operators of their own
 CORRUPT_STEP, FLIP_STEP = 11, 6
 
 

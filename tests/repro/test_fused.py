@@ -135,14 +135,41 @@ def test_matmul_matches_the_torch_path_for_every_layout(kernels, torch_path, m, 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
 def test_every_instruction_set_gives_the_torch_paths_bits(kernels, torch_path, isa):
-    """The AVX-512, AVX2 and scalar kernels (tiles of 12x32, 6x16 and 4x8 outputs) perform each
-    output's one chain of fused multiply-adds: the float64 emulation's bits, for sizes that cut
-    tiles and the 256-term blocks anywhere (a kernel the CPU lacks falls back to the scalar one)."""
-    for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3)]:
+    """The AVX-512, AVX2 and scalar kernels (tiles of 12x32 or 24x16, 6x16 and 4x8 outputs, either
+    orientation) perform each output's one chain of fused multiply-adds: the float64 emulation's
+    bits, for sizes that cut tiles and the 256-term blocks anywhere, narrow and transposed
+    outputs included (a kernel the CPU lacks falls back to the scalar one)."""
+    for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3),
+                          (100, 300, 16, 4), (48, 20, 12, 5), (32, 20, 8, 6)]:
         a, b = spread((m, k), seed=seed), spread((k, n), seed=seed + 7, specials=False)
         b[0, 0] = -1e-40  # products in float32's subnormal range
         assert_same_bits(kernels.fixed_mm(a, b, isa), torch_path(products.fixed_matmul, a, b))
         assert_same_bits(kernels.fixed_mm(a, b.t().contiguous().t(), isa), kernels.fixed_mm(a, b, "scalar"))
+
+
+CONV_CASES = [  # (B, C, H, W, O, kh, kw, ph, pw): images whose Ho Wo is a multiple of every tile
+    # width (one product over the batch) and ones that are not (a product per image), padding 0 to
+    # k - 1, non-square kernels, and a weight gradient whose B Ho Wo terms cut the 256-term blocks
+    (2, 3, 7, 9, 5, 3, 3, 1, 1), (4, 1, 16, 16, 16, 3, 3, 1, 1), (3, 5, 8, 8, 13, 3, 3, 0, 1),
+    (1, 2, 5, 5, 3, 5, 3, 4, 0), (2, 4, 6, 6, 40, 1, 1, 0, 0), (5, 3, 9, 4, 7, 3, 2, 2, 1),
+]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_convolutions_match_the_torch_path_on_every_instruction_set(kernels, torch_path, isa, case):
+    """The convolution kernels read the unfolded input in place; the torch path unfolds it
+    (im2col) and runs the emulated product: the same chain of fmas per output, the same bits,
+    also for a strided input (the backward pass's flipped, transposed kernel is one)."""
+    b, c, h, w, o, kh, kw, ph, pw = case
+    x, weight = spread((b, c, h, w), seed=b + c), spread((o, c, kh, kw), seed=o, specials=False)
+    g = spread((b, o, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1), seed=7, specials=False)
+    want = torch_path(products.fixed_conv2d, x, weight, [ph, pw])
+    assert_same_bits(kernels.fixed_conv2d(x, weight, ph, pw, isa), want, nan_payloads=False)
+    assert_same_bits(kernels.fixed_conv2d(x.transpose(2, 3).contiguous().transpose(2, 3), weight, ph, pw, isa),
+                     want, nan_payloads=False)
+    assert_same_bits(kernels.fixed_conv2d_weight(g, x, kh, kw, ph, pw, isa),
+                     torch_path(products.fixed_conv2d_weight, g, x, [kh, kw], [ph, pw]), nan_payloads=False)
 
 
 def test_batched_matmul_matches_the_torch_path(kernels, torch_path):

@@ -106,3 +106,49 @@ def test_fake_tensors_get_the_products_shape():
     with FakeTensorMode():
         out = products.fixed_matmul(torch.empty(2, 7, 5), torch.empty(2, 5, 3))
     assert tuple(out.shape) == (2, 7, 3)
+
+
+def test_a_convolution_and_its_backward_are_one_operator_each():
+    """Forward, input gradient and weight gradient are each one named operator of the trace, with
+    nothing unfolded around them, and the referee's re-run of each gives the recorded output."""
+    calls = []
+
+    class Log(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            calls.append((str(func), args, out))
+            return out
+
+    x = torch.randn(2, 3, 6, 5, requires_grad=True)
+    weight = torch.randn(4, 3, 3, 3, requires_grad=True)
+    with Log(), reproducible():
+        torch.nn.functional.conv2d(x, weight, padding=1).square().sum().backward()
+    names = [name for name, _, _ in calls]
+    assert names.count("pinpoint.fixed_conv2d.default") == 2  # the output and the input gradient
+    assert names.count("pinpoint.fixed_conv2d_weight.default") == 1
+    assert not any(n.startswith(("aten.im2col", "pinpoint.fixed_mm")) for n in names)
+    for name, args, out in calls:
+        if name.startswith("pinpoint.fixed_conv2d"):
+            assert torch.equal(resolve_operator(name)(*args), out)
+    assert torch.equal(x.grad, products.fixed_conv2d(  # the input gradient: the flipped kernel's convolution
+        2 * products.fixed_conv2d(x.detach(), weight.detach(), [1, 1]),
+        weight.detach().flip(-1, -2).transpose(0, 1), [1, 1]))
+
+
+def test_fake_tensors_get_the_convolutions_shapes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        out = products.fixed_conv2d(torch.empty(2, 3, 7, 9), torch.empty(5, 3, 3, 2), [1, 0])
+        grad = products.fixed_conv2d_weight(torch.empty(2, 5, 7, 8), torch.empty(2, 3, 7, 9), [3, 2], [1, 0])
+    assert tuple(out.shape) == (2, 5, 7, 8) and tuple(grad.shape) == (5, 3, 3, 2)
+
+
+@pytest.mark.parametrize("x, weight, padding, match", [
+    (torch.empty(2, 3, 4, 4), torch.empty(5, 2, 3, 3), [1, 1], "expected float32 .B, C, H, W. and .O, C, kh, kw."),
+    (torch.empty(2, 3, 4, 4, dtype=torch.float64), torch.empty(5, 3, 3, 3), [1, 1], "float64 input"),
+    (torch.empty(2, 3, 2, 2), torch.empty(5, 3, 5, 5), [1, 1], r"kernel \(5, 5\) does not fit the input \(2, 2\)"),
+])
+def test_a_convolution_it_cannot_compute_is_refused_by_name(x, weight, padding, match):
+    with pytest.raises(products.ProductError, match=match):
+        products.fixed_conv2d(x, weight, padding)

@@ -22,6 +22,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -685,73 +686,148 @@ std::vector<at::Tensor> layer_norm_backward_rows(const at::Tensor& g, const at::
 // block partials are added to the output in block order, one rounding each. Vector lanes run
 // across the output's columns, never across k, so a lane's chain is the scalar chain. Tiles,
 // packing and threads change which outputs are computed together, never an output's operations.
+// The same output may be computed as C = A B or as its transpose C^T = B^T A^T: fma(a, b, c) is
+// commutative in a and b, so both give every output the same chain; the kernel takes whichever
+// wastes fewer lanes on a tile's padding. Convolutions (stride 1) are such products whose operand
+// is the unfolded input (im2col), read in place while packing instead of written out first.
 namespace {
 
 constexpr int64_t FIXED_KC = 256;  // products.BLOCK: part of the order, not a tuning knob
 constexpr int64_t MC_ROWS = 96;    // rows of A packed at once (a multiple of every MR below)
 constexpr int64_t NC_COLS = 1024;  // columns of B packed at once
 
-struct Operand {  // a strided (rows, cols) float32 view
+// A float32 matrix view: element (r, c) at p[row(r) + c * cs], where the rows may be cut every
+// `split` rows into groups `outer` apart (the (b, l) rows of a batch of images: g[b, o, l]).
+struct Matrix {
   const float* p;
   int64_t rs, cs;
-  float at(int64_t r, int64_t c) const { return p[r * rs + c * cs]; }
-};
-
-// A's rows [r0, r0+mr) and inner [k0, k0+kc) as MR-row panels, k-major, zero-padded rows.
-template <int MR>
-void pack_a(const Operand& a, int64_t r0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
-  for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int64_t mr = std::min<int64_t>(MR, mc - ir);
-    float* d = dst + ir * kc;
+  int64_t split = std::numeric_limits<int64_t>::max();
+  int64_t outer = 0;
+  int64_t row(int64_t r) const { return outer == 0 ? r * rs : (r / split) * outer + (r % split) * rs; }  // no division unless split
+  Matrix t() const { return {p, cs, rs}; }  // only for unsplit views
+  // A-role panel: rows [r0, r0+mr) x inner [k0, k0+kc) -> dst[k * MR + i], rows zero-padded to MR
+  void pack_rows(int64_t r0, int64_t mr, int64_t k0, int64_t kc, float* dst, int MR) const {
+    const float* src[32];  // MR <= 32
+    for (int64_t i = 0; i < mr; ++i) src[i] = p + row(r0 + i) + k0 * cs;
     for (int64_t k = 0; k < kc; ++k) {
       int64_t i = 0;
-      for (; i < mr; ++i) d[k * MR + i] = a.at(r0 + ir + i, k0 + k);
-      for (; i < MR; ++i) d[k * MR + i] = 0.0f;
+      for (; i < mr; ++i) dst[k * MR + i] = src[i][k * cs];
+      for (; i < MR; ++i) dst[k * MR + i] = 0.0f;
     }
   }
-}
+  // B-role row: inner index k, columns [c0, c0+nr) -> dst[0, NR), zero-padded
+  void pack_cols(int64_t k, int64_t c0, int64_t nr, float* dst, int NR) const {
+    const float* src = p + row(k) + c0 * cs;
+    int64_t j = 0;
+    if (cs == 1) {
+      std::memcpy(dst, src, sizeof(float) * nr);
+      j = nr;
+    }
+    for (; j < nr; ++j) dst[j] = src[j * cs];
+    for (; j < NR; ++j) dst[j] = 0.0f;
+  }
+};
 
-// B's inner [k0, k0+kc) and columns [c0, c0+nc) as NR-column panels, k-major, zero-padded columns.
-template <int NR>
-void pack_b(const Operand& b, int64_t k0, int64_t kc, int64_t c0, int64_t nc, float* dst) {
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    const int64_t nr = std::min<int64_t>(NR, nc - jr);
-    float* d = dst + jr * kc;
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* src = b.p + (k0 + k) * b.rs + (c0 + jr) * b.cs;
-      int64_t j = 0;
-      if (b.cs == 1) {
-        std::memcpy(d + k * NR, src, sizeof(float) * nr);
-        j = nr;
+// The unfolded input of a stride-1 convolution, never materialised: element (k, l) with
+// k = (c, i, j) over C x kh x kw and l = (b, y, x) over B x Ho x Wo is x[b, c, y + i - ph, x + j - pw],
+// 0 in the padding (torch's im2col: row k of the (C kh kw, Ho Wo) matrix of image b). `batch`
+// picks one image (its columns are l = (y, x)) or -1 for all (columns l = (b, y, x), also as
+// the inner index of pack_rows).
+struct Unfolded {
+  const float* x;
+  int64_t sb, sc, sh, sw;  // x's strides
+  int64_t h, w, kh, kw, ph, pw, ho, wo;
+  int64_t batch;
+  // Values (c, i, j) at positions (b, y, x), (b, y, x + 1), ... within one output row, n of them:
+  // the input row y + i - ph read from x + j - pw on, zeros outside it.
+  void row_run(int64_t b, int64_t c, int64_t i, int64_t j, int64_t y, int64_t xx, int64_t n, float* dst,
+               int64_t step) const {
+    const int64_t yy = y + i - ph;
+    if (yy < 0 || yy >= h) {
+      for (int64_t t = 0; t < n; ++t) dst[t * step] = 0.0f;
+      return;
+    }
+    const float* src = x + b * sb + c * sc + yy * sh;
+    const int64_t lo = std::min(n, std::max<int64_t>(0, pw - j - xx));      // positions left of the row
+    const int64_t hi = std::max(lo, std::min(n, w + pw - j - xx));           // ... and right of it
+    int64_t t = 0;
+    for (; t < lo; ++t) dst[t * step] = 0.0f;
+    const float* run = src + (xx + lo + j - pw) * sw;  // the input at position lo
+    if (step == 1 && sw == 1) {
+      std::memcpy(dst + lo, run, sizeof(float) * (hi - lo));
+      t = hi;
+    }
+    for (; t < hi; ++t) dst[t * step] = run[(t - lo) * sw];
+    for (; t < n; ++t) dst[t * step] = 0.0f;
+  }
+  // B-role row (forward: K = (c, i, j), columns l = (y, x) of one image or (b, y, x) of all)
+  void pack_cols(int64_t k, int64_t c0, int64_t nr, float* dst, int NR) const {
+    const int64_t j = k % kw, i = (k / kw) % kh, c = k / (kw * kh);
+    const int64_t l0 = batch < 0 ? c0 % (ho * wo) : c0;
+    int64_t b = batch < 0 ? c0 / (ho * wo) : batch, y = l0 / wo, xx = l0 % wo;
+    for (int64_t t = 0; t < nr;) {
+      const int64_t n = std::min(nr - t, wo - xx);
+      row_run(b, c, i, j, y, xx, n, dst + t, 1);
+      t += n, xx = 0;
+      if (++y == ho) y = 0, ++b;
+    }
+    for (int64_t t = nr; t < NR; ++t) dst[t] = 0.0f;
+  }
+  // A-role panel (weight gradient: rows k = (c, i, j), inner l = (b, y, x) of the whole batch)
+  void pack_rows(int64_t r0, int64_t mr, int64_t k0, int64_t kc, float* dst, int MR) const {
+    for (int64_t i = 0; i < MR; ++i) {
+      if (i >= mr) {
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
+        continue;
       }
-      for (; j < nr; ++j) d[k * NR + j] = src[j * b.cs];
-      for (; j < NR; ++j) d[k * NR + j] = 0.0f;
+      const int64_t r = r0 + i, kj = r % kw, ki = (r / kw) % kh, c = r / (kw * kh);
+      int64_t b = k0 / (ho * wo), y = (k0 / wo) % ho, xx = k0 % wo;
+      for (int64_t k = 0; k < kc;) {
+        const int64_t n = std::min(kc - k, wo - xx);
+        row_run(b, c, ki, kj, y, xx, n, dst + k * MR + i, MR);
+        k += n, xx = 0;
+        if (++y == ho) y = 0, ++b;
+      }
     }
   }
-}
+};
 
-// Stores a tile's block partials: C = partial (first block) or C = C + partial.
+// Where output (r, c) goes: p[r * rs + (c / split) * outer + (c % split) * cs]. A tile never
+// crosses a split (callers split only at multiples of NC_COLS's and every NR's divisor: see
+// fixed_conv2d), so inside a tile the columns are cs apart.
+struct Out {
+  float* p;
+  int64_t rs, cs;
+  int64_t split = std::numeric_limits<int64_t>::max();
+  int64_t outer = 0;
+  float* at(int64_t r, int64_t c) const { return p + r * rs + (outer == 0 ? c * cs : (c / split) * outer + (c % split) * cs); }
+};
+
+// Stores a tile's block partials: C = partial (first block) or C = C + partial (one IEEE add).
 template <int MR, int NR>
-inline void store_tile(const float* tile, float* c, int64_t ldc, int mr, int nr, bool first) {
+inline void store_tile(const float* tile, const Out& c, int mr, int nr, bool first) {
   for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) c[i * ldc + j] = first ? tile[i * NR + j] : c[i * ldc + j] + tile[i * NR + j];
+    for (int j = 0; j < nr; ++j) {
+      float& o = c.p[i * c.rs + j * c.cs];
+      o = first ? tile[i * NR + j] : o + tile[i * NR + j];
+    }
 }
 
 // The scalar tile: std::fma per term (a libm call where the CPU has no FMA instruction).
 template <int MR, int NR>
-void tile_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
+void tile_scalar(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
   float acc[MR * NR];
   for (int t = 0; t < MR * NR; ++t) acc[t] = 0.0f;
   for (int64_t k = 0; k < kc; ++k)
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[k * MR + i], b[k * NR + j], acc[i * NR + j]);
-  store_tile<MR, NR>(acc, c, ldc, mr, nr, first);
+  store_tile<MR, NR>(acc, Out{cp, rs, cs}, mr, nr, first);
 }
 
 #ifdef FIXED_X86
 
 __attribute__((target("avx2,fma"), optimize("O3")))
-void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
+void tile_avx2(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -769,11 +845,11 @@ void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
     _mm256_store_ps(tile + i * NR, acc[i][0]);
     _mm256_store_ps(tile + i * NR + 8, acc[i][1]);
   }
-  store_tile<MR, NR>(tile, c, ldc, mr, nr, first);
+  store_tile<MR, NR>(tile, Out{cp, rs, cs}, mr, nr, first);
 }
 
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool first) {
+void tile_avx512(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -786,9 +862,9 @@ void tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t l
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
   }
-  if (mr == MR && nr == NR) {
+  if (mr == MR && nr == NR && cs == 1) {
     for (int i = 0; i < MR; ++i) {
-      float* ci = c + i * ldc;
+      float* ci = cp + i * rs;
       if (first) {
         _mm512_storeu_ps(ci, acc[i][0]);
         _mm512_storeu_ps(ci + 16, acc[i][1]);
@@ -804,40 +880,146 @@ void tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t l
     _mm512_store_ps(tile + i * NR, acc[i][0]);
     _mm512_store_ps(tile + i * NR + 16, acc[i][1]);
   }
-  store_tile<MR, NR>(tile, c, ldc, mr, nr, first);
+  store_tile<MR, NR>(tile, Out{cp, rs, cs}, mr, nr, first);
+}
+
+// The narrow AVX-512 tile, 24 x 16: for products whose outputs are at most 16 columns wide (a
+// 12 x 32 tile would compute half its lanes on padding).
+__attribute__((target("avx512f,fma"), optimize("O3")))
+void tile_avx512_narrow(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
+                        bool first) {
+  constexpr int MR = 24, NR = 16;
+  __m512 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + k * NR);
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR + i]), b0, acc[i]);
+  }
+  alignas(64) float tile[MR * NR];
+  for (int i = 0; i < MR; ++i) _mm512_store_ps(tile + i * NR, acc[i]);
+  store_tile<MR, NR>(tile, Out{cp, rs, cs}, mr, nr, first);
 }
 #endif
 
-using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int, bool);
+using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, int, int, bool);
 
-// One (M, K) x (K, N) product into the contiguous (M, N) c, with an MR x NR tile.
-template <int MR, int NR>
-void fixed_gemm(const Operand& a, const Operand& b, float* c, int64_t m, int64_t n, int64_t k, TileFn tile) {
+// Packing buffers of one worker, allocated once per call.
+struct Buffers {
+  std::unique_ptr<float[]> a, b;
+  template <int MR, int NR>
+  static Buffers make(int64_t n) {
+    const int64_t cols = std::min(NC_COLS, ((n + NR - 1) / NR) * NR);
+    return {std::unique_ptr<float[]>(new float[static_cast<size_t>(MC_ROWS * FIXED_KC)]),
+            std::unique_ptr<float[]>(new float[static_cast<size_t>(FIXED_KC * cols)])};
+  }
+};
+
+// The row blocks [lo, hi) of MC_ROWS rows of one (m, k) x (k, n) product into c, with an MR x NR
+// tile, for the packed columns [jc, jc+nc) and inner block [pc, pc+kc).
+template <int MR, int NR, class A>
+void gemm_rows(const A& a, const float* bpack, const Out& c, int64_t m, int64_t jc, int64_t nc, int64_t pc,
+               int64_t kc, int64_t lo, int64_t hi, float* apack, TileFn tile) {
+  for (int64_t blk = lo; blk < hi; ++blk) {
+    const int64_t ic = blk * MC_ROWS, mc = std::min(MC_ROWS, m - ic);
+    for (int64_t ir = 0; ir < mc; ir += MR) a.pack_rows(ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc, MR);
+    for (int64_t jr = 0; jr < nc; jr += NR)
+      for (int64_t ir = 0; ir < mc; ir += MR)
+        tile(kc, apack + ir * kc, bpack + jr * kc, c.at(ic + ir, jc + jr), c.rs, c.cs,
+             static_cast<int>(std::min<int64_t>(MR, mc - ir)), static_cast<int>(std::min<int64_t>(NR, nc - jr)),
+             pc == 0);
+  }
+}
+
+template <int NR, class B>
+void pack_b(const B& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    float* d = dst + jr * kc;
+    const int64_t nr = std::min<int64_t>(NR, nc - jr);
+    for (int64_t k = 0; k < kc; ++k) b.pack_cols(pc + k, jc + jr, nr, d + k * NR, NR);
+  }
+}
+
+// One (m, k) x (k, n) product into c. With `parallel`, threads take row blocks (one worker's
+// rows never change another's operations); otherwise the caller's thread does it all.
+template <int MR, int NR, class A, class B>
+void fixed_gemm(const A& a, const B& b, const Out& c, int64_t m, int64_t n, int64_t k, TileFn tile,
+                Buffers& buf, bool parallel) {
   if (k == 0) {
-    std::fill(c, c + m * n, 0.0f);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c.p[i * c.rs + j * c.cs] = 0.0f;
     return;
   }
-  std::unique_ptr<float[]> bpack(new float[static_cast<size_t>(FIXED_KC * (std::min(NC_COLS, n) + NR))]);
   for (int64_t jc = 0; jc < n; jc += NC_COLS) {
     const int64_t nc = std::min(NC_COLS, n - jc);
     for (int64_t pc = 0; pc < k; pc += FIXED_KC) {
       const int64_t kc = std::min(FIXED_KC, k - pc);
-      pack_b<NR>(b, pc, kc, jc, nc, bpack.get());
+      pack_b<NR>(b, pc, kc, jc, nc, buf.b.get());
       const int64_t blocks = (m + MC_ROWS - 1) / MC_ROWS;
+      if (!parallel || blocks == 1) {
+        gemm_rows<MR, NR>(a, buf.b.get(), c, m, jc, nc, pc, kc, 0, blocks, buf.a.get(), tile);
+        continue;
+      }
       at::parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
-        std::unique_ptr<float[]> apack(new float[static_cast<size_t>(MC_ROWS * kc)]);
-        for (int64_t blk = lo; blk < hi; ++blk) {
-          const int64_t ic = blk * MC_ROWS, mc = std::min(MC_ROWS, m - ic);
-          pack_a<MR>(a, ic, mc, pc, kc, apack.get());
-          for (int64_t jr = 0; jr < nc; jr += NR)
-            for (int64_t ir = 0; ir < mc; ir += MR)
-              tile(kc, apack.get() + ir * kc, bpack.get() + jr * kc, c + (ic + ir) * n + jc + jr, n,
-                   static_cast<int>(std::min<int64_t>(MR, mc - ir)), static_cast<int>(std::min<int64_t>(NR, nc - jr)),
-                   pc == 0);
-        }
+        std::unique_ptr<float[]> apack(new float[static_cast<size_t>(MC_ROWS * FIXED_KC)]);
+        gemm_rows<MR, NR>(a, buf.b.get(), c, m, jc, nc, pc, kc, lo, hi, apack.get(), tile);
       });
     }
   }
+}
+
+// Lanes a tiling of (m, n) computes, padding included.
+inline int64_t tiled_area(int64_t m, int64_t n, int mr, int nr) {
+  return ((m + mr - 1) / mr) * mr * (((n + nr - 1) / nr) * nr);
+}
+
+// `batches` products of n columns, product i computed by run(i, parallel, buffers): in parallel over the
+// batch when there are several, over row blocks when there is one.
+template <int MR, int NR, class Run>
+void run_batches(int64_t batches, int64_t n, Run run) {
+  if (batches == 1) {
+    Buffers buf = Buffers::make<MR, NR>(n);
+    run(0, true, buf);
+    return;
+  }
+  at::parallel_for(0, batches, 1, [&](int64_t lo, int64_t hi) {
+    Buffers buf = Buffers::make<MR, NR>(n);  // one worker's, for all its products
+    for (int64_t i = lo; i < hi; ++i) run(i, false, buf);
+  });
+}
+
+template <int V>
+using Int = std::integral_constant<int, V>;
+
+// The instruction set's tile for an (m, n) output, or the scalar one: f(Int<MR>, Int<NR>, tile).
+// On AVX-512 the narrow tile where it computes fewer lanes (the same bits from either).
+template <class F>
+void with_tile(const std::string& isa, int64_t m, int64_t n, F f) {
+#ifdef FIXED_X86
+  if (isa == "avx512" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+    if (tiled_area(m, n, 24, 16) < tiled_area(m, n, 12, 32)) {
+      f(Int<24>{}, Int<16>{}, tile_avx512_narrow);
+      return;
+    }
+    f(Int<12>{}, Int<32>{}, tile_avx512);
+    return;
+  }
+  if (isa == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    f(Int<6>{}, Int<16>{}, tile_avx2);
+    return;
+  }
+#endif
+  f(Int<4>{}, Int<8>{}, tile_scalar<4, 8>);
+}
+
+// The output orientation of an (m, n) product: C^T = B^T A^T where that saves a quarter of the
+// lanes or more on the instruction set's best tile (its packing and stores are strided, so a small
+// saving does not pay).
+inline bool is_swapped(const std::string& isa, int64_t m, int64_t n) {
+  int64_t straight = 0, swapped = 0;
+  with_tile(isa, m, n, [&](auto mr_, auto nr_, TileFn) { straight = tiled_area(m, n, decltype(mr_)::value, decltype(nr_)::value); });
+  with_tile(isa, n, m, [&](auto mr_, auto nr_, TileFn) { swapped = tiled_area(n, m, decltype(mr_)::value, decltype(nr_)::value); });
+  return 4 * swapped <= 3 * straight;
 }
 
 // NaN outputs get the canonical quiet NaN (a NaN's payload depends on which operand the hardware
@@ -847,13 +1029,17 @@ void canonical_nans(float* c, int64_t count) {
   for (int64_t i = 0; i < count; ++i) c[i] = c[i] != c[i] ? nan : c[i];
 }
 
+void check_float_cpu(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, what, ": float32 CPU tensors");
+}
+
 }  // namespace
 
 // fixed_mm(a, b, isa): (M, K) @ (K, N) or (B, M, K) @ (B, K, N), float32 CPU, any strides, in the
 // fixed order above; isa = "avx512" | "avx2" | "scalar" (the same bits from each).
 at::Tensor fixed_mm(const at::Tensor& a, const at::Tensor& b, const std::string& isa) {
-  TORCH_CHECK(a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == at::kFloat &&
-              b.scalar_type() == at::kFloat, "fixed_mm: float32 CPU tensors");
+  check_float_cpu(a, "fixed_mm");
+  check_float_cpu(b, "fixed_mm");
   TORCH_CHECK((a.dim() == 2 || a.dim() == 3) && a.dim() == b.dim() && a.size(-1) == b.size(-2) &&
               (a.dim() == 2 || a.size(0) == b.size(0)), "fixed_mm: (M, K) @ (K, N) or (B, M, K) @ (B, K, N)");
   const bool flat = a.dim() == 2;
@@ -863,28 +1049,93 @@ at::Tensor fixed_mm(const at::Tensor& a, const at::Tensor& b, const std::string&
   const float* ap = a3.data_ptr<float>();
   const float* bp = b3.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  for (int64_t i = 0; i < nb; ++i) {
-    const Operand ai{ap + i * a3.stride(0), a3.stride(1), a3.stride(2)};
-    const Operand bi{bp + i * b3.stride(0), b3.stride(1), b3.stride(2)};
-    float* ci = op + i * m * n;
-#ifdef FIXED_X86
-    if (isa == "avx512" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
-      fixed_gemm<12, 32>(ai, bi, ci, m, n, k, tile_avx512);
-      continue;
-    }
-    if (isa == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      fixed_gemm<6, 16>(ai, bi, ci, m, n, k, tile_avx2);
-      continue;
-    }
-#endif
-    fixed_gemm<4, 8>(ai, bi, ci, m, n, k, tile_scalar<4, 8>);
-  }
+  const bool swap = is_swapped(isa, m, n);
+  with_tile(isa, swap ? n : m, swap ? m : n, [&](auto mr_, auto nr_, TileFn tile) {
+    constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
+    run_batches<MR, NR>(nb, swap ? m : n, [&](int64_t i, bool parallel, Buffers& buf) {
+      const Matrix ai{ap + i * a3.stride(0), a3.stride(1), a3.stride(2)};
+      const Matrix bi{bp + i * b3.stride(0), b3.stride(1), b3.stride(2)};
+      float* ci = op + i * m * n;
+      if (swap) {
+        fixed_gemm<MR, NR>(bi.t(), ai.t(), Out{ci, 1, n}, n, m, k, tile, buf, parallel);
+      } else {
+        fixed_gemm<MR, NR>(ai, bi, Out{ci, n, 1}, m, n, k, tile, buf, parallel);
+      }
+    });
+  });
   canonical_nans(op, nb * m * n);
   return flat ? out.squeeze(0) : out;
 }
 
+namespace {
+
+Unfolded unfold(const at::Tensor& x, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t batch) {
+  const int64_t h = x.size(2), w = x.size(3);
+  return {x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3), h, w, kh, kw, ph, pw,
+          h + 2 * ph - kh + 1, w + 2 * pw - kw + 1, batch};
+}
+
+}  // namespace
+
+// fixed_conv2d(x, weight, ph, pw, isa): the stride-1 convolution (B, C, H, W) * (O, C, kh, kw) ->
+// (B, O, Ho, Wo) as the fixed-order product out[b] = weight (O, C kh kw) @ im2col(x[b]) (C kh kw, Ho Wo).
+at::Tensor fixed_conv2d(const at::Tensor& x, const at::Tensor& weight, int64_t ph, int64_t pw, const std::string& isa) {
+  check_float_cpu(x, "fixed_conv2d");
+  check_float_cpu(weight, "fixed_conv2d");
+  TORCH_CHECK(x.dim() == 4 && weight.dim() == 4 && x.size(1) == weight.size(1), "fixed_conv2d: (B, C, H, W) and (O, C, kh, kw)");
+  const int64_t nb = x.size(0), o = weight.size(0), kh = weight.size(2), kw = weight.size(3);
+  const int64_t ho = x.size(2) + 2 * ph - kh + 1, wo = x.size(3) + 2 * pw - kw + 1;
+  TORCH_CHECK(ph >= 0 && pw >= 0 && ho > 0 && wo > 0, "fixed_conv2d: kernel larger than the padded input");
+  const at::Tensor wc = weight.contiguous();
+  const int64_t k = wc.numel() / std::max<int64_t>(o, 1), l = ho * wo;
+  auto out = at::empty({nb, o, ho, wo}, x.options());
+  float* op = out.data_ptr<float>();
+  const Matrix wm{wc.data_ptr<float>(), k, 1};
+  with_tile(isa, o, l, [&](auto mr_, auto nr_, TileFn tile) {
+    constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
+    if (l % NR == 0) {  // one product over the whole batch: columns (b, y, x), the weight packed once
+      Buffers buf = Buffers::make<MR, NR>(nb * l);
+      fixed_gemm<MR, NR>(wm, unfold(x, kh, kw, ph, pw, -1), Out{op, l, 1, l, o * l}, o, nb * l, k, tile, buf, true);
+      return;
+    }
+    run_batches<MR, NR>(nb, l, [&](int64_t b, bool parallel, Buffers& buf) {
+      fixed_gemm<MR, NR>(wm, unfold(x, kh, kw, ph, pw, b), Out{op + b * o * l, l, 1}, o, l, k, tile, buf, parallel);
+    });
+  });
+  canonical_nans(op, out.numel());
+  return out;
+}
+
+// fixed_conv2d_weight(g, x, kh, kw, ph, pw, isa): the weight gradient (O, C, kh, kw) of that
+// convolution, grad[o, (c, i, j)] = sum over (b, y, x) in that order of g[b, o, y, x] *
+// im2col(x)[(c, i, j), (b, y, x)]: the fixed-order product (O, B Ho Wo) @ (B Ho Wo, C kh kw).
+at::Tensor fixed_conv2d_weight(const at::Tensor& g, const at::Tensor& x, int64_t kh, int64_t kw, int64_t ph,
+                               int64_t pw, const std::string& isa) {
+  check_float_cpu(g, "fixed_conv2d_weight");
+  check_float_cpu(x, "fixed_conv2d_weight");
+  TORCH_CHECK(g.dim() == 4 && x.dim() == 4 && g.size(0) == x.size(0), "fixed_conv2d_weight: (B, O, Ho, Wo) and (B, C, H, W)");
+  const Unfolded cols = unfold(x, kh, kw, ph, pw, -1);
+  TORCH_CHECK(ph >= 0 && pw >= 0 && g.size(2) == cols.ho && g.size(3) == cols.wo, "fixed_conv2d_weight: g's size");
+  const at::Tensor gc = g.contiguous();
+  const int64_t nb = x.size(0), o = g.size(1), c = x.size(1), l = cols.ho * cols.wo;
+  const int64_t rows = c * kh * kw, k = nb * l;
+  auto out = at::empty({o, c, kh, kw}, x.options());
+  float* op = out.data_ptr<float>();
+  // C^T (C kh kw, O) = im2col(x) (C kh kw, B L) @ g^T (B L, O), g^T's rows (b, l) at g[b, :, l]
+  const Matrix gt{gc.data_ptr<float>(), 1, l, l, o * l};
+  with_tile(isa, rows, o, [&](auto mr_, auto nr_, TileFn tile) {
+    constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
+    Buffers buf = Buffers::make<MR, NR>(o);
+    fixed_gemm<MR, NR>(cols, gt, Out{op, 1, rows}, rows, o, k, tile, buf, true);
+  });
+  canonical_nans(op, out.numel());
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fixed_mm", &fixed_mm, "fixed-order float32 product (products.py)");
+  m.def("fixed_conv2d", &fixed_conv2d, "stride-1 convolution as a fixed-order product (products.py)");
+  m.def("fixed_conv2d_weight", &fixed_conv2d_weight, "its weight gradient (products.py)");
   m.def("exp64", &exp64, "portable exp / expm1 (float64 out)");
   m.def("log64", &log64, "portable log (float64 out)");
   m.def("gelu_tanh64", &gelu_tanh64, "tanh GELU forward / backward (float64)");

@@ -16,7 +16,8 @@ rewritten
     operators whose kernels reduce in a device-, thread- or ISA-dependent order, call a libm
     (SLEEF, glibc, libdevice), or may fuse a multiply and an add into one FMA: matmuls and
     convolutions become fixed-order float32 products (``products``: one order of fused
-    multiply-adds on every device, one operator ``pinpoint.fixed_mm`` in the op trace), sums and
+    multiply-adds on every device, one operator ``pinpoint.fixed_mm`` or ``pinpoint.fixed_conv2d``
+    in the op trace), sums and
     means exact sums of three slices,
     softmax / log-softmax / cross-entropy / layer norm and their backward passes are recomposed
     from exact sums and the portable functions (``elementwise``, ``special``), and compound
@@ -68,7 +69,7 @@ from verification.execution.repro.exact import (
     exact_cumsum,
     exact_sum,
 )
-from verification.execution.repro.products import fixed_matmul
+from verification.execution.repro.products import fixed_conv2d, fixed_conv2d_weight, fixed_matmul
 from verification.execution.repro.rng import MAX_DRAW, StepRng, random_words
 from verification.execution.repro.special import (
     portable_cos_2pi,
@@ -254,22 +255,10 @@ def check_convolution(weight, stride, padding, dilation, transposed, output_padd
             f"padding {list(padding)}, dilation {list(dilation)}, groups {groups}, transposed {transposed}")
 
 
-def convolve(x, weight, padding):
-    """Stride-1 convolution without bias via im2col and one fixed-order product."""
-    b, o = x.shape[0], weight.shape[0]
-    kh, kw = weight.shape[-2:]
-    h_out = x.shape[2] + 2 * padding[0] - kh + 1
-    w_out = x.shape[3] + 2 * padding[1] - kw + 1
-    cols = aten.im2col.default(x, [kh, kw], [1, 1], list(padding), [1, 1])  # (B, C kh kw, L)
-    rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-    out = fixed_matmul(rows, weight.reshape(o, -1).t())  # (B L, O)
-    return out.reshape(b, h_out, w_out, o).permute(0, 3, 1, 2).contiguous()
-
-
 def do_convolution(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
     check_convolution(weight, stride, padding, dilation, transposed, output_padding, groups)
     dtype = matmul_dtype(x, weight)
-    out = convolve(widen(x), widen(weight), padding)
+    out = fixed_conv2d(widen(x), widen(weight), list(padding))
     if bias is not None:
         out = out + widen(bias).reshape(1, -1, 1, 1)
     return out.to(dtype)
@@ -280,17 +269,13 @@ def do_convolution_backward(g, x, weight, bias_sizes, stride, padding, dilation,
     check_convolution(weight, stride, padding, dilation, transposed, output_padding, groups)
     dtype = matmul_dtype(x, weight)
     g, x, weight = widen(g), widen(x), widen(weight)
-    o = weight.shape[0]
     kh, kw = weight.shape[-2:]
     grad_x = grad_w = grad_b = None
-    if output_mask[0]:
+    if output_mask[0]:  # the full convolution of g with the flipped, transposed kernel
         flipped = weight.flip(-1, -2).transpose(0, 1)  # (C, O, kh, kw)
-        grad_x = convolve(g.contiguous(), flipped, [kh - 1 - padding[0], kw - 1 - padding[1]]).to(dtype)
+        grad_x = fixed_conv2d(g, flipped, [kh - 1 - padding[0], kw - 1 - padding[1]]).to(dtype)
     if output_mask[1]:
-        cols = aten.im2col.default(x, [kh, kw], [1, 1], list(padding), [1, 1])
-        rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-        g_rows = g.permute(0, 2, 3, 1).reshape(-1, o)
-        grad_w = fixed_matmul(g_rows.t().contiguous(), rows).reshape(weight.shape).to(dtype)
+        grad_w = fixed_conv2d_weight(g, x, [kh, kw], list(padding)).to(dtype)
     if output_mask[2]:
         grad_b = reduce_exact(g, [0, 2, 3], False).to(dtype)
     return grad_x, grad_w, grad_b
@@ -718,6 +703,13 @@ INPLACE = {f"{name}_" for name in ("exp", "log", "tanh", "sigmoid", "pow", "add"
 
 class ReproducibleMode(TorchDispatchMode):
     """The dispatch mode behind ``reproducible()`` (module docstring)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._disable_dynamo unless this says no: a
+        # wrapper that costs a Python frame per operator (about 1 us of a dispatch's 7), for
+        # torch.compile inside the handler, which never happens here.
+        return False
 
     def __init__(self, seed: int = 0, rng: StepRng | None = None):
         super().__init__()
