@@ -904,14 +904,29 @@ void tile_avx512_narrow(int64_t kc, const float* a, const float* b, float* cp, i
 
 using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, int, int, bool);
 
-// Packing buffers of one worker, allocated once per call.
+// Per-thread packing space, kept between calls and grown as needed: a 1 MB buffer freshly
+// allocated per product is mapped afresh (page faults) whenever the allocator has just returned
+// its memory, which cost a large product several per cent. Slots: 0 and 1 a worker's A and B
+// panels, 2 the A panels of a worker helping with one product's row blocks.
+// Each starts on a cache line: a panel row is one or two 64-byte vector loads, and a load that
+// straddles two lines costs a product up to a fifth of its time.
+float* get_scratch(int slot, int64_t floats) {
+  constexpr int64_t LINE = 16;  // floats per 64-byte cache line
+  thread_local std::vector<float> space[3];
+  std::vector<float>& s = space[slot];
+  if (static_cast<int64_t>(s.size()) < floats + LINE) s.resize(static_cast<size_t>(floats + LINE));
+  const auto address = reinterpret_cast<std::uintptr_t>(s.data());
+  return s.data() + ((LINE - static_cast<int64_t>((address / sizeof(float)) % LINE)) % LINE);
+}
+
+// Packing buffers of one worker.
 struct Buffers {
-  std::unique_ptr<float[]> a, b;
+  float* a;
+  float* b;
   template <int MR, int NR>
   static Buffers make(int64_t n) {
     const int64_t cols = std::min(NC_COLS, ((n + NR - 1) / NR) * NR);
-    return {std::unique_ptr<float[]>(new float[static_cast<size_t>(MC_ROWS * FIXED_KC)]),
-            std::unique_ptr<float[]>(new float[static_cast<size_t>(FIXED_KC * cols)])};
+    return {get_scratch(0, MC_ROWS * FIXED_KC), get_scratch(1, FIXED_KC * cols)};
   }
 };
 
@@ -954,15 +969,14 @@ void fixed_gemm(const A& a, const B& b, const Out& c, int64_t m, int64_t n, int6
     const int64_t nc = std::min(NC_COLS, n - jc);
     for (int64_t pc = 0; pc < k; pc += FIXED_KC) {
       const int64_t kc = std::min(FIXED_KC, k - pc);
-      pack_b<NR>(b, pc, kc, jc, nc, buf.b.get());
+      pack_b<NR>(b, pc, kc, jc, nc, buf.b);
       const int64_t blocks = (m + MC_ROWS - 1) / MC_ROWS;
       if (!parallel || blocks == 1) {
-        gemm_rows<MR, NR>(a, buf.b.get(), c, m, jc, nc, pc, kc, 0, blocks, buf.a.get(), tile);
+        gemm_rows<MR, NR>(a, buf.b, c, m, jc, nc, pc, kc, 0, blocks, buf.a, tile);
         continue;
       }
       at::parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
-        std::unique_ptr<float[]> apack(new float[static_cast<size_t>(MC_ROWS * FIXED_KC)]);
-        gemm_rows<MR, NR>(a, buf.b.get(), c, m, jc, nc, pc, kc, lo, hi, apack.get(), tile);
+        gemm_rows<MR, NR>(a, buf.b, c, m, jc, nc, pc, kc, lo, hi, get_scratch(2, MC_ROWS * FIXED_KC), tile);
       });
     }
   }
