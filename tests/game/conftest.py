@@ -7,6 +7,7 @@ two trained runs; ``honest_run`` is the honest trace every adversary is played a
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 
@@ -63,3 +64,15 @@ def play(program, solver_run, solver_strategy, challenger_run, challenger_strate
                        trace_root(list(solver_run.roots)), arity, budget_s, clock=clock or FakeClock(),
                        reference=reference)
     return game, game.play(program.spec.num_checkpoints - 1, program.spec.checkpoint_interval)
+
+
+@pytest.fixture
+def release():
+    """An event a hung test party waits on; set at teardown, or after 30 s so that a game waiting
+    for the hung call still ends."""
+    event = threading.Event()
+    valve = threading.Timer(30.0, event.set)
+    valve.start()
+    yield event
+    event.set()
+    valve.cancel()

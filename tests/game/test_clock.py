@@ -113,16 +113,6 @@ class Hung(Metered):
         return super().commit_ops(step)
 
 
-@pytest.fixture
-def release():
-    event = threading.Event()
-    valve = threading.Timer(30.0, event.set)  # a game that waits for the hung call still ends
-    valve.start()
-    yield event
-    event.set()
-    valve.cancel()
-
-
 HUNG_STEP_S = 0.001  # a faster fake machine for hung games: their waits are real seconds
 
 

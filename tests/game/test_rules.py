@@ -142,16 +142,6 @@ class HungAtCheckpoints(Hung):
         return super().checkpoint_root(index)
 
 
-@pytest.fixture
-def release():
-    event = threading.Event()
-    valve = threading.Timer(30.0, event.set)  # a game that waits for the hung call still ends
-    valve.start()
-    yield event
-    event.set()
-    valve.cancel()
-
-
 def test_a_solver_that_stops_answering_forfeits_when_its_budget_runs_out(game_program, cheater_run, honest_run,
                                                                          release):
     game, result = solver_plays(game_program, cheater_run, honest_run,
