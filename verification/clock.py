@@ -40,9 +40,17 @@ that runs the game, so congestion that slows every party does not spend anyone's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-SECOND = "s"  # the unit of a declared budget: wall seconds, never re-measured
-STEP = "step"  # the unit of a derived budget: one honest step of the job, re-measured
+
+class Unit(StrEnum):
+    """What a budget counts (its value is the name a transcript records)."""
+
+    SECOND = "s"  # a declared budget: wall seconds, never re-measured
+    STEP = "step"  # a derived budget: one honest step of the job, re-measured
+
+
+SECOND, STEP = Unit.SECOND, Unit.STEP
 REFERENCES = {  # what one unit of a budget is, as a transcript names it
     SECOND: "one wall second (a declared budget, never re-measured)",
     STEP: "one honest step of the job from S_0, timed by the coordinator",
@@ -58,7 +66,7 @@ class Budget:
     ``reference_s`` wall seconds when the budget was set."""
 
     units: float
-    unit: str = SECOND
+    unit: Unit = SECOND
     reference_s: float = 1.0
 
     @classmethod
@@ -79,7 +87,7 @@ class Budget:
         return {"units": self.units, "unit": self.unit, "reference_s": self.reference_s}
 
 
-def describe_units(units: float, unit: str) -> str:
+def describe_units(units: float, unit: Unit) -> str:
     """``units`` of ``unit`` in words: seconds as ``0.50s``, steps as ``12.3 steps``."""
     return f"{units:.2f}s" if unit == SECOND else f"{units:.1f} {unit}s"
 
