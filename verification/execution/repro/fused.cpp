@@ -715,6 +715,12 @@ struct Matrix {
       for (; i < MR; ++i) dst[k * MR + i] = 0.0f;
     }
   }
+  // B-role panels: inner [pc, pc+kc) x columns [jc, jc+nc) as NR-column panels, k-major
+  template <int NR>
+  void pack_block(int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) const {
+    for (int64_t jr = 0; jr < nc; jr += NR)
+      for (int64_t k = 0; k < kc; ++k) pack_cols(pc + k, jc + jr, std::min<int64_t>(NR, nc - jr), dst + jr * kc + k * NR, NR);
+  }
   // B-role row: inner index k, columns [c0, c0+nr) -> dst[0, NR), zero-padded
   void pack_cols(int64_t k, int64_t c0, int64_t nr, float* dst, int NR) const {
     const float* src = p + row(k) + c0 * cs;
@@ -732,65 +738,75 @@ struct Matrix {
 // k = (c, i, j) over C x kh x kw and l = (b, y, x) over B x Ho x Wo is x[b, c, y + i - ph, x + j - pw],
 // 0 in the padding (torch's im2col: row k of the (C kh kw, Ho Wo) matrix of image b). `batch`
 // picks one image (its columns are l = (y, x)) or -1 for all (columns l = (b, y, x), also as
-// the inner index of pack_rows).
+// the inner index of pack_rows). Where (y + i - ph, x + j - pw) falls is the same for every image
+// and channel, so a table of one offset per (i, j, y, x), -1 in the padding, replaces the bounds
+// checks and index arithmetic of each element (a 4x4 image's rows are runs of 4).
 struct Unfolded {
   const float* x;
-  int64_t sb, sc, sh, sw;  // x's strides
-  int64_t h, w, kh, kw, ph, pw, ho, wo;
+  int64_t sb, sc;          // x's batch and channel strides
+  int64_t kk, l;           // kh kw and Ho Wo
+  const int64_t* offsets;  // [(i kw + j) l + (y Wo + x)]: x's offset from its (b, c) plane, -1 in the padding
   int64_t batch;
-  // Values (c, i, j) at positions (b, y, x), (b, y, x + 1), ... within one output row, n of them:
-  // the input row y + i - ph read from x + j - pw on, zeros outside it.
-  void row_run(int64_t b, int64_t c, int64_t i, int64_t j, int64_t y, int64_t xx, int64_t n, float* dst,
-               int64_t step) const {
-    const int64_t yy = y + i - ph;
-    if (yy < 0 || yy >= h) {
-      for (int64_t t = 0; t < n; ++t) dst[t * step] = 0.0f;
-      return;
-    }
-    const float* src = x + b * sb + c * sc + yy * sh;
-    const int64_t lo = std::min(n, std::max<int64_t>(0, pw - j - xx));      // positions left of the row
-    const int64_t hi = std::max(lo, std::min(n, w + pw - j - xx));           // ... and right of it
-    int64_t t = 0;
-    for (; t < lo; ++t) dst[t * step] = 0.0f;
-    const float* run = src + (xx + lo + j - pw) * sw;  // the input at position lo
-    if (step == 1 && sw == 1) {
-      std::memcpy(dst + lo, run, sizeof(float) * (hi - lo));
-      t = hi;
-    }
-    for (; t < hi; ++t) dst[t * step] = run[(t - lo) * sw];
-    for (; t < n; ++t) dst[t * step] = 0.0f;
+  // n values (c, i, j) = k at columns (b, pos), (b, pos + 1), ..., image after image, every step-th of dst
+  void gather(int64_t k, int64_t b, int64_t pos, int64_t n, float* dst, int64_t step) const {
+    gather_from(offsets + (k % kk) * l, x + b * sb + (k / kk) * sc, pos, n, dst, step);
   }
-  // B-role row (forward: K = (c, i, j), columns l = (y, x) of one image or (b, y, x) of all)
-  void pack_cols(int64_t k, int64_t c0, int64_t nr, float* dst, int NR) const {
-    const int64_t j = k % kw, i = (k / kw) % kh, c = k / (kw * kh);
-    const int64_t l0 = batch < 0 ? c0 % (ho * wo) : c0;
-    int64_t b = batch < 0 ? c0 / (ho * wo) : batch, y = l0 / wo, xx = l0 % wo;
-    for (int64_t t = 0; t < nr;) {
-      const int64_t n = std::min(nr - t, wo - xx);
-      row_run(b, c, i, j, y, xx, n, dst + t, 1);
-      t += n, xx = 0;
-      if (++y == ho) y = 0, ++b;
+  // the same from row k's offsets and its image b's plane
+  void gather_from(const int64_t* off, const float* base, int64_t pos, int64_t n, float* dst, int64_t step) const {
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t o = off[pos];
+      dst[t * step] = o < 0 ? 0.0f : base[o];
+      if (++pos == l) pos = 0, base += sb;
     }
-    for (int64_t t = nr; t < NR; ++t) dst[t] = 0.0f;
   }
-  // A-role panel (weight gradient: rows k = (c, i, j), inner l = (b, y, x) of the whole batch)
+  // B-role panels (forward: K = (c, i, j), columns (y, x) of one image or (b, y, x) of all): inner
+  // [pc, pc+kc) x columns [jc, jc+nc) as NR-column panels, k-major, zero-padded columns
+  template <int NR>
+  void pack_block(int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) const {
+    const int64_t b = batch < 0 ? jc / l : batch, pos = batch < 0 ? jc % l : jc;
+    const int64_t full = nc / NR * NR;
+    float tail[NR];
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t* off = offsets + ((pc + k) % kk) * l;
+      const float* base = x + b * sb + ((pc + k) / kk) * sc;
+      int64_t pp = pos;
+      for (int64_t jr = 0; jr < full; jr += NR) {  // one panel row: NR consecutive columns
+        gather_from(off, base, pp, NR, dst + jr * kc + k * NR, 1);
+        pp += NR;
+        while (pp >= l) pp -= l, base += sb;
+      }
+      if (full < nc) {
+        for (int t = 0; t < NR; ++t) tail[t] = 0.0f;
+        gather_from(off, base, pp, nc - full, tail, 1);
+        std::memcpy(dst + full * kc + k * NR, tail, sizeof(tail));
+      }
+    }
+  }
+  // A-role panel (weight gradient: rows k = (c, i, j), inner index (b, y, x) of the whole batch)
   void pack_rows(int64_t r0, int64_t mr, int64_t k0, int64_t kc, float* dst, int MR) const {
     for (int64_t i = 0; i < MR; ++i) {
       if (i >= mr) {
         for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
         continue;
       }
-      const int64_t r = r0 + i, kj = r % kw, ki = (r / kw) % kh, c = r / (kw * kh);
-      int64_t b = k0 / (ho * wo), y = (k0 / wo) % ho, xx = k0 % wo;
-      for (int64_t k = 0; k < kc;) {
-        const int64_t n = std::min(kc - k, wo - xx);
-        row_run(b, c, ki, kj, y, xx, n, dst + k * MR + i, MR);
-        k += n, xx = 0;
-        if (++y == ho) y = 0, ++b;
-      }
+      gather(r0 + i, k0 / l, k0 % l, kc, dst + i, MR);
     }
   }
 };
+
+// The offsets table of Unfolded for an input (B, C, H, W) with strides (., ., sh, sw).
+std::vector<int64_t> compute_offsets(int64_t h, int64_t w, int64_t sh, int64_t sw, int64_t kh, int64_t kw, int64_t ph,
+                                     int64_t pw, int64_t ho, int64_t wo) {
+  std::vector<int64_t> off(static_cast<size_t>(kh * kw * ho * wo));
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j)
+      for (int64_t y = 0; y < ho; ++y)
+        for (int64_t xx = 0; xx < wo; ++xx) {
+          const int64_t yy = y + i - ph, xw = xx + j - pw;
+          off[((i * kw + j) * ho + y) * wo + xx] = (yy < 0 || yy >= h || xw < 0 || xw >= w) ? -1 : yy * sh + xw * sw;
+        }
+  return off;
+}
 
 // Where output (r, c) goes: p[r * rs + (c / split) * outer + (c % split) * cs]. A tile never
 // crosses a split (callers split only at multiples of NC_COLS's and every NR's divisor: see
@@ -948,11 +964,7 @@ void gemm_rows(const A& a, const float* bpack, const Out& c, int64_t m, int64_t 
 
 template <int NR, class B>
 void pack_b(const B& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) {
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    float* d = dst + jr * kc;
-    const int64_t nr = std::min<int64_t>(NR, nc - jr);
-    for (int64_t k = 0; k < kc; ++k) b.pack_cols(pc + k, jc + jr, nr, d + k * NR, NR);
-  }
+  b.template pack_block<NR>(pc, kc, jc, nc, dst);
 }
 
 // One (m, k) x (k, n) product into c. With `parallel`, threads take row blocks (one worker's
@@ -1083,10 +1095,12 @@ at::Tensor fixed_mm(const at::Tensor& a, const at::Tensor& b, const std::string&
 
 namespace {
 
-Unfolded unfold(const at::Tensor& x, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t batch) {
-  const int64_t h = x.size(2), w = x.size(3);
-  return {x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3), h, w, kh, kw, ph, pw,
-          h + 2 * ph - kh + 1, w + 2 * pw - kw + 1, batch};
+// The unfolded input of x for a kh x kw kernel and padding (ph, pw); `offsets` holds its table.
+Unfolded unfold(const at::Tensor& x, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t batch,
+                std::vector<int64_t>& offsets) {
+  const int64_t h = x.size(2), w = x.size(3), ho = h + 2 * ph - kh + 1, wo = w + 2 * pw - kw + 1;
+  offsets = compute_offsets(h, w, x.stride(2), x.stride(3), kh, kw, ph, pw, ho, wo);
+  return {x.data_ptr<float>(), x.stride(0), x.stride(1), kh * kw, ho * wo, offsets.data(), batch};
 }
 
 }  // namespace
@@ -1105,15 +1119,19 @@ at::Tensor fixed_conv2d(const at::Tensor& x, const at::Tensor& weight, int64_t p
   auto out = at::empty({nb, o, ho, wo}, x.options());
   float* op = out.data_ptr<float>();
   const Matrix wm{wc.data_ptr<float>(), k, 1};
+  std::vector<int64_t> offsets;
+  const Unfolded all = unfold(x, kh, kw, ph, pw, -1, offsets);
   with_tile(isa, o, l, [&](auto mr_, auto nr_, TileFn tile) {
     constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
     if (l % NR == 0) {  // one product over the whole batch: columns (b, y, x), the weight packed once
       Buffers buf = Buffers::make<MR, NR>(nb * l);
-      fixed_gemm<MR, NR>(wm, unfold(x, kh, kw, ph, pw, -1), Out{op, l, 1, l, o * l}, o, nb * l, k, tile, buf, true);
+      fixed_gemm<MR, NR>(wm, all, Out{op, l, 1, l, o * l}, o, nb * l, k, tile, buf, true);
       return;
     }
     run_batches<MR, NR>(nb, l, [&](int64_t b, bool parallel, Buffers& buf) {
-      fixed_gemm<MR, NR>(wm, unfold(x, kh, kw, ph, pw, b), Out{op + b * o * l, l, 1}, o, l, k, tile, buf, parallel);
+      Unfolded image = all;
+      image.batch = b;
+      fixed_gemm<MR, NR>(wm, image, Out{op + b * o * l, l, 1}, o, l, k, tile, buf, parallel);
     });
   });
   canonical_nans(op, out.numel());
@@ -1128,10 +1146,12 @@ at::Tensor fixed_conv2d_weight(const at::Tensor& g, const at::Tensor& x, int64_t
   check_float_cpu(g, "fixed_conv2d_weight");
   check_float_cpu(x, "fixed_conv2d_weight");
   TORCH_CHECK(g.dim() == 4 && x.dim() == 4 && g.size(0) == x.size(0), "fixed_conv2d_weight: (B, O, Ho, Wo) and (B, C, H, W)");
-  const Unfolded cols = unfold(x, kh, kw, ph, pw, -1);
-  TORCH_CHECK(ph >= 0 && pw >= 0 && g.size(2) == cols.ho && g.size(3) == cols.wo, "fixed_conv2d_weight: g's size");
+  TORCH_CHECK(ph >= 0 && pw >= 0 && g.size(2) == x.size(2) + 2 * ph - kh + 1 && g.size(3) == x.size(3) + 2 * pw - kw + 1,
+              "fixed_conv2d_weight: g's size");
+  std::vector<int64_t> offsets;
+  const Unfolded cols = unfold(x, kh, kw, ph, pw, -1, offsets);
   const at::Tensor gc = g.contiguous();
-  const int64_t nb = x.size(0), o = g.size(1), c = x.size(1), l = cols.ho * cols.wo;
+  const int64_t nb = x.size(0), o = g.size(1), c = x.size(1), l = cols.l;
   const int64_t rows = c * kh * kw, k = nb * l;
   auto out = at::empty({o, c, kh, kw}, x.options());
   float* op = out.data_ptr<float>();
