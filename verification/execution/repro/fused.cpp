@@ -734,29 +734,39 @@ struct Matrix {
   }
 };
 
+// dst[t] = base[off[t]]: a vector gather per 8 or 16 values where the CPU has one.
+MULTI void gather_run(const float* __restrict__ base, const int32_t* __restrict__ off, int64_t n, float* __restrict__ dst) {
+  for (int64_t t = 0; t < n; ++t) dst[t] = base[off[t]];
+}
+
 // The unfolded input of a stride-1 convolution, never materialised: element (k, l) with
 // k = (c, i, j) over C x kh x kw and l = (b, y, x) over B x Ho x Wo is x[b, c, y + i - ph, x + j - pw],
 // 0 in the padding (torch's im2col: row k of the (C kh kw, Ho Wo) matrix of image b). `batch`
 // picks one image (its columns are l = (y, x)) or -1 for all (columns l = (b, y, x), also as
-// the inner index of pack_rows). Where (y + i - ph, x + j - pw) falls is the same for every image
-// and channel, so a table of one offset per (i, j, y, x), -1 in the padding, replaces the bounds
-// checks and index arithmetic of each element (a 4x4 image's rows are runs of 4).
+// the inner index of pack_rows). It reads a zero-padded copy of x, in which (y + i, x + j)'s offset
+// is the same for every image and channel: one table of offsets per (i, j, y, x) replaces the
+// bounds checks and index arithmetic of each element (a 4x4 image's rows are runs of 4), and a
+// run of them is one vector gather.
 struct Unfolded {
-  const float* x;
-  int64_t sb, sc;          // x's batch and channel strides
+  const float* x;          // the input, zero-padded: (B, C, H + 2 ph, W + 2 pw), contiguous
+  int64_t sb, sc;          // its batch and channel strides
   int64_t kk, l;           // kh kw and Ho Wo
-  const int64_t* offsets;  // [(i kw + j) l + (y Wo + x)]: x's offset from its (b, c) plane, -1 in the padding
+  const int32_t* offsets;  // [(i kw + j) l + (y Wo + x)]: (y + i, x + j)'s offset in a padded plane
   int64_t batch;
   // n values (c, i, j) = k at columns (b, pos), (b, pos + 1), ..., image after image, every step-th of dst
   void gather(int64_t k, int64_t b, int64_t pos, int64_t n, float* dst, int64_t step) const {
     gather_from(offsets + (k % kk) * l, x + b * sb + (k / kk) * sc, pos, n, dst, step);
   }
   // the same from row k's offsets and its image b's plane
-  void gather_from(const int64_t* off, const float* base, int64_t pos, int64_t n, float* dst, int64_t step) const {
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t o = off[pos];
-      dst[t * step] = o < 0 ? 0.0f : base[o];
-      if (++pos == l) pos = 0, base += sb;
+  void gather_from(const int32_t* off, const float* base, int64_t pos, int64_t n, float* dst, int64_t step) const {
+    for (int64_t t = 0; t < n;) {
+      const int64_t run = std::min(n - t, l - pos);  // within one image
+      if (step == 1) {
+        gather_run(base, off + pos, run, dst + t);
+      } else {
+        for (int64_t u = 0; u < run; ++u) dst[(t + u) * step] = base[off[pos + u]];
+      }
+      t += run, pos = 0, base += sb;
     }
   }
   // B-role panels (forward: K = (c, i, j), columns (y, x) of one image or (b, y, x) of all): inner
@@ -767,7 +777,7 @@ struct Unfolded {
     const int64_t full = nc / NR * NR;
     float tail[NR];
     for (int64_t k = 0; k < kc; ++k) {
-      const int64_t* off = offsets + ((pc + k) % kk) * l;
+      const int32_t* off = offsets + ((pc + k) % kk) * l;
       const float* base = x + b * sb + ((pc + k) / kk) * sc;
       int64_t pp = pos;
       for (int64_t jr = 0; jr < full; jr += NR) {  // one panel row: NR consecutive columns
@@ -794,17 +804,13 @@ struct Unfolded {
   }
 };
 
-// The offsets table of Unfolded for an input (B, C, H, W) with strides (., ., sh, sw).
-std::vector<int64_t> compute_offsets(int64_t h, int64_t w, int64_t sh, int64_t sw, int64_t kh, int64_t kw, int64_t ph,
-                                     int64_t pw, int64_t ho, int64_t wo) {
-  std::vector<int64_t> off(static_cast<size_t>(kh * kw * ho * wo));
+// The offsets table of Unfolded for a padded plane Wp wide.
+std::vector<int32_t> compute_offsets(int64_t wp, int64_t kh, int64_t kw, int64_t ho, int64_t wo) {
+  std::vector<int32_t> off(static_cast<size_t>(kh * kw * ho * wo));
   for (int64_t i = 0; i < kh; ++i)
     for (int64_t j = 0; j < kw; ++j)
       for (int64_t y = 0; y < ho; ++y)
-        for (int64_t xx = 0; xx < wo; ++xx) {
-          const int64_t yy = y + i - ph, xw = xx + j - pw;
-          off[((i * kw + j) * ho + y) * wo + xx] = (yy < 0 || yy >= h || xw < 0 || xw >= w) ? -1 : yy * sh + xw * sw;
-        }
+        for (int64_t xx = 0; xx < wo; ++xx) off[((i * kw + j) * ho + y) * wo + xx] = static_cast<int32_t>((y + i) * wp + xx + j);
   return off;
 }
 
@@ -1095,12 +1101,16 @@ at::Tensor fixed_mm(const at::Tensor& a, const at::Tensor& b, const std::string&
 
 namespace {
 
-// The unfolded input of x for a kh x kw kernel and padding (ph, pw); `offsets` holds its table.
-Unfolded unfold(const at::Tensor& x, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t batch,
-                std::vector<int64_t>& offsets) {
-  const int64_t h = x.size(2), w = x.size(3), ho = h + 2 * ph - kh + 1, wo = w + 2 * pw - kw + 1;
-  offsets = compute_offsets(h, w, x.stride(2), x.stride(3), kh, kw, ph, pw, ho, wo);
-  return {x.data_ptr<float>(), x.stride(0), x.stride(1), kh * kw, ho * wo, offsets.data(), batch};
+// The unfolded input of x for a kh x kw kernel and padding (ph, pw); `padded` and `offsets` hold
+// its storage (the padded copy is one pass over x; the unfolded matrix would be kh kw of them).
+Unfolded unfold(const at::Tensor& x, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t batch, at::Tensor& padded,
+                std::vector<int32_t>& offsets) {
+  padded = at::constant_pad_nd(x, {pw, pw, ph, ph}, 0).contiguous();
+  const int64_t hp = padded.size(2), wp = padded.size(3);
+  TORCH_CHECK(hp * wp < (int64_t(1) << 31), "fixed convolution: an input plane of ", hp, " x ", wp, " is too large");
+  offsets = compute_offsets(wp, kh, kw, hp - kh + 1, wp - kw + 1);
+  return {padded.data_ptr<float>(), padded.stride(0), padded.stride(1), kh * kw, (hp - kh + 1) * (wp - kw + 1),
+          offsets.data(), batch};
 }
 
 }  // namespace
@@ -1119,8 +1129,9 @@ at::Tensor fixed_conv2d(const at::Tensor& x, const at::Tensor& weight, int64_t p
   auto out = at::empty({nb, o, ho, wo}, x.options());
   float* op = out.data_ptr<float>();
   const Matrix wm{wc.data_ptr<float>(), k, 1};
-  std::vector<int64_t> offsets;
-  const Unfolded all = unfold(x, kh, kw, ph, pw, -1, offsets);
+  at::Tensor padded;
+  std::vector<int32_t> offsets;
+  const Unfolded all = unfold(x, kh, kw, ph, pw, -1, padded, offsets);
   with_tile(isa, o, l, [&](auto mr_, auto nr_, TileFn tile) {
     constexpr int MR = decltype(mr_)::value, NR = decltype(nr_)::value;
     if (l % NR == 0) {  // one product over the whole batch: columns (b, y, x), the weight packed once
@@ -1148,8 +1159,9 @@ at::Tensor fixed_conv2d_weight(const at::Tensor& g, const at::Tensor& x, int64_t
   TORCH_CHECK(g.dim() == 4 && x.dim() == 4 && g.size(0) == x.size(0), "fixed_conv2d_weight: (B, O, Ho, Wo) and (B, C, H, W)");
   TORCH_CHECK(ph >= 0 && pw >= 0 && g.size(2) == x.size(2) + 2 * ph - kh + 1 && g.size(3) == x.size(3) + 2 * pw - kw + 1,
               "fixed_conv2d_weight: g's size");
-  std::vector<int64_t> offsets;
-  const Unfolded cols = unfold(x, kh, kw, ph, pw, -1, offsets);
+  at::Tensor padded;
+  std::vector<int32_t> offsets;
+  const Unfolded cols = unfold(x, kh, kw, ph, pw, -1, padded, offsets);
   const at::Tensor gc = g.contiguous();
   const int64_t nb = x.size(0), o = g.size(1), c = x.size(1), l = cols.l;
   const int64_t rows = c * kh * kw, k = nb * l;
