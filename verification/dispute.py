@@ -393,11 +393,6 @@ class ChessClock:
             self.references_s = [self.budget.reference_s]
 
     @property
-    def budget_s(self) -> float:
-        """The budget in wall seconds at the reference it was set with."""
-        return self.budget.seconds
-
-    @property
     def reference_s(self) -> float:
         """The latest measurement of the reference: the seconds one unit takes now."""
         return self.references_s[-1]

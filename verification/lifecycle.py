@@ -349,9 +349,7 @@ def get_party_time_budget(spec: JobSpec, step_seconds: float) -> float:
     parameters in reproducible mode); a hung one is cut off in minutes. Arbitrum's chess clock
     likewise gives each side a budget sized to the work its moves need. These are seconds at the
     measured speed; the game counts the same budget in steps (``get_party_budget``)."""
-    if spec.party_time_budget_s > 0:
-        return spec.party_time_budget_s
-    return BUDGET_FLOOR_S + DEADLINE_SLACK * (spec.checkpoint_interval + RECORDING_STEPS) * step_seconds
+    return get_party_budget(spec, step_seconds).seconds
 
 
 def get_party_budget(spec: JobSpec, step_seconds: float) -> Budget:

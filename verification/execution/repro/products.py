@@ -173,13 +173,25 @@ def torch_fixed_conv2d_weight(g: torch.Tensor, x: torch.Tensor, kernel: list[int
     return torch_fixed_mm(g_rows.t().contiguous(), unfold_rows(x, kernel, padding)).reshape(o, x.shape[1], *kernel)
 
 
+def run_conv2d_kernel(x: torch.Tensor, weight: torch.Tensor, padding: list[int]) -> torch.Tensor | None:
+    """The convolution by the C++ kernel, or None where there is none (``get_cpu_kernels``)."""
+    ext = get_cpu_kernels(x, weight)
+    return None if ext is None else ext.fixed_conv2d(x, weight, padding[0], padding[1], get_isa())
+
+
+def run_conv2d_weight_kernel(g: torch.Tensor, x: torch.Tensor, kernel: list[int],
+                             padding: list[int]) -> torch.Tensor | None:
+    """The weight gradient by the C++ kernel, or None where there is none (``get_cpu_kernels``)."""
+    ext = get_cpu_kernels(g, x)
+    return None if ext is None else ext.fixed_conv2d_weight(g, x, kernel[0], kernel[1], padding[0], padding[1],
+                                                            get_isa())
+
+
 @torch.library.custom_op("pinpoint::fixed_conv2d", mutates_args=())
 def fixed_conv2d_op(x: torch.Tensor, weight: torch.Tensor, padding: list[int]) -> torch.Tensor:
     """The stride-1 convolution ``(B, C, H, W) * (O, C, kh, kw) -> (B, O, Ho, Wo)``, no bias, in the fixed order."""
-    ext = get_cpu_kernels(x, weight)
-    if ext is None:
-        return torch_fixed_conv2d(x, weight, padding)
-    return ext.fixed_conv2d(x, weight, padding[0], padding[1], get_isa())
+    out = run_conv2d_kernel(x, weight, padding)
+    return torch_fixed_conv2d(x, weight, padding) if out is None else out
 
 
 @fixed_conv2d_op.register_fake
@@ -191,10 +203,8 @@ def _(x: torch.Tensor, weight: torch.Tensor, padding: list[int]) -> torch.Tensor
 @torch.library.custom_op("pinpoint::fixed_conv2d_weight", mutates_args=())
 def fixed_conv2d_weight_op(g: torch.Tensor, x: torch.Tensor, kernel: list[int], padding: list[int]) -> torch.Tensor:
     """The weight gradient ``(O, C, kh, kw)`` of that convolution for the output gradient ``g``."""
-    ext = get_cpu_kernels(g, x)
-    if ext is None:
-        return torch_fixed_conv2d_weight(g, x, kernel, padding)
-    return ext.fixed_conv2d_weight(g, x, kernel[0], kernel[1], padding[0], padding[1], get_isa())
+    out = run_conv2d_weight_kernel(g, x, kernel, padding)
+    return torch_fixed_conv2d_weight(g, x, kernel, padding) if out is None else out
 
 
 @fixed_conv2d_weight_op.register_fake
@@ -217,8 +227,8 @@ def fixed_conv2d(x: torch.Tensor, weight: torch.Tensor, padding: list[int]) -> t
     if weight.dtype != torch.float32:
         raise ProductError(f"fixed-order convolution takes a float32 weight, got {weight.dtype}")
     padding = [int(p) for p in padding]
-    if is_unwatched() and (ext := get_cpu_kernels(x, weight)) is not None:
-        return ext.fixed_conv2d(x, weight, padding[0], padding[1], get_isa())
+    if is_unwatched() and (out := run_conv2d_kernel(x, weight, padding)) is not None:
+        return out
     return torch.ops.pinpoint.fixed_conv2d(x, weight, padding)
 
 
@@ -231,6 +241,6 @@ def fixed_conv2d_weight(g: torch.Tensor, x: torch.Tensor, kernel: list[int], pad
         raise ProductError(f"fixed-order convolution weight gradient: g {g.dtype} {tuple(g.shape)} does not "
                            f"match the input {tuple(x.shape)}, kernel {list(kernel)} and padding {list(padding)}")
     kernel, padding = [int(k) for k in kernel], [int(p) for p in padding]
-    if is_unwatched() and (ext := get_cpu_kernels(g, x)) is not None:
-        return ext.fixed_conv2d_weight(g, x, kernel[0], kernel[1], padding[0], padding[1], get_isa())
+    if is_unwatched() and (out := run_conv2d_weight_kernel(g, x, kernel, padding)) is not None:
+        return out
     return torch.ops.pinpoint.fixed_conv2d_weight(g, x, kernel, padding)
