@@ -240,9 +240,6 @@ GAME_MOVES: tuple[type, ...] = (RevealCheckpoint, ChallengeCheckpoint, Challenge
                                 OpenState, CommitOps, RevealOp, OpenOp, OpenOperands, RuleOnOperator, RuleOnStep,
                                 ForfeitGame)
 
-MESSAGE_TYPES: dict[bytes, type] = {
-    cls.__name__.encode("ascii"): cls for cls in (Commitment, Attestation, Ruling, *GAME_MOVES)
-}
 
 
 @dataclass(frozen=True)
@@ -266,6 +263,14 @@ class AggregateAttestation:
     verifier_ids: tuple[PartyId, ...]
     public_keys: tuple[PublicKey, ...]
     signature: Signature
+
+
+# An aggregate attestation is a message too: a canonical encoding, a message id (its content
+# address in a job's records) and a JSON form (``message_to_json``); its signature is over its
+# attestation's signing root, not its own.
+MESSAGE_TYPES: dict[bytes, type] = {
+    cls.__name__.encode("ascii"): cls for cls in (Commitment, Attestation, Ruling, AggregateAttestation, *GAME_MOVES)
+}
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,14 @@ from datasets.sharding import DatasetCommitment, write_shards
 from datasets.sources import UnknownSourceError, load_source
 from proofs.bls import MalformedKeyError, MalformedSignatureError
 from proofs.messages import (
+    AggregateAttestation,
     Commitment,
     MalformedMessageError,
     Signed,
+    aggregate_attestations,
     encode_message,
     sign_message,
+    signing_root,
     verify_signed,
 )
 from proofs.types import JobId, PartyId, Root, SolverId, Step, is_root
@@ -55,6 +58,8 @@ from verification.job import (
     LifecycleError,
     ProtocolError,
     as_job,
+    get_challenger,
+    get_committee,
     get_public_key,
     get_solver,
     with_dataset,
@@ -69,9 +74,12 @@ from verification.protocol import (
     InvalidMessageError,
     JobState,
     SettleRequest,
+    compute_attestation,
     compute_genesis_state,
     compute_ruling,
+    get_first_finder,
     get_open_challenges,
+    process_attest,
     process_challenge,
     process_check,
     process_commit,
@@ -131,6 +139,7 @@ from verification.verifier import (
     find_equivocation,
     forfeited,
     inconclusive,
+    is_attestable,
     is_selected_for_check,
     is_valid_coin_reveal,
     not_checked,
@@ -239,7 +248,7 @@ def check_funds(job: Job, ledger_path: Path) -> None:
     settled job is not checked again: re-running it moves nothing)."""
     job_id, terms = job.job_id, job.terms
     needs = compute_job_requirements(job.spec.submitter, terms, [s.solver_id for s in job.solvers],
-                                     [job.spec.verifier])
+                                     list(get_committee(job)))
     ledger = Ledger(ledger_path) if ledger_path.exists() else None
     try:
         if ledger is not None and is_job_settled(ledger, job_id):
@@ -260,10 +269,10 @@ class InsufficientFundsError(LifecycleError):
 PROBE_TIMEOUT_S = 120.0  # importing plug-in modules and building their strategies, nothing more
 
 
-# -- 1. the job opens: dataset and the verifier's coin ------------------------------------------
+# -- 1. the job opens: dataset and the verifiers' coins -----------------------------------------
 def stage_shard(job: Job | JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
     """The job opens: the spec's data source is split into zarr shards committed by their Merkle
-    roots, and the verifier commits to its spot-check coin (``open_spot_check_coin``)."""
+    roots, and every verifier commits to its spot-check coin (``open_spot_check_coin``)."""
     job = as_job(job)
     spec = job.spec
     source = load_source(spec.dataset, **spec.dataset_params)
@@ -272,32 +281,45 @@ def stage_shard(job: Job | JobSpec, paths: ArtifactPaths) -> DatasetCommitment:
     return dataset
 
 
-def open_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> CoinCommitment:
-    """The verifier draws its coin's secret and publishes its commitment, before any solver trains
-    (``verification.verifier``). Both are write-once: opening the job again keeps the first coin,
-    so nobody can redraw it after seeing the solvers' commitments."""
+def open_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> tuple[CoinCommitment, ...]:
+    """Every verifier of the committee draws its coin's secret and publishes its commitment,
+    before any solver trains (``verification.verifier``); the commitments, in committee order.
+    Both are write-once: opening the job again keeps the first coins, so nobody can redraw one
+    after seeing the solvers' commitments."""
     job = as_job(job)
-    job_id, verifier = job.job_id, PartyId(job.spec.verifier)
-    secret = store.save_coin_secret(paths, job_id, secrets.token_bytes(SECRET_SIZE))
-    commitment = compute_coin_commitment(job_id, verifier, secret, job.spec.hashing)
-    return store.save_coin_commitment(paths, CoinCommitment(job_id, verifier, commitment))
+    job_id, coins = job.job_id, []
+    for verifier in get_committee(job):
+        secret = store.save_coin_secret(paths, job_id, verifier, secrets.token_bytes(SECRET_SIZE))
+        commitment = compute_coin_commitment(job_id, verifier, secret, job.spec.hashing)
+        coins.append(store.save_coin_commitment(paths, CoinCommitment(job_id, verifier, commitment)))
+    return tuple(coins)
 
 
-def reveal_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths) -> tuple[CoinCommitment, CoinReveal]:
-    """The verifier's published coin commitment and its reveal; ``LifecycleError`` when the stored
-    secret does not open the commitment (the secret was replaced after the job opened)."""
+def reveal_spot_check_coin(job: Job | JobSpec, paths: ArtifactPaths,
+                           verifier: PartyId | None = None) -> tuple[CoinCommitment, CoinReveal]:
+    """``verifier``'s (default: the lead verifier's) published coin commitment and its reveal;
+    ``LifecycleError`` when the stored secret does not open the commitment (the secret was
+    replaced after the job opened)."""
     job = as_job(job)
     job_id, spec = job.job_id, job.spec
+    verifier = PartyId(spec.verifier) if verifier is None else verifier
     try:
-        published = store.load_coin_commitment(paths, job_id)
-        reveal = CoinReveal(job_id, PartyId(spec.verifier), store.load_coin_secret(paths, job_id))
+        published = store.load_coin_commitment(paths, job_id, verifier)
+        reveal = CoinReveal(job_id, verifier, store.load_coin_secret(paths, job_id, verifier))
     except store.StoreError as exc:
-        raise LifecycleError(f"job {job_id} has no spot-check coin: {exc}; materialize the dataset stage "
-                             f"(the job's opening) first") from None
+        raise LifecycleError(f"job {job_id} has no spot-check coin of verifier {verifier!r}: {exc}; materialize "
+                             f"the dataset stage (the job's opening) first") from None
     if not is_valid_coin_reveal(published, reveal, spec.hashing):
-        raise LifecycleError(f"the verifier's secret for job {job_id} does not open its published coin "
-                             f"commitment {published.commitment.hex()} ({store.coin_secret_path(paths, job_id)})")
+        raise LifecycleError(f"the secret of verifier {verifier!r} for job {job_id} does not open its published coin "
+                             f"commitment {published.commitment.hex()} "
+                             f"({store.coin_secret_path(paths, job_id, verifier)})")
     return published, reveal
+
+
+def load_coin_commitments(job: Job, paths: ArtifactPaths) -> list[CoinCommitment]:
+    """Every verifier's published coin commitment, in committee order (``StoreError`` for a
+    verifier that never published one)."""
+    return [store.load_coin_commitment(paths, job.job_id, v) for v in get_committee(job)]
 
 
 # -- 2. training -------------------------------------------------------------------------------
@@ -439,8 +461,9 @@ def stage_commit(job: Job | JobSpec, runs: dict[SolverId, TrainingRun],
     signs — is published on the job's bulletin, where verifiers look for equivocation. A solver
     whose run failed, or that fails to sign its own run, has no commitment (it forfeits)."""
     job = as_job(job)
-    # Rule: solvers commit after the verifier committed to its coin, so none can predict it.
-    state = compute_genesis_state(job, reveal_spot_check_coin(job, paths)[0] if paths is not None else None)
+    # Rule: solvers commit after every verifier committed to its coin, so none can predict one.
+    coins = [reveal_spot_check_coin(job, paths, v)[0] for v in get_committee(job)] if paths is not None else []
+    state = compute_genesis_state(job, coins)
     for solver in job.solvers:
         run = runs.get(solver.solver_id)
         if run is None or run.failure is not None:
@@ -524,33 +547,41 @@ def is_accepted_commitment(job: Job, solver_id: SolverId, signed: Signed) -> boo
     return True
 
 
-def compute_committed_state(job: Job, coin: CoinCommitment | None, commitments: dict[SolverId, Signed]) -> JobState:
+def compute_committed_state(job: Job, coins: list[CoinCommitment], commitments: dict[SolverId, Signed]) -> JobState:
     """The job's state once its solvers committed: ``commitments`` (each filed under its own
     solver) through ``process_commit``, which raises what ``require_valid_commitments`` raises."""
-    state = compute_genesis_state(job, coin)
+    state = compute_genesis_state(job, coins)
     for solver_id, signed in commitments.items():
         require_own_solver(job, solver_id, signed)
         state = process_commit(job, state, signed)
     return state
 
 
-def process_coin_reveal(job: Job, state: JobState, reveal: CoinReveal | None) -> JobState:
+def process_coin_reveal(job: Job, state: JobState, verifier: PartyId, reveal: CoinReveal | None) -> JobState:
     """``process_reveal``; a verification that revealed no coin is refused like a false reveal."""
     if reveal is None:
-        faults = compute_selection_faults(state.coin, None, {}, {}, job.spec.spot_check_probability,
+        faults = compute_selection_faults(state.coins[verifier], None, {}, {}, job.spec.spot_check_probability,
                                           job.spec.hashing)
-        raise ForgedMessageError(f"job {job.job_id}: {'; '.join(faults)}")
+        raise ForgedMessageError(f"job {job.job_id}: verifier {verifier!r}: {'; '.join(faults)}")
     return process_reveal(job, state, reveal)
 
 
-def compute_checked_state(job: Job, state: JobState, checks: dict[SolverId, SpotCheck]) -> JobState:
-    """``state`` (its coin revealed) after the verifier's checks, and a challenge of each mismatch."""
-    for check in checks.values():
-        state = process_check(job, state, CheckReport(job.job_id, job.spec.verifier, check))
-    for solver_id, check in checks.items():
-        if check.mismatch:  # the verifier challenges every mismatch it found
-            challenge = Challenge(job.job_id, job.spec.verifier, solver_id, check.disputed_interval)
-            state = process_challenge(job, state, challenge)
+def compute_checked_state(job: Job, state: JobState, checks: dict[PartyId, dict[SolverId, SpotCheck]],
+                          attestations: tuple[AggregateAttestation, ...]) -> JobState:
+    """``state`` (the coins revealed) after every verifier's checks, the committee's aggregate
+    attestations, and one challenge of each solver some verifier found a mismatch in, by the
+    first verifier in committee order that found it."""
+    for verifier in get_committee(job):
+        for check in checks.get(verifier, {}).values():
+            state = process_check(job, state, CheckReport(job.job_id, verifier, check))
+    for aggregate in attestations:
+        state = process_attest(job, state, aggregate)
+    for solver in job.solvers:
+        challenger = get_first_finder(job, state.checks, solver.solver_id)
+        if challenger is not None:
+            check = state.checks[challenger][solver.solver_id]
+            state = process_challenge(job, state, Challenge(job.job_id, challenger, solver.solver_id,
+                                                            check.disputed_interval))
     return state
 
 
@@ -558,19 +589,75 @@ def get_checked_state(job: Job, paths: ArtifactPaths, commitments: dict[SolverId
                       verified: VerifyOutput) -> JobState:
     """The job's state after its spot checks, rebuilt through the transitions from a stage's
     inputs. Rule: a later stage counts only the commitments the job accepts (a solver with none
-    delivered nothing), and audits every check against the coin the verifier committed to."""
+    delivered nothing), audits every verifier's checks against the coin that verifier committed
+    to, and verifies every aggregate attestation (``process_attest``)."""
     accepted = {sid: s for sid, s in commitments.items() if is_accepted_commitment(job, sid, s)}
-    state = compute_committed_state(job, store.load_coin_commitment(paths, job.job_id), accepted)
-    return compute_checked_state(job, process_coin_reveal(job, state, verified.coin), verified.checks)
+    state = compute_committed_state(job, load_coin_commitments(job, paths), accepted)
+    reveals = get_committee_reveals(job, verified)
+    for verifier in get_committee(job):
+        state = process_coin_reveal(job, state, verifier, reveals.get(verifier))
+    return compute_checked_state(job, state, get_committee_checks(job, verified), verified.attestations)
 
 
 # -- 4. spot checks ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class VerifyOutput:
+class AttesterChecks:
+    """What one attester (a committee member after the lead) verified: its revealed coin and its
+    check of every solver."""
+
+    verifier: PartyId
+    coin: CoinReveal | None
     checks: dict[SolverId, SpotCheck]
-    replica: TrainingRun | None
+
+
+@dataclass(frozen=True)
+class VerifyOutput:
+    """The committee's verification: the lead verifier's checks, replica and revealed coin (which
+    settlement audits), every attester's, and the aggregate attestations of their verdicts."""
+
+    checks: dict[SolverId, SpotCheck]  # the lead verifier's
+    replica: TrainingRun | None  # the lead verifier's (replicate policy)
     seconds: float
-    coin: CoinReveal | None = None  # the verifier's revealed coin, which settlement audits
+    coin: CoinReveal | None = None  # the lead verifier's revealed coin
+    attesters: tuple[AttesterChecks, ...] = ()
+    attestations: tuple[AggregateAttestation, ...] = ()
+
+
+def get_committee_checks(job: Job, verified: VerifyOutput) -> dict[PartyId, dict[SolverId, SpotCheck]]:
+    """Every verifier's checks, by verifier (the lead's first), by solver."""
+    return {PartyId(job.spec.verifier): verified.checks, **{a.verifier: a.checks for a in verified.attesters}}
+
+
+def get_committee_reveals(job: Job, verified: VerifyOutput) -> dict[PartyId, CoinReveal | None]:
+    """Every verifier's revealed coin, by verifier."""
+    return {PartyId(job.spec.verifier): verified.coin, **{a.verifier: a.coin for a in verified.attesters}}
+
+
+def get_mismatched_solvers(job: Job, verified: VerifyOutput) -> set[SolverId]:
+    """The solvers some verifier's check found a mismatch in: each has one dispute."""
+    return {sid for checks in get_committee_checks(job, verified).values()
+            for sid, check in checks.items() if check.mismatch}
+
+
+def attest_checks(job: Job, checks: dict[PartyId, dict[SolverId, SpotCheck]],
+                  commitments: dict[SolverId, Signed]) -> tuple[AggregateAttestation, ...]:
+    """Each verifier signs an ``Attestation`` of each conclusive check it made (``is_attestable``),
+    with its key, as the referee signs its rulings (``sign_ruling``); the attestations with the same
+    signed content (one solver, its trace root, one verdict) are aggregated into one BLS signature
+    (``aggregate_attestations``: consensus-specs' aggregate attestations), in the job's solver
+    order, matching verdicts before mismatches."""
+    groups: dict[tuple[int, bool, bytes], list[Signed]] = {}
+    order = {s.solver_id: i for i, s in enumerate(job.solvers)}
+    for verifier in get_committee(job):
+        sk = party_keypair(job.spec, verifier)[0]
+        for sid, check in checks.get(verifier, {}).items():
+            if not is_attestable(check) or sid not in commitments:
+                continue
+            signed = sign_message(compute_attestation(job, verifier, check, commitments[sid].message.trace_root),
+                                  sk, verifier)
+            key = (order[sid], check.mismatch, bytes(signing_root(signed.message)))
+            groups.setdefault(key, []).append(signed)
+    return tuple(aggregate_attestations(groups[key]) for key in sorted(groups))
 
 
 def get_declared_divergence(job: Job) -> Step | None:
@@ -602,29 +689,57 @@ def is_environment_bound(spec: JobSpec) -> bool:
 
 def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], paths: ArtifactPaths) -> VerifyOutput:
-    """The verifier reveals its coin (``process_reveal``) and checks each solver it selects
-    (probability ``p``) under the spec's policy; its checks, and a challenge of each mismatch, go
-    through ``process_check`` and ``process_challenge``."""
+    """Every verifier of the committee reveals its coin (``process_reveal``) and checks each
+    solver its own coin selects (probability ``p``): the lead verifier under the spec's policy and
+    its challenger strategy, each attester honestly by the interval policy (a few intervals from
+    the solver's own checkpoints: no replica). Each signs its conclusive verdicts, which aggregate
+    into one signature per verdict (``attest_checks``; kept in the job's records). The checks, the
+    aggregates and a challenge of each mismatch go through ``process_check``, ``process_attest``
+    and ``process_challenge``."""
     start = time.perf_counter()
     job = with_dataset(as_job(job), dataset)
-    spec, job_id, hashing = job.spec, job.job_id, job.spec.hashing
+    spec, job_id = job.spec, job.job_id
     # Rule: nothing is verified (nor, downstream, settled) on a commitment that fails its checks
     require_valid_commitments(job, commitments)
-    published_coin, coin = reveal_spot_check_coin(job, paths)
-    state = process_reveal(job, compute_committed_state(job, published_coin, commitments), coin)
+    coins = {v: reveal_spot_check_coin(job, paths, v) for v in get_committee(job)}
+    state = compute_committed_state(job, [published for published, _ in coins.values()], commitments)
+    for _, reveal in coins.values():
+        state = process_reveal(job, state, reveal)
     program = load_program(spec, dataset)
     forfeits = {s.solver_id: get_forfeit(runs, commitments, s.solver_id) for s in job.solvers}
-    delivered = [sid for sid, reason in forfeits.items() if reason is None]
     # Equivocation evidence on the bulletin needs no coin and no re-execution: anyone can present it.
     published = store.read_bulletin(paths, job_id)
     evidence = {sid: find_equivocation(commitments[sid], published, get_public_key(job, sid))
-                for sid in delivered}
-    selected = [sid for sid in delivered if evidence[sid] is None and is_selected_for_check(
-        coin, sid, commitments[sid].signature, spec.spot_check_probability, hashing)]
-    # The verifier's replica and its accusations follow its strategy: honest, or a false challenger.
-    accused = get_declared_divergence(job)
+                for sid, reason in forfeits.items() if reason is None}
+    lead = PartyId(spec.verifier)
+    # The lead verifier's replica and its accusations follow its strategy: honest, or a false challenger.
+    checks, replica = check_solvers(job, dataset, paths, program, runs, commitments, forfeits, evidence,
+                                    coins[lead][1], spec.spot_check_policy, get_declared_divergence(job))
+    attesters = []
+    for verifier in get_committee(job)[1:]:
+        coin = coins[verifier][1]
+        attester_checks, _ = check_solvers(job, dataset, paths, program, runs, commitments, forfeits, evidence,
+                                           coin, Policy.INTERVAL, None)
+        attesters.append(AttesterChecks(verifier, coin, attester_checks))
+    verified = VerifyOutput(checks, replica, 0.0, coins[lead][1], tuple(attesters))
+    attestations = attest_checks(job, get_committee_checks(job, verified), commitments)
+    store.save_attestations(paths, job_id, attestations)
+    # Rule: the committee's checks and attestations pass the audit settlement will make.
+    compute_checked_state(job, state, get_committee_checks(job, verified), attestations)
+    return dataclasses.replace(verified, seconds=time.perf_counter() - start, attestations=attestations)
+
+
+def check_solvers(job: Job, dataset: DatasetCommitment, paths: ArtifactPaths, program: Program,
+                  runs: dict[SolverId, TrainingRun], commitments: dict[SolverId, Signed],
+                  forfeits: dict[SolverId, str | None], evidence: dict[SolverId, object], coin: CoinReveal,
+                  policy: Policy, accused: Step | None) -> tuple[dict[SolverId, SpotCheck], TrainingRun | None]:
+    """One verifier's check of every solver, with its revealed ``coin`` and ``policy`` (``accused``:
+    the step a false challenger accuses), and its replica when it replicated the job."""
+    spec, hashing = job.spec, job.spec.hashing
+    selected = [sid for sid, reason in forfeits.items() if reason is None and evidence[sid] is None
+                and is_selected_for_check(coin, sid, commitments[sid].signature, spec.spot_check_probability, hashing)]
     replica = None
-    if selected and spec.spot_check_policy == Policy.REPLICATE and spec.mode != Mode.TOLERANCE:
+    if selected and policy == Policy.REPLICATE and spec.mode != Mode.TOLERANCE:
         replica = train_replica(job, dataset, paths, program)
     with program.settings():  # the environment the verifier's own checks run in
         environment = replica.environment if replica is not None else program.environment()
@@ -632,20 +747,19 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
     for solver in job.solvers:
         sid = solver.solver_id
         if forfeits[sid] is not None:
-            checks[sid] = forfeited(sid, spec.spot_check_policy, forfeits[sid])
+            checks[sid] = forfeited(sid, policy, forfeits[sid])
             continue
         run, claimed = runs[sid], commitments[sid].message
         if evidence[sid] is not None:
-            checks[sid] = check_equivocation(sid, spec.spot_check_policy, evidence[sid])
-        elif sid not in selected or (replica is None and spec.spot_check_policy == Policy.REPLICATE
-                                     and spec.mode != Mode.TOLERANCE):
-            checks[sid] = not_checked(sid, spec.spot_check_policy)
+            checks[sid] = check_equivocation(sid, policy, evidence[sid])
+        elif sid not in selected or (replica is None and policy == Policy.REPLICATE and spec.mode != Mode.TOLERANCE):
+            checks[sid] = not_checked(sid, policy)
         elif is_environment_bound(spec) and claimed.environment != environment:
             # Rule: in exact mode a verifier judges only a trace made in its own environment.
-            checks[sid] = inconclusive(sid, spec.spot_check_policy, claimed.environment, environment)
+            checks[sid] = inconclusive(sid, policy, claimed.environment, environment)
         elif spec.mode == Mode.TOLERANCE and accused is None:  # PoL: distances, not roots
             every = tuple(range(spec.num_checkpoints - 1))
-            intervals = every if spec.spot_check_policy == Policy.REPLICATE else compute_check_intervals(
+            intervals = every if policy == Policy.REPLICATE else compute_check_intervals(
                 coin, sid, commitments[sid].signature, spec.num_checkpoints - 1, spec.intervals_per_check, hashing)
             checks[sid] = check_tolerance(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                           intervals, spec.tolerance_rho)
@@ -659,9 +773,7 @@ def stage_verify(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Solv
                                                 spec.intervals_per_check, hashing)
             checks[sid] = check_interval(program, sid, run.roots, claimed.trace_root, run.checkpoint_path,
                                          intervals)
-    # Rule: the verifier's own checks pass the audit settlement will make (``process_check``).
-    compute_checked_state(job, state, checks)
-    return VerifyOutput(checks, replica, time.perf_counter() - start, coin)
+    return checks, replica
 
 
 # -- 5. disputes -------------------------------------------------------------------------------
@@ -677,7 +789,8 @@ def stage_dispute(job: Job | JobSpec, dataset: DatasetCommitment, runs: dict[Sol
     budget = None
     for sid in get_open_challenges(state):
         budget = budget or get_party_budget(job.spec, measure_step_seconds(program))
-        result = play_dispute(job, dataset, runs[sid], state.commitments[sid], verified, program, budget, paths)
+        result = play_dispute(job, dataset, runs[sid], state.commitments[sid], verified, state.challenges[sid],
+                              program, budget, paths)
         result = dataclasses.replace(result, ruling=sign_ruling(job, result))
         state = process_dispute(job, state, DisputeOutcome(job.job_id, sid, result))
         state = process_rule(job, state, result.ruling)
@@ -691,19 +804,24 @@ def sign_ruling(job: Job, result: DisputeResult) -> Signed:
 
 
 def play_dispute(job: Job, dataset: DatasetCommitment, run: TrainingRun, signed: Signed, verified: VerifyOutput,
-                 program: Program, budget: Budget, paths: ArtifactPaths) -> DisputeResult:
-    """One solver's game against the verifier; its transcript is saved beside the job's records.
-    A budget in steps is re-measured on one honest step of ``program`` (``measure_step_seconds``)."""
-    sid, spec = run.solver_id, job.spec
-    # The interval policy's challenger replays from the solver's own checkpoints.
-    challenger_run = verified.replica if verified.replica is not None else run
+                 challenge: Challenge, program: Program, budget: Budget, paths: ArtifactPaths) -> DisputeResult:
+    """One solver's game against the verifier that challenged it (``challenge.challenger``, the
+    lead verifier or an attester: ``get_challenger``); its transcript is saved beside the job's
+    records. A budget in steps is re-measured on one honest step of ``program``
+    (``measure_step_seconds``)."""
+    sid, spec, challenger = run.solver_id, job.spec, challenge.challenger
+    # The lead verifier's replica, when it replicated; an interval check's challenger replays
+    # from the solver's own checkpoints.
+    replica = verified.replica if challenger == spec.verifier else None
+    challenger_run = replica if replica is not None else run
     providers = (RemoteProvider(sid, build_trace_provider, spec, dataset, run, get_solver(job, sid)),
-                 RemoteProvider(spec.verifier, build_trace_provider, spec, dataset, challenger_run, job.challenger))
+                 RemoteProvider(challenger, build_trace_provider, spec, dataset, challenger_run,
+                                get_challenger(job, challenger)))
     try:
         reference = None if budget.unit == SECOND else functools.partial(measure_step_seconds, program)
         game = DisputeGame(program, *providers, signed.message.trace_root, spec.dissection_arity, budget,
                            reference=reference)
-        interval = None if verified.replica is not None else verified.checks[sid].disputed_interval
+        interval = None if replica is not None else challenge.disputed_interval
         result = game.play(spec.num_checkpoints - 1, spec.checkpoint_interval, interval)
     finally:
         for provider in providers:
@@ -727,21 +845,22 @@ def get_tickets(job: Job | JobSpec, runs: dict[SolverId, TrainingRun]) -> tuple[
                  if get_revealed_ticket(job, run) is not None)
 
 
-def compute_verdicts(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], checks: dict[SolverId, SpotCheck],
+def compute_verdicts(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified: VerifyOutput,
                      disputes: dict[SolverId, DisputeResult]) -> list[SolverVerdict]:
-    """Map verification results to settlement verdicts (the report's outcomes are these too):
-    ``verification.protocol.compute_verdicts``, with the tickets the runs reveal."""
+    """Map the committee's verification to settlement verdicts (the report's outcomes are these
+    too): ``verification.protocol.compute_verdicts``, with the tickets the runs reveal."""
     job = as_job(job)
     tickets = {sid: ticket for sid, run in runs.items() if (ticket := get_revealed_ticket(job, run)) is not None}
-    return compute_protocol_verdicts(job, checks, disputes, tickets)
+    return compute_protocol_verdicts(job, get_committee_checks(job, verified), disputes, tickets)
 
 
 def stage_settle(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified: VerifyOutput,
                  commitments: dict[SolverId, Signed], disputes: dict[SolverId, DisputeResult],
                  paths: ArtifactPaths) -> SettlementResult:
-    """Rebuild the job's state from the stages' outputs (the verifier's checks audited against
-    its coin), fix its verdicts with ``process_settle``, then apply them to the SQLite ledger,
-    once (idempotent per job id)."""
+    """Rebuild the job's state from the stages' outputs (each verifier's checks audited against
+    its coin, every aggregate attestation verified), fix its verdicts with ``process_settle``, then
+    apply them to the SQLite ledger, once (idempotent per job id): every committee member is a
+    designated verifier paid its fee."""
     job = as_job(job)
     # Rule: settlement accepts checks only from a coin the verifier committed to before the solvers.
     state = get_checked_state(job, paths, commitments, verified)
@@ -752,7 +871,7 @@ def stage_settle(job: Job | JobSpec, runs: dict[SolverId, TrainingRun], verified
     ledger = Ledger(paths.ledger)
     try:
         return settle_job(ledger, job.job_id, job.spec.submitter, job.terms, list(state.verdicts),
-                          verifiers=[job.spec.verifier])
+                          verifiers=list(get_committee(job)))
     finally:
         ledger.close()
 
@@ -806,10 +925,9 @@ def conclude(job: Job | JobSpec, paths: ArtifactPaths, dataset: DatasetCommitmen
     disputes = timed(stage_dispute, job, dataset, runs, commitments, verified.value, paths)
     settled = timed(stage_settle, job, runs, verified.value, commitments, disputes.value, paths)
     timings = {**timings, "verify": verified.seconds, "dispute": disputes.seconds, "settle": settled.seconds}
-    verdicts = compute_verdicts(job, runs, verified.value.checks, disputes.value)
+    verdicts = compute_verdicts(job, runs, verified.value, disputes.value)
     report = build_report(job, runs, commitments, check_signatures(job, commitments),
-                          verified.value.checks, disputes.value, verdicts, settled.value, timings,
-                          verified.value.coin)
+                          verified.value, disputes.value, verdicts, settled.value, timings)
     write_report(paths.report(job.job_id), report)
     return report
 

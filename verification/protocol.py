@@ -2,9 +2,17 @@
 
 Terms
 -----
+- *committee*: the job's verifiers, in order (``verification.job.get_committee``): the lead
+  verifier, then the attesters. Each commits to a spot-check coin of its own when the job opens,
+  reveals it, checks the solvers its coin selects and signs its verdicts.
 - *message*: what a party sends the job: a solver's signed commitment (``Signed[Commitment]``,
-  ``proofs.messages``); the verifier's coin reveal (``CoinReveal``, ``verification.verifier``);
-  its spot-check reports (``CheckReport``); the challenge it opens on a mismatch (``Challenge``);
+  ``proofs.messages``); a verifier's coin reveal (``CoinReveal``, ``verification.verifier``);
+  its spot-check reports (``CheckReport``); the committee's *aggregate attestations*
+  (``AggregateAttestation``, ``proofs.messages``: one verdict on one solver's trace root, signed
+  by every verifier that reached it, the signatures aggregated into one and checked with
+  FastAggregateVerify against the job's verifier registry: consensus-specs' aggregate
+  attestations, ``process_attestation``); the challenge the first verifier that found a mismatch
+  opens (``Challenge``);
   the bisection game's outcome (``DisputeOutcome``: the transcript's head, the located step and
   operator, the winner by the game's rules); the referee's signed ruling on it (``Signed[Ruling]``,
   ``proofs.messages``: content-addressed by its signing root, bound to the transcript head); the
@@ -18,27 +26,37 @@ Terms
   vectors are (pre-state, message, post-state or error) triples (``tests/protocol/vectors``).
 - *phase*: where the job is. Phases only move forward; ``TRANSITIONS`` (a table, as BoLD writes
   its challenge manager's) says in which phases each message is accepted and where it leads:
-  ``commit`` (the verifier's coin is committed; solvers commit) → ``check`` (the coin is revealed,
-  so no solver can commit any more; the verifier reports one check per solver) → ``dispute`` (a
-  challenge per mismatch, each bisected by its game and closed by the referee's signed ruling) →
-  ``settled``.
+  ``commit`` (every verifier's coin is committed; solvers commit) → ``check`` (a coin is revealed,
+  so no solver can commit any more; each verifier reveals its coin and reports one check per
+  solver, and the committee attests to its conclusive checks) → ``dispute`` (a challenge per
+  solver that some verifier found a mismatch in, each bisected by its game and closed by the
+  referee's signed ruling) → ``settled``.
 
 The rules are called where they live, not restated: a commitment's signature
 (``proofs.messages.verify_signed``), the coin's reveal and selection
-(``verification.verifier.compute_selection_faults``), forced errors (``is_forced_error``,
+(``verification.verifier.compute_selection_faults``), an aggregate attestation
+(``proofs.messages.verify_aggregate_attestation``), forced errors (``is_forced_error``,
 Truebit §4.4) and the settlement's consistency (``verification.settlement.rules.check_job``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from proofs.bls import get_backend
-from proofs.messages import Commitment, Ruling, Signed, verify_signed
+from proofs.messages import (
+    AggregateAttestation,
+    Attestation,
+    Commitment,
+    Ruling,
+    Signed,
+    verify_aggregate_attestation,
+    verify_signed,
+)
 from proofs.types import JobId, Party, PartyId, Root, SolverId, Step
 from verification.dispute import DisputeResult
 from verification.job import (
@@ -46,12 +64,21 @@ from verification.job import (
     Job,
     ProtocolError,
     UnknownPartyError,
+    get_committee,
     get_public_key,
     get_solver,
+    get_verifier_registry,
+    is_verifier,
 )
 from verification.settlement.rules import SolverVerdict, check_job, is_forced_error
 from verification.solver import is_valid_ticket
-from verification.verifier import CoinCommitment, CoinReveal, SpotCheck, compute_selection_faults
+from verification.verifier import (
+    CoinCommitment,
+    CoinReveal,
+    SpotCheck,
+    compute_selection_faults,
+    is_attestable,
+)
 
 
 class WrongJobError(ProtocolError):
@@ -79,6 +106,10 @@ class SelectionFaultError(ProtocolError):
     """A spot check of a solver the verifier's revealed coin did not select."""
 
 
+class UnattestedCheckError(ProtocolError):
+    """A conclusive spot check that its verifier never signed an attestation to."""
+
+
 class UnfoundedChallengeError(ProtocolError):
     """A challenge of a solver whose spot check found no mismatch."""
 
@@ -101,6 +132,7 @@ class Kind(StrEnum):
     COMMIT = "commit"
     REVEAL = "reveal"
     CHECK = "check"
+    ATTEST = "attest"
     CHALLENGE = "challenge"
     DISPUTE = "dispute"
     RULE = "rule"
@@ -110,8 +142,9 @@ class Kind(StrEnum):
 # kind of message: (the phases that accept it, the phase it leads to)
 TRANSITIONS: dict[Kind, tuple[frozenset[Phase], Phase]] = {
     Kind.COMMIT: (frozenset({Phase.COMMIT}), Phase.COMMIT),
-    Kind.REVEAL: (frozenset({Phase.COMMIT}), Phase.CHECK),
+    Kind.REVEAL: (frozenset({Phase.COMMIT, Phase.CHECK}), Phase.CHECK),
     Kind.CHECK: (frozenset({Phase.CHECK}), Phase.CHECK),
+    Kind.ATTEST: (frozenset({Phase.CHECK}), Phase.CHECK),
     Kind.CHALLENGE: (frozenset({Phase.CHECK, Phase.DISPUTE}), Phase.DISPUTE),
     Kind.DISPUTE: (frozenset({Phase.DISPUTE}), Phase.DISPUTE),
     Kind.RULE: (frozenset({Phase.DISPUTE}), Phase.DISPUTE),
@@ -122,7 +155,7 @@ TRANSITIONS: dict[Kind, tuple[frozenset[Phase], Phase]] = {
 # -- messages ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CheckReport:
-    """The verifier's spot check of one solver."""
+    """A verifier's spot check of one solver."""
 
     job_id: JobId
     verifier: PartyId
@@ -131,7 +164,7 @@ class CheckReport:
 
 @dataclass(frozen=True)
 class Challenge:
-    """The verifier disputes a solver's trace; bisection starts at ``disputed_interval`` (the
+    """A verifier disputes a solver's trace; bisection starts at ``disputed_interval`` (the
     interval policy's first mismatching interval) or over the whole trace (``None``)."""
 
     job_id: JobId
@@ -168,25 +201,63 @@ class JobState:
     """What the protocol knows about a job at one point of its life."""
 
     phase: Phase = Phase.COMMIT
-    coin: CoinCommitment | None = None  # the verifier's coin commitment, published when the job opened
+    coins: dict[PartyId, CoinCommitment] = field(default_factory=dict)  # each verifier's, published when the job opened
     commitments: dict[SolverId, Signed] = field(default_factory=dict)  # each solver's accepted commitment
-    reveal: CoinReveal | None = None
-    checks: dict[SolverId, SpotCheck] = field(default_factory=dict)
+    reveals: dict[PartyId, CoinReveal] = field(default_factory=dict)  # each verifier's revealed coin
+    checks: dict[PartyId, dict[SolverId, SpotCheck]] = field(default_factory=dict)  # by verifier, by solver
+    attestations: tuple[AggregateAttestation, ...] = ()  # the committee's, each verified on arrival
     challenges: dict[SolverId, Challenge] = field(default_factory=dict)  # every challenge opened
     disputes: dict[SolverId, DisputeResult] = field(default_factory=dict)  # every challenge bisected
     rulings: dict[SolverId, Signed] = field(default_factory=dict)  # the referee's signed ruling on each
     verdicts: tuple[SolverVerdict, ...] = ()  # what settlement applies, once settled
 
 
-def compute_genesis_state(job: Job, coin: CoinCommitment | None) -> JobState:
-    """The state of a job that opened: its verifier's coin commitment, when it published one."""
-    if coin is not None:
+def compute_genesis_state(job: Job, coins: Sequence[CoinCommitment] = ()) -> JobState:
+    """The state of a job that opened: the coin commitments its verifiers published."""
+    by_verifier: dict[PartyId, CoinCommitment] = {}
+    for coin in coins:
         require_job_id(job, Kind.COMMIT, coin.job_id)
-    return JobState(coin=coin)
+        require_verifier(job, Kind.COMMIT, coin.verifier)
+        # Rule: a verifier commits to one coin per job (write-once).
+        if coin.verifier in by_verifier:
+            raise DuplicateMessageError(f"job {job.job_id}: verifier {coin.verifier!r} committed to two coins")
+        by_verifier[coin.verifier] = coin
+    return JobState(coins=by_verifier)
 
 
 def get_open_challenges(state: JobState) -> list[SolverId]:
     return [sid for sid in state.challenges if sid not in state.disputes]
+
+
+def get_solver_checks(job: Job, checks: Mapping[PartyId, Mapping[SolverId, SpotCheck]],
+                      solver_id: SolverId) -> list[tuple[PartyId, SpotCheck]]:
+    """Every verifier's check of ``solver_id``, in committee order."""
+    return [(v, checks[v][solver_id]) for v in get_committee(job) if solver_id in checks.get(v, {})]
+
+
+def get_first_finder(job: Job, checks: Mapping[PartyId, Mapping[SolverId, SpotCheck]],
+                     solver_id: SolverId) -> PartyId | None:
+    """The first verifier, in committee order, whose check of ``solver_id`` found a mismatch."""
+    return next((v for v, check in get_solver_checks(job, checks, solver_id) if check.mismatch), None)
+
+
+def get_deciding_check(job: Job, checks: Mapping[PartyId, Mapping[SolverId, SpotCheck]],
+                       solver_id: SolverId) -> tuple[PartyId, SpotCheck]:
+    """The check that decides ``solver_id``'s verdict, and whose it is: the first verifier's, in
+    committee order, that found a mismatch or holds equivocation evidence (it is the challenger
+    or the reporter); else the first that checked the solver; else the lead verifier's (a
+    forfeit, or nobody checked it)."""
+    found = get_solver_checks(job, checks, solver_id)
+    for predicate in (lambda c: c.mismatch or c.equivocation is not None, lambda c: c.checked, lambda c: True):
+        for verifier, check in found:
+            if predicate(check):
+                return verifier, check
+    raise OutOfOrderError(f"job {job.job_id}: no verifier reported a check of solver {solver_id!r}")
+
+
+def get_attested(state: JobState) -> set[tuple[PartyId, SolverId]]:
+    """(verifier, solver) of every attestation in the state's aggregates."""
+    return {(v, a.solver_id) for a in state.attestations for v in a.verifier_ids}
 
 
 # -- checks every transition makes -------------------------------------------------------------
@@ -205,10 +276,10 @@ def require_job_id(job: Job, kind: Kind, job_id: object) -> None:
 
 
 def require_verifier(job: Job, kind: Kind, party: object) -> None:
-    # Rule: reveals, checks and challenges are the job's designated verifier's.
-    if party != job.spec.verifier:
-        raise UnknownPartyError(f"job {job.job_id}: a {kind} message from {party!r}, the job's verifier "
-                                f"is {job.spec.verifier!r}")
+    # Rule: coins, reveals, checks and challenges are the job's designated verifiers'.
+    if not is_verifier(job, party):
+        raise UnknownPartyError(f"job {job.job_id}: a {kind} message from {party!r}, the job's verifiers "
+                                f"are {list(get_committee(job))}")
 
 
 def advance(state: JobState, kind: Kind, **changes: object) -> JobState:
@@ -261,19 +332,24 @@ def process_commit(job: Job, state: JobState, signed: Signed) -> JobState:
 
 # -- reveal ------------------------------------------------------------------------------------
 def process_reveal(job: Job, state: JobState, reveal: CoinReveal) -> JobState:
-    """The verifier reveals its coin's secret: commitments close, spot checks open."""
+    """A verifier reveals its coin's secret: commitments close (the first reveal), its spot
+    checks open."""
     require_phase(job, state, Kind.REVEAL)
     require_job_id(job, Kind.REVEAL, reveal.job_id)
     require_verifier(job, Kind.REVEAL, reveal.verifier)
+    verifier = reveal.verifier
+    coin = state.coins.get(verifier)
     # Rule: the coin was committed to when the job opened, before any solver committed.
-    if state.coin is None:
-        raise OutOfOrderError(f"job {job.job_id}: the coin is revealed, but it was never committed to")
-    faults = compute_selection_faults(state.coin, reveal, {}, {}, job.spec.spot_check_probability,
-                                      job.spec.hashing)
+    if coin is None:
+        raise OutOfOrderError(f"job {job.job_id}: verifier {verifier!r} reveals a coin it never committed to")
+    # Rule: a verifier reveals its coin once.
+    if verifier in state.reveals:
+        raise DuplicateMessageError(f"job {job.job_id}: verifier {verifier!r} already revealed its coin")
+    faults = compute_selection_faults(coin, reveal, {}, {}, job.spec.spot_check_probability, job.spec.hashing)
     # Rule: the reveal opens the coin's commitment.
     if faults:
-        raise ForgedMessageError(f"job {job.job_id}: {'; '.join(faults)}")
-    return advance(state, Kind.REVEAL, reveal=reveal)
+        raise ForgedMessageError(f"job {job.job_id}: verifier {verifier!r}: {'; '.join(faults)}")
+    return advance(state, Kind.REVEAL, reveals={**state.reveals, verifier: reveal})
 
 
 # -- check -------------------------------------------------------------------------------------
@@ -283,42 +359,122 @@ def is_checked_trace(check: SpotCheck) -> bool:
 
 
 def process_check(job: Job, state: JobState, report: CheckReport) -> JobState:
-    """The verifier's spot check of one solver, audited against its revealed coin."""
+    """A verifier's spot check of one solver, audited against that verifier's revealed coin."""
     require_phase(job, state, Kind.CHECK)
     require_job_id(job, Kind.CHECK, report.job_id)
     require_verifier(job, Kind.CHECK, report.verifier)
-    check = report.check
+    check, verifier = report.check, report.verifier
     get_solver(job, check.solver_id)
-    if check.solver_id in state.checks:
-        raise DuplicateMessageError(f"job {job.job_id}: solver {check.solver_id!r} was already checked")
-    faults = compute_selection_faults(state.coin, state.reveal, state.commitments, {check.solver_id: check},
-                                      job.spec.spot_check_probability, job.spec.hashing)
-    # Rule: a verifier checks only the solvers its coin selected.
+    # Rule: a verifier checks after it revealed its own coin.
+    if verifier not in state.reveals:
+        raise OutOfOrderError(f"job {job.job_id}: verifier {verifier!r} reports a check before it revealed its coin")
+    done = state.checks.get(verifier, {})
+    if check.solver_id in done:
+        raise DuplicateMessageError(f"job {job.job_id}: verifier {verifier!r} already checked solver "
+                                    f"{check.solver_id!r}")
+    faults = compute_selection_faults(state.coins[verifier], state.reveals[verifier], state.commitments,
+                                      {check.solver_id: check}, job.spec.spot_check_probability, job.spec.hashing)
+    # Rule: a verifier checks only the solvers its own coin selected.
     if faults:
-        raise SelectionFaultError(f"job {job.job_id}: {'; '.join(faults)}")
+        raise SelectionFaultError(f"job {job.job_id}: verifier {verifier!r}: {'; '.join(faults)}")
     # Rule: only a committed trace is judged; a solver without one forfeits or is left unchecked.
     if is_checked_trace(check) and check.solver_id not in state.commitments:
         raise InvalidMessageError(f"job {job.job_id}: solver {check.solver_id!r} was checked, but it has "
                                   f"no accepted commitment")
-    return advance(state, Kind.CHECK, checks={**state.checks, check.solver_id: check})
+    return advance(state, Kind.CHECK, checks={**state.checks, verifier: {**done, check.solver_id: check}})
+
+
+# -- attest ------------------------------------------------------------------------------------
+def compute_attestation(job: Job, verifier: PartyId, check: SpotCheck, trace_root: Root) -> Attestation:
+    """What ``verifier`` signs for a conclusive check of a solver whose committed trace root is
+    ``trace_root``: verdict ``True`` when its re-execution matched, ``False`` on a mismatch."""
+    return Attestation(job.job_id, verifier, check.solver_id, trace_root, not check.mismatch)
+
+
+def require_registered_signers(job: Job, aggregate: AggregateAttestation) -> None:
+    """``ForgedMessageError`` naming the job, the solver and the verifier when a signer of the
+    aggregate is not one of the job's verifiers, signs with another key than its registered one,
+    or the aggregate signature does not verify (FastAggregateVerify) on the attestation's signing
+    root: a tampered verdict or trace root verifies under no honest committee's keys."""
+    where = f"job {job.job_id}: the aggregate attestation on solver {aggregate.solver_id!r}"
+    registry = get_verifier_registry(job)
+    keys = aggregate.public_keys if isinstance(aggregate.public_keys, tuple) else ()
+    for verifier, key in zip(aggregate.verifier_ids, keys, strict=False):
+        # Rule: only the committee attests, each with the key it registered (with its proof of possession).
+        if not is_verifier(job, verifier):
+            raise ForgedMessageError(f"{where} is signed by {verifier!r}, which is not a registered verifier "
+                                     f"of the job {list(get_committee(job))}")
+        if not registry.is_registered(verifier, key):
+            raise ForgedMessageError(f"{where} carries key {bytes(key).hex()[:16]}… for verifier {verifier!r}, "
+                                     f"not its registered key")
+    # Rule: the aggregate signature verifies under every signer's registered key (FastAggregateVerify).
+    if not verify_aggregate_attestation(aggregate, registry):
+        raise ForgedMessageError(f"{where} (verdict {aggregate.verdict!r}) is not the aggregate signature of "
+                                 f"verifiers {list(aggregate.verifier_ids)}")
+
+
+def process_attest(job: Job, state: JobState, aggregate: AggregateAttestation) -> JobState:
+    """The committee's aggregate attestation to one verdict on one solver: every signer checked
+    that solver conclusively and reached that verdict (consensus-specs ``process_attestation``,
+    the aggregate checked with FastAggregateVerify against the job's verifier registry)."""
+    require_phase(job, state, Kind.ATTEST)
+    if not isinstance(aggregate, AggregateAttestation):
+        raise InvalidMessageError(f"job {job.job_id}: an attest message must be an AggregateAttestation, "
+                                  f"got {type(aggregate).__name__}")
+    require_job_id(job, Kind.ATTEST, aggregate.job_id)
+    require_registered_signers(job, aggregate)
+    sid = aggregate.solver_id
+    get_solver(job, sid)
+    signed = state.commitments.get(sid)
+    # Rule: an attestation is to the trace root the solver committed to.
+    if signed is None or signed.message.trace_root != aggregate.trace_root:
+        raise InvalidMessageError(f"job {job.job_id}: the aggregate attestation on solver {sid!r} is to trace "
+                                  f"root {bytes(aggregate.trace_root).hex()[:16]}…, not the solver's committed one")
+    attested = get_attested(state)
+    for verifier in aggregate.verifier_ids:
+        check = state.checks.get(verifier, {}).get(sid)
+        # Rule: a verifier attests only to a conclusive check it reported, with that check's verdict.
+        if check is None or not is_attestable(check):
+            raise InvalidMessageError(f"job {job.job_id}: verifier {verifier!r} attests to solver {sid!r}, "
+                                      f"which it did not check conclusively")
+        if aggregate.verdict != (not check.mismatch):
+            raise InvalidMessageError(f"job {job.job_id}: verifier {verifier!r} attests verdict "
+                                      f"{aggregate.verdict!r} on solver {sid!r}, its check found "
+                                      f"{'a mismatch' if check.mismatch else 'no mismatch'}")
+        # Rule: a verifier attests once per solver.
+        if (verifier, sid) in attested:
+            raise DuplicateMessageError(f"job {job.job_id}: verifier {verifier!r} already attested to solver {sid!r}")
+    return advance(state, Kind.ATTEST, attestations=(*state.attestations, aggregate))
 
 
 # -- challenge ---------------------------------------------------------------------------------
+def is_every_check_in(job: Job, state: JobState) -> bool:
+    """Whether every verifier of the committee reported a check of every solver."""
+    return all(len(state.checks.get(v, {})) == len(job.solvers) for v in get_committee(job))
+
+
 def process_challenge(job: Job, state: JobState, challenge: Challenge) -> JobState:
-    """The verifier disputes the trace of a solver whose check found a mismatch."""
+    """A verifier disputes the trace of a solver its own check found a mismatch in: one game per
+    solver, played by the first verifier in committee order that found one."""
     require_phase(job, state, Kind.CHALLENGE)
     require_job_id(job, Kind.CHALLENGE, challenge.job_id)
     require_verifier(job, Kind.CHALLENGE, challenge.challenger)
-    sid = challenge.solver_id
+    sid, challenger = challenge.solver_id, challenge.challenger
     if sid in state.challenges:
         raise DuplicateMessageError(f"job {job.job_id}: solver {sid!r} is already challenged")
-    check = state.checks.get(sid)
-    # Rule: a challenge stands on a spot check that found a mismatch (all checks are in by now).
+    check = state.checks.get(challenger, {}).get(sid)
+    # Rule: a challenge stands on the challenger's own spot check that found a mismatch ...
     if check is None or not check.mismatch:
-        raise UnfoundedChallengeError(f"job {job.job_id}: solver {sid!r} is challenged, but no spot check "
-                                      f"of it found a mismatch")
-    if len(state.checks) != len(job.solvers):
-        raise OutOfOrderError(f"job {job.job_id}: a challenge before every solver was checked")
+        raise UnfoundedChallengeError(f"job {job.job_id}: solver {sid!r} is challenged by {challenger!r}, but no "
+                                      f"spot check of it by {challenger!r} found a mismatch")
+    # ... once all checks are in ...
+    if not is_every_check_in(job, state):
+        raise OutOfOrderError(f"job {job.job_id}: a challenge before every verifier checked every solver")
+    first = get_first_finder(job, state.checks, sid)
+    # ... by the first verifier, in committee order, that found it (one game per solver).
+    if challenger != first:
+        raise InvalidMessageError(f"job {job.job_id}: solver {sid!r} is challenged by {challenger!r}, but the "
+                                  f"first verifier that found its mismatch is {first!r}")
     return advance(state, Kind.CHALLENGE, challenges={**state.challenges, sid: challenge})
 
 
@@ -391,9 +547,11 @@ def require_valid_tickets(job: Job, tickets: object) -> dict[SolverId, bytes]:
     return valid
 
 
-def compute_outcome(job: Job, check: SpotCheck, dispute: DisputeResult | None, ticket: bytes | None) -> SolverVerdict:
-    """What settlement does with one solver's stake and payment, from its check and its dispute."""
-    sid, verifier = check.solver_id, job.spec.verifier
+def compute_outcome(job: Job, verifier: PartyId, check: SpotCheck, dispute: DisputeResult | None,
+                    ticket: bytes | None) -> SolverVerdict:
+    """What settlement does with one solver's stake and payment, from its deciding check (made by
+    ``verifier``: ``get_deciding_check``) and its dispute."""
+    sid = check.solver_id
     if check.forfeit is not None:  # it delivered no signed trace: its stake is forfeited
         return SolverVerdict(sid, "slashed", forfeit=True)
     if check.equivocation is not None:
@@ -404,28 +562,31 @@ def compute_outcome(job: Job, check: SpotCheck, dispute: DisputeResult | None, t
         return SolverVerdict(sid, "paid")
     if dispute.winner == Party.CHALLENGER and ticket is not None and dispute.first_divergent_step == job.spec.steps:
         # Rule (Truebit §4.4): a forced error found is paid to the solver as correct work and to
-        # the challenger from the jackpot; it excuses only the last step, where it was injected.
+        # the verifier that challenged it from the jackpot (a verifier that skipped it gets
+        # nothing from the jackpot); it excuses only the last step, where it was injected.
         return SolverVerdict(sid, "paid", challenger=verifier, forced_error=True)
     if dispute.winner == Party.CHALLENGER:
         return SolverVerdict(sid, "slashed", challenger=verifier)
     return SolverVerdict(sid, "paid", challenger=verifier, false_challenge=True)
 
 
-def compute_verdict(job: Job, check: SpotCheck, dispute: DisputeResult | None, ticket: bytes | None) -> SolverVerdict:
+def compute_verdict(job: Job, verifier: PartyId, check: SpotCheck, dispute: DisputeResult | None,
+                    ticket: bytes | None) -> SolverVerdict:
     """What settlement does with one solver (``compute_outcome``), with its revealed forced-error
     ticket, if any (a valid one that draws: ``require_valid_ticket``)."""
-    verdict = compute_outcome(job, check, dispute, ticket)
+    verdict = compute_outcome(job, verifier, check, dispute, ticket)
     # Rule (Truebit §4.4): a solver drawn for a forced error carries its ticket, found or not, so that
     # a forced error missed (left unchecked, or checked and not challenged) is visible in its verdict.
     return verdict if ticket is None else dataclasses.replace(verdict, forced_ticket=ticket)
 
 
-def compute_verdicts(job: Job, checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
-                     tickets: dict[SolverId, bytes]) -> list[SolverVerdict]:
-    """Every solver's verdict, in the job's order (the report's outcomes are these too), with the
-    valid forced-error tickets the solvers revealed (``require_valid_tickets``)."""
-    return [compute_verdict(job, checks[s.solver_id], disputes.get(s.solver_id), tickets.get(s.solver_id))
-            for s in job.solvers]
+def compute_verdicts(job: Job, checks: Mapping[PartyId, Mapping[SolverId, SpotCheck]],
+                     disputes: dict[SolverId, DisputeResult], tickets: dict[SolverId, bytes]) -> list[SolverVerdict]:
+    """Every solver's verdict, in the job's order (the report's outcomes are these too), from the
+    committee's checks (by verifier, by solver; ``get_deciding_check``), with the valid
+    forced-error tickets the solvers revealed (``require_valid_tickets``)."""
+    return [compute_verdict(job, *get_deciding_check(job, checks, s.solver_id), disputes.get(s.solver_id),
+                            tickets.get(s.solver_id)) for s in job.solvers]
 
 
 # -- rule --------------------------------------------------------------------------------------
@@ -473,12 +634,22 @@ def process_rule(job: Job, state: JobState, signed: Signed) -> JobState:
 
 
 def require_settleable(job: Job, state: JobState) -> None:
-    """``OutOfOrderError`` unless every solver is checked and every mismatch disputed to its end."""
-    unchecked = [s.solver_id for s in job.solvers if s.solver_id not in state.checks]
-    # Rule: a job settles once every solver has its spot check ...
+    """``OutOfOrderError`` unless every verifier checked every solver and every mismatch is
+    disputed to its end; ``UnattestedCheckError`` for a conclusive check nobody signed."""
+    unchecked = [f"{v}: {s.solver_id}" for v in get_committee(job) for s in job.solvers
+                 if s.solver_id not in state.checks.get(v, {})]
+    # Rule: a job settles once every verifier has its spot check of every solver ...
     if unchecked:
-        raise OutOfOrderError(f"job {job.job_id}: settled before solvers {unchecked} were checked")
-    unresolved = [sid for sid, c in state.checks.items() if c.mismatch and sid not in state.rulings]
+        raise OutOfOrderError(f"job {job.job_id}: settled before checks [{', '.join(unchecked)}] were reported")
+    attested = get_attested(state)
+    unsigned = [f"{v}: {sid}" for v, by_solver in state.checks.items() for sid, c in by_solver.items()
+                if is_attestable(c) and (v, sid) not in attested]
+    # ... every conclusive check counts only with its verifier's signed attestation ...
+    if unsigned:
+        raise UnattestedCheckError(f"job {job.job_id}: checks [{', '.join(unsigned)}] carry no attestation "
+                                   f"signed by their verifier")
+    mismatched = {sid for by_solver in state.checks.values() for sid, c in by_solver.items() if c.mismatch}
+    unresolved = sorted(sid for sid in mismatched if sid not in state.rulings)
     # ... and every mismatch its challenge, bisected by its game and ruled on by the referee.
     if unresolved:
         raise OutOfOrderError(f"job {job.job_id}: settled while the mismatches of solvers {unresolved} "
@@ -492,7 +663,7 @@ def process_settle(job: Job, state: JobState, request: SettleRequest) -> JobStat
     require_settleable(job, state)
     tickets = require_valid_tickets(job, request.tickets)
     verdicts = compute_verdicts(job, state.checks, state.disputes, tickets)
-    check_job(job.job_id, job.spec.submitter, job.terms, verdicts, [job.spec.verifier])
+    check_job(job.job_id, job.spec.submitter, job.terms, verdicts, list(get_committee(job)))
     return advance(state, Kind.SETTLE, verdicts=tuple(verdicts))
 
 
@@ -501,6 +672,7 @@ PROCESS: dict[Kind, Callable[[Job, JobState, Any], JobState]] = {
     Kind.COMMIT: process_commit,
     Kind.REVEAL: process_reveal,
     Kind.CHECK: process_check,
+    Kind.ATTEST: process_attest,
     Kind.CHALLENGE: process_challenge,
     Kind.DISPUTE: process_dispute,
     Kind.RULE: process_rule,

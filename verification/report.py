@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proofs.messages import Signed
-from proofs.types import SolverId
+from proofs.messages import AggregateAttestation, Signed, message_id
+from proofs.types import PartyId, SolverId
 from verification.dispute import DisputeResult
-from verification.job import Job
+from verification.job import Job, get_committee
+from verification.lifecycle import VerifyOutput, get_committee_checks, get_committee_reveals
+from verification.protocol import get_deciding_check
 from verification.records import write_json
 from verification.settlement import JACKPOT, SettlementResult, SolverVerdict
 from verification.solver import TrainingRun
 from verification.spec import spec_to_dict
-from verification.verifier import CoinReveal, SpotCheck
+from verification.verifier import SpotCheck, is_attestable
 
 SCHEMA = "pinpoint.report/1"
 STAGES = ("shard", "train", "commit", "verify", "dispute", "settle")
@@ -28,21 +30,26 @@ class ReportError(ValueError):
 
 def build_report(job: Job, runs: dict[SolverId, TrainingRun],
                  commitments: dict[SolverId, Signed], signatures: dict[SolverId, bool],
-                 checks: dict[SolverId, SpotCheck], disputes: dict[SolverId, DisputeResult],
-                 verdicts: list[SolverVerdict], settlement: SettlementResult, timings: dict[str, float],
-                 coin: CoinReveal | None = None) -> dict[str, Any]:
-    """The report. Each solver's ``outcome`` is its settlement verdict's. ``coin``, the verifier's
-    revealed spot-check secret, lets anyone recompute which solvers had to be checked
-    (``verification.verifier.is_selected_for_check``). ``forced_error``: the solver revealed a valid
-    ticket drawing a forced error, and whether the verifier found it (a verifier that did not
-    check it, or checked it and saw nothing, is visible here). ``job`` carries its dataset
+                 verified: VerifyOutput, disputes: dict[SolverId, DisputeResult],
+                 verdicts: list[SolverVerdict], settlement: SettlementResult, timings: dict[str, float]) -> dict[str, Any]:
+    """The report. Each solver's ``outcome`` is its settlement verdict's, its ``spot_check`` the
+    committee's deciding check (``verification.protocol.get_deciding_check``), ``spot_checks``
+    every verifier's and ``challenger`` the verifier that disputed it. ``verifiers``: each member
+    of the committee, the solvers it checked, skipped (its coin did not select them) or found a
+    mismatch in, and its revealed coin secret (``spot_check_coins``), with which anyone recomputes
+    which solvers it had to check (``verification.verifier.is_selected_for_check``).
+    ``attestations``: the committee's aggregate attestations (verdict, signers, signature).
+    ``forced_error``: the solver revealed a valid ticket drawing a forced error, whether it was
+    found, by whom (paid the jackpot) and which verifiers skipped it. ``job`` carries its dataset
     commitment (``verification.job.with_dataset``)."""
     solvers, by_solver, dataset = [], {v.solver_id: v for v in verdicts}, job.dataset
     if dataset is None:
         raise ReportError(f"job {job.job_id} has no dataset commitment to report")
+    committee = get_committee_checks(job, verified)
     for solver in job.solvers:
         sid = solver.solver_id
         run, signed, dispute, verdict = runs[sid], commitments.get(sid), disputes.get(sid), by_solver[sid]
+        _, check = get_deciding_check(job, committee, sid)
         solvers.append({
             "solver_id": sid,
             "strategy": solver.strategy,
@@ -51,11 +58,15 @@ def build_report(job: Job, runs: dict[SolverId, TrainingRun],
             "environment": "" if signed is None else signed.message.environment,
             "signature": "" if signed is None else bytes(signed.signature).hex(),
             "signature_valid": bool(signatures.get(sid, False)),
-            "forfeit": checks[sid].forfeit,
-            "spot_check": checks[sid].to_report(),
+            "forfeit": check.forfeit,
+            "spot_check": check.to_report(),
+            "spot_checks": {v: compute_check_label(c[sid].to_report()) for v, c in committee.items() if sid in c},
+            "challenger": verdict.challenger,
             "dispute": None if dispute is None else dispute.to_report(),
             "outcome": verdict.outcome,
-            "forced_error": None if not verdict.forced_ticket else {"found": verdict.forced_error},
+            "forced_error": None if not verdict.forced_ticket else {
+                "found": verdict.forced_error, "paid_to": verdict.challenger if verdict.forced_error else None,
+                "skipped_by": [v for v, c in committee.items() if sid in c and not c[sid].checked]},
             "injected_divergence_step": run.injected_divergence_step,
         })
     return {
@@ -64,7 +75,12 @@ def build_report(job: Job, runs: dict[SolverId, TrainingRun],
         "spec": spec_to_dict(job.spec),
         "dataset": {"name": dataset.name, "shards": len(dataset.shards), "root": dataset.root.hex()},
         "solvers": solvers,
-        "spot_check_coin": None if coin is None else {"verifier": coin.verifier, "secret": coin.secret.hex()},
+        "spot_check_coin": None if verified.coin is None else {"verifier": verified.coin.verifier,
+                                                                "secret": verified.coin.secret.hex()},
+        "spot_check_coins": [{"verifier": v, "secret": coin.secret.hex()}
+                             for v, coin in get_committee_reveals(job, verified).items() if coin is not None],
+        "verifiers": [compute_verifier_report(job, v, committee.get(v, {})) for v in get_committee(job)],
+        "attestations": [compute_attestation_report(a) for a in verified.attestations],
         "ledger": {
             "supply_before": settlement.supply_before, "supply_after": settlement.supply_after,
             "burned": settlement.burned, "balances": dict(settlement.balances),
@@ -76,6 +92,24 @@ def build_report(job: Job, runs: dict[SolverId, TrainingRun],
         },
         "timings_s": {stage: round(float(timings.get(stage, 0.0)), 4) for stage in STAGES},
     }
+
+
+def compute_verifier_report(job: Job, verifier: PartyId, checks: dict[SolverId, SpotCheck]) -> dict[str, Any]:
+    """One committee member: its role, the solvers it checked (and of those, attested to and found
+    a mismatch in) and the ones it skipped, in the job's solver order."""
+    order = [s.solver_id for s in job.solvers if s.solver_id in checks]
+    return {"verifier": verifier, "role": "lead" if verifier == job.spec.verifier else "attester",
+            "checked": [sid for sid in order if checks[sid].checked],
+            "skipped": [sid for sid in order if not checks[sid].checked],
+            "mismatch": [sid for sid in order if checks[sid].mismatch],
+            "attested": [sid for sid in order if is_attestable(checks[sid])]}
+
+
+def compute_attestation_report(aggregate: AggregateAttestation) -> dict[str, Any]:
+    """An aggregate attestation as the report shows it: its content address, verdict and signers."""
+    return {"id": message_id(aggregate).hex(), "solver_id": aggregate.solver_id,
+            "trace_root": bytes(aggregate.trace_root).hex(), "verdict": aggregate.verdict,
+            "signers": list(aggregate.verifier_ids), "signature": bytes(aggregate.signature).hex()}
 
 
 def write_report(path: Path, report: dict[str, Any]) -> Path:
@@ -140,11 +174,30 @@ def render_table(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"job {report['job_id']}  dataset {report['dataset']['name']} "
                  f"({report['dataset']['shards']} shards, root {report['dataset']['root'][:12]})")
+    lines += render_committee_lines(report)
     lines.append(f"ledger: supply {ledger['supply_before']} -> {ledger['supply_after']} "
-                 f"(conserved: {ledger['supply_before'] == ledger['supply_after']}), burned {ledger['burned']}"
+                 f"(conserved: {ledger['supply_before'] == ledger['supply_after']}), burned {ledger['burned']}, "
+                 f"jackpot in {ledger.get('jackpot_in', 0)} out {ledger.get('jackpot_out', 0)}"
                  + ("  [already settled: no-op]" if ledger.get("already_settled") else ""))
     lines.append("timings: " + "  ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     return "\n".join(lines)
+
+
+def render_committee_lines(report: dict[str, Any]) -> list[str]:
+    """One line per verifier (what it checked and skipped), one per aggregate attestation."""
+    lines = []
+    for v in report.get("verifiers", []):
+        lines.append(f"verifier {v['verifier']} ({v['role']}): checked {', '.join(v['checked']) or '-'}; "
+                     f"skipped {', '.join(v['skipped']) or '-'}; mismatch {', '.join(v['mismatch']) or '-'}")
+    for a in report.get("attestations", []):
+        lines.append(f"attestation {a['id'][:12]}: {a['solver_id']} {'ok' if a['verdict'] else 'MISMATCH'} "
+                     f"signed by {', '.join(a['signers'])} (one aggregate signature)")
+    for s in report["solvers"]:
+        forced = s.get("forced_error")
+        if forced:
+            lines.append(f"forced error of {s['solver_id']}: found {forced['found']}, jackpot paid to "
+                         f"{forced.get('paid_to') or 'nobody'}; skipped by {', '.join(forced.get('skipped_by') or []) or '-'}")
+    return lines
 
 
 def compute_net_movements(movements: list[dict[str, Any]]) -> dict[str, int]:
@@ -182,9 +235,23 @@ def render_net_markdown(report: dict[str, Any]) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """The summary as a markdown table (Dagster metadata)."""
+    """The summary as a markdown table (Dagster metadata), then the committee and the jackpot."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+    return "\n".join([*lines, "", render_committee_markdown(report)])
+
+
+def render_committee_markdown(report: dict[str, Any]) -> str:
+    """Each verifier (checked, skipped, mismatch), the aggregate attestations (verdict, signers)
+    and what this job put into and took out of the jackpot."""
+    lines = ["| verifier | role | checked | skipped | mismatch |", "|---|---|---|---|---|"]
+    lines += [f"| {v['verifier']} | {v['role']} | {', '.join(v['checked']) or '-'} | {', '.join(v['skipped']) or '-'} "
+              f"| {', '.join(v['mismatch']) or '-'} |" for v in report.get("verifiers", [])]
+    lines += ["", "| attestation | solver | verdict | signers |", "|---|---|---|---|"]
+    lines += [f"| {a['id'][:12]} | {a['solver_id']} | {'ok' if a['verdict'] else 'mismatch'} | {', '.join(a['signers'])} |"
+              for a in report.get("attestations", [])]
+    ledger = report["ledger"]
+    lines += ["", f"jackpot: in {ledger.get('jackpot_in', 0)}, out {ledger.get('jackpot_out', 0)}"]
     return "\n".join(lines)
 
 

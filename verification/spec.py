@@ -119,7 +119,10 @@ class JobSpec:
     challenger_params: dict[str, Any] = field(default_factory=dict)
     # parties and economics
     submitter: PartyId = PartyId("submitter")
-    verifier: PartyId = PartyId("verifier")
+    verifier: PartyId = PartyId("verifier")  # the lead verifier: its policy and challenger strategy apply
+    # Further verifiers of the job's committee (``get_committee``): each commits to a coin of its
+    # own, checks the solvers it selects by the interval policy, honestly, and signs its verdicts.
+    attesters: tuple[PartyId, ...] = ()
     economics: EconomicTerms = field(default_factory=EconomicTerms)  # the one schedule settlement applies
     compute_cost: int = 800  # token units honest training costs a solver (declared; the incentive study's C)
     verifier_cost: int = 100  # token units one spot check costs the verifier (declared; the study's v)
@@ -150,7 +153,9 @@ class JobSpec:
 
 
 PRESETS: dict[str, JobSpec] = {
-    "default": JobSpec(),
+    # Three verifiers: the lead replicates the job, two attesters re-execute sampled intervals;
+    # their matching verdicts aggregate into one BLS signature per solver (verification.protocol).
+    "default": JobSpec(attesters=(PartyId("verifier-2"), PartyId("verifier-3"))),
     "minimal": JobSpec(
         name="minimal",
         num_shards=2,
@@ -198,12 +203,19 @@ def get_preset(name: str) -> JobSpec:
     return PRESETS[name]
 
 
+def get_committee(spec: JobSpec) -> tuple[PartyId, ...]:
+    """The job's verifier committee, in order: the lead ``verifier``, then its ``attesters``. The
+    order is the protocol's: the first member whose check of a solver found a mismatch challenges
+    it (``verification.protocol.process_challenge``)."""
+    return (spec.verifier, *spec.attesters)
+
+
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     """Plain JSON form (the report's ``spec`` block): only dicts, lists, str, int, float, bool."""
     return json.loads(json.dumps(dataclasses.asdict(spec)))
 
 
-OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1,
+OPTIONAL_ID_FIELDS = {"challenger_strategy": "honest", "challenger_params": {}, "tolerance_rho": 0.1, "attesters": [],
                       "solver_deadline_s": 0.0, "loss": "cross_entropy", "optimizer_params": {},
                       "schedule": "constant", "schedule_params": {}}
 # How a job is executed, not what it computes: a data-parallel run has the trace of the
@@ -292,6 +304,12 @@ def spec_from_dict(data: dict[str, Any], base: JobSpec | None = None) -> JobSpec
         if not isinstance(data["solvers"], list | tuple):
             raise SpecError(f"job spec: solvers must be a list, got {data['solvers']!r}")
         fields["solvers"] = tuple(_solver_from(item) for item in data["solvers"])
+    if "attesters" in data:
+        attesters = data["attesters"]
+        # Rule: attesters are a list of party ids
+        _require(isinstance(attesters, list | tuple) and all(isinstance(a, str) for a in attesters),
+                 f"job spec: attesters must be a list of verifier ids, got {attesters!r}")
+        fields["attesters"] = tuple(PartyId(a) for a in attesters)
     try:
         spec = dataclasses.replace(base, **fields)
     except TypeError as exc:
@@ -362,6 +380,7 @@ def get_unsafe_identifiers(spec: JobSpec) -> list[str]:
     """``field=value`` of every name in ``spec`` that is not a safe identifier."""
     names = {"name": spec.name, "submitter": spec.submitter, "verifier": spec.verifier}
     names.update({f"solvers[{i}].solver_id": s.solver_id for i, s in enumerate(spec.solvers)})
+    names.update({f"attesters[{i}]": a for i, a in enumerate(spec.attesters)})
     return [f"{field}={value!r}" for field, value in names.items() if not is_safe_identifier(value)]
 
 
@@ -460,8 +479,12 @@ def validate_spec(spec: JobSpec) -> None:
     _require(len(spec.solvers) >= 1, "a job needs at least one solver")
     ids = [s.solver_id for s in spec.solvers]
     _require(len(set(ids)) == len(ids), f"solver ids must be unique, got {ids}")
-    clash = {spec.submitter, spec.verifier} & set(ids)
+    committee = list(get_committee(spec))
+    # Rule: each verifier of the committee is one party, paid one fee and committing one coin
+    _require(len(set(committee)) == len(committee), f"verifier ids must be distinct, got verifier "
+                                                     f"{spec.verifier!r} and attesters {list(spec.attesters)}")
+    clash = {spec.submitter, *committee} & set(ids)
     _require(not clash, f"party ids {sorted(clash)} are used both as solver and submitter/verifier")
     # Rule: "referee" is the party that signs rulings (``verification.job.REFEREE``): nobody else's name
-    taken = {REFEREE_ID} & {*ids, spec.submitter, spec.verifier}
+    taken = {REFEREE_ID} & {*ids, spec.submitter, *committee}
     _require(not taken, f"party id {REFEREE_ID!r} is the referee's; a solver, submitter or verifier cannot use it")

@@ -12,8 +12,11 @@ than receiving Python objects. Records are plain JSON (roots in hex) and are wri
 ``runs/<job_id>/solvers/<id>/commitment.json`` its signed commitment
 ``runs/<job_id>/solvers/<id>/published.jsonl`` every commitment it published (the bulletin,
                                                 where verifiers look for equivocation)
-``runs/<job_id>/coin/commitment.json``  the verifier's spot-check coin commitment (public, write-once)
-``runs/<job_id>/coin/secret``           its secret (owner-only, write-once; revealed at verification)
+``runs/<job_id>/coin/<verifier>/commitment.json``  each verifier's spot-check coin commitment
+                                                   (public, write-once)
+``runs/<job_id>/coin/<verifier>/secret``           its secret (owner-only, write-once; revealed at
+                                                   verification)
+``runs/<job_id>/attestations.json``   the committee's aggregate attestations (``message_to_json``)
 """
 
 from __future__ import annotations
@@ -28,9 +31,16 @@ from typing import Any
 from datasets.sharding import DatasetCommitment, ShardInfo
 from datasets.storage import join, read_bytes
 from proofs.hashing import get_hashing
-from proofs.messages import Signed, decode_message, encode_message
+from proofs.messages import (
+    AggregateAttestation,
+    Signed,
+    decode_message,
+    encode_message,
+    message_from_json,
+    message_to_json,
+)
 from proofs.types import JobId, PartyId, SolverId, Step, decode_root
-from verification.paths import ArtifactPaths
+from verification.paths import ArtifactPaths, check_name
 from verification.records import write_json, write_once
 from verification.solver import TrainingRun
 from verification.spec import JobSpec, compute_job_id, spec_from_dict, spec_to_dict
@@ -173,39 +183,61 @@ def parse_record_line(path: Path, number: int, line: str) -> Signed:
         raise StoreError(f"bulletin {str(path)!r} line {number} is malformed: {exc}") from exc
 
 
-# -- the verifier's spot-check coin (``verification.verifier``) ----------------------------------
-def coin_path(paths: ArtifactPaths, job_id: JobId) -> Path:
-    return paths.job(job_id) / "coin" / "commitment.json"
+# -- each verifier's spot-check coin (``verification.verifier``) ---------------------------------
+def coin_path(paths: ArtifactPaths, job_id: JobId, verifier: PartyId) -> Path:
+    return paths.job(job_id) / "coin" / check_name("verifier", verifier) / "commitment.json"
 
 
-def coin_secret_path(paths: ArtifactPaths, job_id: JobId) -> Path:
-    return paths.job(job_id) / "coin" / "secret"
+def coin_secret_path(paths: ArtifactPaths, job_id: JobId, verifier: PartyId) -> Path:
+    return paths.job(job_id) / "coin" / check_name("verifier", verifier) / "secret"
 
 
-def save_coin_secret(paths: ArtifactPaths, job_id: JobId, secret: bytes) -> bytes:
-    """Keep the verifier's coin secret (readable by its owner only); the first secret stored for a
+def save_coin_secret(paths: ArtifactPaths, job_id: JobId, verifier: PartyId, secret: bytes) -> bytes:
+    """Keep ``verifier``'s coin secret (readable by its owner only); the first secret stored for a
     job stays, and is returned."""
-    return write_once(coin_secret_path(paths, job_id), secret, mode=0o600)
+    return write_once(coin_secret_path(paths, job_id, verifier), secret, mode=0o600)
 
 
-def load_coin_secret(paths: ArtifactPaths, job_id: JobId) -> bytes:
+def load_coin_secret(paths: ArtifactPaths, job_id: JobId, verifier: PartyId) -> bytes:
     try:
-        return coin_secret_path(paths, job_id).read_bytes()
+        return coin_secret_path(paths, job_id, verifier).read_bytes()
     except OSError as exc:
-        raise StoreError(f"the verifier's coin secret for job {job_id} is missing: {exc}") from exc
+        raise StoreError(f"the coin secret of verifier {verifier!r} for job {job_id} is missing: {exc}") from exc
 
 
 def save_coin_commitment(paths: ArtifactPaths, published: CoinCommitment) -> CoinCommitment:
-    """Publish the coin commitment; the first one published for a job stays, and is returned."""
+    """Publish a verifier's coin commitment; the first one it published for a job stays, and is returned."""
     record = {"job_id": published.job_id, "verifier": published.verifier, "commitment": published.commitment.hex()}
-    write_once(coin_path(paths, published.job_id), json.dumps(record, indent=1).encode())
-    return load_coin_commitment(paths, published.job_id)
+    write_once(coin_path(paths, published.job_id, published.verifier), json.dumps(record, indent=1).encode())
+    return load_coin_commitment(paths, published.job_id, published.verifier)
 
 
 def parse_coin_commitment(data: dict) -> CoinCommitment:
     return CoinCommitment(JobId(str(data["job_id"])), PartyId(str(data["verifier"])), decode_root(data["commitment"]))
 
 
-def load_coin_commitment(paths: ArtifactPaths, job_id: JobId) -> CoinCommitment:
-    """The coin commitment published for the job (``StoreError`` when the job was never opened)."""
-    return parse_record(coin_path(paths, job_id), parse_coin_commitment)
+def load_coin_commitment(paths: ArtifactPaths, job_id: JobId, verifier: PartyId) -> CoinCommitment:
+    """The coin commitment ``verifier`` published for the job (``StoreError`` when the job was
+    never opened)."""
+    return parse_record(coin_path(paths, job_id, verifier), parse_coin_commitment)
+
+
+# -- the committee's aggregate attestations (``verification.protocol.process_attest``) ----------
+def attestations_path(paths: ArtifactPaths, job_id: JobId) -> Path:
+    return paths.job(job_id) / "attestations.json"
+
+
+def save_attestations(paths: ArtifactPaths, job_id: JobId, aggregates: tuple[AggregateAttestation, ...]) -> Path:
+    """The job's aggregate attestations, each in its JSON form (``message_to_json``), in order."""
+    return write_json(attestations_path(paths, job_id), [message_to_json(a) for a in aggregates])
+
+
+def parse_attestations(data: Any) -> tuple[AggregateAttestation, ...]:
+    if not isinstance(data, list):
+        raise ValueError(f"a list of aggregate attestations, got {type(data).__name__}")
+    return tuple(message_from_json(AggregateAttestation, item) for item in data)
+
+
+def load_attestations(paths: ArtifactPaths, job_id: JobId) -> tuple[AggregateAttestation, ...]:
+    """The job's aggregate attestations (``StoreError`` naming the file when missing or malformed)."""
+    return parse_record(attestations_path(paths, job_id), parse_attestations)

@@ -1,5 +1,9 @@
 """The verifier role: decide whether to check a job, check it, and open a challenge on mismatch.
 
+Committee: a job names several verifiers (``verification.spec.get_committee``), each of which
+does all of the below with a coin of its own; the lead verifier checks under the spec's policy,
+the attesters by the interval policy.
+
 Selection (docs/design.md §1.5): a verifier checks a solver's job with probability ``p``. The coin
 must be one the solver cannot compute before it commits, or a cheater cheats exactly when it will
 not be checked (an adaptive cheater; the spot check's deterrence assumes it cannot). Pinpoint's
@@ -81,6 +85,14 @@ class SpotCheck:
         return {"checked": self.checked, "intervals": list(self.intervals), "mismatch": self.mismatch,
                 "equivocation": self.equivocation is not None, "forfeit": self.forfeit,
                 "inconclusive": self.inconclusive}
+
+
+def is_attestable(check: SpotCheck) -> bool:
+    """Whether ``check`` is *conclusive*: the verifier judged the solver's trace by re-executing
+    it (or, a false challenger, by its own accusation), so it signs an ``Attestation`` of its
+    verdict. Not conclusive: a solver left unchecked, an inconclusive check, a forfeit, and
+    equivocation evidence, which proves itself with no verdict of the verifier's."""
+    return check.checked and check.equivocation is None and check.forfeit is None and check.inconclusive is None
 
 
 SECRET_SIZE = 32  # bytes of the verifier's coin secret

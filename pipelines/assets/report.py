@@ -7,6 +7,7 @@ from pipelines.resources import PinpointConfig, get_run_job
 from verification.lifecycle import Timed, check_signatures, compute_verdicts, require_job
 from verification.report import (
     build_report,
+    render_committee_markdown,
     render_markdown,
     render_net_markdown,
     render_verdicts_markdown,
@@ -25,10 +26,10 @@ def job_report(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, data
     timings = {"shard": dataset_shards.seconds, "train": training_runs.seconds,
                "commit": commitments.seconds, "verify": spot_checks.seconds,
                "dispute": disputes.seconds, "settle": settlement.seconds}
-    verdicts = compute_verdicts(job, training_runs.value, spot_checks.value.checks, disputes.value)
+    verdicts = compute_verdicts(job, training_runs.value, spot_checks.value, disputes.value)
     report = build_report(job, training_runs.value, commitments.value,
-                          check_signatures(job, commitments.value), spot_checks.value.checks,
-                          disputes.value, verdicts, settlement.value, timings, spot_checks.value.coin)
+                          check_signatures(job, commitments.value), spot_checks.value,
+                          disputes.value, verdicts, settlement.value, timings)
     path = write_report(pinpoint.paths().report(job.job_id), report)
     # The verdicts first: who cheated, where, and what it cost. ("path" would be overwritten by the
     # IO manager's pickle path, hence "report_json".)
@@ -36,4 +37,7 @@ def job_report(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, data
                                        "report_json": dg.MetadataValue.path(str(path)),
                                        "job_id": report["job_id"],
                                        "net_by_account": dg.MetadataValue.md(render_net_markdown(report)),
+                                       "committee": dg.MetadataValue.md(render_committee_markdown(report)),
+                                       "jackpot_in": report["ledger"]["jackpot_in"],
+                                       "jackpot_out": report["ledger"]["jackpot_out"],
                                        "summary": dg.MetadataValue.md(render_markdown(report))})

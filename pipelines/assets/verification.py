@@ -12,16 +12,25 @@ from verification.dispute import (
     render_transcript_markdown,
 )
 from verification.job import REFEREE, Job, get_public_key
-from verification.lifecycle import Timed, require_job, stage_dispute, stage_verify, timed
+from verification.lifecycle import (
+    Timed,
+    get_committee_checks,
+    get_mismatched_solvers,
+    require_job,
+    stage_dispute,
+    stage_verify,
+    timed,
+)
 from verification.protocol import compute_ruling
 from verification.report import compute_transcript_rounds
 
 
 @dg.asset(group_name="verification", kinds={"torch"},
-          description="With probability p per solver (the verifier's committed secret coin, revealed now), "
-                      "the verifier re-executes the job "
-                      "(replicate) or random intervals from the solver's checkpoints (interval) and "
-                      "compares roots; a mismatch opens a challenge.")
+          description="With probability p per solver (each verifier's committed secret coin, revealed now), "
+                      "the lead verifier re-executes the job "
+                      "(replicate) or random intervals from the solver's checkpoints (interval), each attester "
+                      "random intervals, and compares roots; their verdicts are signed and aggregated (BLS); "
+                      "a mismatch opens a challenge.")
 def spot_checks(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dataset_shards: Timed,
                 training_runs: Timed, commitments: Timed) -> dg.Output[Timed]:
     job = get_run_job(context, pinpoint, dataset_shards.value)
@@ -31,7 +40,10 @@ def spot_checks(context: dg.AssetExecutionContext, pinpoint: PinpointConfig, dat
     return dg.Output(out, metadata={
         "policy": str(job.spec.spot_check_policy),  # a plain str: Dagster serializes no foreign enums
         "p": job.spec.spot_check_probability,
-        "checks": dg.MetadataValue.json({sid: c.to_report() for sid, c in out.value.checks.items()}),
+        "checks": dg.MetadataValue.json({v: {sid: c.to_report() for sid, c in checks.items()}
+                                         for v, checks in get_committee_checks(job, out.value).items()}),
+        "attestations": dg.MetadataValue.json([{"solver_id": a.solver_id, "verdict": a.verdict,
+                                                "signers": list(a.verifier_ids)} for a in out.value.attestations]),
         "seconds": out.seconds,
     })
 
@@ -80,8 +92,7 @@ def get_reusable_disputes(previous: object, job: Job, commitments: dict, verifie
     every one through ``process_dispute`` and ``process_rule`` anyway. None otherwise."""
     if not isinstance(previous, Timed) or previous.job_id != job.job_id or not isinstance(previous.value, dict):
         return None
-    checks = getattr(verified, "checks", {})
-    if set(previous.value) != {sid for sid, check in checks.items() if check.mismatch}:
+    if not hasattr(verified, "attesters") or set(previous.value) != get_mismatched_solvers(job, verified):
         return None
     for sid, result in previous.value.items():
         signed = commitments.get(sid)

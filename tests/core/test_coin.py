@@ -83,10 +83,10 @@ def test_selection_follows_p_and_changes_with_the_secret_and_the_signature():
 
 def test_the_coin_is_written_once_and_kept_from_other_readers(minimal_spec, tmp_path):
     paths = ArtifactPaths(tmp_path)
-    first = open_spot_check_coin(minimal_spec, paths)
-    again = open_spot_check_coin(minimal_spec, paths)  # opening the job again cannot redraw the coin
+    (first,) = open_spot_check_coin(minimal_spec, paths)  # one verifier: one coin
+    (again,) = open_spot_check_coin(minimal_spec, paths)  # opening the job again cannot redraw the coin
     assert first == again
-    path = store.coin_secret_path(paths, compute_job_id(minimal_spec))
+    path = store.coin_secret_path(paths, compute_job_id(minimal_spec), minimal_spec.verifier)
     assert len(path.read_bytes()) == SECRET_SIZE and stat.S_IMODE(path.stat().st_mode) == 0o600
     published_, reveal = reveal_spot_check_coin(minimal_spec, paths)
     assert published_ == first and is_valid_coin_reveal(first, reveal, minimal_spec.hashing)
@@ -101,7 +101,7 @@ def test_solvers_cannot_commit_before_the_verifier_committed_to_its_coin(minimal
     with pytest.raises(LifecycleError, match=f"job {job_id} has no spot-check coin"):
         stage_commit(spec, {SolverId("honest"): run}, paths)
     assert not store.published_path(paths, job_id, "honest").exists()
-    assert not store.coin_path(paths, job_id).exists()
+    assert not store.coin_path(paths, job_id, spec.verifier).exists()
 
 
 def test_settlement_refuses_checks_the_coin_did_not_select_and_a_reveal_that_does_not_open(
@@ -124,7 +124,7 @@ def test_settlement_refuses_checks_the_coin_did_not_select_and_a_reveal_that_doe
     with pytest.raises(LifecycleError, match="reveal does not open"):
         stage_settle(spec, runs, VerifyOutput(unchecked, None, 0.0, None), commitments, {}, paths)
     assert not paths.ledger.exists()
-    assert not compute_selection_faults(store.load_coin_commitment(paths, job_id), coin, commitments, unchecked,
+    assert not compute_selection_faults(store.load_coin_commitment(paths, job_id, spec.verifier), coin, commitments, unchecked,
                                         0.0, spec.hashing)
 
 
@@ -153,7 +153,7 @@ def test_an_adaptive_cheater_is_caught_exactly_when_the_secret_coin_selects_it(m
     base = dataclasses.replace(minimal_spec, steps=8, checkpoint_interval=4,
                                solvers=(SolverSpec(SolverId("honest"), "honest"),))
     spec, paths = build_adaptive_job(base, 0.5, 3), ArtifactPaths(tmp_path)
-    store.save_coin_secret(paths, compute_job_id(spec), secret(7))
+    store.save_coin_secret(paths, compute_job_id(spec), spec.verifier, secret(7))
     report = run_job(spec, paths)
     coin = CoinReveal(report["job_id"], spec.verifier, bytes.fromhex(report["spot_check_coin"]["secret"]))
     assert coin.secret == secret(7)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from proofs.messages import Equivocation, Ruling, Signed
+from proofs.messages import (
+    AggregateAttestation,
+    Equivocation,
+    Ruling,
+    Signed,
+    message_from_json,
+    message_to_json,
+)
 from proofs.types import JobId, PartyId, Root, SolverId
 from verification.dispute import DisputeResult
 from verification.job import Job, compute_challenger
@@ -33,14 +40,16 @@ from verification.verifier import CoinCommitment, CoinReveal, SpotCheck
 # -- the job -------------------------------------------------------------------------------------
 def encode_job(job: Job) -> dict[str, Any]:
     return {"spec": spec_to_dict(job.spec), "job_id": job.job_id,
-            "public_keys": {party: key.hex() for party, key in job.public_keys}}
+            "public_keys": {party: key.hex() for party, key in job.public_keys},
+            "proofs_of_possession": {party: proof.hex() for party, proof in job.proofs}}
 
 
 def decode_job(data: dict[str, Any]) -> Job:
     spec = spec_from_dict(data["spec"], base=JobSpec())
     keys = tuple((PartyId(p), bytes.fromhex(k)) for p, k in data["public_keys"].items())
+    proofs = tuple((PartyId(p), bytes.fromhex(k)) for p, k in data["proofs_of_possession"].items())
     return Job(spec, JobId(data["job_id"]), None, tuple(spec.solvers), compute_challenger(spec), keys,
-               spec.economics)
+               spec.economics, proofs)
 
 
 # -- pieces of the state -------------------------------------------------------------------------
@@ -96,10 +105,11 @@ def decode_result(data: dict[str, Any]) -> DisputeResult:
 def encode_state(state: JobState) -> dict[str, Any]:
     return {
         "phase": str(state.phase),
-        "coin": encode_coin(state.coin),
+        "coins": {v: encode_coin(c) for v, c in state.coins.items()},
         "commitments": {sid: commitment_record(s) for sid, s in state.commitments.items()},
-        "reveal": encode_reveal(state.reveal),
-        "checks": {sid: encode_check(c) for sid, c in state.checks.items()},
+        "reveals": {v: encode_reveal(r) for v, r in state.reveals.items()},
+        "checks": {v: {sid: encode_check(c) for sid, c in by_solver.items()} for v, by_solver in state.checks.items()},
+        "attestations": [message_to_json(a) for a in state.attestations],
         "challenges": {sid: dataclasses.asdict(c) for sid, c in state.challenges.items()},
         "disputes": {sid: encode_result(d) for sid, d in state.disputes.items()},
         "rulings": {sid: commitment_record(r) for sid, r in state.rulings.items()},
@@ -110,10 +120,12 @@ def encode_state(state: JobState) -> dict[str, Any]:
 def decode_state(data: dict[str, Any]) -> JobState:
     return JobState(
         phase=Phase(data["phase"]),
-        coin=None if data["coin"] is None else parse_coin_commitment(data["coin"]),
+        coins={PartyId(v): parse_coin_commitment(c) for v, c in data["coins"].items()},
         commitments={SolverId(sid): parse_commitment(r) for sid, r in data["commitments"].items()},
-        reveal=decode_reveal(data["reveal"]),
-        checks={SolverId(sid): decode_check(c) for sid, c in data["checks"].items()},
+        reveals={PartyId(v): decode_reveal(r) for v, r in data["reveals"].items()},
+        checks={PartyId(v): {SolverId(sid): decode_check(c) for sid, c in by_solver.items()}
+                for v, by_solver in data["checks"].items()},
+        attestations=tuple(message_from_json(AggregateAttestation, a) for a in data["attestations"]),
         challenges={SolverId(sid): Challenge(**c) for sid, c in data["challenges"].items()},
         disputes={SolverId(sid): decode_result(d) for sid, d in data["disputes"].items()},
         rulings={SolverId(sid): parse_commitment(r) for sid, r in data["rulings"].items()},
@@ -139,6 +151,8 @@ def encode_message(kind: Kind, message: Any) -> dict[str, Any]:
         return encode_reveal(message)
     if kind is Kind.CHECK:
         return {"job_id": message.job_id, "verifier": message.verifier, "check": encode_check(message.check)}
+    if kind is Kind.ATTEST:
+        return message_to_json(message)
     if kind is Kind.DISPUTE:
         return {"job_id": message.job_id, "solver_id": message.solver_id, "result": encode_result(message.result)}
     if kind is Kind.RULE:
@@ -157,6 +171,8 @@ def decode_message(kind: Kind, data: dict[str, Any]) -> Any:
         return decode_reveal(data)
     if kind is Kind.CHECK:
         return CheckReport(JobId(data["job_id"]), PartyId(data["verifier"]), decode_check(data["check"]))
+    if kind is Kind.ATTEST:
+        return message_from_json(AggregateAttestation, data)
     if kind is Kind.DISPUTE:
         return DisputeOutcome(JobId(data["job_id"]), SolverId(data["solver_id"]), decode_result(data["result"]))
     if kind is Kind.RULE:

@@ -5,8 +5,10 @@ shape: the job, the pre-state, the message, and either the post-state or the nam
 the transition raises (then the state is unchanged). The states are built by the transitions
 themselves from one small job (two solvers, ``p = 0.5``, a coin whose secret selects ``honest``
 and not ``bitflip``) and from the same job at a forced-error rate of 100 % (``FORCED``: every
-solver is drawn, Truebit §4.4); the messages are signed with the jobs' demo keys, so every
-signature in a vector is real. A settle vector also holds ``settlement``: what its post-state's
+solver is drawn, Truebit §4.4), and from a job whose committee has two verifiers (``COMMITTEE``:
+the lead and an attester, each with a coin of its own; the attester finds and challenges a
+forced error the lead skipped); the messages are signed with the jobs' demo keys, so every
+signature in a vector is real, aggregate attestations included. A settle vector also holds ``settlement``: what its post-state's
 verdicts move on a fresh ledger (``settle_job``). ``tests/protocol/test_vectors.py`` replays them.
 """
 
@@ -21,12 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proofs.messages import Commitment, Signed, sign_message
+from proofs.messages import (
+    AggregateAttestation,
+    Commitment,
+    Signed,
+    aggregate_attestations,
+    sign_message,
+)
 from proofs.types import JobId, PartyId, Root, SolverId, Step
 from tests.protocol.codec import encode_job, encode_message, encode_settlement, encode_state
 from verification.dispute import DisputeResult
 from verification.execution.opgraph import COMMIT_OP
-from verification.job import REFEREE, Job, resolve_job
+from verification.job import REFEREE, Job, get_committee, resolve_job
 from verification.protocol import (
     Challenge,
     CheckReport,
@@ -35,6 +43,7 @@ from verification.protocol import (
     Kind,
     ProtocolError,
     SettleRequest,
+    compute_attestation,
     compute_genesis_state,
     compute_ruling,
     process_message,
@@ -98,21 +107,34 @@ def sign_all(job: Job) -> dict[SolverId, Signed]:
 SIGNED = sign_all(JOB)
 
 
-def find_secret(job: Job, signed: dict[SolverId, Signed]) -> bytes:
-    """The first secret ``sha256(i)`` whose coin selects ``honest`` and not ``bitflip``."""
+def find_secret(job: Job, signed: dict[SolverId, Signed], verifier: PartyId = VERIFIER,
+                picks: tuple[bool, bool] = (True, False)) -> bytes:
+    """The first secret ``sha256(i)`` whose coin for ``verifier`` selects ``honest`` and
+    ``bitflip`` as ``picks`` says (default: honest and not bitflip)."""
     for i in range(10_000):
         secret = hashlib.sha256(i.to_bytes(4, "big")).digest()
-        reveal = CoinReveal(job.job_id, VERIFIER, secret)
-        picks = [is_selected_for_check(reveal, sid, signed[sid].signature, job.spec.spot_check_probability,
-                                       job.spec.hashing) for sid in (HONEST, BITFLIP)]
-        if picks == [True, False]:
+        reveal = CoinReveal(job.job_id, verifier, secret)
+        found = tuple(is_selected_for_check(reveal, sid, signed[sid].signature, job.spec.spot_check_probability,
+                                            job.spec.hashing) for sid in (HONEST, BITFLIP))
+        if found == picks:
             return secret
-    raise RuntimeError("no secret selects honest and not bitflip")
+    raise RuntimeError(f"no secret of {verifier} selects {picks} of honest, bitflip")
 
 
-def build_coin(job: Job, secret: bytes) -> CoinCommitment:
-    return CoinCommitment(job.job_id, VERIFIER, compute_coin_commitment(job.job_id, VERIFIER, secret,
+def build_coin(job: Job, secret: bytes, verifier: PartyId = VERIFIER) -> CoinCommitment:
+    return CoinCommitment(job.job_id, verifier, compute_coin_commitment(job.job_id, verifier, secret,
                                                                         job.spec.hashing))
+
+
+def attest(check: SpotCheck, job: Job = JOB, signers: tuple[str, ...] = (VERIFIER,), key_of: str | None = None,
+           **changes: Any) -> AggregateAttestation:
+    """The aggregate attestation of ``signers`` to ``check`` of the solver's vector commitment,
+    each signing with its own key (or all with ``key_of``'s); ``changes`` tamper with it after."""
+    signed = []
+    for verifier in signers:
+        message = compute_attestation(job, PartyId(verifier), check, build_commitment(check.solver_id, job).trace_root)
+        signed.append(sign_message(message, party_keypair(job.spec, key_of or verifier)[0], PartyId(verifier)))
+    return dataclasses.replace(aggregate_attestations(signed), **changes)
 
 
 SECRET = find_secret(JOB, SIGNED)
@@ -131,8 +153,8 @@ RESULT = DisputeResult(rounds=6, first_divergent_step=Step(6), operator="aten.ad
                                 "referee": compute_root("challenger/out").hex()})
 
 
-def report(check: SpotCheck, job: Job = JOB) -> CheckReport:
-    return CheckReport(job.job_id, VERIFIER, check)
+def report(check: SpotCheck, job: Job = JOB, verifier: str = VERIFIER) -> CheckReport:
+    return CheckReport(job.job_id, PartyId(verifier), check)
 
 
 def outcome(job: Job = JOB, **changes: Any) -> DisputeOutcome:
@@ -152,21 +174,23 @@ def apply(state: JobState, *messages: tuple[Kind, Any], job: Job = JOB) -> JobSt
     return state
 
 
-GENESIS = compute_genesis_state(JOB, COIN)
+GENESIS = compute_genesis_state(JOB, [COIN])
 ONE_COMMITTED = apply(GENESIS, (Kind.COMMIT, SIGNED[HONEST]))
 COMMITTED = apply(ONE_COMMITTED, (Kind.COMMIT, SIGNED[BITFLIP]))
 REVEALED = apply(COMMITTED, (Kind.REVEAL, REVEAL))
 REVEALED_ONE = apply(ONE_COMMITTED, (Kind.REVEAL, REVEAL))  # bitflip never committed
 HONEST_CHECKED = apply(REVEALED, (Kind.CHECK, report(CHECK_OK)))
-CHECKED = apply(HONEST_CHECKED, (Kind.CHECK, report(SKIPPED)))
-MISMATCHED = apply(REVEALED, (Kind.CHECK, report(CHECK_MISMATCH)), (Kind.CHECK, report(SKIPPED)))
+CHECKED = apply(HONEST_CHECKED, (Kind.CHECK, report(SKIPPED)))  # honest's check not attested yet
+ATTESTED = apply(CHECKED, (Kind.ATTEST, attest(CHECK_OK)))
+MISMATCHED = apply(REVEALED, (Kind.CHECK, report(CHECK_MISMATCH)), (Kind.CHECK, report(SKIPPED)),
+                   (Kind.ATTEST, attest(CHECK_MISMATCH)))
 CHALLENGED = apply(MISMATCHED, (Kind.CHALLENGE, CHALLENGE))
 BISECTED = apply(CHALLENGED, (Kind.DISPUTE, outcome()))
 DISPUTED = apply(BISECTED, (Kind.RULE, ruling()))
 AGREED = dataclasses.replace(RESULT, winner="solver", reason="the referee agreed")
 FALSELY_DISPUTED = apply(CHALLENGED, (Kind.DISPUTE, outcome(winner="solver", reason="the referee agreed")),
                          (Kind.RULE, ruling(AGREED)))
-SETTLED = apply(CHECKED, (Kind.SETTLE, SettleRequest(JOB.job_id)))
+SETTLED = apply(ATTESTED, (Kind.SETTLE, SettleRequest(JOB.job_id)))
 
 # -- a job that draws every solver for a forced error (Truebit §4.4) ---------------------------
 # The same job at a forced-error rate of 100 %: each solver's ticket (its signature on its draw)
@@ -175,16 +199,17 @@ FORCED_SPEC = dataclasses.replace(SPEC, economics=dataclasses.replace(SPEC.econo
 FORCED = resolve_job(FORCED_SPEC)
 FORCED_SIGNED = sign_all(FORCED)
 FORCED_SECRET = find_secret(FORCED, FORCED_SIGNED)
-FORCED_REVEALED = apply(compute_genesis_state(FORCED, build_coin(FORCED, FORCED_SECRET)),
+FORCED_REVEALED = apply(compute_genesis_state(FORCED, [build_coin(FORCED, FORCED_SECRET)]),
                         (Kind.COMMIT, FORCED_SIGNED[HONEST]), (Kind.COMMIT, FORCED_SIGNED[BITFLIP]),
                         (Kind.REVEAL, CoinReveal(FORCED.job_id, VERIFIER, FORCED_SECRET)), job=FORCED)
 TICKETS = {sid: compute_forced_error_ticket(FORCED_SPEC, FORCED.job_id, sid).hex() for sid in (HONEST, BITFLIP)}
+
 LAST_INTERVAL = FORCED_SPEC.num_checkpoints - 2  # the interval ending at S_T, where the forced error is
 CHECK_LAST = dataclasses.replace(CHECK_OK, intervals=(LAST_INTERVAL,), mismatch=True, disputed_interval=LAST_INTERVAL)
 FORCED_FOUND = dataclasses.replace(RESULT, first_divergent_step=Step(FORCED_SPEC.steps), operator=COMMIT_OP,
                                    reason="the referee recomputed the commit of S_T")
 FORCED_CHECKED = apply(FORCED_REVEALED, (Kind.CHECK, report(CHECK_OK, FORCED)), (Kind.CHECK, report(SKIPPED, FORCED)),
-                       job=FORCED)
+                       (Kind.ATTEST, attest(CHECK_OK, FORCED)), job=FORCED)
 
 
 def build_disputed(job: Job, check: SpotCheck, result: DisputeResult) -> JobState:
@@ -192,6 +217,7 @@ def build_disputed(job: Job, check: SpotCheck, result: DisputeResult) -> JobStat
     ruled on; bitflip left unchecked."""
     pre = FORCED_REVEALED if job is FORCED else REVEALED
     return apply(pre, (Kind.CHECK, report(check, job)), (Kind.CHECK, report(SKIPPED, job)),
+                 (Kind.ATTEST, attest(check, job)),
                  (Kind.CHALLENGE, Challenge(job.job_id, VERIFIER, HONEST, check.disputed_interval)),
                  (Kind.DISPUTE, DisputeOutcome(job.job_id, HONEST, result)),
                  (Kind.RULE, ruling(result, job=job)), job=job)
@@ -199,6 +225,55 @@ def build_disputed(job: Job, check: SpotCheck, result: DisputeResult) -> JobStat
 
 FORCED_DISPUTED = build_disputed(FORCED, CHECK_LAST, FORCED_FOUND)
 FORCED_TOO_EARLY = build_disputed(FORCED, CHECK_MISMATCH, RESULT)  # the game ends at step 6, not at T
+
+# -- a committee of two verifiers, every solver drawn for a forced error -------------------------
+# The lead verifier's coin selects nobody; the attester's selects honest and finds its forced
+# error in the last interval: the attester challenges it, and the jackpot pays the attester.
+ATTESTER = PartyId("attester")
+COMMITTEE_SPEC = dataclasses.replace(FORCED_SPEC, name="vectors-committee", attesters=(ATTESTER,))
+COMMITTEE = resolve_job(COMMITTEE_SPEC)
+COMMITTEE_SIGNED = sign_all(COMMITTEE)
+COMMITTEE_TICKET = compute_forced_error_ticket(COMMITTEE_SPEC, COMMITTEE.job_id, HONEST).hex()
+LEAD_SECRET = find_secret(COMMITTEE, COMMITTEE_SIGNED, VERIFIER, (False, False))
+ATTESTER_SECRET = find_secret(COMMITTEE, COMMITTEE_SIGNED, ATTESTER, (True, False))
+ATTESTER_REVEAL = CoinReveal(COMMITTEE.job_id, ATTESTER, ATTESTER_SECRET)
+
+
+def build_committee_committed(lead_secret: bytes) -> JobState:
+    """The committee job with both solvers committed, the lead's coin drawn from ``lead_secret``."""
+    genesis = compute_genesis_state(COMMITTEE, [build_coin(COMMITTEE, lead_secret),
+                                                build_coin(COMMITTEE, ATTESTER_SECRET, ATTESTER)])
+    return apply(genesis, (Kind.COMMIT, COMMITTEE_SIGNED[HONEST]), (Kind.COMMIT, COMMITTEE_SIGNED[BITFLIP]),
+                 job=COMMITTEE)
+
+
+def build_committee_revealed(lead_secret: bytes) -> JobState:
+    return apply(build_committee_committed(lead_secret),
+                 (Kind.REVEAL, CoinReveal(COMMITTEE.job_id, VERIFIER, lead_secret)), (Kind.REVEAL, ATTESTER_REVEAL),
+                 job=COMMITTEE)
+
+
+COMMITTEE_COMMITTED = build_committee_committed(LEAD_SECRET)
+COMMITTEE_REVEALED = build_committee_revealed(LEAD_SECRET)
+COMMITTEE_CHECKED = apply(COMMITTEE_REVEALED,
+                          (Kind.CHECK, report(not_checked(HONEST, "interval"), COMMITTEE)),
+                          (Kind.CHECK, report(not_checked(BITFLIP, "interval"), COMMITTEE)),
+                          (Kind.CHECK, report(CHECK_LAST, COMMITTEE, ATTESTER)),
+                          (Kind.CHECK, report(SKIPPED, COMMITTEE, ATTESTER)),
+                          job=COMMITTEE)
+COMMITTEE_ATTEST = attest(CHECK_LAST, COMMITTEE, (ATTESTER,))
+COMMITTEE_ATTESTED = apply(COMMITTEE_CHECKED, (Kind.ATTEST, COMMITTEE_ATTEST), job=COMMITTEE)
+COMMITTEE_CHALLENGE = Challenge(COMMITTEE.job_id, ATTESTER, HONEST, LAST_INTERVAL)
+COMMITTEE_DISPUTED = apply(COMMITTEE_ATTESTED, (Kind.CHALLENGE, COMMITTEE_CHALLENGE),
+                           (Kind.DISPUTE, DisputeOutcome(COMMITTEE.job_id, HONEST, FORCED_FOUND)),
+                           (Kind.RULE, ruling(FORCED_FOUND, job=COMMITTEE)), job=COMMITTEE)
+# Both verifiers' coins select honest; both check it and agree: one aggregate signature of the two.
+BOTH_SECRET = find_secret(COMMITTEE, COMMITTEE_SIGNED, VERIFIER, (True, False))
+BOTH_CHECKED = apply(build_committee_revealed(BOTH_SECRET),
+                     (Kind.CHECK, report(CHECK_OK, COMMITTEE)),
+                     (Kind.CHECK, report(not_checked(BITFLIP, "interval"), COMMITTEE)),
+                     (Kind.CHECK, report(CHECK_OK, COMMITTEE, ATTESTER)),
+                     (Kind.CHECK, report(SKIPPED, COMMITTEE, ATTESTER)), job=COMMITTEE)
 
 
 def commit_vectors() -> Iterator[Vector]:
@@ -229,9 +304,16 @@ def reveal_vectors() -> Iterator[Vector]:
                  dataclasses.replace(REVEAL, job_id=OTHER_JOB), "WrongJobError")
     yield Vector(Kind.REVEAL, "not_the_verifier", "only the job's verifier reveals", COMMITTED,
                  dataclasses.replace(REVEAL, verifier=PartyId(HONEST)), "UnknownPartyError")
-    yield Vector(Kind.REVEAL, "twice", "the coin is revealed once", REVEALED, REVEAL, "OutOfOrderError")
+    yield Vector(Kind.REVEAL, "twice", "a verifier reveals its coin once", REVEALED, REVEAL, "DuplicateMessageError")
     yield Vector(Kind.REVEAL, "no_coin", "a coin never committed to", apply(
-        compute_genesis_state(JOB, None), (Kind.COMMIT, SIGNED[HONEST])), REVEAL, "OutOfOrderError")
+        compute_genesis_state(JOB), (Kind.COMMIT, SIGNED[HONEST])), REVEAL, "OutOfOrderError")
+    lead_revealed = apply(COMMITTEE_COMMITTED, (Kind.REVEAL, CoinReveal(COMMITTEE.job_id, VERIFIER, LEAD_SECRET)),
+                          job=COMMITTEE)
+    yield Vector(Kind.REVEAL, "attester", "each verifier of the committee reveals its own coin", lead_revealed,
+                 ATTESTER_REVEAL, job=COMMITTEE)
+    yield Vector(Kind.REVEAL, "attester_wrong_secret", "an attester's reveal must open its own coin",
+                 lead_revealed, dataclasses.replace(ATTESTER_REVEAL, secret=LEAD_SECRET), "ForgedMessageError",
+                 job=COMMITTEE)
 
 
 def check_vectors() -> Iterator[Vector]:
@@ -252,6 +334,48 @@ def check_vectors() -> Iterator[Vector]:
                  CheckReport(JOB.job_id, PartyId(BITFLIP), CHECK_OK), "UnknownPartyError")
     yield Vector(Kind.CHECK, "before_reveal", "no check before the coin is revealed", COMMITTED,
                  report(CHECK_OK), "OutOfOrderError")
+    lead_revealed = apply(COMMITTEE_COMMITTED, (Kind.REVEAL, CoinReveal(COMMITTEE.job_id, VERIFIER, LEAD_SECRET)),
+                          job=COMMITTEE)
+    yield Vector(Kind.CHECK, "before_own_reveal", "an attester checks only after it revealed its own coin",
+                 lead_revealed, report(CHECK_LAST, COMMITTEE, ATTESTER), "OutOfOrderError", job=COMMITTEE)
+    yield Vector(Kind.CHECK, "attester_selected", "an attester checks the solver its own coin selected",
+                 COMMITTEE_REVEALED, report(CHECK_LAST, COMMITTEE, ATTESTER), job=COMMITTEE)
+    yield Vector(Kind.CHECK, "attester_unselected", "the lead's check is audited against the lead's coin, "
+                 "which did not select honest", COMMITTEE_REVEALED, report(CHECK_LAST, COMMITTEE),
+                 "SelectionFaultError", job=COMMITTEE)
+
+
+def attest_vectors() -> Iterator[Vector]:
+    yield Vector(Kind.ATTEST, "valid", "the verifier signs its conclusive check", CHECKED, attest(CHECK_OK))
+    yield Vector(Kind.ATTEST, "mismatch", "an attestation of a mismatch carries verdict false", COMMITTEE_CHECKED,
+                 COMMITTEE_ATTEST, job=COMMITTEE)
+    yield Vector(Kind.ATTEST, "tampered_verdict", "a verdict other than the one signed", CHECKED,
+                 attest(CHECK_OK, verdict=False), "ForgedMessageError")
+    yield Vector(Kind.ATTEST, "wrong_key", "signed with a solver's key", CHECKED, attest(CHECK_OK, key_of=HONEST),
+                 "ForgedMessageError")
+    yield Vector(Kind.ATTEST, "unregistered_verifier", "signed by a party that is no verifier of the job", CHECKED,
+                 attest(CHECK_OK, signers=("mallory",)), "ForgedMessageError")
+    yield Vector(Kind.ATTEST, "solver_signs", "a solver is no verifier, though its key is registered", CHECKED,
+                 attest(CHECK_OK, signers=(HONEST,)), "ForgedMessageError")
+    yield Vector(Kind.ATTEST, "unchecked", "no attestation of a solver the verifier did not check", CHECKED,
+                 attest(dataclasses.replace(CHECK_OK, solver_id=BITFLIP)), "InvalidMessageError")
+    yield Vector(Kind.ATTEST, "other_verdict", "the verdict of the verifier's own check", CHECKED,
+                 attest(CHECK_MISMATCH), "InvalidMessageError")
+    yield Vector(Kind.ATTEST, "duplicate", "a verifier attests once per solver", ATTESTED, attest(CHECK_OK),
+                 "DuplicateMessageError")
+    yield Vector(Kind.ATTEST, "other_job", "another job's attestation", CHECKED,
+                 attest(CHECK_OK, job_id=OTHER_JOB), "WrongJobError")
+    yield Vector(Kind.ATTEST, "after_challenge", "attestations precede the challenges", CHALLENGED,
+                 attest(CHECK_MISMATCH), "OutOfOrderError")
+    yield Vector(Kind.ATTEST, "aggregate", "two verifiers reach one verdict: one aggregate signature "
+                 "(FastAggregateVerify)", BOTH_CHECKED, attest(CHECK_OK, COMMITTEE, (VERIFIER, ATTESTER)), job=COMMITTEE)
+    two = attest(CHECK_OK, COMMITTEE, (VERIFIER, ATTESTER))
+    yield Vector(Kind.ATTEST, "aggregate_missing_signer", "an aggregate that names a signer whose signature it "
+                 "lacks", BOTH_CHECKED, dataclasses.replace(two, signature=attest(CHECK_OK, COMMITTEE).signature),
+                 "ForgedMessageError", job=COMMITTEE)
+    yield Vector(Kind.ATTEST, "aggregate_unchecked_signer", "the lead's coin did not select honest: it cannot "
+                 "co-sign an attestation to it", COMMITTEE_CHECKED, attest(CHECK_LAST, COMMITTEE, (ATTESTER, VERIFIER)),
+                 "InvalidMessageError", job=COMMITTEE)
 
 
 def challenge_vectors() -> Iterator[Vector]:
@@ -266,6 +390,11 @@ def challenge_vectors() -> Iterator[Vector]:
                  dataclasses.replace(CHALLENGE, challenger=PartyId(BITFLIP)), "UnknownPartyError")
     yield Vector(Kind.CHALLENGE, "before_every_check", "challenges follow all the checks",
                  apply(REVEALED, (Kind.CHECK, report(CHECK_MISMATCH))), CHALLENGE, "OutOfOrderError")
+    yield Vector(Kind.CHALLENGE, "attester", "the attester that found the mismatch challenges it",
+                 COMMITTEE_ATTESTED, COMMITTEE_CHALLENGE, job=COMMITTEE)
+    yield Vector(Kind.CHALLENGE, "not_the_finder", "a verifier that found no mismatch does not challenge",
+                 COMMITTEE_ATTESTED, dataclasses.replace(COMMITTEE_CHALLENGE, challenger=VERIFIER),
+                 "UnfoundedChallengeError", job=COMMITTEE)
 
 
 def dispute_vectors() -> Iterator[Vector]:
@@ -303,7 +432,9 @@ def rule_vectors() -> Iterator[Vector]:
 
 def settle_vectors() -> Iterator[Vector]:
     request = SettleRequest(JOB.job_id)
-    yield Vector(Kind.SETTLE, "paid", "honest checked and paid, bitflip unverified", CHECKED, request)
+    yield Vector(Kind.SETTLE, "paid", "honest checked and paid, bitflip unverified", ATTESTED, request)
+    yield Vector(Kind.SETTLE, "unattested", "a conclusive check counts only with its verifier's attestation",
+                 CHECKED, request, "UnattestedCheckError")
     yield Vector(Kind.SETTLE, "slashed", "the challenger won: the solver is slashed", DISPUTED, request)
     yield Vector(Kind.SETTLE, "false_challenge", "the solver won: paid, the challenger loses its bond",
                  FALSELY_DISPUTED, request)
@@ -315,7 +446,7 @@ def settle_vectors() -> Iterator[Vector]:
     yield Vector(Kind.SETTLE, "before_reveal", "no settlement before the checks", COMMITTED, request,
                  "OutOfOrderError")
     yield Vector(Kind.SETTLE, "twice", "a job settles once", SETTLED, request, "OutOfOrderError")
-    yield Vector(Kind.SETTLE, "other_job", "another job's settlement", CHECKED, SettleRequest(OTHER_JOB),
+    yield Vector(Kind.SETTLE, "other_job", "another job's settlement", ATTESTED, SettleRequest(OTHER_JOB),
                  "WrongJobError")
 
 
@@ -347,11 +478,15 @@ def forced_error_vectors() -> Iterator[Vector]:
                  FORCED_DISPUTED, settle((SolverId("mallory"), TICKETS[HONEST])), "UnknownPartyError", job=FORCED)
     yield Vector(Kind.SETTLE, "duplicate_ticket", "a solver reveals its ticket once", FORCED_DISPUTED,
                  settle(honest, honest), "DuplicateMessageError", job=FORCED)
+    yield Vector(Kind.SETTLE, "forced_error_found_by_attester", "the lead verifier skipped honest, the attester "
+                 "found its forced error and challenged: the jackpot pays the attester, both verifiers get their "
+                 "fee", COMMITTEE_DISPUTED, SettleRequest(COMMITTEE.job_id, ((HONEST, COMMITTEE_TICKET),)),
+                 job=COMMITTEE)
 
 
 GENERATORS: tuple[Callable[[], Iterator[Vector]], ...] = (
-    commit_vectors, reveal_vectors, check_vectors, challenge_vectors, dispute_vectors, rule_vectors, settle_vectors,
-    forced_error_vectors)
+    commit_vectors, reveal_vectors, check_vectors, attest_vectors, challenge_vectors, dispute_vectors, rule_vectors,
+    settle_vectors, forced_error_vectors)
 
 
 def compute_post(vector: Vector) -> JobState | None:
@@ -373,7 +508,7 @@ def settle_on_a_fresh_ledger(job: Job, state: JobState) -> SettlementResult:
     ledger = Ledger(MEMORY)
     try:
         return settle_job(ledger, job.job_id, job.spec.submitter, job.terms, list(state.verdicts),
-                          verifiers=[job.spec.verifier])
+                          verifiers=list(get_committee(job)))
     finally:
         ledger.close()
 

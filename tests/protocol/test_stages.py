@@ -16,6 +16,7 @@ from tests.protocol import make_vectors as mv
 from verification.job import resolve_job
 from verification.lifecycle import (
     VerifyOutput,
+    attest_checks,
     open_spot_check_coin,
     reveal_spot_check_coin,
     sign_ruling,
@@ -41,7 +42,8 @@ def opened(tmp_path):
     coin = reveal_spot_check_coin(JOB, paths)[1]
     commitments = {sid: commit(sid) for sid in ("honest", "bitflip")}
     checks = {"honest": mv.CHECK_OK, "bitflip": dataclasses.replace(mv.CHECK_MISMATCH, solver_id="bitflip")}
-    return paths, commitments, VerifyOutput(checks, None, 0.0, coin)
+    attestations = attest_checks(JOB, {JOB.spec.verifier: checks}, commitments)
+    return paths, commitments, VerifyOutput(checks, None, 0.0, coin, attestations=attestations)
 
 
 def test_a_mismatch_is_not_settled_before_its_dispute_ends(opened):
@@ -83,5 +85,7 @@ def test_a_check_the_coin_did_not_select_is_refused_by_settlement(opened):
     coin = reveal_spot_check_coin(job, paths)[1]
     commitments = {sid: sign_message(dataclasses.replace(s.message, job_id=job.job_id),
                                      party_keypair(job.spec, sid)[0], sid) for sid, s in commitments.items()}
+    attestations = attest_checks(job, {job.spec.verifier: verified.checks}, commitments)
     with pytest.raises(SelectionFaultError, match="'honest' was checked, but the coin did not select it"):
-        stage_settle(job, {}, dataclasses.replace(verified, coin=coin), commitments, {}, paths)
+        stage_settle(job, {}, dataclasses.replace(verified, coin=coin, attestations=attestations), commitments, {},
+                     paths)

@@ -20,6 +20,7 @@ from verification.protocol import (
     Phase,
     ProtocolError,
     SettleRequest,
+    UnattestedCheckError,
     UnfoundedJackpotClaimError,
     WrongJobError,
     get_revealed_ticket,
@@ -77,7 +78,7 @@ def test_the_job_id_is_resolved_once_and_kept():
 def test_a_commitment_signed_for_one_job_is_refused_by_a_job_with_other_terms():
     other = resolve_job(dataclasses.replace(mv.SPEC, seed=mv.SPEC.seed + 1))
     with pytest.raises(WrongJobError):
-        process_commit(other, mv.compute_genesis_state(other, None), mv.SIGNED["honest"])
+        process_commit(other, mv.compute_genesis_state(other), mv.SIGNED["honest"])
 
 
 def test_a_replaced_signature_is_forged_and_a_repeat_is_a_duplicate():
@@ -90,7 +91,7 @@ def test_a_replaced_signature_is_forged_and_a_repeat_is_a_duplicate():
 
 
 def test_settlement_fixes_one_verdict_per_solver_and_only_once():
-    settled = process_settle(mv.JOB, mv.CHECKED, SettleRequest(mv.JOB.job_id))
+    settled = process_settle(mv.JOB, mv.ATTESTED, SettleRequest(mv.JOB.job_id))
     assert [(v.solver_id, v.outcome) for v in settled.verdicts] == [("honest", "paid"), ("bitflip", "unverified")]
     with pytest.raises(OutOfOrderError):
         process_settle(mv.JOB, settled, SettleRequest(mv.JOB.job_id))
@@ -152,3 +153,70 @@ def test_a_ticket_the_protocol_refuses_claims_nothing_and_names_its_fault():
             mv.SPEC, mv.JOB.job_id, SolverId("honest")).hex())
     with pytest.raises(InvalidMessageError, match="pairs"):
         process_settle(mv.FORCED, mv.FORCED_CHECKED, SettleRequest(mv.FORCED.job_id, ("honest",)))
+
+
+# -- the verifier committee ------------------------------------------------------------------------
+def test_every_verifier_of_the_committee_registers_its_key_with_a_proof_of_possession():
+    from verification.job import get_committee, get_verifier_registry
+
+    assert get_committee(mv.COMMITTEE) == ("verifier", "attester")
+    assert {p for p, _ in mv.COMMITTEE.public_keys} >= {"verifier", "attester"}
+    registry = get_verifier_registry(mv.COMMITTEE)
+    assert set(registry.keys) == {"verifier", "attester"}  # no solver, no referee: only verifiers attest
+
+
+def test_a_forced_error_found_by_an_attester_pays_it_the_jackpot_and_every_verifier_its_fee():
+    """The lead verifier's coin skipped honest; the attester's selected it, found its forced error
+    at step T and challenged: the jackpot pays the attester (Truebit §4.4), the lead nothing from
+    it, both their fee; supply is conserved."""
+    verdicts, settled = settle_forced("forced_error_found_by_attester")
+    honest = verdicts["honest"]
+    assert honest.outcome == "paid" and honest.forced_error and honest.challenger == mv.ATTESTER
+    jackpot = [(t.dest, t.amount) for t in settled.transfers if t.source == JACKPOT]
+    tax = compute_jackpot_tax(mv.COMMITTEE.terms)
+    assert jackpot == [(get_party_account(mv.ATTESTER), 2 * tax)]
+    fees = sorted(t.dest for t in settled.transfers if t.memo == "verifier fee")
+    assert fees == sorted(get_party_account(v) for v in ("verifier", "attester"))
+    assert settled.supply_before == settled.supply_after
+    pre = mv.COMMITTEE_DISPUTED
+    assert not pre.checks["verifier"]["honest"].checked and pre.checks["attester"]["honest"].mismatch
+
+
+def test_settlement_refuses_a_conclusive_check_nobody_attested_naming_the_verifier():
+    with pytest.raises(UnattestedCheckError, match=r"job .*: checks \[verifier: honest\]"):
+        process_settle(mv.JOB, mv.CHECKED, SettleRequest(mv.JOB.job_id))
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("tampered_verdict", "is not the aggregate signature of verifiers ['verifier']"),
+    ("wrong_key", "not its registered key"),
+    ("unregistered_verifier", "signed by 'mallory', which is not a registered verifier"),
+    ("solver_signs", "signed by 'honest', which is not a registered verifier"),
+    ("aggregate_missing_signer", "is not the aggregate signature of verifiers ['verifier', 'attester']"),
+])
+def test_a_forged_aggregate_is_refused_naming_the_job_and_the_verifier(case, fragment):
+    vector = next(v for v in mv.attest_vectors() if v.case == case)
+    before = copy.deepcopy(vector.pre)
+    with pytest.raises(ForgedMessageError) as raised:
+        process_message(vector.job, vector.pre, vector.transition, vector.message)
+    assert vector.job.job_id in str(raised.value) and fragment in str(raised.value)
+    assert vector.pre == before
+
+
+def test_one_dispute_per_solver_challenged_by_the_first_verifier_that_found_the_mismatch():
+    """Both verifiers find honest's mismatch: only the lead (first in committee order) may challenge."""
+    state = mv.apply(mv.build_committee_revealed(mv.BOTH_SECRET),
+                     (Kind.CHECK, mv.report(mv.CHECK_LAST, mv.COMMITTEE)),
+                     (Kind.CHECK, mv.report(mv.not_checked("bitflip", "interval"), mv.COMMITTEE)),
+                     (Kind.CHECK, mv.report(mv.CHECK_LAST, mv.COMMITTEE, mv.ATTESTER)),
+                     (Kind.CHECK, mv.report(mv.SKIPPED, mv.COMMITTEE, mv.ATTESTER)),
+                     (Kind.ATTEST, mv.attest(mv.CHECK_LAST, mv.COMMITTEE, ("verifier", "attester"))),
+                     job=mv.COMMITTEE)
+    assert len(state.attestations) == 1 and state.attestations[0].verifier_ids == ("verifier", "attester")
+    second = dataclasses.replace(mv.COMMITTEE_CHALLENGE, challenger=mv.ATTESTER)
+    with pytest.raises(InvalidMessageError, match="first verifier that found its mismatch is 'verifier'"):
+        process_message(mv.COMMITTEE, state, Kind.CHALLENGE, second)
+    challenged = process_message(mv.COMMITTEE, state, Kind.CHALLENGE,
+                                 dataclasses.replace(second, challenger=mv.VERIFIER))
+    with pytest.raises(DuplicateMessageError):
+        process_message(mv.COMMITTEE, challenged, Kind.CHALLENGE, second)

@@ -182,14 +182,14 @@ def _(env, tmp):
 
 @trigger("checkpoint-chunk-corrupted")
 def _(env, tmp):
-    chunk = env.store("honest") / "rows" / "c" / "1" / "0"
+    chunk = env.store("honest") / "rows" / "c.1.0"
     return Case(lambda: read_checkpoint(env.store("honest"), 1), ("checkpoint #1", str(env.store("honest"))),
                 lambda: altered(chunk, change=lambda: flip_byte(chunk)))
 
 
 @trigger("checkpoint-chunk-missing")
 def _(env, tmp):
-    chunk = env.store("honest") / "rows" / "c" / "2" / "0"
+    chunk = env.store("honest") / "rows" / "c.2.0"
     return Case(lambda: read_checkpoint(env.store("honest"), 2),
                 ("checkpoint #2", str(env.store("honest")), env.runs["honest"].roots[2].hex()),
                 lambda: altered(chunk, change=chunk.unlink))
@@ -214,7 +214,7 @@ def _(env, tmp):
 
     def leave_corrupted_partial() -> None:
         shutil.copytree(store, partial)
-        flip_byte(partial / "rows" / "c" / "0" / "0")
+        flip_byte(partial / "rows" / "c.0.0")
 
     def check() -> None:
         assert not partial.exists()
@@ -445,7 +445,7 @@ def unchecked(env: Env, spec=None, paths=None) -> VerifyOutput:
 
 @trigger("coin-secret-replaced")
 def _(env, tmp):
-    path = store.coin_secret_path(env.paths, compute_job_id(env.spec))
+    path = store.coin_secret_path(env.paths, compute_job_id(env.spec), env.spec.verifier)
     original = path.read_bytes()
 
     @contextmanager
