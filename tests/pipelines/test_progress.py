@@ -94,9 +94,10 @@ def test_watch_training_reports_each_new_count_while_the_stage_runs(tmp_path, ti
     reported, release = [], threading.Event()
 
     def train():
-        chunks = Path(store) / "rows" / "c"
+        chunks = Path(store) / "rows"
+        chunks.mkdir(parents=True)
         for index in range(tiny_spec.num_checkpoints):
-            (chunks / str(index)).mkdir(parents=True)
+            (chunks / f"c.{index}.0").touch()
             release.wait(timeout=0.05)  # a moment for the watcher to look (it may miss some)
         return "the runs"
 

@@ -43,7 +43,7 @@ def test_a_corrupted_store_or_another_machine_is_trained_again(previous, tiny_sp
     run = previous.value["honest"]
     elsewhere = dataclasses.replace(run, environment=run.environment.replace("cpu=", "cpu=another-"))
     assert get_reusable_training(Timed({"honest": elsewhere}, 1.5, previous.job_id), resolve_job(tiny_spec)) is None
-    row = next(p for p in sorted((__import__("pathlib").Path(run.checkpoint_path) / "rows" / "c").glob("*/0")))
+    row = next(p for p in sorted((__import__("pathlib").Path(run.checkpoint_path) / "rows").glob("c.*.0")))
     data = bytearray(row.read_bytes())
     data[-1] ^= 1
     row.write_bytes(bytes(data))

@@ -49,10 +49,11 @@ def test_a_directly_written_row_is_the_object_zarr_writes_and_reads(location):
     writer = CheckpointWriter(location, arrays, 2, 3)
     row = pack_row(writer.layout, arrays, state_root(arrays), (0.5, -0.0))
     write_chunk(writer.tmp, writer.rows, 1, row)
-    writer.rows[2] = row  # zarr's own write of the same row
+    on_store = storage.open_group(writer.tmp, mode="r+")["rows"]
+    on_store[2] = row  # zarr's own write of the same row
     fs, base = storage.get_fs(storage.join(writer.tmp, "rows"))
-    assert fs.cat_file(f"{base}/c/1/0") == fs.cat_file(f"{base}/c/2/0") == row.tobytes()
-    assert np.array_equal(np.asarray(writer.rows[1]), row)
+    assert fs.cat_file(f"{base}/c.1.0") == fs.cat_file(f"{base}/c.2.0") == row.tobytes()
+    assert np.array_equal(np.asarray(on_store[1]), row)
     writer.close()
 
 
@@ -112,6 +113,27 @@ def test_count_stored_follows_a_run_from_nothing_to_published(location):
     writer.write(2, make_arrays(4), (0.0, 0.0))
     writer.finish()
     assert count_stored(location) == 3 and not storage.exists(partial_path(location))
+
+
+def test_a_store_is_zarrs_own_with_every_checkpoint_one_object_beside_the_others(location):
+    writer = CheckpointWriter(location, make_arrays(0), 2, 3)
+    for index in range(3):
+        writer.write(index, make_arrays(2 * index), (0.0,) * (2 if index else 0))
+    roots = writer.finish()
+    fs, base = storage.get_fs(storage.join(location, "rows"))
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)) == ["c.0.0", "c.1.0", "c.2.0", "zarr.json"]
+    group = storage.open_group(location, mode="r")  # zarr reads what was stored without it
+    assert group.attrs["num_checkpoints"] == 3 and len(group.attrs["roots"]) == 3
+    assert [read_checkpoint(location, i).step for i in range(3)] == [0, 2, 4] and len(roots) == 3
+
+
+def test_count_stored_reads_a_store_of_nested_chunk_keys(tmp_path):
+    """Stores written before the flat keys keep theirs (``rows/c/<index>/0``); progress counts them."""
+    group = storage.open_group(storage.as_location(tmp_path / "old.zarr"), mode="w")
+    rows = group.create_array("rows", shape=(3, 8), chunks=(1, 8), dtype="u1", fill_value=0, compressors=None)
+    rows[0], rows[1] = np.ones(8, np.uint8), np.ones(8, np.uint8)
+    assert (tmp_path / "old.zarr" / "rows" / "c" / "1" / "0").exists()
+    assert count_stored(tmp_path / "old.zarr") == 2
 
 
 DTYPES = ["<f4", "<f8", "<f2", "<i8", "<u8", "|b1", "<c8", "|u1"]
