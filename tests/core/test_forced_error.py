@@ -41,7 +41,7 @@ def test_a_forced_error_found_pays_the_verifier_from_the_jackpot_and_a_rerun_cha
     honest = by_id(report)["honest"]
     assert honest["injected_divergence_step"] == 8  # its final state, flipped on purpose
     assert honest["dispute"]["first_divergent_step"] == 8 and honest["dispute"]["winner"] == "challenger"
-    assert honest["outcome"] == "paid" and honest["forced_error"] == {"found": True}
+    assert honest["outcome"] == "paid" and honest["forced_error"] == {"found": True, "paid_to": "verifier", "skipped_by": []}
     ledger = report["ledger"]
     tax = spec.economics.payment_per_solver * spec.economics.jackpot_bps // 10_000
     assert ledger["jackpot_in"] == tax and ledger["jackpot_out"] == tax  # a fresh jackpot: this job's tax
@@ -55,7 +55,7 @@ def test_a_forced_error_found_pays_the_verifier_from_the_jackpot_and_a_rerun_cha
 def test_a_forced_error_nobody_checked_is_visible_and_pays_nothing(minimal_spec, tmp_path):
     report = run_job(job(minimal_spec, p=0.0), ArtifactPaths(tmp_path))
     honest = by_id(report)["honest"]
-    assert honest["outcome"] == "unverified" and honest["forced_error"] == {"found": False}
+    assert honest["outcome"] == "unverified" and honest["forced_error"] == {"found": False, "paid_to": None, "skipped_by": ["verifier"]}
     assert report["ledger"]["jackpot_out"] == 0 and report["ledger"]["jackpot_in"] > 0
 
 
@@ -65,7 +65,7 @@ def test_a_forced_error_excuses_nothing_before_the_last_step(minimal_spec, tmp_p
     report = run_job(spec, ArtifactPaths(tmp_path))
     cheater = by_id(report)["bitflip"]
     assert cheater["dispute"]["first_divergent_step"] == 3
-    assert cheater["outcome"] == "slashed" and cheater["forced_error"] == {"found": False}
+    assert cheater["outcome"] == "slashed" and cheater["forced_error"]["found"] is False
     assert report["ledger"]["jackpot_out"] == 0
 
 
