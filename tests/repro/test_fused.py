@@ -90,15 +90,21 @@ def test_elementwise_functions_match_the_torch_path_bit_for_bit(kernels, torch_p
     assert_same_bits(f(strided), torch_path(f, strided))
 
 
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_tanh_gelu_and_its_backward_match_the_torch_path(kernels, torch_path, dtype):
+def test_gelu_and_its_backward_match_the_torch_path(kernels, torch_path, dtype, approximate):
+    """Both GELUs; the exact one's erfc takes its series for |x| <= 2 sqrt 2 and its continued
+    fraction beyond, so the inputs cross the boundary and reach both tails."""
     x = adversarial(1001, seed=1).clamp(-1e4, 1e4).to(dtype)
     g = adversarial(1001, seed=2).to(dtype)
-    x[5], x[7] = math.nan, math.inf  # not clamped: the specials themselves
+    x[5], x[7], x[9] = math.nan, math.inf, -math.inf  # not clamped: the specials themselves
+    edge = 2.0 * math.sqrt(2.0)
+    x[11:17] = torch.tensor([edge, -edge, math.nextafter(edge, 9), -math.nextafter(edge, 9), 30.0, -40.0], dtype=dtype)
     for args in [(x,), (x[::2],)]:
-        assert_same_bits(mode.do_gelu(*args, approximate="tanh"), torch_path(mode.do_gelu, *args, approximate="tanh"))
-    assert_same_bits(mode.do_gelu_backward(g, x, approximate="tanh"),
-                     torch_path(mode.do_gelu_backward, g, x, approximate="tanh"))
+        assert_same_bits(mode.do_gelu(*args, approximate=approximate),
+                         torch_path(mode.do_gelu, *args, approximate=approximate))
+    assert_same_bits(mode.do_gelu_backward(g, x, approximate=approximate),
+                     torch_path(mode.do_gelu_backward, g, x, approximate=approximate))
 
 
 @pytest.mark.parametrize("shape", [(1,), (5, 7), (3, 1), (64, 33), (17, 1000), (2, 3, 5), (4, 129, 7), (2, 4097)])
@@ -272,8 +278,8 @@ def test_low_precision_results_are_rounded_once_as_on_the_torch_path(kernels, to
     cases = [(mode.do_softmax, (x, -1, False)), (mode.do_softmax, (x, -1, True)), (mode.do_log_softmax, (x, -1, False)),
              (mode.do_softmax_backward, (g, y, -1, dtype)), (mode.do_gelu, (x,)), (mode.do_gelu_backward, (g, x))]
     for f, args in cases:
-        kwargs = {"approximate": "tanh"} if f in (mode.do_gelu, mode.do_gelu_backward) else {}
-        assert_same_bits(f(*args, **kwargs), torch_path(f, *args, **kwargs))
+        for kwargs in [{"approximate": "tanh"}, {}] if f in (mode.do_gelu, mode.do_gelu_backward) else [{}]:
+            assert_same_bits(f(*args, **kwargs), torch_path(f, *args, **kwargs))
 
 
 class OpLog(torch.utils._python_dispatch.TorchDispatchMode):

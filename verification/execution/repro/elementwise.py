@@ -164,9 +164,24 @@ def portable_sqrt(x: torch.Tensor) -> torch.Tensor:
     Veltkamp's split: no FMA): ``sqrt(x)`` lies above ``y + u/2`` iff ``x - y² > y·u + u²/4``, below
     ``y - u/2`` iff ``x - y² < -y·u + u²/4`` (``u`` the spacing of floats above / below ``y``), and
     never on a midpoint. A float32 square root taken from this float64 one is correctly rounded too
-    (53 ≥ 2·24 + 2 bits: the double rounding is innocuous). Exact for ``x`` in about
-    ``[2^-960, 2^996]``; outside it (and for 0, ±inf, NaN, negatives) torch's value stands.
+    (53 ≥ 2·24 + 2 bits: the double rounding is innocuous). The correction is exact for ``x`` in
+    ``[2^-960, 2^996]``; an ``x`` outside it is first scaled into it by ``2^±1000`` and its root
+    back by ``2^∓500`` (both exact), so every finite ``x ≥ 0`` gets IEEE's ``sqrt`` (``±0``, ``inf``
+    and NaN as IEEE's; a negative ``x`` gives NaN).
     """
+    tiny, huge = x < SQRT_LOW, x > SQRT_HIGH
+    scaled = torch.where(tiny, x * SQRT_UP, torch.where(huge, x * SQRT_DOWN, x))
+    y = correct_sqrt(scaled)
+    return torch.where(tiny, y * ROOT_DOWN, torch.where(huge, y * ROOT_UP, y))
+
+
+SQRT_LOW, SQRT_HIGH = 2.0 ** -960, 2.0 ** 996  # where correct_sqrt's residual is exact
+SQRT_UP, SQRT_DOWN, ROOT_UP, ROOT_DOWN = 2.0 ** 1000, 2.0 ** -1000, 2.0 ** 500, 2.0 ** -500
+
+
+def correct_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """torch's ``sqrt`` of ``x`` corrected to the correctly rounded one (``portable_sqrt``), for
+    ``x`` in ``[2^-960, 2^996]`` (and 0, inf, NaN, negatives, which IEEE's ``sqrt`` fixes)."""
     y = torch.sqrt(x)
     c = y * VELTKAMP
     hi = c - (c - y)

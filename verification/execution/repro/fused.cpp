@@ -228,6 +228,134 @@ void gelu_loop(const double* in, const double* g, double* out, int64_t n, const 
   }
 }
 
+// The exact (erf) GELU, as special.portable_erfc / portable_normal_cdf / portable_normal_pdf and
+// mode.do_gelu / do_gelu_backward. c = [inv_sqrt2, two_over_sqrt_pi, inv_sqrt_pi, inv_sqrt_2pi,
+// series limit, continued-fraction levels, erf series coefficients...]. The torch path evaluates
+// both of erfc's branches everywhere and selects; here each element's selected branch is
+// evaluated by the same operations (the other one never reaches the result), the series over the
+// whole chunk, the continued fraction over the chunk's |z| > limit only.
+struct ErfConsts {
+  double inv_sqrt2, two_over_sqrt_pi, inv_sqrt_pi, inv_sqrt_2pi, limit;
+  int64_t levels;
+  const double* coeffs;
+  int64_t ncoeffs;
+};
+
+// 1 - compute_erf_series(clamp(z, -limit, limit)) of n <= CHUNK values: horner's operations, one
+// coefficient at a time across the chunk (so the loops vectorise across elements)
+MULTI void erfc_series(const double* __restrict__ z, double* __restrict__ out, int64_t n, const double* __restrict__ c,
+                       int64_t nc, double two_over_sqrt_pi, double limit) {
+  double zc[CHUNK], z2[CHUNK], acc[CHUNK];
+  for (int64_t i = 0; i < n; ++i) {
+    zc[i] = clamp(z[i], -limit, limit);
+    z2[i] = zc[i] * zc[i];
+    acc[i] = z2[i] * c[nc - 1];
+  }
+  for (int64_t j = nc - 2; j > 0; --j) {
+    const double cj = c[j];
+    for (int64_t i = 0; i < n; ++i) {
+      const double a = acc[i] + cj;
+      acc[i] = a * z2[i];
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    double s = acc[i] + c[0];
+    s = s * zc[i];
+    s = s * two_over_sqrt_pi;
+    out[i] = 1.0 - s;
+  }
+}
+
+// compute_erfc_fraction's continued fraction, bottom-up over `levels` levels, of n <= CHUNK values
+// a > limit (one level at a time across them), and the argument -(a a) of its exp
+MULTI void erfc_tails(const double* __restrict__ a, double* __restrict__ tail, double* __restrict__ arg, int64_t n,
+                      int64_t levels) {
+  for (int64_t i = 0; i < n; ++i) {
+    tail[i] = a[i];
+    const double sq = a[i] * a[i];
+    arg[i] = -sq;
+  }
+  for (int64_t level = levels; level > 0; --level) {
+    const double h = static_cast<double>(level) * 0.5;
+    for (int64_t i = 0; i < n; ++i) {
+      const double q = h / tail[i];
+      tail[i] = a[i] + q;
+    }
+  }
+}
+
+// portable_erfc of n <= CHUNK values
+void erfc_chunk(const double* z, double* out, int64_t n, const ExpConsts* k, const ErfConsts& q) {
+  erfc_series(z, out, n, q.coeffs, q.ncoeffs, q.two_over_sqrt_pi, q.limit);
+  double a[CHUNK], tail[CHUNK], arg[CHUNK], e[CHUNK];
+  int64_t where[CHUNK];
+  int64_t m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = std::fabs(z[i]);
+    if (v > q.limit) {  // NaN is neither: the series' lane, replaced below
+      a[m] = v;
+      where[m++] = i;
+    }
+  }
+  if (m > 0) {
+    erfc_tails(a, tail, arg, m, q.levels);
+    exp_chunk(arg, e, m, k, 0);
+    for (int64_t j = 0; j < m; ++j) {
+      double f = e[j] * q.inv_sqrt_pi;
+      f = f / tail[j];
+      const int64_t i = where[j];
+      out[i] = z[i] < 0.0 ? 2.0 - f : f;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i)
+    if (z[i] != z[i]) out[i] = z[i];
+}
+
+MULTI void scale_by(const double* __restrict__ x, double c, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * c;
+}
+
+MULTI void gelu_erf_forward(const double* __restrict__ x, const double* __restrict__ erfc, double* __restrict__ out,
+                            int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double gate = erfc[i] * 0.5;
+    out[i] = x[i] * gate;
+  }
+}
+
+MULTI void gelu_erf_pdf_arg(const double* __restrict__ x, double* __restrict__ arg, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double sq = x[i] * x[i];
+    arg[i] = sq * -0.5;
+  }
+}
+
+MULTI void gelu_erf_backward(const double* __restrict__ x, const double* __restrict__ erfc, const double* __restrict__ e,
+                             const double* __restrict__ g, double* __restrict__ out, int64_t n, double inv_sqrt_2pi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double cdf = erfc[i] * 0.5;
+    const double pdf = e[i] * inv_sqrt_2pi;
+    const double slope = cdf + x[i] * pdf;
+    out[i] = g[i] * slope;
+  }
+}
+
+void gelu_erf_loop(const double* in, const double* g, double* out, int64_t n, const ExpConsts* k, const ErfConsts& q) {
+  double z[CHUNK], erfc[CHUNK], arg[CHUNK], e[CHUNK];
+  for (int64_t b = 0; b < n; b += CHUNK) {
+    const int64_t m = std::min(CHUNK, n - b);
+    scale_by(in + b, -q.inv_sqrt2, z, m);
+    erfc_chunk(z, erfc, m, k, q);
+    if (g == nullptr) {
+      gelu_erf_forward(in + b, erfc, out + b, m);
+    } else {
+      gelu_erf_pdf_arg(in + b, arg, m);
+      exp_chunk(arg, e, m, k, 0);
+      gelu_erf_backward(in + b, erfc, e, g + b, out + b, m, q.inv_sqrt_2pi);
+    }
+  }
+}
+
 // compute_block_scales' rule for a block whose largest biased exponent field is be
 inline void block_scales(int64_t be, bool is_float, int64_t bits, double& to_grid, double& from_grid) {
   int64_t to_field, from_field;
@@ -424,6 +552,38 @@ at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, 
   return narrowed;
 }
 
+// erf-GELU of float64 x (x Phi(x)), or with g its backward g * (Phi(x) + x phi(x)); c as ErfConsts
+at::Tensor gelu_erf64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
+                      const std::vector<double>& ce, const std::vector<double>& c, bool to_float) {
+  TORCH_CHECK(x.scalar_type() == at::kDouble && x.is_contiguous() && c.size() > 6, "gelu_erf64: contiguous float64");
+  const ExpConsts k = exp_consts(table, ce);
+  const ErfConsts q{c[0], c[1], c[2], c[3], c[4], static_cast<int64_t>(c[5]), c.data() + 6,
+                    static_cast<int64_t>(c.size()) - 6};
+  const double* in = x.data_ptr<double>();
+  const double* gp = nullptr;
+  if (g.has_value()) {
+    TORCH_CHECK(g->is_contiguous() && g->scalar_type() == at::kDouble && g->numel() == x.numel(), "gelu_erf64: float64 g");
+    gp = g->data_ptr<double>();
+  }
+  if (!to_float) {
+    auto out = prepare(x);
+    double* o = out.data_ptr<double>();
+    chunks(x.numel(), [&](int64_t b, int64_t n) { gelu_erf_loop(in + b, gp ? gp + b : nullptr, o + b, n, &k, q); });
+    return out;
+  }
+  auto narrowed = at::empty(x.sizes(), x.options().dtype(at::kFloat));
+  float* of = narrowed.data_ptr<float>();
+  chunks(x.numel(), [&](int64_t b, int64_t n) {
+    double buf[CHUNK];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+      const int64_t m = std::min(CHUNK, n - i);
+      gelu_erf_loop(in + b + i, gp ? gp + b + i : nullptr, buf, m, &k, q);
+      narrow_row(buf, of + b + i, m);
+    }
+  });
+  return narrowed;
+}
+
 // exact_sum of a contiguous (outer, n, inner) tensor over its middle dimension -> (outer, inner)
 at::Tensor exact_sum3(const at::Tensor& x, int64_t outer, int64_t n, int64_t inner, int64_t bits) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.numel() == outer * n * inner, "exact_sum3: layout");
@@ -598,10 +758,9 @@ MULTI void ln_grad_x(const double* __restrict__ dxhat, const double* __restrict_
 
 }  // namespace
 
-// mode.py's do_layer_norm over contiguous (R, n) rows, in two passes around torch's own sqrt:
-// layer_norm_stats gives the float64 mean and variance per row (the caller computes
-// rstd = 1 / sqrt(var + eps) with torch, whose float64 sqrt is not always the correctly rounded
-// one, so that the bits stay the torch path's), layer_norm_apply the output.
+// mode.py's do_layer_norm over contiguous (R, n) rows:
+// layer_norm_stats gives the float64 mean and variance per row, layer_norm_rstd
+// rstd = 1 / sqrt(var + eps), layer_norm_apply the output.
 std::vector<at::Tensor> layer_norm_stats(const at::Tensor& x, int64_t bits) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2, "layer_norm_stats: contiguous (R, n)");
   const int64_t rows = x.size(0), n = x.size(1);
@@ -621,6 +780,22 @@ std::vector<at::Tensor> layer_norm_stats(const at::Tensor& x, int64_t bits) {
     }
   });
   return {mean, var};
+}
+
+// 1 / sqrt(v + eps) of float64 v, as mode.py's 1.0 / portable_sqrt(var + eps): IEEE's square root
+// is correctly rounded (sqrtsd / vsqrtpd; std::sqrt without errno), which portable_sqrt is too.
+MULTI void rstd_loop(const double* __restrict__ v, double eps, double* __restrict__ out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double s = std::sqrt(v[i] + eps);
+    out[i] = 1.0 / s;
+  }
+}
+
+at::Tensor layer_norm_rstd(const at::Tensor& var, double eps) {
+  TORCH_CHECK(var.device().is_cpu() && var.is_contiguous() && var.scalar_type() == at::kDouble, "layer_norm_rstd: float64");
+  auto out = at::empty(var.sizes(), var.options());
+  rstd_loop(var.data_ptr<double>(), eps, out.data_ptr<double>(), var.numel());
+  return out;
 }
 
 at::Tensor layer_norm_apply(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& rstd,
@@ -1185,9 +1360,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("exp64", &exp64, "portable exp / expm1 (float64 out)");
   m.def("log64", &log64, "portable log (float64 out)");
   m.def("gelu_tanh64", &gelu_tanh64, "tanh GELU forward / backward (float64)");
+  m.def("gelu_erf64", &gelu_erf64, "exact (erf) GELU forward / backward (float64)");
   m.def("exact_sum3", &exact_sum3, "three-slice exact sum over the middle dim (float64 out)");
   m.def("softmax_rows", &softmax_rows, "softmax / log_softmax and their backward over rows (float64 out)");
   m.def("layer_norm_stats", &layer_norm_stats, "layer norm mean and variance over rows (float64)");
+  m.def("layer_norm_rstd", &layer_norm_rstd, "layer norm 1 / sqrt(var + eps) (float64)");
   m.def("layer_norm_apply", &layer_norm_apply, "layer norm output over rows (float64)");
   m.def("layer_norm_backward_rows", &layer_norm_backward_rows, "layer norm backward over rows (float64 out)");
 }

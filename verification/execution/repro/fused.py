@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import sys
 import threading
 import warnings
@@ -188,6 +189,22 @@ def fused_gelu_tanh(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = N
     table, consts = exp_consts()
     out = ext.gelu_tanh64(x.contiguous(), None if g is None else g.contiguous(), table, consts,
                           [ew.GELU_K1, -2.0 * ew.GELU_K0, 3.0 * ew.GELU_K1, ew.GELU_K0], dtype == torch.float32)
+    return out.to(dtype)
+
+
+def fused_gelu_erf(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = None,
+                   dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The exact GELU of float64 ``x`` (``x Phi(x)``, ``special.portable_normal_cdf``), or with
+    ``g`` its backward ``g (Phi(x) + x phi(x))``, rounded once to ``dtype``."""
+    from verification.execution.repro import special as sp
+
+    if "erf" not in _CONSTS:
+        coeffs = [(-1.0) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(sp.ERF_TERMS)]
+        _CONSTS["erf"] = [sp.INV_SQRT2, sp.TWO_OVER_SQRT_PI, sp.INV_SQRT_PI, sp.INV_SQRT_2PI, sp.ERF_SERIES_LIMIT,
+                          float(sp.ERFC_LEVELS), *coeffs]
+    table, consts = exp_consts()
+    out = ext.gelu_erf64(x.contiguous(), None if g is None else g.contiguous(), table, consts, _CONSTS["erf"],
+                         dtype == torch.float32)
     return out.to(dtype)
 
 

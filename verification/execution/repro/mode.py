@@ -484,7 +484,7 @@ def do_layer_norm(x, normalized_shape, weight, bias, eps):
         flat = [None if t is None else widen(t).reshape(-1).contiguous() for t in (weight, bias)]
         rows = widen(x).reshape(-1, n).contiguous()
         mean, var = ext.layer_norm_stats(rows, bits)
-        rstd = 1.0 / portable_sqrt(var + eps)  # correctly rounded, as below (torch's is not, here)
+        rstd = ext.layer_norm_rstd(var, float(eps))  # IEEE's sqrt: portable_sqrt's value, as below
         out = ext.layer_norm_apply(rows, mean, rstd, *flat)
         stat_shape = [*lead] + [1] * len(normalized_shape)
         stat_dtype = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
@@ -557,9 +557,10 @@ def unary(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
 
 def do_gelu(x, *, approximate="none"):
     x64 = widen(x).double()
-    ext = fused.kernels_for(x64) if approximate == "tanh" else None
-    if ext is not None:  # compute_gelu_gates and the product in one C++ loop
-        return fused.fused_gelu_tanh(ext, x64, dtype=x.dtype)
+    ext = fused.kernels_for(x64)
+    if ext is not None:  # the gate and the product in one C++ loop
+        fn = fused.fused_gelu_tanh if approximate == "tanh" else fused.fused_gelu_erf
+        return fn(ext, x64, dtype=x.dtype)
     if approximate == "tanh":
         gate, _ = compute_gelu_gates(x64)
     else:
@@ -569,9 +570,10 @@ def do_gelu(x, *, approximate="none"):
 
 def do_gelu_backward(g, x, *, approximate="none"):
     x64 = widen(x).double()
-    ext = fused.kernels_for(x64) if approximate == "tanh" else None
+    ext = fused.kernels_for(x64)
     if ext is not None:
-        return fused.fused_gelu_tanh(ext, x64, widen(g).double(), dtype=g.dtype)
+        fn = fused.fused_gelu_tanh if approximate == "tanh" else fused.fused_gelu_erf
+        return fn(ext, x64, widen(g).double(), dtype=g.dtype)
     if approximate == "tanh":
         gate, rest = compute_gelu_gates(x64)
         slope = portable_gelu_grad(x64, gate, rest)
