@@ -223,3 +223,10 @@ def test_cli_names_a_missing_json_and_how_to_make_it(tmp_path):
 def test_natural_key_orders_numbers_by_value():
     labels = ["commit (k=100)", "commit (k=2)", "commit (k=10)"]
     assert sorted(labels, key=natural_key) == ["commit (k=2)", "commit (k=10)", "commit (k=100)"]
+
+
+def test_a_product_alone_is_held_to_the_matmul_goal_and_a_step_to_the_step_goal():
+    from benchmarks.report import get_goal
+
+    assert get_goal("repro-ops", "reproducible/native", {"op": "matmul", "width": 1024}) == ("≤", 1.3)
+    assert get_goal("repro-ops", "reproducible/native", {"case": "cnn-16"}) == ("≤", 1.5)
