@@ -521,22 +521,24 @@ at::Tensor log64(const at::Tensor& x, const std::vector<double>& c) {
   return out;
 }
 
-// tanh-GELU of float64 x (x s), or with g its backward g * slope
-at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
-                       const std::vector<double>& ce, const std::vector<double>& c, bool to_float) {
-  TORCH_CHECK(x.scalar_type() == at::kDouble && c.size() == 4, "gelu_tanh64: float64");
-  const ExpConsts k = exp_consts(table, ce);
-  auto out = to_float ? at::Tensor() : prepare(x);
-  TORCH_CHECK(x.is_contiguous(), "gelu_tanh64: contiguous");
+namespace {
+
+// An elementwise float64 kernel `loop(in, g, out, n)` over contiguous x (and g, when given), its
+// result float64, or rounded once to float32 in the loop (as .to(torch.float32) rounds).
+template <typename Loop>
+at::Tensor run_elementwise(const at::Tensor& x, const c10::optional<at::Tensor>& g, bool to_float, const char* name,
+                           Loop loop) {
+  TORCH_CHECK(x.scalar_type() == at::kDouble && x.is_contiguous(), name, ": contiguous float64");
   const double* in = x.data_ptr<double>();
   const double* gp = nullptr;
   if (g.has_value()) {
-    TORCH_CHECK(g->is_contiguous() && g->scalar_type() == at::kDouble && g->numel() == x.numel(), "gelu: float64 g");
+    TORCH_CHECK(g->is_contiguous() && g->scalar_type() == at::kDouble && g->numel() == x.numel(), name, ": float64 g");
     gp = g->data_ptr<double>();
   }
   if (!to_float) {
+    auto out = prepare(x);
     double* o = out.data_ptr<double>();
-    chunks(x.numel(), [&](int64_t b, int64_t n) { gelu_loop(in + b, gp ? gp + b : nullptr, o + b, n, &k, c.data()); });
+    chunks(x.numel(), [&](int64_t b, int64_t n) { loop(in + b, gp ? gp + b : nullptr, o + b, n); });
     return out;
   }
   auto narrowed = at::empty(x.sizes(), x.options().dtype(at::kFloat));
@@ -545,43 +547,35 @@ at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, 
     double buf[CHUNK];
     for (int64_t i = 0; i < n; i += CHUNK) {
       const int64_t m = std::min(CHUNK, n - i);
-      gelu_loop(in + b + i, gp ? gp + b + i : nullptr, buf, m, &k, c.data());
+      loop(in + b + i, gp ? gp + b + i : nullptr, buf, m);
       narrow_row(buf, of + b + i, m);
     }
   });
   return narrowed;
 }
 
+}  // namespace
+
+// tanh-GELU of float64 x (x s), or with g its backward g * slope
+at::Tensor gelu_tanh64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
+                       const std::vector<double>& ce, const std::vector<double>& c, bool to_float) {
+  TORCH_CHECK(c.size() == 4, "gelu_tanh64: 4 constants");
+  const ExpConsts k = exp_consts(table, ce);
+  return run_elementwise(x, g, to_float, "gelu_tanh64", [&](const double* in, const double* gp, double* o, int64_t n) {
+    gelu_loop(in, gp, o, n, &k, c.data());
+  });
+}
+
 // erf-GELU of float64 x (x Phi(x)), or with g its backward g * (Phi(x) + x phi(x)); c as ErfConsts
 at::Tensor gelu_erf64(const at::Tensor& x, const c10::optional<at::Tensor>& g, const at::Tensor& table,
                       const std::vector<double>& ce, const std::vector<double>& c, bool to_float) {
-  TORCH_CHECK(x.scalar_type() == at::kDouble && x.is_contiguous() && c.size() > 6, "gelu_erf64: contiguous float64");
+  TORCH_CHECK(c.size() > 6, "gelu_erf64: constants");
   const ExpConsts k = exp_consts(table, ce);
   const ErfConsts q{c[0], c[1], c[2], c[3], c[4], static_cast<int64_t>(c[5]), c.data() + 6,
                     static_cast<int64_t>(c.size()) - 6};
-  const double* in = x.data_ptr<double>();
-  const double* gp = nullptr;
-  if (g.has_value()) {
-    TORCH_CHECK(g->is_contiguous() && g->scalar_type() == at::kDouble && g->numel() == x.numel(), "gelu_erf64: float64 g");
-    gp = g->data_ptr<double>();
-  }
-  if (!to_float) {
-    auto out = prepare(x);
-    double* o = out.data_ptr<double>();
-    chunks(x.numel(), [&](int64_t b, int64_t n) { gelu_erf_loop(in + b, gp ? gp + b : nullptr, o + b, n, &k, q); });
-    return out;
-  }
-  auto narrowed = at::empty(x.sizes(), x.options().dtype(at::kFloat));
-  float* of = narrowed.data_ptr<float>();
-  chunks(x.numel(), [&](int64_t b, int64_t n) {
-    double buf[CHUNK];
-    for (int64_t i = 0; i < n; i += CHUNK) {
-      const int64_t m = std::min(CHUNK, n - i);
-      gelu_erf_loop(in + b + i, gp ? gp + b + i : nullptr, buf, m, &k, q);
-      narrow_row(buf, of + b + i, m);
-    }
+  return run_elementwise(x, g, to_float, "gelu_erf64", [&](const double* in, const double* gp, double* o, int64_t n) {
+    gelu_erf_loop(in, gp, o, n, &k, q);
   });
-  return narrowed;
 }
 
 // exact_sum of a contiguous (outer, n, inner) tensor over its middle dimension -> (outer, inner)
