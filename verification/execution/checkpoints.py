@@ -180,6 +180,7 @@ class CheckpointWriter:
         self.layout = compute_layout(template, interval)
         attributes = {"interval": interval, "num_checkpoints": num_checkpoints, "hash_name": str(hashing),
                       "run": dict(run or {}), "layout": self.layout.to_attr()}
+        self.documents: dict[str, Any] | None = {}  # the metadata documents zarr writes (``create``)
         self.start_worker(hashing, {})
         # The store is created on the writer's thread too, while the first steps run (its error,
         # if any, is raised by the first ``wait``, like a checkpoint's).
@@ -192,7 +193,6 @@ class CheckpointWriter:
         (``save_documents``): made in place, each of zarr's calls is a round trip to its event
         loop, and the store cost the default job 8 ms per run, a twentieth of its training."""
         storage.remove(self.tmp)
-        self.documents: dict[str, Any] = {}
         group = zarr.open_group(MemoryStore(self.documents), mode="w", attributes=attributes)
         rows = group.create_array(ROWS, shape=(num_checkpoints, self.layout.row_bytes),
                                   chunks=(1, self.layout.row_bytes), dtype="u1", fill_value=0, compressors=None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import sys
 import threading
 import warnings
@@ -199,9 +198,8 @@ def fused_gelu_erf(ext: ModuleType, x: torch.Tensor, g: torch.Tensor | None = No
     from verification.execution.repro import special as sp
 
     if "erf" not in _CONSTS:
-        coeffs = [(-1.0) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(sp.ERF_TERMS)]
         _CONSTS["erf"] = [sp.INV_SQRT2, sp.TWO_OVER_SQRT_PI, sp.INV_SQRT_PI, sp.INV_SQRT_2PI, sp.ERF_SERIES_LIMIT,
-                          float(sp.ERFC_LEVELS), *coeffs]
+                          float(sp.ERFC_LEVELS), *sp.ERF_COEFFS]
     table, consts = exp_consts()
     out = ext.gelu_erf64(x.contiguous(), None if g is None else g.contiguous(), table, consts, _CONSTS["erf"],
                          dtype == torch.float32)

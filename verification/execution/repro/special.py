@@ -33,6 +33,7 @@ TANH_COEFFS = (1.0, -1.0 / 3, 2.0 / 15, -17.0 / 315, 62.0 / 2835, -1382.0 / 1559
                21844.0 / 6081075, -929569.0 / 638512875)  # tanh(x)/x in powers of x**2
 ERF_SERIES_LIMIT = 2.0
 ERF_TERMS = 34
+ERF_COEFFS = tuple((-1.0) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(ERF_TERMS))  # in z**2
 ERFC_LEVELS = 80
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
@@ -54,8 +55,7 @@ def portable_tanh(x: torch.Tensor) -> torch.Tensor:
 
 def compute_erf_series(z: torch.Tensor) -> torch.Tensor:
     """erf by its Maclaurin series ``2/sqrt(pi) sum_n (-1)^n z^(2n+1) / (n! (2n+1))``."""
-    coeffs = tuple((-1.0) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(ERF_TERMS))
-    return compute_horner(z * z, coeffs) * z * TWO_OVER_SQRT_PI
+    return compute_horner(z * z, ERF_COEFFS) * z * TWO_OVER_SQRT_PI
 
 
 def compute_erfc_fraction(z: torch.Tensor) -> torch.Tensor:
