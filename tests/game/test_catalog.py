@@ -109,7 +109,11 @@ def catalog_report(game_spec, game_runs, tmp_path_factory):
     solvers = (SolverSpec("honest", "honest"),
                *(SolverSpec(name, name, params) for name, params in ADVERSARIES.items()),
                SolverSpec("replay", "replay", {"path": source.checkpoint_path, "source_divergence_step": 8}))
-    spec = dataclasses.replace(game_spec, solvers=solvers)
+    # No forced errors: the replay's path (a temporary directory) is in the job id, so the draw
+    # would differ run to run, and a solver drawn for one is paid, not slashed (Truebit §4.4;
+    # forced errors have their own tests in tests/core/test_forced_error.py).
+    terms = dataclasses.replace(game_spec.economics, forced_error_rate_bps=0)
+    spec = dataclasses.replace(game_spec, solvers=solvers, economics=terms)
     return run_job(spec, ArtifactPaths(tmp_path_factory.mktemp("catalog-job")))
 
 
