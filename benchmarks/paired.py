@@ -13,6 +13,11 @@ side
 round
     One run of every side, in a rotated order: round ``r`` starts with side ``r mod s``, so no side
     always runs first (after a cold cache) or last.
+repeat
+    How many times each side runs back to back in a round; its time is the mean of those calls.
+    A side of a few hundred microseconds timed once per round measures the cold caches the other
+    side left behind (the referee's 0.2 ms ruling spread from 24 % to 66 % of a step that way); the
+    same ``repeat`` for every side keeps the ratio one of the same work.
 ratio
     A named function of one round's times (``hash / train``, or a whole job's
     ``(n+1)·hash + merkle + sign`` over ``n·train``). Its spread over rounds is the honest error bar.
@@ -29,6 +34,7 @@ measurable
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -70,10 +76,12 @@ class PairedResult:
     load_after: float
     cores: int
     threads: int = 1
+    repeat: int = 1
 
     def to_info(self) -> dict[str, Any]:
         """The JSON form that benchmarks put in ``extra_info["paired"]`` and the report reads."""
-        return {"rounds": len(next(iter(self.times.values()))), "load": [self.load_before, self.load_after],
+        return {"rounds": len(next(iter(self.times.values()))), "repeat": self.repeat,
+                "load": [self.load_before, self.load_after],
                 "cores": self.cores, "threads": self.threads, "measurable": is_measurable(self),
                 "seconds": {side: Spread.of(values).to_info() for side, values in self.times.items()},
                 "ratios": {name: Spread.of(values).to_info() for name, values in self.ratios.items()}}
@@ -99,29 +107,41 @@ def compute_rotation(names: Sequence[str], round_index: int) -> list[str]:
     return [*names[shift:], *names[:shift]]
 
 
-def time_round(sides: Mapping[str, Callable[[], object]], order: Sequence[str], clock: Clock) -> dict[str, float]:
-    """Seconds of each side, run once in ``order``."""
+def time_round(sides: Mapping[str, Callable[[], object]], order: Sequence[str], clock: Clock,
+               repeat: int = 1) -> dict[str, float]:
+    """Seconds of one call of each side: each runs ``repeat`` times back to back, in ``order``,
+    and its time is the mean."""
     times = {}
     for name in order:
         start = clock()
-        sides[name]()
-        times[name] = clock() - start
+        for _ in range(repeat):
+            sides[name]()
+        times[name] = (clock() - start) / repeat
     return times
 
 
 def measure_paired(sides: Mapping[str, Callable[[], object]], ratios: Mapping[str, Callable[[Times], float]],
-                   rounds: int, *, threads: int = 1, clock: Clock = time.perf_counter,
+                   rounds: int, *, repeat: int = 1, threads: int = 1, clock: Clock = time.perf_counter,
                    load: Callable[[], float] = lambda: os.getloadavg()[0],
                    cores: int | None = None) -> PairedResult:
-    """Run every side once per round, interleaved, for ``rounds`` rounds."""
-    if not sides or rounds < 1:
-        raise PairedError(f"a paired measurement needs sides and rounds >= 1, got {sorted(sides)} x {rounds}")
+    """Run every side ``repeat`` times per round, interleaved, for ``rounds`` rounds."""
+    if not sides or rounds < 1 or repeat < 1:
+        raise PairedError(f"a paired measurement needs sides, rounds >= 1 and repeat >= 1, got "
+                          f"{sorted(sides)} x {rounds} rounds x {repeat}")
     names, before = list(sides), load()
-    per_round = [time_round(sides, compute_rotation(names, r), clock) for r in range(rounds)]
+    per_round = [time_round(sides, compute_rotation(names, r), clock, repeat) for r in range(rounds)]
     after = load()
     times = {name: tuple(t[name] for t in per_round) for name in names}
     values = {name: tuple(ratio(t) for t in per_round) for name, ratio in ratios.items()}
-    return PairedResult(times, values, before, after, cores or os.cpu_count() or 1, threads)
+    return PairedResult(times, values, before, after, cores or os.cpu_count() or 1, threads, repeat)
+
+
+def calibrate_repeat(sides: Mapping[str, Callable[[], object]], target_s: float, *, limit: int = 256,
+                     clock: Clock = time.perf_counter) -> int:
+    """The ``repeat`` at which the fastest side's calls take about ``target_s`` per round (at
+    most ``limit``), from one warm-up call of every side (which also leaves none of them cold)."""
+    fastest = min(time_round(sides, list(sides), clock).values())
+    return max(1, min(limit, math.ceil(target_s / fastest) if fastest > 0 else limit))
 
 
 def ratio_of(numerator: str, denominator: str) -> Callable[[Times], float]:

@@ -425,6 +425,7 @@ class PairedRow:
     params: int | None
     goal: tuple[str, float] | None
     unmeasurable: str = ""
+    repeat: int = 1  # calls of each side per round (``benchmarks.paired``, *repeat*)
 
     @property
     def verdict(self) -> str:
@@ -447,7 +448,8 @@ def parse_paired(entry: Entry) -> list[PairedRow]:
     case = str(entry.info.get("case", entry.name))
     return [PairedRow(entry.group, case, name, float(v["median"]), float(v["min"]), float(v["max"]),
                       get_int_value(paired.get("rounds")) or 0, (load[0], load[-1]), cores,
-                      get_int(entry, "params"), get_goal(entry.group, name, entry.info), unmeasurable)
+                      get_int(entry, "params"), get_goal(entry.group, name, entry.info), unmeasurable,
+                      get_int_value(paired.get("repeat")) or 1)
             for name, v in paired["ratios"].items()
             if isinstance(v, dict) and all(is_number(v.get(k)) for k in ("median", "min", "max"))]
 
@@ -464,10 +466,12 @@ def render_paired(rows: Sequence[PairedRow]) -> str:
     table = markdown_table(
         ["group", "case", "ratio", "median", "min – max", "rounds", "load (cores)", "goal", ""],
         [[r.group, r.case, r.ratio, r.unmeasurable or format_ratio(r.median),
-          "" if r.unmeasurable else f"{format_ratio(r.low)} – {format_ratio(r.high)}", r.rounds,
+          "" if r.unmeasurable else f"{format_ratio(r.low)} – {format_ratio(r.high)}",
+          r.rounds if r.repeat == 1 else f"{r.rounds} × {r.repeat}",
           f"{r.load[0]:.1f} → {r.load[1]:.1f} ({r.cores})", format_goal(r.goal), r.verdict] for r in rows])
     return ("Each ratio is computed per round from times taken back to back (the sides of a round "
-            "alternate, in rotated order) and shown as the median over rounds with its range; the load "
+            "alternate, in rotated order) and shown as the median over rounds with its range; `7 × 16` "
+            "rounds: each side ran 16 times back to back per round, timed as its mean call; the load "
             "is the 1-minute load average before and after. `overhead` is a whole job of T steps with a "
             "checkpoint every k (benchmarks/test_bench_paired.py): hash = (T/k + 1) state roots, merkle = "
             "the trace root, sign = one BLS signature, storage = (T/k + 1) checkpoint writes, each over "

@@ -48,7 +48,7 @@ import pytest
 
 from benchmarks import get_paired_rounds, is_full_study
 from benchmarks.conftest import describe_program, make_bench_spec
-from benchmarks.paired import Times, measure_paired, ratio_of
+from benchmarks.paired import Times, calibrate_repeat, measure_paired, ratio_of
 from benchmarks.test_bench_gpt import gpt_spec
 from proofs.encoding import state_root, trace_root
 from proofs.messages import Commitment, sign_message
@@ -62,6 +62,8 @@ from verification.spec import JobSpec, compute_job_id, get_preset
 from verification.strategies import Honest, OpCorrupt
 
 ROUNDS = get_paired_rounds(9 if is_full_study() else 7)  # rounds of every paired measurement
+# Sides shorter than this run back to back until their round takes about this long (benchmarks.paired, *repeat*).
+REPEAT_TARGET_S = 0.02
 JOB_T, JOB_K = 300, 25  # the default job's T and k, for every model
 MATMULS = ("aten.addmm.default", "aten.mm.default", "aten.bmm.default", "aten.convolution.default")
 
@@ -180,8 +182,9 @@ def test_paired_referee(benchmark, programs, case):
     agreed, pre_root = theirs.genesis if index == 0 else theirs.digests[index - 1], pre.root(hashing)
     sides = {"ruling": lambda: rule_on_output(program, Step(4), pre_root, agreed, record, operands),
              "step": lambda: honest_step(program, pre)}
+    repeat = calibrate_repeat(sides, REPEAT_TARGET_S)
     result = benchmark.pedantic(measure_paired, (sides, {"ruling/step": ratio_of("ruling", "step")}, ROUNDS),
-                                rounds=1, iterations=1)
+                                {"repeat": repeat}, rounds=1, iterations=1)
     assert rule_on_output(program, Step(4), pre_root, agreed, record, operands).winner == "challenger"
     benchmark.extra_info.update(describe_program(program), case=case.label, part="paired",
                                 operator=record.op, paired=result.to_info())
@@ -200,9 +203,10 @@ def test_paired_repro_step(benchmark, programs, case):
         program.step(state, batch)
 
     sides = {"reproducible": lambda: step(repro, repro_spec), "native": lambda: step(native, native_spec)}
+    repeat = calibrate_repeat(sides, REPEAT_TARGET_S)
     result = benchmark.pedantic(measure_paired,
                                 (sides, {"reproducible/native": ratio_of("reproducible", "native")}, ROUNDS),
-                                rounds=1, iterations=1)
+                                {"repeat": repeat}, rounds=1, iterations=1)
     benchmark.extra_info.update(describe_program(native), case=case.label, mode="paired", op="step",
                                 paired=result.to_info())
 

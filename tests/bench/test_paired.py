@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.paired import (
     PairedError,
+    calibrate_repeat,
     compute_rotation,
     is_measurable_setting,
     measure_paired,
@@ -58,8 +59,31 @@ def test_a_ratio_to_a_side_that_took_no_time_and_empty_measurements_are_refused(
     sides = {"a": clock.side("a", [1.0]), "b": clock.side("b", [0.0])}
     with pytest.raises(PairedError, match="side 'b' took 0.0 s"):
         measure_paired(sides, {"a/b": ratio_of("a", "b")}, 1, clock=clock, load=lambda: 0.0, cores=2)
-    with pytest.raises(PairedError, match="needs sides and rounds >= 1"):
+    with pytest.raises(PairedError, match="needs sides, rounds >= 1 and repeat >= 1"):
         measure_paired({}, {}, 3)
+    with pytest.raises(PairedError, match="1 rounds x 0"):
+        measure_paired(sides, {}, 1, repeat=0)
+
+
+def test_a_repeated_side_runs_back_to_back_and_its_time_is_the_mean_call():
+    clock = StepClock()
+    sides = {"a": clock.side("a", [1.0, 3.0, 2.0, 2.0]), "b": clock.side("b", [1.0, 1.0, 0.5, 0.5])}
+    result = measure_paired(sides, {"a/b": ratio_of("a", "b")}, 2, repeat=2, clock=clock, load=lambda: 0.0, cores=2)
+    assert clock.log == ["a", "a", "b", "b", "b", "b", "a", "a"]
+    assert result.times == {"a": (2.0, 2.0), "b": (1.0, 0.5)}
+    assert result.ratios["a/b"] == (2.0, 4.0)
+    assert result.to_info()["repeat"] == 2
+
+
+def test_the_repeat_is_calibrated_on_the_fastest_side_and_capped():
+    clock = StepClock()
+    sides = {"a": clock.side("a", [0.004]), "b": clock.side("b", [0.001])}
+    assert calibrate_repeat(sides, 0.01, clock=clock) == 10
+    assert clock.log == ["a", "b"]  # one warm-up call each
+    slow = {"a": clock.side("a", [0.5])}
+    assert calibrate_repeat(slow, 0.01, clock=clock) == 1
+    instant = {"a": clock.side("a", [0.0])}
+    assert calibrate_repeat(instant, 0.01, limit=8, clock=clock) == 8
 
 
 def test_rotation_starts_each_round_with_the_next_side():
