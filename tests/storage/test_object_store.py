@@ -185,3 +185,16 @@ def test_locations_are_absolute_paths_or_urls(tmp_path, monkeypatch):
     assert paths.checkpoints("j", "s") == "s3://bucket/pinpoint/runs/j/solvers/s/checkpoints.zarr"
     assert paths.solver("j", "s") == tmp_path / "runs" / "j" / "solvers" / "s"
     assert ArtifactPaths(tmp_path).replica("j", "7-ab") == str(tmp_path / "runs" / "j" / "verifier" / "replica-7-ab.zarr")
+
+
+@pytest.mark.parametrize("where", ["local", "file-url", "memory"])
+def test_write_bytes_makes_parents_only_when_asked_and_reads_back(where, tmp_path, memory_store):
+    base = {"local": str(tmp_path), "file-url": f"file://{tmp_path}", "memory": memory_store}[where]
+    nested = storage.join(base, "rows", "c", "3", "0")
+    if where != "memory":  # an object store has no directories to lack
+        with pytest.raises(FileNotFoundError):
+            storage.write_bytes(nested, b"x")
+    storage.write_bytes(nested, memoryview(b"row bytes"), make_parents=True)
+    assert storage.read_bytes(nested) == b"row bytes"
+    storage.write_bytes(nested, b"again")  # the directory exists now; the object is replaced
+    assert storage.read_bytes(nested) == b"again"

@@ -205,11 +205,7 @@ class CheckpointWriter:
         """Store the metadata documents zarr wrote in memory (all, or ``keys``), each as the
         object zarr reads."""
         for key in self.documents if keys is None else keys:
-            buffer = self.documents[key]
-            fs, path = storage.get_fs(storage.join(self.tmp, key))
-            if storage.is_local_fs(fs):
-                fs.makedirs(fs._parent(path), exist_ok=True)
-            fs.pipe_file(path, buffer.to_bytes())
+            storage.write_bytes(storage.join(self.tmp, key), self.documents[key].to_bytes(), make_parents=True)
 
     @property
     def group(self) -> zarr.Group:
@@ -306,10 +302,8 @@ def write_chunk(location: storage.Location, rows: zarr.Array, index: int, row: n
     With raw chunks (``require_raw_chunks``) the object is the row's bytes, so one write of them is
     what ``rows[index] = row`` stores; zarr's own write goes through its event loop and a worker
     thread and cost 1.6 ms per checkpoint here, this one 0.1 ms."""
-    fs, path = storage.get_fs(storage.join(location, ROWS, rows.metadata.encode_chunk_key((index, 0))))
-    if storage.is_local_fs(fs):
-        fs.makedirs(fs._parent(path), exist_ok=True)
-    fs.pipe_file(path, memoryview(row))
+    key = storage.join(location, ROWS, rows.metadata.encode_chunk_key((index, 0)))
+    storage.write_bytes(key, memoryview(row), make_parents=True)
 
 
 def count_stored(path: str | os.PathLike[str]) -> int:
