@@ -92,6 +92,11 @@ def read_bytes(location: str | os.PathLike[str]) -> bytes:
     return fs.cat_file(path)
 
 
+def write_local(path: str, data: bytes | memoryview) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def write_bytes(location: str | os.PathLike[str], data: bytes | memoryview, *, make_parents: bool = False) -> None:
     """Write a file (an object) at ``location``; on a local filesystem its directory must exist,
     or is made with ``make_parents``. A local path is written with ``open`` directly: resolving
@@ -100,14 +105,12 @@ def write_bytes(location: str | os.PathLike[str], data: bytes | memoryview, *, m
     text = os.fspath(location)
     if not is_url(text):
         try:
-            with open(text, "wb") as f:
-                f.write(data)
-        except FileNotFoundError:
+            write_local(text, data)
+        except FileNotFoundError:  # directories are made only when missing: a failing mkdir per write doubled its cost
             if not make_parents:
                 raise
             os.makedirs(os.path.dirname(text), exist_ok=True)
-            with open(text, "wb") as f:
-                f.write(data)
+            write_local(text, data)
         return
     fs, path = get_fs(location)
     if make_parents and is_local_fs(fs):
