@@ -88,7 +88,7 @@ def test_commit_store(benchmark, bench_program, model, width, tmp_path):
     writer = CheckpointWriter(tmp_path / "checkpoints.zarr", arrays, interval=1, num_checkpoints=2)
     benchmark.extra_info.update(describe_program(program), part="store")
 
-    def store() -> None:  # the whole write (root and row), not just handing it to the writer's thread
+    def store() -> None:  # the whole write (root and row), waited for
         writer.write(1, arrays, (0.0,))
         writer.wait()
 

@@ -16,12 +16,12 @@ Groups
     roots) and ``sign`` (one BLS signature of the commitment, default backend). Ratios, over the
     job's training ``n·k`` steps: ``hash`` = (n+1)·hash, ``merkle``, ``sign``, ``storage`` =
     (n+1)·store, ``commit`` = hash + merkle + sign (goal ≤ 1 %), ``commit+storage`` (goal ≤ 10 %).
-    Storage overlaps training in a real run (a background writer); here it is timed on its own,
-    so the figure is what it costs, not what it hides.
+    Storage of a large state overlaps training in a real run (the writer's thread); here it is
+    timed on its own, so the figure is what it costs, not what it hides.
 ``in-situ``
     ``test_paired_in_situ``: all of it, as the honest solver pays it. ``solver.train`` of the whole
-    job (the writer's thread hashing and storing each checkpoint beside the next steps, the store's
-    creation and publication) plus signing the commitment, against the same ``T`` steps in a plain
+    job (the writer hashing and storing each checkpoint, inline for a small state and on a thread
+    beside the next steps for a large one; the store's creation and publication) plus signing the commitment, against the same ``T`` steps in a plain
     loop: ``overhead (wall)`` (how much longer the job takes; goal ≤ 10 %) and ``overhead (cpu)``
     (what it costs in CPU time over all threads).
 ``referee``
@@ -262,7 +262,7 @@ def plain_training(program, steps: int) -> list[float]:
 @pytest.mark.parametrize("case", CASES[:3], ids=[c.label.split()[0] for c in CASES[:3]])
 def test_paired_in_situ(benchmark, programs, tmp_path, case):
     """All of it, as an honest solver pays it: ``solver.train`` of the whole job (checkpoints
-    hashed and stored by the writer's thread beside the next steps, the trace root) and the
+    hashed and stored by the writer, the trace root) and the
     signature of the commitment, against the same ``T`` steps in a plain loop. Ratios
     ``overhead (wall)`` (elapsed time: how much longer the job takes) and ``overhead (cpu)`` (the
     process's CPU time over all its threads: what the work costs), each ``job / plain - 1``, each

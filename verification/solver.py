@@ -191,7 +191,7 @@ def train_in_settings(program: Program, strategy: Strategy, path: str | os.PathL
             out = strategy.run_step(program, state)
             state = out.state
             losses.append(out.loss)
-            if state.step % k == 0:  # committed and stored by the writer's thread, beside the next steps
+            if state.step % k == 0:  # committed and stored by the writer (CheckpointWriter: inline, or a thread)
                 writer.write(state.step // k, state.to_arrays(), losses[-k:])
         roots = writer.finish()
     finally:

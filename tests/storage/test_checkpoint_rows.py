@@ -14,10 +14,12 @@ from datasets import storage
 from proofs.encoding import buffer_state_root, state_root
 from proofs.types import Root
 from verification.execution.checkpoints import (
+    BACKGROUND_ROW_BYTES,
     CheckpointError,
     CheckpointWriter,
     compute_layout,
     count_stored,
+    is_background,
     pack_row,
     partial_path,
     read_checkpoint,
@@ -42,6 +44,36 @@ def location(request, tmp_path):
     prefix = f"memory://pinpoint-test-{uuid.uuid4().hex}"
     yield storage.join(prefix, "c.zarr")
     storage.remove(prefix)
+
+
+@pytest.fixture(params=[True, False], ids=["thread", "inline"])
+def background(request):
+    """Whether the writer under test commits and stores on a thread or on the caller's."""
+    return request.param
+
+
+def test_a_small_state_is_written_inline_and_a_large_one_on_a_thread(tmp_path):
+    assert not is_background(BACKGROUND_ROW_BYTES - 1) and is_background(BACKGROUND_ROW_BYTES)
+    small = CheckpointWriter(tmp_path / "small.zarr", make_arrays(0), 2, 3)
+    large = CheckpointWriter(tmp_path / "large.zarr", {"param/w": np.zeros(BACKGROUND_ROW_BYTES // 4, np.float32)}, 2, 3)
+    try:
+        assert small.rows is not None and not hasattr(small.worker, "_threads")  # created at once, here
+        assert large.worker._max_workers == 1
+    finally:
+        small.close()
+        large.close()
+
+
+def test_a_thread_and_the_caller_store_the_same_objects(tmp_path):
+    stored = []
+    for background in (True, False):
+        writer = CheckpointWriter(tmp_path / f"{background}.zarr", make_arrays(0), 2, 3, background=background)
+        for index in range(3):
+            writer.write(index, make_arrays(2 * index), (float(index),) * (2 if index else 0))
+        roots = writer.finish()
+        fs, base = storage.get_fs(storage.as_location(tmp_path / f"{background}.zarr" / "rows"))
+        stored.append((roots, [fs.cat_file(f"{base}/c.{i}.0") for i in range(3)]))
+    assert stored[0] == stored[1]
 
 
 def test_a_directly_written_row_is_the_object_zarr_writes_and_reads(location):
@@ -77,10 +109,10 @@ def test_a_state_that_does_not_fit_the_layout_is_refused_by_name():
         pack_row(layout, make_arrays(0), bytes(32), (1.0, 2.0, 3.0))
 
 
-def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path):
+def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path, background):
     """Storing checkpoints leaves the group metadata as it was: no count, no list of losses or roots."""
     arrays, sizes = make_arrays(0), []
-    writer = CheckpointWriter(tmp_path / "c.zarr", arrays, 50, 6)
+    writer = CheckpointWriter(tmp_path / "c.zarr", arrays, 50, 6, background=background)
     for index in range(6):
         step_arrays = {**make_arrays(index), STEP_KEY: np.asarray(index * 50, np.int64)}
         writer.write(index, step_arrays, (float(index),) * (50 if index else 0))
@@ -91,21 +123,22 @@ def test_the_progress_record_does_not_grow_with_the_number_of_steps(tmp_path):
     assert read_checkpoint(tmp_path / "c.zarr.partial", 5).step == 250
 
 
-def test_a_store_that_cannot_be_created_fails_the_first_write_and_the_writer_still_closes(tmp_path):
-    """The store is created on the writer's thread; its error is the first ``write``'s."""
+def test_a_store_that_cannot_be_created_fails_the_first_write_and_the_writer_still_closes(tmp_path, background):
+    """The store is created by the writer's worker; its error is the first ``write``'s."""
     (tmp_path / "file").write_text("not a directory")
-    writer = CheckpointWriter(tmp_path / "file" / "c.zarr", make_arrays(0), 2, 3)
+    writer = CheckpointWriter(tmp_path / "file" / "c.zarr", make_arrays(0), 2, 3, background=background)
     with pytest.raises(OSError) as raised:
         writer.write(0, make_arrays(0), ())
         writer.roots()
     assert "file" in str(raised.value)
     writer.close()  # no hang, no second error
-    assert not writer.worker._threads or not any(t.is_alive() for t in writer.worker._threads)
+    threads = getattr(writer.worker, "_threads", ())
+    assert not any(t.is_alive() for t in threads)
 
 
-def test_count_stored_follows_a_run_from_nothing_to_published(location):
+def test_count_stored_follows_a_run_from_nothing_to_published(location, background):
     assert count_stored(location) == 0
-    writer = CheckpointWriter(location, make_arrays(0), 2, 3)
+    writer = CheckpointWriter(location, make_arrays(0), 2, 3, background=background)
     for index in range(2):
         writer.write(index, make_arrays(2 * index), (0.0,) * (2 if index else 0))
         writer.wait()
@@ -115,8 +148,8 @@ def test_count_stored_follows_a_run_from_nothing_to_published(location):
     assert count_stored(location) == 3 and not storage.exists(partial_path(location))
 
 
-def test_a_store_is_zarrs_own_with_every_checkpoint_one_object_beside_the_others(location):
-    writer = CheckpointWriter(location, make_arrays(0), 2, 3)
+def test_a_store_is_zarrs_own_with_every_checkpoint_one_object_beside_the_others(location, background):
+    writer = CheckpointWriter(location, make_arrays(0), 2, 3, background=background)
     for index in range(3):
         writer.write(index, make_arrays(2 * index), (0.0,) * (2 if index else 0))
     roots = writer.finish()
