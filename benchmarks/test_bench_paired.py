@@ -134,7 +134,7 @@ def test_paired_overhead(benchmark, programs, tmp_path, case):
     writer = CheckpointWriter(tmp_path / "c.zarr", run["arrays"], k, ROUNDS + 1, hashing)
     sk, _ = party_keypair(spec, "honest")
     roots = [Root(hashlib.sha256(i.to_bytes(8, "big")).digest()) for i in range(n + 1)]
-    written = iter(range(1, writer.rows.shape[0]))
+    written = iter(range(1, writer.rows_metadata.shape[0]))
 
     def train() -> None:
         run["state"] = program.run(run["state"], Step(run["state"].step + case.steps_per_round))
@@ -144,7 +144,7 @@ def test_paired_overhead(benchmark, programs, tmp_path, case):
         run["root"] = state_root(run["arrays"], hashing)
 
     def store() -> None:  # packing and storing only: the writer's hashing is the ``hash`` side
-        write_chunk(writer.tmp, writer.rows, next(written), pack_row(writer.layout, run["arrays"], run["root"],
+        write_chunk(writer.tmp, writer.rows_metadata, next(written), pack_row(writer.layout, run["arrays"], run["root"],
                                                                      (0.0,) * k))
 
     def sign() -> None:

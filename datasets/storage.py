@@ -28,6 +28,7 @@ publish
 from __future__ import annotations
 
 import os
+import shutil
 from typing import NewType
 
 import zarr
@@ -81,7 +82,18 @@ def exists(location: str | os.PathLike[str]) -> bool:
 
 
 def remove(location: str | os.PathLike[str]) -> None:
-    """Delete the store or file at ``location`` with everything under it; nothing there is fine."""
+    """Delete the store or file at ``location`` with everything under it; nothing there is fine.
+    A local path is removed directly (through fsspec, a check and removal of nothing cost 0.5 ms,
+    paid twice by every training run)."""
+    text = os.fspath(location)
+    if not is_url(text):
+        try:
+            shutil.rmtree(text)
+        except NotADirectoryError:
+            os.remove(text)
+        except FileNotFoundError:
+            pass
+        return
     fs, path = get_fs(location)
     if fs.exists(path):
         fs.rm(path, recursive=True)
@@ -132,16 +144,26 @@ def get_same_fs(staged: str, final: str) -> tuple[AbstractFileSystem, str, str]:
     return fs, source, target
 
 
+def require_marker(present: bool, staged: str | os.PathLike[str]) -> None:
+    if not present:
+        raise StorageError(f"cannot publish {os.fspath(staged)!r}: it has no {COMPLETION_MARKER}")
+
+
 def publish(staged: str | os.PathLike[str], final: str | os.PathLike[str]) -> Location:
     """Move the finished store at ``staged`` to ``final``, replacing what was there; see the module
     docstring for why readers can trust what they find at ``final``."""
+    if not is_url(os.fspath(staged)) and not is_url(os.fspath(final)):
+        # Publication rule: a local store is published by one atomic rename
+        source, target = os.path.abspath(staged), os.path.abspath(final)
+        require_marker(os.path.exists(os.path.join(source, COMPLETION_MARKER)), staged)
+        remove(target)
+        os.rename(source, target)
+        return as_location(final)
     fs, source, target = get_same_fs(os.fspath(staged), os.fspath(final))
     marker = f"{source}/{COMPLETION_MARKER}"
-    if not fs.exists(marker):
-        raise StorageError(f"cannot publish {os.fspath(staged)!r}: it has no {COMPLETION_MARKER}")
+    require_marker(fs.exists(marker), staged)
     remove(final)
-    # Publication rule: a local store is published by one atomic rename
-    if is_local_fs(fs):
+    if is_local_fs(fs):  # a file:// URL
         fs.mv(source, target)
         return as_location(final)
     # Publication rule: elsewhere the completion marker is copied last, then the staged store deleted

@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import pytest
+import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from proofs.encoding import buffer_state_root, state_root
 from proofs.types import Root
 from verification.execution.checkpoints import (
     BACKGROUND_ROW_BYTES,
+    CHUNK_KEYS,
     CheckpointError,
     CheckpointWriter,
     compute_layout,
@@ -57,7 +59,7 @@ def test_a_small_state_is_written_inline_and_a_large_one_on_a_thread(tmp_path):
     small = CheckpointWriter(tmp_path / "small.zarr", make_arrays(0), 2, 3)
     large = CheckpointWriter(tmp_path / "large.zarr", {"param/w": np.zeros(BACKGROUND_ROW_BYTES // 4, np.float32)}, 2, 3)
     try:
-        assert small.rows is not None and not hasattr(small.worker, "_threads")  # created at once, here
+        assert small.rows_metadata is not None and not hasattr(small.worker, "_threads")  # created at once, here
         assert large.worker._max_workers == 1
     finally:
         small.close()
@@ -76,11 +78,26 @@ def test_a_thread_and_the_caller_store_the_same_objects(tmp_path):
     assert stored[0] == stored[1]
 
 
+def test_the_metadata_documents_are_the_ones_zarr_writes_itself(tmp_path):
+    """The writer stores zarr's documents without zarr's event loop; zarr, making the same group
+    and array in place, writes the same bytes."""
+    arrays = make_arrays(0)
+    writer = CheckpointWriter(tmp_path / "c.zarr", arrays, 2, 3, run={"job": "j"})
+    writer.write(0, arrays, ())
+    writer.close()
+    attributes = storage.open_group(writer.tmp, mode="r").attrs.asdict()
+    group = zarr.open_group(tmp_path / "zarr.zarr", mode="w", attributes=attributes)
+    group.create_array("rows", shape=(3, writer.layout.row_bytes), chunks=(1, writer.layout.row_bytes), dtype="u1",
+                       fill_value=0, compressors=None, chunk_key_encoding=CHUNK_KEYS)
+    for document in ("zarr.json", "rows/zarr.json"):
+        assert (tmp_path / 'c.zarr.partial' / document).read_bytes() == (tmp_path / "zarr.zarr" / document).read_bytes()
+
+
 def test_a_directly_written_row_is_the_object_zarr_writes_and_reads(location):
     arrays = make_arrays(0)
     writer = CheckpointWriter(location, arrays, 2, 3)
     row = pack_row(writer.layout, arrays, state_root(arrays), (0.5, -0.0))
-    write_chunk(writer.tmp, writer.rows, 1, row)
+    write_chunk(writer.tmp, writer.rows_metadata, 1, row)
     on_store = storage.open_group(writer.tmp, mode="r+")["rows"]
     on_store[2] = row  # zarr's own write of the same row
     fs, base = storage.get_fs(storage.join(writer.tmp, "rows"))
