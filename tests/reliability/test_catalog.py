@@ -346,31 +346,39 @@ def _(env, tmp):
 
 
 class HungSolver(TraceProvider):
-    """Stops answering at level 2 until ``release`` is set (when the case is undone)."""
+    """Stops answering at level 2 until ``release`` is set (when the case is undone); sets
+    ``finished`` when the abandoned call has ended."""
 
-    def __init__(self, release: threading.Event, *args):
+    def __init__(self, release: threading.Event, finished: threading.Event, *args):
         super().__init__(*args)
-        self.release = release
+        self.release, self.finished = release, finished
 
     def commit_steps(self, start, end):
-        self.release.wait()
-        return super().commit_steps(start, end)
+        try:
+            self.release.wait()
+            return super().commit_steps(start, end)
+        finally:
+            self.finished.set()
 
 
 @contextmanager
-def released(event: threading.Event) -> Iterator[None]:
+def released(release: threading.Event, finished: threading.Event) -> Iterator[None]:
+    """Release the hung party afterwards and wait for its abandoned call to end, so that it does
+    not run beside the next case's game (in this process; a real party is its own process)."""
     try:
         yield
     finally:
-        event.set()
+        release.set()
+        assert finished.wait(timeout=300), "the released party's call did not end"
 
 
 @trigger("party-hung")
 def _(env, tmp):
-    release = threading.Event()
-    return Case(lambda: play(env, functools.partial(HungSolver, release), "bitflip", TraceProvider, budget_s=0.5),
+    release, finished = threading.Event(), threading.Event()
+    return Case(lambda: play(env, functools.partial(HungSolver, release, finished), "bitflip", TraceProvider,
+                             budget_s=0.5),
                 ("solver forfeits", "no answer to commit_steps(4, 8)", "0.50s time budget"),
-                lambda: released(release))
+                lambda: released(release, finished))
 
 
 # -- a saved dispute transcript ------------------------------------------------------------------
