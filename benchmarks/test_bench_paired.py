@@ -65,7 +65,8 @@ ROUNDS = get_paired_rounds(9 if is_full_study() else 7)  # rounds of every paire
 # Sides shorter than this run back to back until their round takes about this long (benchmarks.paired, *repeat*).
 REPEAT_TARGET_S = 0.02
 JOB_T, JOB_K = 300, 25  # the default job's T and k, for every model
-MATMULS = ("aten.addmm.default", "aten.mm.default", "aten.bmm.default", "aten.convolution.default")
+MATMULS = ("aten.addmm.default", "aten.mm.default", "aten.bmm.default", "aten.convolution.default",
+           "pinpoint.fixed_mm.default")  # the last: a matmul in reproducible mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +171,7 @@ def find_matmul(program, pre) -> int:
 
 
 @pytest.mark.benchmark(group="referee")
-@pytest.mark.parametrize("case", CASES[:3], ids=[c.label.split()[0] for c in CASES[:3]])
+@pytest.mark.parametrize("case", CASES[:4], ids=[c.label.split()[0] for c in CASES[:4]])
 def test_paired_referee(benchmark, programs, case):
     spec = case.spec()
     program, hashing = programs(spec), spec.hashing
