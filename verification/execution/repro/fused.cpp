@@ -847,6 +847,103 @@ std::vector<at::Tensor> layer_norm_backward_rows(const at::Tensor& g, const at::
   return {gx_out, gxhat};
 }
 
+namespace {
+
+// v rounded once into t's dtype (float32 or float64) at `offset`: the rounding of torch's .to()
+void narrow_any(const double* v, at::Tensor& t, int64_t offset, int64_t n) {
+  if (t.scalar_type() == at::kFloat) narrow_row(v, t.data_ptr<float>() + offset, n);
+  else std::memcpy(t.data_ptr<double>() + offset, v, n * 8);
+}
+
+void check_ln_rows(const at::Tensor& x, const c10::optional<at::Tensor>& t, const char* what) {
+  TORCH_CHECK(!t.has_value() || (t->is_contiguous() && t->numel() == x.size(1) && t->scalar_type() == x.scalar_type()),
+              what, ": of x's dtype, one per column");
+}
+
+}  // namespace
+
+// mode.py's do_layer_norm, whole, over contiguous (R, n) rows of float32 or float64 x (weight and
+// bias of x's dtype): (out, mean, rstd) in x's dtype, shaped (R, n), (R, 1), (R, 1). Per row the
+// operations of layer_norm_stats, layer_norm_rstd and layer_norm_apply, then one rounding each:
+// the same bits as those three and torch's .to(), in one call instead of a dozen.
+std::vector<at::Tensor> layer_norm_forward(const at::Tensor& x, const c10::optional<at::Tensor>& w,
+                                           const c10::optional<at::Tensor>& b, double eps, int64_t bits) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2 &&
+              (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble), "layer_norm_forward: contiguous (R, n)");
+  check_ln_rows(x, w, "layer_norm_forward: weight");
+  check_ln_rows(x, b, "layer_norm_forward: bias");
+  const int64_t rows = x.size(0), n = x.size(1);
+  std::vector<double> wv, bv;
+  if (w.has_value()) { wv.resize(n); widen_any(*w, 0, wv.data(), n); }
+  if (b.has_value()) { bv.resize(n); widen_any(*b, 0, bv.data(), n); }
+  auto out = at::empty({rows, n}, x.options()), mean = at::empty({rows, 1}, x.options()),
+       rstd = at::empty({rows, 1}, x.options());
+  const double inv_n = 1.0 / static_cast<double>(n);
+  at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    std::vector<double> xr(n), c(n), sq(n), o(n);
+    for (int64_t r = lo; r < hi; ++r) {
+      widen_any(x, r * n, xr.data(), n);
+      const double m = exact_sum64(xr.data(), n, bits) * inv_n;
+      center_square(xr.data(), m, c.data(), sq.data(), n);
+      const double var = exact_sum64(sq.data(), n, bits) * inv_n;
+      double rs;
+      rstd_loop(&var, eps, &rs, 1);
+      scale_affine(c.data(), rs, w.has_value() ? wv.data() : nullptr, b.has_value() ? bv.data() : nullptr, o.data(), n);
+      narrow_any(o.data(), out, r * n, n);
+      narrow_any(&m, mean, r, 1);
+      narrow_any(&rs, rstd, r, 1);
+    }
+  });
+  return {out, mean, rstd};
+}
+
+// mode.py's do_layer_norm_backward, whole, over contiguous (R, n) rows of float32 or float64 g and
+// x (mean, rstd and weight of that dtype): (grad_x, grad_w, grad_b) in x's dtype, shaped (R, n),
+// (n), (n). Per row the operations of layer_norm_backward_rows; grad_w and grad_b are the exact
+// column sums (exact_sum3's, with `col_bits` slices) of g * xhat and of g, as float64, then one
+// rounding each.
+std::vector<at::Tensor> layer_norm_backward(const at::Tensor& g, const at::Tensor& x, const at::Tensor& mean,
+                                            const at::Tensor& rstd, const c10::optional<at::Tensor>& w, int64_t bits,
+                                            int64_t col_bits) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 2 && g.is_contiguous() && g.sizes() == x.sizes() &&
+              g.scalar_type() == x.scalar_type() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
+              mean.is_contiguous() && rstd.is_contiguous() && mean.numel() == x.size(0) && rstd.numel() == x.size(0) &&
+              mean.scalar_type() == x.scalar_type() && rstd.scalar_type() == x.scalar_type(),
+              "layer_norm_backward: layout");
+  check_ln_rows(x, w, "layer_norm_backward: weight");
+  const int64_t rows = x.size(0), n = x.size(1);
+  std::vector<double> wv;
+  if (w.has_value()) { wv.resize(n); widen_any(*w, 0, wv.data(), n); }
+  auto opts64 = x.options().dtype(at::kDouble);
+  auto grad_x = at::empty({rows, n}, x.options()), gxhat = at::empty({rows, n}, opts64), g64 = at::empty({rows, n}, opts64);
+  double* gp = gxhat.data_ptr<double>();
+  double* g64p = g64.data_ptr<double>();
+  const double inv_n = 1.0 / static_cast<double>(n);
+  at::parallel_for(0, rows, std::max<int64_t>(1, GRAIN / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    std::vector<double> xr(n), xhat(n), dxhat(n), prod(n), o(n);
+    double mr, rr;
+    for (int64_t r = lo; r < hi; ++r) {
+      widen_any(x, r * n, xr.data(), n);
+      widen_any(g, r * n, g64p + r * n, n);
+      widen_any(mean, r, &mr, 1);
+      widen_any(rstd, r, &rr, 1);
+      ln_backward_prep(xr.data(), mr, rr, g64p + r * n, w.has_value() ? wv.data() : nullptr, xhat.data(),
+                       dxhat.data(), prod.data(), gp + r * n, n);
+      const double mean_d = exact_sum64(dxhat.data(), n, bits) * inv_n;
+      const double mean_dx = exact_sum64(prod.data(), n, bits) * inv_n;
+      ln_grad_x(dxhat.data(), xhat.data(), mean_d, mean_dx, rr, o.data(), n);
+      narrow_any(o.data(), grad_x, r * n, n);
+    }
+  });
+  std::vector<double> sums(n);
+  auto grad_w = at::empty({n}, x.options()), grad_b = at::empty({n}, x.options());
+  sum_blocks(gp, sums.data(), 1, rows, n, col_bits);
+  narrow_any(sums.data(), grad_w, 0, n);
+  sum_blocks(g64p, sums.data(), 1, rows, n, col_bits);
+  narrow_any(sums.data(), grad_b, 0, n);
+  return {grad_x, grad_w, grad_b};
+}
+
 // -- fixed-order float32 products (verification.execution.repro.products) ------------------------
 // C = A B with every output accumulated in one order, whatever the instruction set, the tiling or
 // the thread count: the inner dimension is cut into blocks of FIXED_KC; within a block the partial
@@ -1361,4 +1458,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer_norm_rstd", &layer_norm_rstd, "layer norm 1 / sqrt(var + eps) (float64)");
   m.def("layer_norm_apply", &layer_norm_apply, "layer norm output over rows (float64)");
   m.def("layer_norm_backward_rows", &layer_norm_backward_rows, "layer norm backward over rows (float64 out)");
+  m.def("layer_norm_forward", &layer_norm_forward, "layer norm, whole: output, mean, rstd in x's dtype");
+  m.def("layer_norm_backward", &layer_norm_backward, "layer norm backward, whole: grad_x, grad_w, grad_b in x's dtype");
 }

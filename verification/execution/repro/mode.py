@@ -139,11 +139,18 @@ def reduce_exact(x: torch.Tensor, dims: Any, keepdim: bool) -> torch.Tensor:
         return x.double()
     reduced = compute_dims(x, dims)
     kept = [d for d in range(x.dim()) if d not in reduced]
-    moved = x.permute(kept + reduced).reshape(*[x.shape[d] for d in kept], -1)
-    if moved.shape[-1] == 0:
-        total = torch.zeros(moved.shape[:-1], dtype=torch.float64, device=x.device)
+    if reduced == list(range(reduced[0], reduced[-1] + 1)) and x.numel() > 0:
+        # One run of dims: the sum over the middle of (outer, n, inner), with no transposed copy
+        # (the blocks, and so the bits, are the same either way; a copy cost as much as the sum).
+        first, last = reduced[0], reduced[-1] + 1
+        middle = x.reshape(math.prod(x.shape[:first]), math.prod(x.shape[first:last]), -1)
+        total = exact_sum(middle, 1).reshape([x.shape[d] for d in kept])
     else:
-        total = exact_sum(moved, -1)
+        moved = x.permute(kept + reduced).reshape(*[x.shape[d] for d in kept], -1)
+        if moved.shape[-1] == 0:
+            total = torch.zeros(moved.shape[:-1], dtype=torch.float64, device=x.device)
+        else:
+            total = exact_sum(moved, -1)
     if keepdim:
         total = total.reshape([1 if d in reduced else x.shape[d] for d in range(x.dim())])
     return total
@@ -476,9 +483,22 @@ def fused_layer_norm_kernels(x, n, *tensors):
     return fused.kernels_for(widen(x), *(widen(t) for t in tensors if t is not None)), bits
 
 
+def is_whole_layer(x, *tensors) -> bool:
+    """Whether the whole-layer kernels (``layer_norm_forward``/``_backward``) take these: non-empty
+    float32 or float64 ``x``, and every other tensor (or None) of its dtype."""
+    return (x.numel() > 0 and x.dtype in (torch.float32, torch.float64)
+            and all(t is None or t.dtype == x.dtype for t in tensors))
+
+
 def do_layer_norm(x, normalized_shape, weight, bias, eps):
     n = math.prod(normalized_shape)
     ext, bits = fused_layer_norm_kernels(x, n, weight, bias)
+    if ext is not None and is_whole_layer(x, weight, bias):  # all of it in one call
+        lead = x.shape[: x.dim() - len(normalized_shape)]
+        flat = [None if t is None else t.reshape(-1).contiguous() for t in (weight, bias)]
+        out, mean, rstd = ext.layer_norm_forward(x.reshape(-1, n).contiguous(), *flat, float(eps), bits)
+        stat_shape = [*lead] + [1] * len(normalized_shape)
+        return out.reshape(x.shape), mean.reshape(stat_shape), rstd.reshape(stat_shape)
     if ext is not None:  # the same operations in one pass per row
         lead = x.shape[: x.dim() - len(normalized_shape)]
         flat = [None if t is None else widen(t).reshape(-1).contiguous() for t in (weight, bias)]
@@ -509,6 +529,14 @@ def do_layer_norm(x, normalized_shape, weight, bias, eps):
 def do_layer_norm_backward(g, x, normalized_shape, mean, rstd, weight, bias, output_mask):
     n = math.prod(normalized_shape)
     ext, bits = fused_layer_norm_kernels(x, n, g, weight)
+    col_bits = FLOAT64_EXACT_BITS - ceil_log2(x.numel() // n) if n else 0
+    if ext is not None and is_whole_layer(x, g, mean, rstd, weight) and col_bits >= MIN_SLICE_BITS:
+        grads = ext.layer_norm_backward(g.reshape(-1, n).contiguous(), x.reshape(-1, n).contiguous(),
+                                        mean.reshape(-1).contiguous(), rstd.reshape(-1).contiguous(),
+                                        None if weight is None else weight.reshape(-1).contiguous(), bits, col_bits)
+        wanted = (output_mask[0], output_mask[1] and weight is not None, output_mask[2] and bias is not None)
+        shapes = (x.shape, None if weight is None else weight.shape, None if bias is None else bias.shape)
+        return tuple(grad.reshape(shape) if want else None for grad, shape, want in zip(grads, shapes, wanted, strict=True))
     if ext is not None and widen(g).dtype == widen(x).dtype:
         w = None if weight is None else widen(weight).reshape(-1).contiguous()
         grad_rows, g_xhat = ext.layer_norm_backward_rows(
