@@ -493,14 +493,13 @@ def is_whole_layer(x, *tensors) -> bool:
 def do_layer_norm(x, normalized_shape, weight, bias, eps):
     n = math.prod(normalized_shape)
     ext, bits = fused_layer_norm_kernels(x, n, weight, bias)
+    lead = x.shape[: x.dim() - len(normalized_shape)]
     if ext is not None and is_whole_layer(x, weight, bias):  # all of it in one call
-        lead = x.shape[: x.dim() - len(normalized_shape)]
         flat = [None if t is None else t.reshape(-1).contiguous() for t in (weight, bias)]
         out, mean, rstd = ext.layer_norm_forward(x.reshape(-1, n).contiguous(), *flat, float(eps), bits)
         stat_shape = [*lead] + [1] * len(normalized_shape)
         return out.reshape(x.shape), mean.reshape(stat_shape), rstd.reshape(stat_shape)
     if ext is not None:  # the same operations in one pass per row
-        lead = x.shape[: x.dim() - len(normalized_shape)]
         flat = [None if t is None else widen(t).reshape(-1).contiguous() for t in (weight, bias)]
         rows = widen(x).reshape(-1, n).contiguous()
         mean, var = ext.layer_norm_stats(rows, bits)
@@ -530,7 +529,7 @@ def do_layer_norm_backward(g, x, normalized_shape, mean, rstd, weight, bias, out
     n = math.prod(normalized_shape)
     ext, bits = fused_layer_norm_kernels(x, n, g, weight)
     col_bits = FLOAT64_EXACT_BITS - ceil_log2(x.numel() // n) if n else 0
-    if ext is not None and is_whole_layer(x, g, mean, rstd, weight) and col_bits >= MIN_SLICE_BITS:
+    if ext is not None and is_whole_layer(x, g, mean, rstd, weight, bias) and col_bits >= MIN_SLICE_BITS:
         grads = ext.layer_norm_backward(g.reshape(-1, n).contiguous(), x.reshape(-1, n).contiguous(),
                                         mean.reshape(-1).contiguous(), rstd.reshape(-1).contiguous(),
                                         None if weight is None else weight.reshape(-1).contiguous(), bits, col_bits)
