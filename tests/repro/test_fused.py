@@ -144,13 +144,18 @@ def test_every_instruction_set_gives_the_torch_paths_bits(kernels, torch_path, i
     """The AVX-512, AVX2 and scalar kernels (tiles of 12x32 or 24x16, 6x16 and 4x8 outputs, either
     orientation) perform each output's one chain of fused multiply-adds: the float64 emulation's
     bits, for sizes that cut tiles and the 256-term blocks anywhere, narrow and transposed
-    outputs included (a kernel the CPU lacks falls back to the scalar one)."""
+    outputs included, whether a tile reads its rows of ``a`` in place or packed (a kernel the CPU
+    lacks falls back to the scalar one)."""
     for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3),
                           (100, 300, 16, 4), (48, 20, 12, 5), (32, 20, 8, 6)]:
         a, b = spread((m, k), seed=seed), spread((k, n), seed=seed + 7, specials=False)
         b[0, 0] = -1e-40  # products in float32's subnormal range
         assert_same_bits(kernels.fixed_mm(a, b, isa), torch_path(products.fixed_matmul, a, b))
         assert_same_bits(kernels.fixed_mm(a, b.t().contiguous().t(), isa), kernels.fixed_mm(a, b, "scalar"))
+        # rows read in place with a row stride wider than k, and packed (a column-major a)
+        wide = torch.cat([a, spread((m, 5), seed=seed + 3)], dim=1)[:, :k]
+        assert_same_bits(kernels.fixed_mm(wide, b, isa), torch_path(products.fixed_matmul, a, b))
+        assert_same_bits(kernels.fixed_mm(a.t().contiguous().t(), b, isa), torch_path(products.fixed_matmul, a, b))
 
 
 CONV_CASES = [  # (B, C, H, W, O, kh, kw, ph, pw): images whose Ho Wo is a multiple of every tile

@@ -971,6 +971,10 @@ struct Matrix {
   int64_t outer = 0;
   int64_t row(int64_t r) const { return outer == 0 ? r * rs : (r / split) * outer + (r % split) * rs; }  // no division unless split
   Matrix t() const { return {p, cs, rs}; }  // only for unsplit views
+  // A-role rows readable in place by a tile (unsplit, contiguous along the inner index): their
+  // stride; 0 where they must be packed
+  int64_t row_stride() const { return outer == 0 && cs == 1 && rs > 0 ? rs : 0; }
+  const float* row_ptr(int64_t r) const { return p + r * rs; }
   // A-role panel: rows [r0, r0+mr) x inner [k0, k0+kc) -> dst[k * MR + i], rows zero-padded to MR
   void pack_rows(int64_t r0, int64_t mr, int64_t k0, int64_t kc, float* dst, int MR) const {
     const float* src[32];  // MR <= 32
@@ -1015,6 +1019,9 @@ MULTI void gather_run(const float* __restrict__ base, const int32_t* __restrict_
 // run of them is one vector gather.
 struct Unfolded {
   const float* x;          // the input, zero-padded: (B, C, H + 2 ph, W + 2 pw), contiguous
+  // never read in place (Matrix::row_stride)
+  int64_t row_stride() const { return 0; }
+  const float* row_ptr(int64_t) const { return nullptr; }
   int64_t sb, sc;          // its batch and channel strides
   int64_t kk, l;           // kh kw and Ho Wo
   const int32_t* offsets;  // [(i kw + j) l + (y Wo + x)]: (y + i, x + j)'s offset in a padded plane
@@ -1102,28 +1109,40 @@ inline void store_tile(const float* tile, const Out& c, int mr, int nr, bool fir
 }
 
 // The scalar tile: std::fma per term (a libm call where the CPU has no FMA instruction).
+// A tile's A operand: element (i, k) at a[k MR + i] (a packed panel, ars = 0) or a[i ars + k] (the
+// rows of a row-major matrix read in place, ars its row stride): the same values either way.
+template <int MR>
+inline const float& a_at(const float* a, int64_t ars, int i, int64_t k) {
+  return ars == 0 ? a[k * MR + i] : a[i * ars + k];
+}
+
 template <int MR, int NR>
-void tile_scalar(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
+void tile_scalar(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
+                 int nr, bool first) {
   float acc[MR * NR];
   for (int t = 0; t < MR * NR; ++t) acc[t] = 0.0f;
   for (int64_t k = 0; k < kc; ++k)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[k * MR + i], b[k * NR + j], acc[i * NR + j]);
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a_at<MR>(a, ars, i, k), b[k * NR + j], acc[i * NR + j]);
   store_tile<MR, NR>(acc, Out{cp, rs, cs}, mr, nr, first);
 }
 
 #ifdef FIXED_X86
 
 __attribute__((target("avx2,fma"), optimize("O3")))
-void tile_avx2(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
+void tile_avx2(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
+               bool first) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  // one loop per A layout (a_at), each with constant offsets
+  const int64_t is = ars == 0 ? 1 : ars, ks = ars == 0 ? MR : 1;
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b + k * NR), b1 = _mm256_loadu_ps(b + k * NR + 8);
+    const float* ak = a + k * ks;
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + k * MR + i);
+      const __m256 ai = _mm256_broadcast_ss(ak + i * is);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -1136,30 +1155,40 @@ void tile_avx2(int64_t kc, const float* a, const float* b, float* cp, int64_t rs
   store_tile<MR, NR>(tile, Out{cp, rs, cs}, mr, nr, first);
 }
 
+// The first n (clamped to 0..16) of 16 lanes.
+inline __mmask16 lane_mask(int n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// Stores the lanes of v that m selects at p, as store_tile does: C = v (first block) or C = C + v
+// (one IEEE add per element); the other lanes of p are neither read nor written.
+__attribute__((target("avx512f"), always_inline)) inline void store_lanes(float* p, __m512 v, __mmask16 m, bool first) {
+  if (m == 0) return;
+  _mm512_mask_storeu_ps(p, m, first ? v : _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), v));
+}
+
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
+void tile_avx512(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
+                 int nr, bool first) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const int64_t is = ars == 0 ? 1 : ars, ks = ars == 0 ? MR : 1;  // a_at
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
+    const float* ak = a + k * ks;
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[k * MR + i]);
+      const __m512 ai = _mm512_set1_ps(ak[i * is]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
   }
-  if (mr == MR && nr == NR && cs == 1) {
-    for (int i = 0; i < MR; ++i) {
-      float* ci = cp + i * rs;
-      if (first) {
-        _mm512_storeu_ps(ci, acc[i][0]);
-        _mm512_storeu_ps(ci + 16, acc[i][1]);
-      } else {  // one IEEE add per element, as store_tile
-        _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]));
-        _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]));
-      }
+  if (cs == 1) {  // rows of contiguous outputs: masked vector stores, edge tiles included
+    const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+    for (int i = 0; i < mr; ++i) {
+      store_lanes(cp + i * rs, acc[i][0], m0, first);
+      store_lanes(cp + i * rs + 16, acc[i][1], m1, first);
     }
     return;
   }
@@ -1174,15 +1203,22 @@ void tile_avx512(int64_t kc, const float* a, const float* b, float* cp, int64_t 
 // The narrow AVX-512 tile, 24 x 16: for products whose outputs are at most 16 columns wide (a
 // 12 x 32 tile would compute half its lanes on padding).
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512_narrow(int64_t kc, const float* a, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
-                        bool first) {
+void tile_avx512_narrow(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs,
+                        int mr, int nr, bool first) {
   constexpr int MR = 24, NR = 16;
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t is = ars == 0 ? 1 : ars, ks = ars == 0 ? MR : 1;  // a_at
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b + k * NR);
+    const float* ak = a + k * ks;
 #pragma GCC unroll 24
-    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR + i]), b0, acc[i]);
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(ak[i * is]), b0, acc[i]);
+  }
+  if (cs == 1) {
+    const __mmask16 m0 = lane_mask(nr);
+    for (int i = 0; i < mr; ++i) store_lanes(cp + i * rs, acc[i], m0, first);
+    return;
   }
   alignas(64) float tile[MR * NR];
   for (int i = 0; i < MR; ++i) _mm512_store_ps(tile + i * NR, acc[i]);
@@ -1190,7 +1226,7 @@ void tile_avx512_narrow(int64_t kc, const float* a, const float* b, float* cp, i
 }
 #endif
 
-using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, int, int, bool);
+using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, int, int, bool);
 
 // Per-thread packing space, kept between calls and grown as needed: a 1 MB buffer freshly
 // allocated per product is mapped afresh (page faults) whenever the allocator has just returned
@@ -1223,14 +1259,18 @@ struct Buffers {
 template <int MR, int NR, class A>
 void gemm_rows(const A& a, const float* bpack, const Out& c, int64_t m, int64_t jc, int64_t nc, int64_t pc,
                int64_t kc, int64_t lo, int64_t hi, float* apack, TileFn tile) {
+  const int64_t ars = a.row_stride();  // > 0: full tiles read A's rows in place (a_at)
   for (int64_t blk = lo; blk < hi; ++blk) {
     const int64_t ic = blk * MC_ROWS, mc = std::min(MC_ROWS, m - ic);
-    for (int64_t ir = 0; ir < mc; ir += MR) a.pack_rows(ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc, MR);
+    for (int64_t ir = 0; ir < mc; ir += MR)
+      if (ars == 0 || ir + MR > mc) a.pack_rows(ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc, MR);
     for (int64_t jr = 0; jr < nc; jr += NR)
-      for (int64_t ir = 0; ir < mc; ir += MR)
-        tile(kc, apack + ir * kc, bpack + jr * kc, c.at(ic + ir, jc + jr), c.rs, c.cs,
-             static_cast<int>(std::min<int64_t>(MR, mc - ir)), static_cast<int>(std::min<int64_t>(NR, nc - jr)),
-             pc == 0);
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const bool in_place = ars > 0 && ir + MR <= mc;
+        tile(kc, in_place ? a.row_ptr(ic + ir) + pc : apack + ir * kc, in_place ? ars : 0, bpack + jr * kc,
+             c.at(ic + ir, jc + jr), c.rs, c.cs, static_cast<int>(std::min<int64_t>(MR, mc - ir)),
+             static_cast<int>(std::min<int64_t>(NR, nc - jr)), pc == 0);
+      }
   }
 }
 
