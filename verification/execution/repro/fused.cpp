@@ -971,10 +971,10 @@ struct Matrix {
   int64_t outer = 0;
   int64_t row(int64_t r) const { return outer == 0 ? r * rs : (r / split) * outer + (r % split) * rs; }  // no division unless split
   Matrix t() const { return {p, cs, rs}; }  // only for unsplit views
-  // A-role rows readable in place by a tile (unsplit, contiguous along the inner index): their
-  // stride; 0 where they must be packed
-  int64_t row_stride() const { return outer == 0 && cs == 1 && rs > 0 ? rs : 0; }
-  const float* row_ptr(int64_t r) const { return p + r * rs; }
+  // A-role rows a tile reads in place (element (i, k) at p[i rs + k cs]) rather than packed: an
+  // unsplit row- or column-major matrix (one stride 1: each tile's loads stay on few cache lines)
+  bool is_readable() const { return outer == 0 && (cs == 1 || rs == 1); }
+  const float* at(int64_t r, int64_t c) const { return p + r * rs + c * cs; }
   // A-role panel: rows [r0, r0+mr) x inner [k0, k0+kc) -> dst[k * MR + i], rows zero-padded to MR
   void pack_rows(int64_t r0, int64_t mr, int64_t k0, int64_t kc, float* dst, int MR) const {
     const float* src[32];  // MR <= 32
@@ -1019,9 +1019,10 @@ MULTI void gather_run(const float* __restrict__ base, const int32_t* __restrict_
 // run of them is one vector gather.
 struct Unfolded {
   const float* x;          // the input, zero-padded: (B, C, H + 2 ph, W + 2 pw), contiguous
-  // never read in place (Matrix::row_stride)
-  int64_t row_stride() const { return 0; }
-  const float* row_ptr(int64_t) const { return nullptr; }
+  // never read in place (Matrix::is_readable)
+  static constexpr bool is_readable() { return false; }
+  static constexpr int64_t rs = 0, cs = 0;
+  const float* at(int64_t, int64_t) const { return nullptr; }
   int64_t sb, sc;          // its batch and channel strides
   int64_t kk, l;           // kh kw and Ho Wo
   const int32_t* offsets;  // [(i kw + j) l + (y Wo + x)]: (y + i, x + j)'s offset in a padded plane
@@ -1109,34 +1110,27 @@ inline void store_tile(const float* tile, const Out& c, int mr, int nr, bool fir
 }
 
 // The scalar tile: std::fma per term (a libm call where the CPU has no FMA instruction).
-// A tile's A operand: element (i, k) at a[k MR + i] (a packed panel, ars = 0) or a[i ars + k] (the
-// rows of a row-major matrix read in place, ars its row stride): the same values either way.
-template <int MR>
-inline const float& a_at(const float* a, int64_t ars, int i, int64_t k) {
-  return ars == 0 ? a[k * MR + i] : a[i * ars + k];
-}
-
+// A tile's A operand: element (i, k) at a[i is + k ks]: a packed panel (is = 1, ks = MR) or the
+// rows of a row- or column-major matrix read in place (its strides): the same values either way.
 template <int MR, int NR>
-void tile_scalar(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
+void tile_scalar(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
                  int nr, bool first) {
   float acc[MR * NR];
   for (int t = 0; t < MR * NR; ++t) acc[t] = 0.0f;
   for (int64_t k = 0; k < kc; ++k)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a_at<MR>(a, ars, i, k), b[k * NR + j], acc[i * NR + j]);
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[i * is + k * ks], b[k * NR + j], acc[i * NR + j]);
   store_tile<MR, NR>(acc, Out{cp, rs, cs}, mr, nr, first);
 }
 
 #ifdef FIXED_X86
 
 __attribute__((target("avx2,fma"), optimize("O3")))
-void tile_avx2(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
+void tile_avx2(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
                bool first) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  // one loop per A layout (a_at), each with constant offsets
-  const int64_t is = ars == 0 ? 1 : ars, ks = ars == 0 ? MR : 1;
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b + k * NR), b1 = _mm256_loadu_ps(b + k * NR + 8);
     const float* ak = a + k * ks;
@@ -1168,12 +1162,11 @@ __attribute__((target("avx512f"), always_inline)) inline void store_lanes(float*
 }
 
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
+void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
                  int nr, bool first) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  const int64_t is = ars == 0 ? 1 : ars, ks = ars == 0 ? MR : 1;  // a_at
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
     const float* ak = a + k * ks;
@@ -1203,12 +1196,11 @@ void tile_avx512(int64_t kc, const float* a, int64_t ars, const float* b, float*
 // The narrow AVX-512 tile, 24 x 16: for products whose outputs are at most 16 columns wide (a
 // 12 x 32 tile would compute half its lanes on padding).
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512_narrow(int64_t kc, const float* a, int64_t ars, const float* b, float* cp, int64_t rs, int64_t cs,
+void tile_avx512_narrow(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs,
                         int mr, int nr, bool first) {
   constexpr int MR = 24, NR = 16;
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
-  const int64_t is = ars == 0 ? 1 : ars, ks = ars == 0 ? MR : 1;  // a_at
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b + k * NR);
     const float* ak = a + k * ks;
@@ -1226,7 +1218,7 @@ void tile_avx512_narrow(int64_t kc, const float* a, int64_t ars, const float* b,
 }
 #endif
 
-using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, int, int, bool);
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t, int64_t, int, int, bool);
 
 // Per-thread packing space, kept between calls and grown as needed: a 1 MB buffer freshly
 // allocated per product is mapped afresh (page faults) whenever the allocator has just returned
@@ -1259,15 +1251,15 @@ struct Buffers {
 template <int MR, int NR, class A>
 void gemm_rows(const A& a, const float* bpack, const Out& c, int64_t m, int64_t jc, int64_t nc, int64_t pc,
                int64_t kc, int64_t lo, int64_t hi, float* apack, TileFn tile) {
-  const int64_t ars = a.row_stride();  // > 0: full tiles read A's rows in place (a_at)
+  const bool readable = a.is_readable();  // full tiles read A in place (tile_scalar's is, ks)
   for (int64_t blk = lo; blk < hi; ++blk) {
     const int64_t ic = blk * MC_ROWS, mc = std::min(MC_ROWS, m - ic);
     for (int64_t ir = 0; ir < mc; ir += MR)
-      if (ars == 0 || ir + MR > mc) a.pack_rows(ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc, MR);
+      if (!readable || ir + MR > mc) a.pack_rows(ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc, MR);
     for (int64_t jr = 0; jr < nc; jr += NR)
       for (int64_t ir = 0; ir < mc; ir += MR) {
-        const bool in_place = ars > 0 && ir + MR <= mc;
-        tile(kc, in_place ? a.row_ptr(ic + ir) + pc : apack + ir * kc, in_place ? ars : 0, bpack + jr * kc,
+        const bool in_place = readable && ir + MR <= mc;
+        tile(kc, in_place ? a.at(ic + ir, pc) : apack + ir * kc, in_place ? a.rs : 1, in_place ? a.cs : MR, bpack + jr * kc,
              c.at(ic + ir, jc + jr), c.rs, c.cs, static_cast<int>(std::min<int64_t>(MR, mc - ir)),
              static_cast<int>(std::min<int64_t>(NR, nc - jr)), pc == 0);
       }
