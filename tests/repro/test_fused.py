@@ -144,7 +144,7 @@ def test_every_instruction_set_gives_the_torch_paths_bits(kernels, torch_path, i
     """The AVX-512, AVX2 and scalar kernels (tiles of 12x32 or 24x16, 6x16 and 4x8 outputs, either
     orientation) perform each output's one chain of fused multiply-adds: the float64 emulation's
     bits, for sizes that cut tiles and the 256-term blocks anywhere, narrow and transposed
-    outputs included, whether a tile reads its rows of ``a`` in place or packed (a kernel the CPU
+    outputs included, whether a tile reads ``a``'s rows and ``b``'s columns in place or packed (a kernel the CPU
     lacks falls back to the scalar one)."""
     for m, k, n, seed in [(1, 1, 1, 0), (13, 257, 33, 1), (25, 513, 70, 2), (96, 300, 31, 3),
                           (100, 300, 16, 4), (48, 20, 12, 5), (32, 20, 8, 6)]:
@@ -152,9 +152,11 @@ def test_every_instruction_set_gives_the_torch_paths_bits(kernels, torch_path, i
         b[0, 0] = -1e-40  # products in float32's subnormal range
         assert_same_bits(kernels.fixed_mm(a, b, isa), torch_path(products.fixed_matmul, a, b))
         assert_same_bits(kernels.fixed_mm(a, b.t().contiguous().t(), isa), kernels.fixed_mm(a, b, "scalar"))
-        # rows read in place with a row stride wider than k, and packed (a column-major a)
+        # a's rows and b's columns read in place with row strides wider than k and n, and a
+        # column-major a read in place
         wide = torch.cat([a, spread((m, 5), seed=seed + 3)], dim=1)[:, :k]
-        assert_same_bits(kernels.fixed_mm(wide, b, isa), torch_path(products.fixed_matmul, a, b))
+        wide_b = torch.cat([b, spread((k, 3), seed=seed + 5, specials=False)], dim=1)[:, :n]
+        assert_same_bits(kernels.fixed_mm(wide, wide_b, isa), torch_path(products.fixed_matmul, a, b))
         assert_same_bits(kernels.fixed_mm(a.t().contiguous().t(), b, isa), torch_path(products.fixed_matmul, a, b))
 
 

@@ -974,6 +974,8 @@ struct Matrix {
   // A-role rows a tile reads in place (element (i, k) at p[i rs + k cs]) rather than packed: an
   // unsplit row- or column-major matrix (one stride 1: each tile's loads stay on few cache lines)
   bool is_readable() const { return outer == 0 && (cs == 1 || rs == 1); }
+  // B-role columns a tile reads in place: an unsplit row-major matrix
+  bool is_row_major() const { return outer == 0 && cs == 1; }
   const float* at(int64_t r, int64_t c) const { return p + r * rs + c * cs; }
   // A-role panel: rows [r0, r0+mr) x inner [k0, k0+kc) -> dst[k * MR + i], rows zero-padded to MR
   void pack_rows(int64_t r0, int64_t mr, int64_t k0, int64_t kc, float* dst, int MR) const {
@@ -1021,6 +1023,7 @@ struct Unfolded {
   const float* x;          // the input, zero-padded: (B, C, H + 2 ph, W + 2 pw), contiguous
   // never read in place (Matrix::is_readable)
   static constexpr bool is_readable() { return false; }
+  static constexpr bool is_row_major() { return false; }
   static constexpr int64_t rs = 0, cs = 0;
   const float* at(int64_t, int64_t) const { return nullptr; }
   int64_t sb, sc;          // its batch and channel strides
@@ -1111,28 +1114,30 @@ inline void store_tile(const float* tile, const Out& c, int mr, int nr, bool fir
 
 // The scalar tile: std::fma per term (a libm call where the CPU has no FMA instruction).
 // A tile's A operand: element (i, k) at a[i is + k ks]: a packed panel (is = 1, ks = MR) or the
-// rows of a row- or column-major matrix read in place (its strides): the same values either way.
+// rows of a row- or column-major matrix read in place (its strides); its B operand: element (k, j)
+// at b[k bks + j]: a packed panel (bks = NR) or the columns of a row-major matrix read in place
+// (bks its row stride). The same values either way, so the same bits.
 template <int MR, int NR>
-void tile_scalar(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
+void tile_scalar(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs, int mr,
                  int nr, bool first) {
   float acc[MR * NR];
   for (int t = 0; t < MR * NR; ++t) acc[t] = 0.0f;
   for (int64_t k = 0; k < kc; ++k)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[i * is + k * ks], b[k * NR + j], acc[i * NR + j]);
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[i * is + k * ks], b[k * bks + j], acc[i * NR + j]);
   store_tile<MR, NR>(acc, Out{cp, rs, cs}, mr, nr, first);
 }
 
 #ifdef FIXED_X86
 
 __attribute__((target("avx2,fma"), optimize("O3")))
-void tile_avx2(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs, int mr, int nr,
+void tile_avx2(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs, int mr, int nr,
                bool first) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b + k * NR), b1 = _mm256_loadu_ps(b + k * NR + 8);
+    const __m256 b0 = _mm256_loadu_ps(b + k * bks), b1 = _mm256_loadu_ps(b + k * bks + 8);
     const float* ak = a + k * ks;
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
@@ -1162,13 +1167,13 @@ __attribute__((target("avx512f"), always_inline)) inline void store_lanes(float*
 }
 
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs, int mr,
+void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs, int mr,
                  int nr, bool first) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
+    const __m512 b0 = _mm512_loadu_ps(b + k * bks), b1 = _mm512_loadu_ps(b + k * bks + 16);
     const float* ak = a + k * ks;
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
@@ -1196,13 +1201,13 @@ void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float
 // The narrow AVX-512 tile, 24 x 16: for products whose outputs are at most 16 columns wide (a
 // 12 x 32 tile would compute half its lanes on padding).
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512_narrow(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, float* cp, int64_t rs, int64_t cs,
+void tile_avx512_narrow(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs,
                         int mr, int nr, bool first) {
   constexpr int MR = 24, NR = 16;
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b + k * NR);
+    const __m512 b0 = _mm512_loadu_ps(b + k * bks);
     const float* ak = a + k * ks;
 #pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(ak[i * is]), b0, acc[i]);
@@ -1218,7 +1223,23 @@ void tile_avx512_narrow(int64_t kc, const float* a, int64_t is, int64_t ks, cons
 }
 #endif
 
-using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t, int64_t, int, int, bool);
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int64_t, int,
+                        int, bool);
+
+// The B operand of one inner block [pc, pc+kc) and columns [jc, jc+nc): its NR-column panels packed
+// at `packed` (panel jr at packed + jr kc), or, where `rows` is set, the full panels read in place
+// (panel jr at rows + jr, rows `stride` apart) and only a narrower last panel packed.
+struct BPanels {
+  const float* packed;
+  const float* rows;
+  int64_t stride;
+  template <int NR>
+  const float* at(int64_t jr, int64_t nc, int64_t kc, int64_t& bks) const {
+    const bool in_place = rows != nullptr && jr + NR <= nc;
+    bks = in_place ? stride : NR;
+    return in_place ? rows + jr : packed + jr * kc;
+  }
+};
 
 // Per-thread packing space, kept between calls and grown as needed: a 1 MB buffer freshly
 // allocated per product is mapped afresh (page faults) whenever the allocator has just returned
@@ -1249,7 +1270,7 @@ struct Buffers {
 // The row blocks [lo, hi) of MC_ROWS rows of one (m, k) x (k, n) product into c, with an MR x NR
 // tile, for the packed columns [jc, jc+nc) and inner block [pc, pc+kc).
 template <int MR, int NR, class A>
-void gemm_rows(const A& a, const float* bpack, const Out& c, int64_t m, int64_t jc, int64_t nc, int64_t pc,
+void gemm_rows(const A& a, const BPanels& bp, const Out& c, int64_t m, int64_t jc, int64_t nc, int64_t pc,
                int64_t kc, int64_t lo, int64_t hi, float* apack, TileFn tile) {
   const bool readable = a.is_readable();  // full tiles read A in place (tile_scalar's is, ks)
   for (int64_t blk = lo; blk < hi; ++blk) {
@@ -1259,16 +1280,26 @@ void gemm_rows(const A& a, const float* bpack, const Out& c, int64_t m, int64_t 
     for (int64_t jr = 0; jr < nc; jr += NR)
       for (int64_t ir = 0; ir < mc; ir += MR) {
         const bool in_place = readable && ir + MR <= mc;
-        tile(kc, in_place ? a.at(ic + ir, pc) : apack + ir * kc, in_place ? a.rs : 1, in_place ? a.cs : MR, bpack + jr * kc,
+        int64_t bks = NR;
+        const float* bj = bp.at<NR>(jr, nc, kc, bks);
+        tile(kc, in_place ? a.at(ic + ir, pc) : apack + ir * kc, in_place ? a.rs : 1, in_place ? a.cs : MR, bj, bks,
              c.at(ic + ir, jc + jr), c.rs, c.cs, static_cast<int>(std::min<int64_t>(MR, mc - ir)),
              static_cast<int>(std::min<int64_t>(NR, nc - jr)), pc == 0);
       }
   }
 }
 
+// B's panels for the inner block [pc, pc+kc) and columns [jc, jc+nc): packed into dst, except the
+// full panels of a row-major B, which tiles read in place.
 template <int NR, class B>
-void pack_b(const B& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) {
-  b.template pack_block<NR>(pc, kc, jc, nc, dst);
+BPanels pack_b(const B& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) {
+  if (!b.is_row_major()) {
+    b.template pack_block<NR>(pc, kc, jc, nc, dst);
+    return {dst, nullptr, 0};
+  }
+  const int64_t full = nc / NR * NR;
+  if (full < nc) b.template pack_block<NR>(pc, kc, jc + full, nc - full, dst + full * kc);
+  return {dst, b.at(pc, jc), b.rs};
 }
 
 // One (m, k) x (k, n) product into c. With `parallel`, threads take row blocks (one worker's
@@ -1285,14 +1316,14 @@ void fixed_gemm(const A& a, const B& b, const Out& c, int64_t m, int64_t n, int6
     const int64_t nc = std::min(NC_COLS, n - jc);
     for (int64_t pc = 0; pc < k; pc += FIXED_KC) {
       const int64_t kc = std::min(FIXED_KC, k - pc);
-      pack_b<NR>(b, pc, kc, jc, nc, buf.b);
+      const BPanels bp = pack_b<NR>(b, pc, kc, jc, nc, buf.b);
       const int64_t blocks = (m + MC_ROWS - 1) / MC_ROWS;
       if (!parallel || blocks == 1) {
-        gemm_rows<MR, NR>(a, buf.b, c, m, jc, nc, pc, kc, 0, blocks, buf.a, tile);
+        gemm_rows<MR, NR>(a, bp, c, m, jc, nc, pc, kc, 0, blocks, buf.a, tile);
         continue;
       }
       at::parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
-        gemm_rows<MR, NR>(a, buf.b, c, m, jc, nc, pc, kc, lo, hi, get_scratch(2, MC_ROWS * FIXED_KC), tile);
+        gemm_rows<MR, NR>(a, bp, c, m, jc, nc, pc, kc, lo, hi, get_scratch(2, MC_ROWS * FIXED_KC), tile);
       });
     }
   }
