@@ -952,6 +952,9 @@ std::vector<at::Tensor> layer_norm_backward(const at::Tensor& g, const at::Tenso
 // block partials are added to the output in block order, one rounding each. Vector lanes run
 // across the output's columns, never across k, so a lane's chain is the scalar chain. Tiles,
 // packing and threads change which outputs are computed together, never an output's operations.
+// Full tiles read a row- or column-major A and a row-major B in place (a tile's loads of one k
+// are then the same values a packed panel holds); other layouts, edge tiles and unfolded inputs
+// are packed first.
 // The same output may be computed as C = A B or as its transpose C^T = B^T A^T: fma(a, b, c) is
 // commutative in a and b, so both give every output the same chain; the kernel takes whichever
 // wastes fewer lanes on a tile's padding. Convolutions (stride 1) are such products whose operand
