@@ -952,7 +952,7 @@ std::vector<at::Tensor> layer_norm_backward(const at::Tensor& g, const at::Tenso
 // block partials are added to the output in block order, one rounding each. Vector lanes run
 // across the output's columns, never across k, so a lane's chain is the scalar chain. Tiles,
 // packing and threads change which outputs are computed together, never an output's operations.
-// Full tiles read a row- or column-major A and a row-major B in place (a tile's loads of one k
+// Full tiles read a row- or column-major A and (short products) a row-major B in place (a tile's loads of one k
 // are then the same values a packed panel holds); other layouts, edge tiles and unfolded inputs
 // are packed first.
 // The same output may be computed as C = A B or as its transpose C^T = B^T A^T: fma(a, b, c) is
@@ -1292,11 +1292,16 @@ void gemm_rows(const A& a, const BPanels& bp, const Out& c, int64_t m, int64_t j
   }
 }
 
-// B's panels for the inner block [pc, pc+kc) and columns [jc, jc+nc): packed into dst, except the
-// full panels of a row-major B, which tiles read in place.
+// B's panels for the inner block [pc, pc+kc) and columns [jc, jc+nc) of a product of m rows:
+// packed into dst, except the full panels of a row-major B in a product of at most
+// B_IN_PLACE_ROWS rows, which tiles read in place. (A panel is read once per MR rows: for a tall
+// product a packed, contiguous panel pays for its copy, rows far apart do not; 1024^3 ran 8 %
+// slower with every B read in place.)
+constexpr int64_t B_IN_PLACE_ROWS = 48;
+
 template <int NR, class B>
-BPanels pack_b(const B& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst) {
-  if (!b.is_row_major()) {
+BPanels pack_b(const B& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* dst, int64_t m) {
+  if (!b.is_row_major() || m > B_IN_PLACE_ROWS) {
     b.template pack_block<NR>(pc, kc, jc, nc, dst);
     return {dst, nullptr, 0};
   }
@@ -1319,7 +1324,7 @@ void fixed_gemm(const A& a, const B& b, const Out& c, int64_t m, int64_t n, int6
     const int64_t nc = std::min(NC_COLS, n - jc);
     for (int64_t pc = 0; pc < k; pc += FIXED_KC) {
       const int64_t kc = std::min(FIXED_KC, k - pc);
-      const BPanels bp = pack_b<NR>(b, pc, kc, jc, nc, buf.b);
+      const BPanels bp = pack_b<NR>(b, pc, kc, jc, nc, buf.b, m);
       const int64_t blocks = (m + MC_ROWS - 1) / MC_ROWS;
       if (!parallel || blocks == 1) {
         gemm_rows<MR, NR>(a, bp, c, m, jc, nc, pc, kc, 0, blocks, buf.a, tile);
