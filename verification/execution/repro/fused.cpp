@@ -952,9 +952,9 @@ std::vector<at::Tensor> layer_norm_backward(const at::Tensor& g, const at::Tenso
 // block partials are added to the output in block order, one rounding each. Vector lanes run
 // across the output's columns, never across k, so a lane's chain is the scalar chain. Tiles,
 // packing and threads change which outputs are computed together, never an output's operations.
-// Full tiles read a row- or column-major A and (short products) a row-major B in place (a tile's loads of one k
-// are then the same values a packed panel holds); other layouts, edge tiles and unfolded inputs
-// are packed first.
+// Full tiles read a row- or column-major A and (short products) a row-major B in place (a tile's
+// loads of one k are then the values a packed panel holds); other layouts, edge tiles and unfolded
+// inputs are packed first.
 // The same output may be computed as C = A B or as its transpose C^T = B^T A^T: fma(a, b, c) is
 // commutative in a and b, so both give every output the same chain; the kernel takes whichever
 // wastes fewer lanes on a tile's padding. Convolutions (stride 1) are such products whose operand
@@ -1024,15 +1024,15 @@ MULTI void gather_run(const float* __restrict__ base, const int32_t* __restrict_
 // run of them is one vector gather.
 struct Unfolded {
   const float* x;          // the input, zero-padded: (B, C, H + 2 ph, W + 2 pw), contiguous
-  // never read in place (Matrix::is_readable)
-  static constexpr bool is_readable() { return false; }
-  static constexpr bool is_row_major() { return false; }
-  static constexpr int64_t rs = 0, cs = 0;
-  const float* at(int64_t, int64_t) const { return nullptr; }
   int64_t sb, sc;          // its batch and channel strides
   int64_t kk, l;           // kh kw and Ho Wo
   const int32_t* offsets;  // [(i kw + j) l + (y Wo + x)]: (y + i, x + j)'s offset in a padded plane
   int64_t batch;
+  // never read in place (Matrix::is_readable): the members gemm_rows names for that path
+  static constexpr bool is_readable() { return false; }
+  static constexpr bool is_row_major() { return false; }
+  static constexpr int64_t rs = 0, cs = 0;
+  const float* at(int64_t, int64_t) const { return nullptr; }
   // n values (c, i, j) = k at columns (b, pos), (b, pos + 1), ..., image after image, every step-th of dst
   void gather(int64_t k, int64_t b, int64_t pos, int64_t n, float* dst, int64_t step) const {
     gather_from(offsets + (k % kk) * l, x + b * sb + (k / kk) * sc, pos, n, dst, step);
@@ -1115,14 +1115,15 @@ inline void store_tile(const float* tile, const Out& c, int mr, int nr, bool fir
     }
 }
 
+// Every tile's operands: A's element (i, k) at a[i is + k ks], a packed panel (is = 1, ks = MR) or
+// the rows of a row- or column-major matrix read in place (its strides); B's element (k, j) at
+// b[k bks + j], a packed panel (bks = NR) or the columns of a row-major matrix read in place (bks
+// its row stride). The same values either way, so the same bits.
+//
 // The scalar tile: std::fma per term (a libm call where the CPU has no FMA instruction).
-// A tile's A operand: element (i, k) at a[i is + k ks]: a packed panel (is = 1, ks = MR) or the
-// rows of a row- or column-major matrix read in place (its strides); its B operand: element (k, j)
-// at b[k bks + j]: a packed panel (bks = NR) or the columns of a row-major matrix read in place
-// (bks its row stride). The same values either way, so the same bits.
 template <int MR, int NR>
-void tile_scalar(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs, int mr,
-                 int nr, bool first) {
+void tile_scalar(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp,
+                 int64_t rs, int64_t cs, int mr, int nr, bool first) {
   float acc[MR * NR];
   for (int t = 0; t < MR * NR; ++t) acc[t] = 0.0f;
   for (int64_t k = 0; k < kc; ++k)
@@ -1134,8 +1135,8 @@ void tile_scalar(int64_t kc, const float* a, int64_t is, int64_t ks, const float
 #ifdef FIXED_X86
 
 __attribute__((target("avx2,fma"), optimize("O3")))
-void tile_avx2(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs, int mr, int nr,
-               bool first) {
+void tile_avx2(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp,
+               int64_t rs, int64_t cs, int mr, int nr, bool first) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -1170,8 +1171,8 @@ __attribute__((target("avx512f"), always_inline)) inline void store_lanes(float*
 }
 
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs, int mr,
-                 int nr, bool first) {
+void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp,
+                 int64_t rs, int64_t cs, int mr, int nr, bool first) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -1204,8 +1205,8 @@ void tile_avx512(int64_t kc, const float* a, int64_t is, int64_t ks, const float
 // The narrow AVX-512 tile, 24 x 16: for products whose outputs are at most 16 columns wide (a
 // 12 x 32 tile would compute half its lanes on padding).
 __attribute__((target("avx512f,fma"), optimize("O3")))
-void tile_avx512_narrow(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks, float* cp, int64_t rs, int64_t cs,
-                        int mr, int nr, bool first) {
+void tile_avx512_narrow(int64_t kc, const float* a, int64_t is, int64_t ks, const float* b, int64_t bks,
+                        float* cp, int64_t rs, int64_t cs, int mr, int nr, bool first) {
   constexpr int MR = 24, NR = 16;
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
@@ -1280,15 +1281,16 @@ void gemm_rows(const A& a, const BPanels& bp, const Out& c, int64_t m, int64_t j
     const int64_t ic = blk * MC_ROWS, mc = std::min(MC_ROWS, m - ic);
     for (int64_t ir = 0; ir < mc; ir += MR)
       if (!readable || ir + MR > mc) a.pack_rows(ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc, MR);
-    for (int64_t jr = 0; jr < nc; jr += NR)
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      int64_t bks = NR;
+      const float* bj = bp.at<NR>(jr, nc, kc, bks);
       for (int64_t ir = 0; ir < mc; ir += MR) {
         const bool in_place = readable && ir + MR <= mc;
-        int64_t bks = NR;
-        const float* bj = bp.at<NR>(jr, nc, kc, bks);
         tile(kc, in_place ? a.at(ic + ir, pc) : apack + ir * kc, in_place ? a.rs : 1, in_place ? a.cs : MR, bj, bks,
              c.at(ic + ir, jc + jr), c.rs, c.cs, static_cast<int>(std::min<int64_t>(MR, mc - ir)),
              static_cast<int>(std::min<int64_t>(NR, nc - jr)), pc == 0);
       }
+    }
   }
 }
 
